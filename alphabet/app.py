@@ -1,0 +1,60 @@
+"""The composition root of the HTTP service: `create_app` builds the Sanic app from api/'s
+blueprints; clients are created when a worker starts and closed when it stops."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+from sanic import Sanic
+
+from alphabet import wiring
+from alphabet.settings import Settings
+from api import auth, events, health, users
+from api.context import CurrentUser, Services, current_user
+from api.errors import handle
+
+MAX_BODY = 1024 * 1024
+
+DESCRIPTION = """Event-sourced calendar events: every change is an immutable fact.
+
+Authenticate with `Authorization: Bearer <access token>` from /api/auth/signin/.
+Every write answers `X-Position`, its position in the event log; `ETag` is an event's version
+and `If-Match` pins it. Errors are `{"error": {"code", "message", "fields"}}`.
+"""
+
+_names = itertools.count()
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=settings.log_level)
+    suffix = next(_names)
+    app = Sanic("alphabet" if suffix == 0 else f"alphabet{suffix}", strict_slashes=False)
+    app.config.REQUEST_MAX_SIZE = MAX_BODY
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.OAS_URL_PREFIX = "/docs"
+    app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.CORS_ORIGINS = settings.cors_origins
+    app.ext.openapi.describe("Alphabet Events", version="0.1.0", description=DESCRIPTION)
+    app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
+    for blueprint in (health.bp, auth.bp, users.bp, events.bp):
+        app.blueprint(blueprint)
+    app.error_handler.add(Exception, handle)
+    app.ext.add_dependency(CurrentUser, current_user)
+
+    @app.before_server_start
+    async def start(app: Sanic) -> None:
+        app.ctx.services = wiring.services(settings)
+        app.ext.dependency(app.ctx.services)
+
+    @app.after_server_stop
+    async def stop(app: Sanic) -> None:
+        services: Services = app.ctx.services
+        services.app.close()
+
+    @app.main_process_ready
+    async def manage(app: Sanic) -> None:
+        app.manager.manage("ViewFollower", wiring.run_follower, {"settings": settings})
+
+    return app

@@ -1,0 +1,76 @@
+"""The `alphabet` command: serve, history (and, as they land, replay and worker)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import partial
+from uuid import UUID
+
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from alphabet import wiring
+from alphabet.app import create_app
+from alphabet.settings import Settings, SettingsError
+from api.present import utc
+from domain.errors import DomainError
+from domain.events import fact_by, fact_changes
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    settings.secret()  # written once here, before workers race to create it
+    wiring.state_database(settings)
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=False,
+                access_log=args.access_log, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
+    return 0
+
+
+def history(settings: Settings, args: argparse.Namespace) -> int:
+    """A readable audit trail; people are shown by id (names live outside the facts)."""
+    app = wiring.event_application(settings)
+    try:
+        event_id = UUID(args.event_id)
+    except ValueError:
+        print(f"error: {args.event_id!r} is not an event id (a UUID)", file=sys.stderr)
+        return 2
+    try:
+        facts = app.history(event_id)
+    except DomainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for fact in facts:
+        print(f"v{fact.originator_version}  {utc(fact.timestamp)}  {type(fact).__name__}"
+              f"  by {fact_by(fact)}")
+        for name, value in fact_changes(fact).items():
+            shown = utc(value) if hasattr(value, "astimezone") else value
+            print(f"    {name}: {shown}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alphabet", description="Alphabet Events backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="serve the HTTP API (and run the views' follower)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--workers", type=int, default=1)
+    run.add_argument("--access-log", action="store_true", help="log every request")
+    run.set_defaults(func=serve)
+    trail = commands.add_parser("history", help="print an event's audit trail")
+    trail.add_argument("event_id")
+    trail.set_defaults(func=history)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        parser.error(str(exc))
+    result: int = args.func(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Every setting is an ALPHABET_* environment variable with a safe development default; this is
+the only module that reads the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    secret_key: str | None = None
+    access_token_minutes: int = 15
+    refresh_token_days: int = 7
+    signin_failures_per_account: int = 5
+    signin_failures_per_address: int = 50
+    signin_window_seconds: int = 900
+    trusted_proxies: frozenset[str] = frozenset()
+    cors_origins: str = ""
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def text(name: str, default: str) -> str:
+            return env.get(f"ALPHABET_{name}", "").strip() or default
+
+        def number(name: str, default: int) -> int:
+            raw = text(name, str(default))
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"ALPHABET_{name} must be a whole number, not {raw!r}") from None
+            if value < 1:
+                raise SettingsError(f"ALPHABET_{name} must be at least 1, not {value}")
+            return value
+
+        return cls(
+            data_dir=Path(text("DATA_DIR", "data")),
+            secret_key=text("SECRET_KEY", "") or None,
+            access_token_minutes=number("ACCESS_TOKEN_MINUTES", 15),
+            refresh_token_days=number("REFRESH_TOKEN_DAYS", 7),
+            signin_failures_per_account=number("SIGNIN_FAILURES_PER_ACCOUNT", 5),
+            signin_failures_per_address=number("SIGNIN_FAILURES_PER_ADDRESS", 50),
+            signin_window_seconds=number("SIGNIN_WINDOW_SECONDS", 900),
+            trusted_proxies=frozenset(
+                p.strip() for p in text("TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
+            cors_origins=text("CORS_ORIGINS", ""),
+            log_level=text("LOG_LEVEL", "INFO").upper(),
+        )
+
+    @property
+    def event_store_path(self) -> Path:
+        return self.data_dir / "events.sqlite"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.sqlite"
+
+    def prepare_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def secret(self) -> str:
+        """The signing key: ALPHABET_SECRET_KEY, or one generated once into the data dir with
+        mode 0600 (the first process to start writes it; the others read it)."""
+        if self.secret_key:
+            return self.secret_key
+        self.prepare_data_dir()
+        path = self.data_dir / "secret_key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()

@@ -1,0 +1,81 @@
+"""Builds the long-lived objects from settings; each process (worker, follower, command) calls
+these once."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from api.context import Services, SigninPolicy
+from api.security import Tokens
+from alphabet.settings import Settings
+from domain.application import EventsApplication
+from projections.database import StateDatabase
+from projections.events_view import EventsView
+from projections.follower import Follower, Log, View
+from projections.people import People
+from projections.sessions import Sessions
+
+log = logging.getLogger(__name__)
+
+
+def event_application(settings: Settings) -> EventsApplication:
+    settings.prepare_data_dir()
+    return EventsApplication(env={
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.event_store_path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    })
+
+
+def views() -> list[View]:
+    return [EventsView()]
+
+
+def state_database(settings: Settings) -> StateDatabase:
+    settings.prepare_data_dir()
+    db = StateDatabase(settings.state_path)
+    db.create_schema()
+    for view in views():
+        view.create(db.connection())
+    return db
+
+
+def follower(app: EventsApplication, db: StateDatabase) -> Follower:
+    return Follower(db, Log(app.recorder, app.mapper), views())
+
+
+def services(settings: Settings) -> Services:
+    app = event_application(settings)
+    db = state_database(settings)
+    secret = settings.secret()
+    return Services(
+        app=app,
+        db=db,
+        log=Log(app.recorder, app.mapper),
+        follower=follower(app, db),
+        people=People(db),
+        sessions=Sessions(db),
+        tokens=Tokens(secret, settings.access_token_minutes * 60,
+                      settings.refresh_token_days * 86400),
+        signin=SigninPolicy(
+            per_account=settings.signin_failures_per_account,
+            per_address=settings.signin_failures_per_address,
+            window_seconds=settings.signin_window_seconds,
+            trusted_proxies=settings.trusted_proxies,
+            secret=secret,
+        ),
+    )
+
+
+def run_follower(settings: Settings, **_: Any) -> None:
+    """The one follower of the views for all workers (a Sanic managed process). Killing it is
+    safe at any instant: each batch and its position commit together."""
+    app = event_application(settings)
+    runner = follower(app, state_database(settings))
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    signal.signal(signal.SIGINT, lambda *_: runner.stop())
+    log.info("view follower started")
+    runner.run()
+    app.close()

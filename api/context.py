@@ -1,0 +1,120 @@
+"""What handlers are given: the services (built once per worker by the composition root), the
+signed-in user (built per request from the JWT), and small request helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sanic import Request
+
+from api.errors import ApiError, invalid_body, unauthorized
+from api.security import TokenError, Tokens
+from domain.application import EventsApplication
+from projections.database import StateDatabase
+from projections.follower import Follower, Log
+from projections.people import People
+from projections.sessions import Sessions
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SigninPolicy:
+    """How many failed sign-ins an account and a client address may have per window."""
+
+    per_account: int
+    per_address: int
+    window_seconds: int
+    trusted_proxies: frozenset[str]
+    secret: str
+
+
+@dataclass
+class Services:
+    app: EventsApplication
+    db: StateDatabase
+    log: Log
+    follower: Follower
+    people: People
+    sessions: Sessions
+    tokens: Tokens
+    signin: SigninPolicy
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: str
+    username: str
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.ctx.services
+    return found
+
+
+async def current_user(request: Request) -> CurrentUser:
+    """Checked on every request, so a deleted account's tokens stop working at once."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("sign in first: send the header Authorization: Bearer <access token>")
+    found = services(request)
+    try:
+        claims = found.tokens.check(token.strip(), "access")
+    except TokenError as exc:
+        raise unauthorized(str(exc)) from None
+    account = found.people.by_id(claims.user_id)
+    if account is None:
+        raise unauthorized("this account no longer exists")
+    return CurrentUser(account.id, account.username)
+
+
+def parse(request: Request, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(request.body or b"")
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+
+
+def client_address(request: Request, trusted: frozenset[str]) -> str:
+    """The socket's peer, unless that peer is a trusted proxy: then the nearest address in
+    X-Forwarded-For that is not itself a trusted proxy."""
+    peer = request.conn_info.client_ip if request.conn_info else request.ip
+    if peer not in trusted:
+        return peer
+    for hop in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+        hop = hop.strip()
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            continue
+        if hop not in trusted:
+            return hop
+    return peer
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """eventsourcing, argon2 and SQLite writes block; run them where they cannot stall every
+    connection of the worker."""
+    return await asyncio.to_thread(func, *args, **kwargs)
+
+
+def if_match(request: Request) -> int | None:
+    """The version a client pinned with If-Match ("3", 3, W/"3"); None for absent or *."""
+    raw = request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise ApiError(400, "bad_request", 'If-Match must be a version such as "3" (the ETag)')
+    return int(value)

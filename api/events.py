@@ -1,0 +1,149 @@
+"""Events: create, read (always from the event store, so never lagging), change, delete, and
+read the audit trail or an earlier state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sanic import Blueprint, Request, json
+from sanic.response import JSONResponse
+from sanic_ext import openapi
+
+from api.context import CurrentUser, Services, if_match, now, off_loop, parse
+from api.docs import body, responses
+from api.errors import ApiError
+from api.present import event_json, events_json, history_json, people_of
+from api.schemas import (
+    EventChangeBody,
+    EventCreateBody,
+    EventEnvelope,
+    EventWritten,
+    HistoryOut,
+    Message,
+)
+from domain.application import Written
+from domain.errors import NotFoundError
+from domain.events import Event
+
+bp = Blueprint("events", url_prefix="/api")
+
+
+@bp.post("/events")
+@openapi.summary("Create an event; every participant is emailed its details")
+@body(EventCreateBody)
+@responses({201: EventWritten, 422: None}, auth=True)
+async def create_event(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+    data = parse(request, EventCreateBody)
+    fields = await command_fields(services, data.model_dump(exclude_unset=True))
+    written = await off_loop(services.app.create_event, owner_id=user.id, **fields)
+    return written_json(services, written, user, "Event created", status=201)
+
+
+@bp.get("/event/<event_id:str>")
+@openapi.summary("One event, as it is now or (with as_of) as it was")
+@openapi.parameter("as_of", str, description="a version (integer) or an RFC 3339 time")
+@responses({200: EventEnvelope, 404: None, 410: None, 422: None}, auth=True)
+async def get_event(request: Request, services: Services, user: CurrentUser,
+                    event_id: str) -> JSONResponse:
+    uid = event_uuid(event_id)
+    as_of = request.args.get("as_of")
+    if as_of is None:
+        event = await off_loop(services.app.get_event, uid)
+    elif as_of.strip().isdigit():
+        event = await off_loop(services.app.event_at_version, uid, int(as_of))
+    else:
+        event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
+    (shown,) = events_json([event], services.people, user.id)
+    return json({"event": shown}, headers={"ETag": f'"{event.version}"'})
+
+
+@bp.route("/event/<event_id:str>", methods=["PUT", "PATCH"])
+@openapi.summary("Change an event (fields given are merged; only the owner; not once started)")
+@body(EventChangeBody)
+@responses({200: EventWritten, 403: None, 404: None, 409: None, 410: None, 412: None,
+            422: None}, auth=True)
+async def change_event(request: Request, services: Services, user: CurrentUser,
+                       event_id: str) -> JSONResponse:
+    uid = event_uuid(event_id)
+    expected = if_match(request)
+    data = parse(request, EventChangeBody)
+    changes = await command_fields(services, data.model_dump(exclude_none=True))
+    written = await off_loop(
+        services.app.update_event, uid, by=user.id, now=now(), expected_version=expected,
+        changes=changes,
+    )
+    return written_json(services, written, user, "Event updated")
+
+
+@bp.delete("/event/<event_id:str>")
+@openapi.summary("Delete an event (only the owner); participants are told")
+@responses({200: Message, 403: None, 404: None, 410: None, 412: None}, auth=True)
+async def delete_event(request: Request, services: Services, user: CurrentUser,
+                       event_id: str) -> JSONResponse:
+    written = await off_loop(
+        services.app.delete_event, event_uuid(event_id), by=user.id,
+        expected_version=if_match(request),
+    )
+    return json({"message": f'Event "{written.aggregate.name}" deleted'},
+                headers=position_header(written))
+
+
+@bp.get("/event/<event_id:str>/history")
+@openapi.summary("The audit trail: every fact recorded about the event")
+@responses({200: HistoryOut, 404: None}, auth=True)
+async def event_history(request: Request, services: Services, user: CurrentUser,
+                        event_id: str) -> JSONResponse:
+    facts = await off_loop(services.app.history, event_uuid(event_id))
+    owner_id = facts[0].owner_id
+    return json({"history": history_json(facts, services.people, user.id, owner_id)})
+
+
+async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
+    """Times to UTC instants and participants to person ids, as the facts hold them."""
+    for name in ("starting_time", "end_time"):
+        if name in fields:
+            fields[name] = fields[name].astimezone(UTC)
+    if "participants" in fields:
+        fields["participants"] = await off_loop(services.people.resolve, fields["participants"])
+    return fields
+
+
+def written_json(services: Services, written: Written, user: CurrentUser, message: str,
+                 status: int = 200) -> JSONResponse:
+    event: Event = written.aggregate
+    shown = event_json(event, services.people.names(people_of([event])), user.id)
+    headers = {"ETag": f'"{event.version}"', **position_header(written)}
+    if status == 201:
+        headers["Location"] = f"/api/event/{event.id}"
+    return json({"message": message, "event": shown}, status=status, headers=headers)
+
+
+def position_header(written: Written) -> dict[str, str]:
+    return {"X-Position": str(written.position)} if written.position is not None else {}
+
+
+def event_uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise NotFoundError(f"no event with id {value}") from None
+
+
+def parse_time(value: str) -> datetime:
+    """RFC 3339 with an offset; a space before the offset is a '+' that a URL turned into a
+    space (as_of=2026-12-01T18:00:00 02:00)."""
+    text = value.strip()
+    if len(text) > 6 and text[-6] == " ":
+        text = text[:-6] + "+" + text[-5:]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "invalid_fields", "as_of must be a version (integer) or an RFC 3339 "
+                       "time such as 2026-12-01T18:00:00Z", {"as_of": "not a version or a time"})\
+            from None
+    if moment.tzinfo is None:
+        raise ApiError(422, "invalid_fields", "as_of needs a UTC offset, e.g. ...T18:00:00+02:00",
+                       {"as_of": "a time must include its UTC offset"})
+    return moment

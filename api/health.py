@@ -1,0 +1,33 @@
+"""Liveness and readiness: is the process up; can it reach the store; how far behind each view is."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request, json
+from sanic.response import JSONResponse
+from sanic_ext import openapi
+
+from api.context import Services, off_loop
+from projections.follower import position
+
+bp = Blueprint("health")
+
+
+@bp.get("/healthz")
+@openapi.summary("The process is up")
+async def healthz(request: Request) -> JSONResponse:
+    return json({"status": "ok"})
+
+
+@bp.get("/readyz")
+@openapi.summary("The event store answers; each view's lag behind it in log positions")
+async def readyz(request: Request, services: Services) -> JSONResponse:
+    try:
+        head = await off_loop(services.log.head)
+    except Exception as exc:  # any failure of the store means "not ready", with the reason
+        return json({"status": "unavailable", "reason": str(exc)}, status=503)
+    conn = services.db.connection()
+    views = {}
+    for view in services.follower.views:
+        at = position(conn, view.name)
+        views[view.name] = {"position": at, "lag": max(head - at, 0)}
+    return json({"status": "ready", "position": head, "views": views})

@@ -1,0 +1,153 @@
+"""Request and response shapes: pydantic models validate bodies field by field (so a 422 can
+name every bad field) and give the OpenAPI document its schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.events import MAX_PARTICIPANTS, MAX_TEXT
+
+USERNAME_RULE = "3-150 letters, digits and _.-+ (no @)"
+
+
+def _email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address ({exc})") from None
+
+
+def _participant(value: str) -> str:
+    """An entry with @ is an outside invitee's address; any other is a username."""
+    return _email(value) if "@" in value else value
+
+
+Username = Annotated[str, StringConstraints(pattern=r"^[\w.+-]{3,150}$")]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Participant = Annotated[str, StringConstraints(min_length=1, max_length=254),
+                        AfterValidator(_participant)]
+Participants = Annotated[list[Participant], Field(max_length=MAX_PARTICIPANTS)]
+
+
+class Body(BaseModel):
+    """Strict about types (a number is not a time), lenient about nothing else: unknown fields
+    are refused so a misspelt field never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SignupBody(Body):
+    username: Username
+    email: Email
+    password: Password
+
+
+class SigninBody(Body):
+    username: str
+    password: str
+
+
+class RefreshBody(Body):
+    refresh: str
+
+
+class UserChangeBody(Body):
+    username: Username | None = None
+    email: Email | None = None
+    password: Password | None = None
+    current_password: str | None = None
+
+
+class EventCreateBody(Body):
+    name: Text
+    starting_time: AwareDatetime
+    end_time: AwareDatetime
+    location: Text
+    participants: Participants = []
+
+
+class EventChangeBody(Body):
+    name: Text | None = None
+    starting_time: AwareDatetime | None = None
+    end_time: AwareDatetime | None = None
+    location: Text | None = None
+    participants: Participants | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    email: str | None = Field(None, description="only in your own account")
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserEnvelope(BaseModel):
+    user: UserOut
+
+
+class TokenPair(BaseModel):
+    access: str
+    refresh: str
+
+
+class SignupOut(TokenPair):
+    user: UserOut
+
+
+class EventOut(BaseModel):
+    id: str
+    name: str
+    starting_time: datetime
+    end_time: datetime
+    location: str
+    participants: list[str] = Field(
+        description="usernames, and invitees' addresses (shown to the owner only; "
+        'others see "invitee")'
+    )
+    owner: str
+    owner_username: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventEnvelope(BaseModel):
+    event: EventOut
+
+
+class EventWritten(BaseModel):
+    message: str
+    event: EventOut
+
+
+class Message(BaseModel):
+    message: str
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    type: str
+    at: datetime
+    by: str | None
+    changes: dict[str, Any]
+
+
+class HistoryOut(BaseModel):
+    history: list[HistoryEntry]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, Any] = {}
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,84 @@
+"""Passwords (argon2id) and tokens (HS256 JWTs): the cryptography, kept apart from the routes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type"]
+
+# OWASP's minimum for argon2id: 19 MiB, two passes, one lane.
+PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# Verified against when a username is unknown, so a miss costs what a wrong password costs
+# and timing does not tell which usernames exist.
+DUMMY_HASH = PASSWORDS.hash("not a real password")
+
+
+def hash_password(password: str) -> str:
+    return PASSWORDS.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return PASSWORDS.verify(password_hash or DUMMY_HASH, password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class TokenError(Exception):
+    """A token that must not be honoured; the message says why, for the client."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: str
+    jti: str
+    family: str | None
+    expires_at: float
+
+
+class Tokens:
+    """Issues and checks access and refresh tokens. Only HS256 is accepted (never `none` or
+    another algorithm), and an access token never passes as a refresh token or the reverse."""
+
+    def __init__(self, secret: str, access_seconds: int, refresh_seconds: int) -> None:
+        self.secret = secret
+        self.access_seconds = access_seconds
+        self.refresh_seconds = refresh_seconds
+
+    def access(self, user_id: str) -> str:
+        return self._encode(user_id, "access", self.access_seconds, {})[0]
+
+    def refresh(self, user_id: str, family: str | None = None) -> tuple[str, Claims]:
+        family = family or str(uuid.uuid4())
+        return self._encode(user_id, "refresh", self.refresh_seconds, {"fam": family})
+
+    def check(self, token: str, kind: str) -> Claims:
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS}
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("the token has expired") from None
+        except jwt.InvalidTokenError:
+            raise TokenError("the token is not valid") from None
+        if claims["type"] != kind:
+            raise TokenError(f"this is not an {kind} token" if kind == "access"
+                             else f"this is not a {kind} token")
+        return Claims(str(claims["sub"]), str(claims["jti"]), claims.get("fam"), claims["exp"])
+
+    def _encode(
+        self, user_id: str, kind: str, lifetime: int, extra: dict[str, Any]
+    ) -> tuple[str, Claims]:
+        now = int(time.time())
+        jti = str(uuid.uuid4())
+        payload = {"sub": user_id, "type": kind, "jti": jti, "iat": now, "exp": now + lifetime}
+        token = jwt.encode({**payload, **extra}, self.secret, algorithm=ALGORITHM)
+        return token, Claims(user_id, jti, extra.get("fam"), now + lifetime)

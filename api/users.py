@@ -1,0 +1,94 @@
+"""Accounts: read any user's public profile, change or delete your own (erasing it for good)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sanic import Blueprint, Request, json
+from sanic.response import JSONResponse
+from sanic_ext import openapi
+
+from api.context import CurrentUser, Services, now, off_loop, parse
+from api.docs import body, responses
+from api.present import user_json, utc
+from api.schemas import Message, UserChangeBody, UserEnvelope
+from api.security import hash_password, verify_password
+from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
+from projections.events_view import owned_event_ids
+from projections.people import Account
+
+bp = Blueprint("users", url_prefix="/api/user")
+
+
+@bp.get("/me")
+@openapi.summary("Your own account")
+@responses({200: UserEnvelope}, auth=True)
+async def me(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+    return json({"user": user_json(_account(services, user.id), user.id)})
+
+
+@bp.get("/<user_id:str>")
+@openapi.summary("A user's profile (the email only when it is you)")
+@responses({200: UserEnvelope, 404: None}, auth=True)
+async def get_user(request: Request, services: Services, user: CurrentUser,
+                   user_id: str) -> JSONResponse:
+    return json({"user": user_json(_account(services, user_id), user.id)})
+
+
+@bp.put("/<user_id:str>")
+@openapi.summary("Change your username, email or password")
+@body(UserChangeBody)
+@responses({200: UserEnvelope, 403: None, 404: None, 409: None, 422: None}, auth=True)
+async def change_user(request: Request, services: Services, user: CurrentUser,
+                      user_id: str) -> JSONResponse:
+    account = _own(services, user, user_id)
+    data = parse(request, UserChangeBody)
+    changes = {
+        name: value
+        for name, value in (("username", data.username), ("email", data.email))
+        if value is not None and value != getattr(account, name)
+    }
+    if data.password is not None:
+        if data.current_password is None:
+            raise InvalidFieldsError({"current_password": "is required to change the password"})
+        if not await off_loop(verify_password, account.password_hash, data.current_password):
+            raise InvalidFieldsError({"current_password": "is not your current password"})
+        changes["password_hash"] = await off_loop(hash_password, data.password)
+    if changes:
+        await off_loop(services.people.update, user.id, changes, utc(now()))
+        await off_loop(
+            services.app.change_user,
+            UUID(user.id),
+            profile_fields=sorted(set(changes) - {"password_hash"}),
+            password="password_hash" in changes,
+        )
+    return json({"user": user_json(_account(services, user.id), user.id)})
+
+
+@bp.delete("/<user_id:str>")
+@openapi.summary("Delete your account: its events are cancelled and its personal data erased")
+@responses({200: Message, 403: None, 404: None}, auth=True)
+async def delete_user(request: Request, services: Services, user: CurrentUser,
+                      user_id: str) -> JSONResponse:
+    _own(services, user, user_id)
+    # Bring the events view up to the log's head first, so no event the user owns is missed.
+    await off_loop(services.follower.run_once)
+    owned = [UUID(i) for i in owned_event_ids(services.db.connection(), user.id)]
+    written = await off_loop(services.app.delete_user, UUID(user.id), owned)
+    await off_loop(services.people.erase, user.id)
+    return json({"message": f'User "{user.username}" deleted'},
+                headers={"X-Position": str(written.position)})
+
+
+def _account(services: Services, user_id: str) -> Account:
+    account = services.people.by_id(user_id)
+    if account is None:
+        raise NotFoundError(f"no user with id {user_id}")
+    return account
+
+
+def _own(services: Services, user: CurrentUser, user_id: str) -> Account:
+    if user_id != user.id:
+        _account(services, user_id)
+        raise ForbiddenError("you may only change or delete your own account")
+    return _account(services, user_id)

@@ -1,0 +1,199 @@
+"""The use cases of Alphabet Events, read as get → act → save on the event store.
+
+eventsourcing is synchronous; callers in async code run these methods off the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import ConflictError, GoneError, NotFoundError, VersionMismatchError
+from domain.events import Event
+from domain.users import User
+
+# Writers racing on one aggregate retry from a fresh read; this bounds pathological contention.
+MAX_ATTEMPTS = 50
+
+A = TypeVar("A", Event, User)
+
+
+@dataclass
+class Written:
+    """What a write produced: the aggregates after it, what changed in each (for updates), and
+    the log position of its last fact (None when the command changed nothing)."""
+
+    aggregates: list[Any]
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    position: int | None = None
+
+    @property
+    def aggregate(self) -> Any:
+        return self.aggregates[0]
+
+
+class EventsApplication(Application[UUID]):
+    name = "Alphabet"
+
+    def create_event(self, *, owner_id: str, **fields: Any) -> Written:
+        event = Event.create(owner_id=owner_id, **fields)
+        return Written([event], [event.state()], self._save(event))
+
+    def create_events(self, *, owner_id: str, items: Sequence[dict[str, Any]]) -> Written:
+        """All or nothing: every event's Created fact goes into one atomic save."""
+        events = [Event.create(owner_id=owner_id, **fields) for fields in items]
+        return Written(events, [event.state() for event in events], self._save(*events))
+
+    def update_event(
+        self,
+        event_id: UUID,
+        *,
+        by: str,
+        now: datetime,
+        expected_version: int | None,
+        changes: dict[str, Any],
+    ) -> Written:
+        return self._retrying(
+            lambda: [self.get_event_for_write(event_id, by, expected_version)],
+            lambda events: [events[0].change(by=by, now=now, **changes)],
+            expected_version is not None,
+        )
+
+    def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None) -> Written:
+        return self._retrying(
+            lambda: [self.get_event_for_write(event_id, by, expected_version)],
+            lambda events: events[0].delete(by=by),
+            expected_version is not None,
+        )
+
+    def update_events(
+        self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]]
+    ) -> Written:
+        """Batch update: every change checked, then saved in one atomic transaction."""
+        return self._retrying(
+            lambda: [self.get_event_for_write(event_id, by, None) for event_id, _ in items],
+            lambda events: [
+                event.change(by=by, now=now, **changes)
+                for event, (_, changes) in zip(events, items, strict=True)
+            ],
+            False,
+        )
+
+    def delete_events(self, *, by: str, event_ids: Sequence[UUID]) -> Written:
+        def act(events: list[Event]) -> None:
+            for event in events:
+                event.delete(by=by)
+
+        return self._retrying(
+            lambda: [self.get_event_for_write(event_id, by, None) for event_id in event_ids],
+            act,
+            False,
+        )
+
+    def get_event(self, event_id: UUID, version: int | None = None) -> Event:
+        """The event as it is (or was at `version`); a deleted one is Gone, not missing."""
+        event = self._get(Event, event_id, version)
+        if event.deleted:
+            raise GoneError(f'event "{event.name}" has been deleted')
+        return event
+
+    def event_at_version(self, event_id: UUID, version: int) -> Event:
+        latest = self._get(Event, event_id)
+        if not 1 <= version <= latest.version:
+            raise NotFoundError(
+                f"event {event_id} has versions 1 to {latest.version}; there is no {version}"
+            )
+        return self.get_event(event_id, version)
+
+    def get_event_for_write(
+        self, event_id: UUID, by: str, expected_version: int | None
+    ) -> Event:
+        event = self._get(Event, event_id)
+        event.check_writable(by)
+        if expected_version is not None and event.version != expected_version:
+            raise VersionMismatchError(
+                f"the event is at version {event.version}, not {expected_version}; "
+                "read it again and retry"
+            )
+        return event
+
+    def event_as_of(self, event_id: UUID, at: datetime) -> Event:
+        facts = [fact for fact in self.history(event_id) if fact.timestamp <= at]
+        if not facts:
+            raise NotFoundError(f"event {event_id} did not exist yet at {at.isoformat()}")
+        return self.get_event(event_id, facts[-1].originator_version)
+
+    def history(self, event_id: UUID) -> list[DomainEventProtocol[UUID]]:
+        facts = list(self.events.get(event_id))
+        if not facts or not isinstance(facts[0], Event.Created):
+            raise NotFoundError(f"no event with id {event_id}")
+        return facts
+
+    def register_user(self) -> Written:
+        user = User()
+        return Written([user], position=self._save(user))
+
+    def change_user(self, user_id: UUID, *, profile_fields: list[str], password: bool) -> Written:
+        def act(users: list[User]) -> None:
+            if profile_fields:
+                users[0].change_profile(profile_fields)
+            if password:
+                users[0].change_password()
+
+        return self._retrying(lambda: [self._get(User, user_id)], act, False)
+
+    def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID]) -> Written:
+        """The account and every live event it owns end in one atomic save, so participants
+        are told of each cancellation exactly as if the owner had deleted it."""
+
+        def load() -> list[Any]:
+            owned = [self._get(Event, event_id) for event_id in owned_event_ids]
+            return [self._get(User, user_id), *(e for e in owned if not e.deleted)]
+
+        def act(aggregates: list[Any]) -> None:
+            aggregates[0].delete()
+            for event in aggregates[1:]:
+                event.delete(by=str(user_id))
+
+        return self._retrying(load, act, False)
+
+    def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
+        if not isinstance(aggregate, cls):
+            raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}")
+        return aggregate
+
+    def _retrying(
+        self,
+        load: Callable[[], list[Any]],
+        act: Callable[[list[Any]], list[dict[str, Any]] | None],
+        strict: bool,
+    ) -> Written:
+        """Read, act, save; when another writer saved first, read again and redo the command
+        on the newer state (or answer 412 when the client pinned a version)."""
+        for _ in range(MAX_ATTEMPTS):
+            aggregates = load()
+            changes = act(aggregates)
+            try:
+                position = self._save(*aggregates)
+            except IntegrityError:
+                if strict:
+                    raise VersionMismatchError(
+                        "the event was changed by someone else; read it again and retry"
+                    ) from None
+                continue
+            return Written(aggregates, changes or [], position)
+        raise ConflictError("too many concurrent changes to this item; try again")
+
+    def _save(self, *aggregates: Any) -> int | None:
+        recordings = self.save(*aggregates)
+        return recordings[-1].notification.id if recordings else None

@@ -1,0 +1,39 @@
+"""Errors the domain raises; api/ maps each kind to one HTTP status in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A command was refused by a rule; the message is written for the person who sent it, and
+    `fields` (when given) points at the fields to fix."""
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class InvalidFieldsError(DomainError):
+    """One or more fields break a rule."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()), fields)
+
+
+class NotFoundError(DomainError):
+    """Nothing with that id exists (or existed at the asked time)."""
+
+
+class GoneError(DomainError):
+    """It existed but has been deleted; its history stays readable."""
+
+
+class ForbiddenError(DomainError):
+    """The actor is known but may not do this (only an event's owner changes it)."""
+
+
+class ConflictError(DomainError):
+    """The command clashes with the current state (already started, name taken)."""
+
+
+class VersionMismatchError(DomainError):
+    """The client's If-Match names a version that is no longer the latest."""

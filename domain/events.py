@@ -1,0 +1,137 @@
+"""The calendar event aggregate: its facts and the rules every change must keep."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import ConflictError, ForbiddenError, GoneError, InvalidFieldsError
+
+MAX_TEXT = 200
+MAX_PARTICIPANTS = 1000
+FIELDS = ("name", "starting_time", "end_time", "location", "participants")
+
+
+class Event(Aggregate):
+    """A calendar event. Participants are person ids (user or invitee), never names or addresses,
+    so erasing a person's data leaves nothing personal in the immutable facts."""
+
+    @event("Created")
+    def __init__(
+        self,
+        *,
+        owner_id: str,
+        name: str,
+        starting_time: datetime,
+        end_time: datetime,
+        location: str,
+        participants: list[str],
+    ) -> None:
+        self.owner_id = owner_id
+        self.name = name
+        self.starting_time = starting_time
+        self.end_time = end_time
+        self.location = location
+        self.participants = participants
+        self.deleted = False
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        owner_id: str,
+        name: str,
+        starting_time: datetime,
+        end_time: datetime,
+        location: str,
+        participants: list[str],
+    ) -> Event:
+        """Check every rule before the fact exists: a Created fact is never invalid."""
+        fields = {
+            "name": name,
+            "starting_time": starting_time,
+            "end_time": end_time,
+            "location": location,
+            "participants": _unique(participants),
+        }
+        check_fields(fields)
+        return cls(owner_id=owner_id, **fields)
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def change(self, *, by: str, now: datetime, **requested: Any) -> dict[str, Any]:
+        """Merge the requested fields; record only what really differs (nothing at all when
+        nothing differs) and return those changes."""
+        self.check_writable(by)
+        if "participants" in requested:
+            requested["participants"] = _unique(requested["participants"])
+        changes = {k: v for k, v in requested.items() if getattr(self, k) != v}
+        if not changes:
+            return {}
+        if self.starting_time <= now:
+            raise ConflictError("the event has already started; it can no longer be changed")
+        if "starting_time" in changes and changes["starting_time"] < now:
+            raise InvalidFieldsError({"starting_time": "must not be in the past"})
+        check_fields({**self.state(), **changes})
+        self._record_update(changes=changes, by=by)
+        return changes
+
+    def delete(self, *, by: str) -> None:
+        self.check_writable(by)
+        self._record_deletion(by=by)
+
+    def check_writable(self, by: str) -> None:
+        if self.deleted:
+            raise GoneError(f'event "{self.name}" has been deleted')
+        if by != self.owner_id:
+            raise ForbiddenError("only the event's owner may change or delete it")
+
+    @event("Updated")
+    def _record_update(self, changes: dict[str, Any], by: str) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    @event("Deleted")
+    def _record_deletion(self, by: str) -> None:
+        self.deleted = True
+
+
+def check_fields(fields: dict[str, Any]) -> None:
+    """Collect every broken rule at once, so a client can fix all fields in one go."""
+    problems: dict[str, str] = {}
+    for name in ("name", "location"):
+        value = fields[name]
+        if not value.strip():
+            problems[name] = "must not be empty"
+        elif len(value) > MAX_TEXT:
+            problems[name] = f"must be at most {MAX_TEXT} characters (got {len(value)})"
+    if fields["end_time"] <= fields["starting_time"]:
+        problems["end_time"] = "must be after starting_time"
+    if len(fields["participants"]) > MAX_PARTICIPANTS:
+        problems["participants"] = f"at most {MAX_PARTICIPANTS} participants"
+    if problems:
+        raise InvalidFieldsError(problems)
+
+
+def fact_by(fact: object) -> str | None:
+    """Who caused a fact: the owner for a creation, the recorded actor otherwise."""
+    if isinstance(fact, Event.Created):
+        return fact.owner_id
+    return getattr(fact, "by", None)
+
+
+def fact_changes(fact: object) -> dict[str, Any]:
+    """The fields a fact set, whatever its kind."""
+    if isinstance(fact, Event.Created):
+        return {name: getattr(fact, name) for name in FIELDS}
+    if isinstance(fact, Event.Updated):
+        return dict(fact.changes)
+    return {}
+
+
+def _unique(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+

@@ -1,0 +1,155 @@
+"""Personal data: usernames, email addresses and password hashes of users, and the addresses
+of outside invitees. Kept out of the immutable facts so that erasing a row erases the person."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from domain.errors import ConflictError, InvalidFieldsError
+from projections.database import StateDatabase
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    username: str
+    email: str
+    password_hash: str
+    created_at: str
+    updated_at: str
+
+
+class People:
+    def __init__(self, db: StateDatabase) -> None:
+        self.db = db
+
+    def add_user(
+        self, user_id: str, username: str, email: str, password_hash: str, stamp: str
+    ) -> None:
+        with unique_names(), self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (user_id, username, key(username), email, key(email), password_hash, stamp, stamp),
+            )
+
+    def check_free(self, username: str, email: str) -> None:
+        """Refuse a taken name before any fact is recorded for the new account."""
+        row = self.db.connection().execute(
+            "SELECT username_key = ? AS u, email_key = ? AS e FROM users "
+            "WHERE username_key = ? OR email_key = ?",
+            (key(username), key(email), key(username), key(email)),
+        ).fetchall()
+        taken = {}
+        if any(r["u"] for r in row):
+            taken["username"] = "is already taken"
+        if any(r["e"] for r in row):
+            taken["email"] = "is already registered"
+        if taken:
+            raise ConflictError(_taken_message(taken), taken)
+
+    def by_id(self, user_id: str) -> Account | None:
+        return self._one("SELECT * FROM users WHERE id = ?", user_id)
+
+    def by_username(self, username: str) -> Account | None:
+        return self._one("SELECT * FROM users WHERE username_key = ?", key(username))
+
+    def update(self, user_id: str, changes: dict[str, str], stamp: str) -> None:
+        """`changes` maps username/email/password_hash to new values."""
+        columns = dict(changes)
+        for name in ("username", "email"):
+            if name in changes:
+                columns[f"{name}_key"] = key(changes[name])
+        columns["updated_at"] = stamp
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with unique_names(), self.db.write() as conn:
+            conn.execute(
+                f"UPDATE users SET {assignments} WHERE id = ?", (*columns.values(), user_id)
+            )
+
+    def erase(self, user_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        self.db.scrub()
+
+    def resolve(self, entries: Iterable[str]) -> list[str]:
+        """Turn usernames and invitee addresses into person ids. An unknown username is an
+        error that names it; an address becomes an invitee id (the same id every time)."""
+        entries = list(entries)
+        usernames = [e for e in entries if "@" not in e]
+        found = self._ids_by_key("users", "username_key", usernames)
+        unknown = [name for name in usernames if key(name) not in found]
+        if unknown:
+            raise InvalidFieldsError(
+                {"participants": "unknown usernames: " + ", ".join(dict.fromkeys(unknown))}
+            )
+        addresses = [e for e in entries if "@" in e]
+        invitees = self._invitee_ids(addresses) if addresses else {}
+        return [found[key(e)] if "@" not in e else invitees[key(e)] for e in entries]
+
+    def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """id → ("user", username) or ("invitee", address); erased people are simply absent."""
+        ids = list(dict.fromkeys(person_ids))
+        if not ids:
+            return {}
+        conn = self.db.connection()
+        marks = ",".join("?" * len(ids))
+        found = {
+            r["id"]: ("user", r["username"])
+            for r in conn.execute(f"SELECT id, username FROM users WHERE id IN ({marks})", ids)
+        }
+        found.update(
+            (r["id"], ("invitee", r["email"]))
+            for r in conn.execute(f"SELECT id, email FROM invitees WHERE id IN ({marks})", ids)
+        )
+        return found
+
+    def _ids_by_key(self, table: str, column: str, values: list[str]) -> dict[str, str]:
+        if not values:
+            return {}
+        keys = list({key(v) for v in values})
+        rows = self.db.connection().execute(
+            f"SELECT id, {column} AS k FROM {table} WHERE {column} IN ({','.join('?' * len(keys))})",
+            keys,
+        )
+        return {r["k"]: r["id"] for r in rows}
+
+    def _invitee_ids(self, addresses: list[str]) -> dict[str, str]:
+        with self.db.write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO invitees VALUES (?, ?, ?)",
+                [(str(uuid.uuid4()), a, key(a)) for a in addresses],
+            )
+        return self._ids_by_key("invitees", "email_key", addresses)
+
+    def _one(self, sql: str, value: str) -> Account | None:
+        row = self.db.connection().execute(sql, (value,)).fetchone()
+        if row is None:
+            return None
+        return Account(
+            row["id"], row["username"], row["email"], row["password_hash"],
+            row["created_at"], row["updated_at"],
+        )
+
+
+@contextmanager
+def unique_names() -> Iterator[None]:
+    """Turns a unique-index violation (a race the pre-check lost) into the same 409."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        field = "email" if "email_key" in str(exc) else "username"
+        taken = {field: "is already taken"}
+        raise ConflictError(_taken_message(taken), taken) from None
+
+
+def _taken_message(taken: dict[str, str]) -> str:
+    return " and ".join(f"{name} {problem}" for name, problem in taken.items())
+
+
+def key(value: str) -> str:
+    """Usernames and addresses are unique case-insensitively."""
+    return value.casefold()

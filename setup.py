@@ -1,0 +1,31 @@
+from setuptools import setup
+
+setup(
+    name="alphabet-events",
+    version="0.1.0",
+    description="Event-sourced CQRS backend for calendar events",
+    python_requires=">=3.11",
+    packages=["domain", "projections", "api", "consumers", "alphabet"],
+    install_requires=[
+        "eventsourcing>=9.5.6,<9.6",
+        "sanic>=25.12,<26",
+        "sanic-ext>=25.12,<26",
+        "pyjwt>=2.8,<3",
+        "aiosqlite>=0.20,<1",
+        "redis>=5,<9",
+        "aiosmtplib>=3,<6",
+        "argon2-cffi>=23.1,<26",
+        "pydantic>=2.7,<3",
+        "email-validator>=2.1,<3",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-asyncio>=0.23,<2",
+            "httpx>=0.27,<1",
+            "websockets>=12,<18",
+            "aiosmtpd>=1.4,<2",
+        ],
+    },
+    entry_points={"console_scripts": ["alphabet=alphabet.cli:main"]},
+)
