@@ -28,7 +28,7 @@ _names = itertools.count()
 
 def create_app(settings: Settings | None = None) -> Sanic:
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level)
+    logging.getLogger("alphabet").setLevel(settings.log_level)
     suffix = next(_names)
     app = Sanic("alphabet" if suffix == 0 else f"alphabet{suffix}", strict_slashes=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY
