@@ -10,7 +10,7 @@ from sanic import Sanic
 
 from alphabet import wiring
 from alphabet.settings import Settings
-from api import auth, events, health, users
+from api import auth, batch, events, health, lists, users
 from api.context import CurrentUser, Services, current_user
 from api.errors import handle
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.config.CORS_ORIGINS = settings.cors_origins
     app.ext.openapi.describe("Alphabet Events", version="0.1.0", description=DESCRIPTION)
     app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
-    for blueprint in (health.bp, auth.bp, users.bp, events.bp):
+    for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     app.ext.add_dependency(CurrentUser, current_user)
@@ -46,11 +46,13 @@ def create_app(settings: Settings | None = None) -> Sanic:
     @app.before_server_start
     async def start(app: Sanic) -> None:
         app.ctx.services = wiring.services(settings)
+        await app.ctx.services.reader.open()
         app.ext.dependency(app.ctx.services)
 
     @app.after_server_stop
     async def stop(app: Sanic) -> None:
         services: Services = app.ctx.services
+        await services.reader.close()
         services.app.close()
 
     @app.main_process_ready

@@ -12,8 +12,9 @@ from api.security import Tokens
 from alphabet.settings import Settings
 from domain.application import EventsApplication
 from projections.database import StateDatabase
+from projections.events_queries import EventsReader
 from projections.events_view import EventsView
-from projections.follower import Follower, Log, View
+from projections.follower import Follower, Log, View, create
 from projections.people import People
 from projections.sessions import Sessions
 
@@ -37,8 +38,9 @@ def state_database(settings: Settings) -> StateDatabase:
     settings.prepare_data_dir()
     db = StateDatabase(settings.state_path)
     db.create_schema()
-    for view in views():
-        view.create(db.connection())
+    with db.write() as conn:
+        for view in views():
+            create(conn, view)
     return db
 
 
@@ -66,6 +68,7 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
+        reader=EventsReader(settings.state_path),
     )
 
 

@@ -17,6 +17,7 @@ from api.errors import ApiError, invalid_body, unauthorized
 from api.security import TokenError, Tokens
 from domain.application import EventsApplication
 from projections.database import StateDatabase
+from projections.events_queries import EventsReader
 from projections.follower import Follower, Log
 from projections.people import People
 from projections.sessions import Sessions
@@ -46,6 +47,7 @@ class Services:
     sessions: Sessions
     tokens: Tokens
     signin: SigninPolicy
+    reader: EventsReader
 
 
 @dataclass(frozen=True)

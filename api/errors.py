@@ -16,6 +16,7 @@ from domain.errors import (
     ForbiddenError,
     GoneError,
     InvalidFieldsError,
+    InvalidItemsError,
     NotFoundError,
     VersionMismatchError,
 )
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     InvalidFieldsError: (422, "invalid_fields"),
+    InvalidItemsError: (422, "invalid_items"),
     NotFoundError: (404, "not_found"),
     GoneError: (410, "gone"),
     ForbiddenError: (403, "forbidden"),
@@ -75,12 +77,12 @@ def invalid_body(exc: ValidationError) -> ApiError:
     fields: dict[str, str] = {}
     for error in errors:
         name = ".".join(str(part) for part in error["loc"]) or "body"
-        fields.setdefault(name, _explain(error))
+        fields.setdefault(name, explain(error))
     message = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
     return ApiError(422, "invalid_fields", message, fields)
 
 
-def _explain(error: Any) -> str:
+def explain(error: Any) -> str:
     match error["type"]:
         case "timezone_aware":
             return "a time must include its UTC offset, e.g. 2026-12-01T18:00:00+02:00 or ...Z"
@@ -94,12 +96,12 @@ def _explain(error: Any) -> str:
 
 
 def envelope(status: int, code: str, message: str, fields: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
-    return json(
-        {"error": {"code": code, "message": message, "fields": fields or {}}},
-        status=status,
-        headers=headers,
-    )
+             headers: dict[str, str] | None = None,
+             items: dict[str, dict[str, str]] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message, "fields": fields or {}}
+    if items is not None:
+        error["items"] = items
+    return json({"error": error}, status=status, headers=headers)
 
 
 def handle(request: Request, exc: Exception) -> JSONResponse:
@@ -109,7 +111,8 @@ def handle(request: Request, exc: Exception) -> JSONResponse:
         status, code = next(
             DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS
         )
-        return envelope(status, code, str(exc), exc.fields)
+        items = exc.items if isinstance(exc, InvalidItemsError) else None
+        return envelope(status, code, str(exc), exc.fields, items=items)
     if isinstance(exc, SanicException):
         status = exc.status_code
         if status >= 500:

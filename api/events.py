@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sanic import Blueprint, Request, json
-from sanic.response import JSONResponse
+from sanic import Blueprint, Request, json, raw
+from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
 from api.context import CurrentUser, Services, if_match, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError
-from api.present import event_json, events_json, history_json, people_of
+from api.calendar import calendar
+from api.present import aggregate_json, fields_of, history_json
 from api.schemas import (
     EventChangeBody,
     EventCreateBody,
@@ -29,6 +30,8 @@ from domain.events import Event
 
 bp = Blueprint("events", url_prefix="/api")
 
+ICS = "text/calendar; charset=utf-8"
+
 
 @bp.post("/events")
 @openapi.summary("Create an event; every participant is emailed its details")
@@ -42,11 +45,16 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
 
 
 @bp.get("/event/<event_id:str>")
-@openapi.summary("One event, as it is now or (with as_of) as it was")
+@openapi.summary("One event, as it is now or (with as_of) as it was; /api/event/{id}.ics "
+                 "gives it as iCalendar")
 @openapi.parameter("as_of", str, description="a version (integer) or an RFC 3339 time")
 @responses({200: EventEnvelope, 404: None, 410: None, 422: None}, auth=True)
 async def get_event(request: Request, services: Services, user: CurrentUser,
-                    event_id: str) -> JSONResponse:
+                    event_id: str) -> HTTPResponse:
+    if event_id.endswith(".ics"):
+        event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
+        return raw(calendar([fields_of(event)]), content_type=ICS,
+                   headers={"ETag": f'"{event.version}"'})
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
     if as_of is None:
@@ -55,7 +63,7 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
         event = await off_loop(services.app.event_at_version, uid, int(as_of))
     else:
         event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
-    (shown,) = events_json([event], services.people, user.id)
+    shown = aggregate_json(event, services.people, user.id)
     return json({"event": shown}, headers={"ETag": f'"{event.version}"'})
 
 
@@ -100,11 +108,17 @@ async def event_history(request: Request, services: Services, user: CurrentUser,
     return json({"history": history_json(facts, services.people, user.id, owner_id)})
 
 
-async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
-    """Times to UTC instants and participants to person ids, as the facts hold them."""
+def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
+    """Facts hold instants in UTC, whatever offset the client wrote."""
     for name in ("starting_time", "end_time"):
         if name in fields:
             fields[name] = fields[name].astimezone(UTC)
+    return fields
+
+
+async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
+    """Times to UTC instants and participants to person ids, as the facts hold them."""
+    fields = to_utc(fields)
     if "participants" in fields:
         fields["participants"] = await off_loop(services.people.resolve, fields["participants"])
     return fields
@@ -113,7 +127,7 @@ async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str
 def written_json(services: Services, written: Written, user: CurrentUser, message: str,
                  status: int = 200) -> JSONResponse:
     event: Event = written.aggregate
-    shown = event_json(event, services.people.names(people_of([event])), user.id)
+    shown = aggregate_json(event, services.people, user.id)
     headers = {"ETag": f'"{event.version}"', **position_header(written)}
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"

@@ -3,6 +3,7 @@ shown to the owner only, times as UTC instants."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -17,11 +18,30 @@ def utc(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def people_of(events: Iterable[Event]) -> set[str]:
+def fields_of(event: Event) -> dict[str, Any]:
+    """An aggregate's shown fields, in the same form as a view row's."""
+    return {
+        "id": str(event.id), "name": event.name, "starting_time": event.starting_time,
+        "end_time": event.end_time, "location": event.location,
+        "participants": event.participants, "owner_id": event.owner_id,
+        "version": event.version, "created_at": event.created_on, "updated_at": event.modified_on,
+    }
+
+
+def fields_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A view row's shown fields: times parsed back, participant ids decoded."""
+    fields = dict(row)
+    for name in ("starting_time", "end_time", "created_at", "updated_at"):
+        fields[name] = datetime.fromisoformat(fields[name])
+    fields["participants"] = json.loads(fields["participants"])
+    return fields
+
+
+def people_of(events: Iterable[Mapping[str, Any]]) -> set[str]:
     ids: set[str] = set()
     for event in events:
-        ids.add(event.owner_id)
-        ids.update(event.participants)
+        ids.add(event["owner_id"])
+        ids.update(event["participants"])
     return ids
 
 
@@ -36,26 +56,33 @@ def participants(ids: Iterable[str], names: Names, owner_view: bool) -> list[str
     return shown
 
 
-def event_json(event: Event, names: Names, viewer_id: str) -> dict[str, Any]:
-    owner = names.get(event.owner_id)
+def event_json(event: Mapping[str, Any], names: Names, viewer_id: str) -> dict[str, Any]:
+    """`event` is fields_of(aggregate) or fields_of_row(row)."""
+    owner = names.get(event["owner_id"])
     return {
-        "id": str(event.id),
-        "name": event.name,
-        "starting_time": utc(event.starting_time),
-        "end_time": utc(event.end_time),
-        "location": event.location,
-        "participants": participants(event.participants, names, viewer_id == event.owner_id),
-        "owner": event.owner_id,
+        "id": event["id"],
+        "name": event["name"],
+        "starting_time": utc(event["starting_time"]),
+        "end_time": utc(event["end_time"]),
+        "location": event["location"],
+        "participants": participants(event["participants"], names,
+                                     viewer_id == event["owner_id"]),
+        "owner": event["owner_id"],
         "owner_username": owner[1] if owner else None,
-        "version": event.version,
-        "created_at": utc(event.created_on),
-        "updated_at": utc(event.modified_on),
+        "version": event["version"],
+        "created_at": utc(event["created_at"]),
+        "updated_at": utc(event["updated_at"]),
     }
 
 
-def events_json(events: list[Event], people: People, viewer_id: str) -> list[dict[str, Any]]:
-    names = people.names(people_of(events))
-    return [event_json(event, names, viewer_id) for event in events]
+def aggregates_json(events: list[Event], people: People, viewer_id: str) -> list[dict[str, Any]]:
+    fields = [fields_of(event) for event in events]
+    names = people.names(people_of(fields))
+    return [event_json(one, names, viewer_id) for one in fields]
+
+
+def aggregate_json(event: Event, people: People, viewer_id: str) -> dict[str, Any]:
+    return aggregates_json([event], people, viewer_id)[0]
 
 
 def history_json(facts: list[Any], people: People, viewer_id: str, owner_id: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -80,6 +81,10 @@ class EventChangeBody(Body):
     participants: Participants | None = None
 
 
+class BatchChangeItem(EventChangeBody):
+    id: UUID
+
+
 class UserOut(BaseModel):
     id: str
     username: str
@@ -122,6 +127,11 @@ class EventEnvelope(BaseModel):
     event: EventOut
 
 
+class EventList(BaseModel):
+    events: list[EventOut]
+    next: str | None = Field(description="cursor of the next page, or null on the last")
+
+
 class EventWritten(BaseModel):
     message: str
     event: EventOut
@@ -147,6 +157,8 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     fields: dict[str, Any] = {}
+    items: dict[str, dict[str, str]] | None = Field(
+        None, description="batch endpoints: each failing item's index and its problems")
 
 
 class ErrorOut(BaseModel):

@@ -14,7 +14,14 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
-from domain.errors import ConflictError, GoneError, NotFoundError, VersionMismatchError
+from domain.errors import (
+    ConflictError,
+    DomainError,
+    GoneError,
+    InvalidItemsError,
+    NotFoundError,
+    VersionMismatchError,
+)
 from domain.events import Event
 from domain.users import User
 
@@ -47,7 +54,7 @@ class EventsApplication(Application[UUID]):
 
     def create_events(self, *, owner_id: str, items: Sequence[dict[str, Any]]) -> Written:
         """All or nothing: every event's Created fact goes into one atomic save."""
-        events = [Event.create(owner_id=owner_id, **fields) for fields in items]
+        events = each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
         return Written(events, [event.state() for event in events], self._save(*events))
 
     def update_event(
@@ -75,24 +82,22 @@ class EventsApplication(Application[UUID]):
     def update_events(
         self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]]
     ) -> Written:
-        """Batch update: every change checked, then saved in one atomic transaction."""
+        """Batch update: every item checked (problems reported by index), then one atomic save."""
+        ids = unique_ids([event_id for event_id, _ in items])
         return self._retrying(
-            lambda: [self.get_event_for_write(event_id, by, None) for event_id, _ in items],
-            lambda events: [
-                event.change(by=by, now=now, **changes)
-                for event, (_, changes) in zip(events, items, strict=True)
-            ],
+            lambda: each(ids, lambda event_id: self.get_event_for_write(event_id, by, None)),
+            lambda events: each(
+                list(zip(events, items, strict=True)),
+                lambda pair: pair[0].change(by=by, now=now, **pair[1][1]),
+            ),
             False,
         )
 
     def delete_events(self, *, by: str, event_ids: Sequence[UUID]) -> Written:
-        def act(events: list[Event]) -> None:
-            for event in events:
-                event.delete(by=by)
-
+        ids = unique_ids(event_ids)
         return self._retrying(
-            lambda: [self.get_event_for_write(event_id, by, None) for event_id in event_ids],
-            act,
+            lambda: each(ids, lambda event_id: self.get_event_for_write(event_id, by, None)),
+            lambda events: each(events, lambda event: event.delete(by=by) or {}),
             False,
         )
 
@@ -197,3 +202,30 @@ class EventsApplication(Application[UUID]):
     def _save(self, *aggregates: Any) -> int | None:
         recordings = self.save(*aggregates)
         return recordings[-1].notification.id if recordings else None
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def each(items: Sequence[T], act: Callable[[T], R]) -> list[R]:
+    """Apply `act` to every item, collecting every refusal by index before giving up, so a
+    batch is answered with all its problems at once and nothing is stored."""
+    done: list[R] = []
+    problems: dict[str, dict[str, str]] = {}
+    for index, item in enumerate(items):
+        try:
+            done.append(act(item))
+        except DomainError as exc:
+            problems[str(index)] = exc.fields or {"error": str(exc)}
+    if problems:
+        raise InvalidItemsError(problems)
+    return done
+
+
+def unique_ids(ids: Sequence[UUID]) -> Sequence[UUID]:
+    repeated = {str(i): {"id": "appears more than once in the batch"}
+                for i, event_id in enumerate(ids) if event_id in ids[:i]}
+    if repeated:
+        raise InvalidItemsError(repeated)
+    return ids

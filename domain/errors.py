@@ -19,6 +19,15 @@ class InvalidFieldsError(DomainError):
         super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()), fields)
 
 
+class InvalidItemsError(DomainError):
+    """A batch was refused as a whole; `items` maps each failing item's index to its
+    problems, so a client can fix them all in one go."""
+
+    def __init__(self, items: dict[str, dict[str, str]]) -> None:
+        super().__init__(f"{len(items)} item(s) of the batch are invalid; nothing was stored")
+        self.items = items
+
+
 class NotFoundError(DomainError):
     """Nothing with that id exists (or existed at the asked time)."""
 

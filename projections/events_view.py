@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,23 +20,20 @@ def instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def match_words(text: str) -> str | None:
-    """A full-text query requiring every word of `text`; punctuation separates words exactly
-    as the index's tokenizer does, so "Tel-Aviv" finds "Tel Aviv Port"."""
+def match_words(column: str, text: str) -> str | None:
+    """A full-text query requiring every word of `text` in `column`; punctuation separates
+    words exactly as the index's tokenizer does, so "Tel-Aviv" finds "Tel Aviv Port"."""
     words = re.findall(r"[^\W_]+", text)
-    return " ".join(f'"{w}"' for w in words) if words else None
+    return f"{column} : (" + " ".join(f'"{w}"' for w in words) + ")" if words else None
 
 
 class EventsView:
     name = "events"
+    tables = TABLES
 
-    def tables(self) -> Sequence[str]:
-        return TABLES
-
-    def create(self, conn: sqlite3.Connection, suffix: str = "") -> None:
-        conn.executescript(
-            f"""
-            CREATE TABLE IF NOT EXISTS events_view{suffix} (
+    def schema(self, suffix: str = "") -> list[str]:
+        return [
+            f"""CREATE TABLE IF NOT EXISTS events_view{suffix} (
                 seq INTEGER PRIMARY KEY,
                 id TEXT NOT NULL UNIQUE,
                 owner_id TEXT NOT NULL,
@@ -50,22 +46,26 @@ class EventsView:
                 position INTEGER NOT NULL,
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS events_view{suffix}_start
-                ON events_view{suffix} (starting_time, id);
-            CREATE INDEX IF NOT EXISTS events_view{suffix}_owner ON events_view{suffix} (owner_id);
-            CREATE TABLE IF NOT EXISTS event_people{suffix} (
+            )""",
+            f"""CREATE TABLE IF NOT EXISTS event_people{suffix} (
                 person_id TEXT NOT NULL,
                 starting_time TEXT NOT NULL,
                 event_id TEXT NOT NULL,
                 PRIMARY KEY (person_id, starting_time, event_id)
-            ) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS event_people{suffix}_event ON event_people{suffix} (event_id);
-            CREATE VIRTUAL TABLE IF NOT EXISTS events_search{suffix} USING fts5(
+            ) WITHOUT ROWID""",
+            f"""CREATE VIRTUAL TABLE IF NOT EXISTS events_search{suffix} USING fts5(
                 name, location, tokenize = "unicode61 remove_diacritics 2"
-            );
-            """
-        )
+            )""",
+        ]
+
+    def indexes(self, suffix: str = "") -> dict[str, str]:
+        """Index name → definition; kept apart from the tables because a rebuilt table is
+        renamed into place and its indexes must then take the live names."""
+        return {
+            f"events_view{suffix}_start": f"events_view{suffix} (starting_time, id)",
+            f"events_view{suffix}_owner": f"events_view{suffix} (owner_id)",
+            f"event_people{suffix}_event": f"event_people{suffix} (event_id)",
+        }
 
     def apply(self, conn: sqlite3.Connection, position: int, fact: Fact, suffix: str = "") -> None:
         match fact:
@@ -156,4 +156,5 @@ class EventsView:
 
 
 def owned_event_ids(conn: sqlite3.Connection, owner_id: str) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT id FROM events_view WHERE owner_id = ?", (owner_id,))]
+    rows = conn.execute("SELECT id FROM events_view WHERE owner_id = ?", (owner_id,))
+    return [r[0] for r in rows]

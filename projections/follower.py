@@ -20,16 +20,26 @@ Fact = Any  # a domain event decoded from the notification log
 
 
 class View(Protocol):
-    """A read model: tables it owns and how each fact changes them."""
+    """A read model: the tables it owns (created under an optional suffix, for a rebuild beside
+    the live ones) and how each fact changes them."""
 
     name: str
+    tables: Sequence[str]
 
-    def create(self, conn: sqlite3.Connection, suffix: str = "") -> None: ...
+    def schema(self, suffix: str = "") -> list[str]: ...
 
-    def tables(self) -> Sequence[str]: ...
+    def indexes(self, suffix: str = "") -> dict[str, str]: ...
 
     def apply(self, conn: sqlite3.Connection, position: int, fact: Fact, suffix: str = "") -> None:
         ...
+
+
+def create(conn: sqlite3.Connection, view: View, suffix: str = "") -> None:
+    """Create a view's tables and indexes (inside the caller's transaction)."""
+    for statement in view.schema(suffix):
+        conn.execute(statement)
+    for name, definition in view.indexes(suffix).items():
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
 
 
 class Log:

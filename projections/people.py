@@ -13,6 +13,22 @@ from domain.errors import ConflictError, InvalidFieldsError
 from projections.database import StateDatabase
 
 
+NAMES_SQL = (
+    ("SELECT id, username FROM users WHERE id IN ({marks})", "user"),
+    ("SELECT id, email FROM invitees WHERE id IN ({marks})", "invitee"),
+)
+
+
+def names_queries(person_ids: Iterable[str]) -> Iterator[tuple[str, list[str], str]]:
+    """How person ids map back to what a client sees, for sync and async readers alike:
+    (sql, parameters, kind) in chunks that stay under SQLite's parameter limit."""
+    ids = list(dict.fromkeys(person_ids))
+    for sql, kind in NAMES_SQL:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            yield sql.format(marks=",".join("?" * len(chunk))), chunk, kind
+
+
 @dataclass(frozen=True)
 class Account:
     id: str
@@ -92,19 +108,10 @@ class People:
 
     def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """id → ("user", username) or ("invitee", address); erased people are simply absent."""
-        ids = list(dict.fromkeys(person_ids))
-        if not ids:
-            return {}
         conn = self.db.connection()
-        marks = ",".join("?" * len(ids))
-        found = {
-            r["id"]: ("user", r["username"])
-            for r in conn.execute(f"SELECT id, username FROM users WHERE id IN ({marks})", ids)
-        }
-        found.update(
-            (r["id"], ("invitee", r["email"]))
-            for r in conn.execute(f"SELECT id, email FROM invitees WHERE id IN ({marks})", ids)
-        )
+        found: dict[str, tuple[str, str]] = {}
+        for sql, chunk, kind in names_queries(person_ids):
+            found.update((r[0], (kind, r[1])) for r in conn.execute(sql, chunk))
         return found
 
     def _ids_by_key(self, table: str, column: str, values: list[str]) -> dict[str, str]:

@@ -1,0 +1,143 @@
+"""Lists and searches, answered by the events view (never by replaying aggregates), with
+read-your-writes through ?min_position, and the iCalendar exports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote
+
+from sanic import Blueprint, Request, json, raw
+from sanic.response import HTTPResponse, JSONResponse
+from sanic_ext import openapi
+
+from api.calendar import calendar
+from api.context import CurrentUser, Services, off_loop
+from api.docs import responses
+from api.errors import ApiError
+from api.events import ICS, parse_time
+from api.present import event_json, fields_of_row, people_of
+from api.schemas import EventList
+from projections.events_queries import Filters, Page
+from projections.events_view import instant
+
+bp = Blueprint("lists", url_prefix="/api")
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+# How long a list waits for the view to reach a client's ?min_position.
+READ_YOUR_WRITES_SECONDS = 2.0
+
+LIST_PARAMETERS = [
+    ("limit", int, f"page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT}"),
+    ("cursor", str, "the `next` of the previous page (valid only with the same filters)"),
+    ("starts_after", str, "RFC 3339: starting_time at or after"),
+    ("starts_before", str, "RFC 3339: starting_time before"),
+    ("location", str, "words the location must contain (case and accents ignored)"),
+    ("q", str, "words the name must contain (case and accents ignored)"),
+    ("participant", str, "a participant's username"),
+    ("min_position", int, "wait (up to 2 s) until the view has reached this X-Position"),
+]
+
+
+def documented(func: Any) -> Any:
+    for name, kind, description in LIST_PARAMETERS:
+        func = openapi.parameter(name, kind, description=description)(func)
+    return func
+
+
+@bp.get("/events")
+@openapi.summary("List events by starting time, with filters and cursor pagination")
+@documented
+@responses({200: EventList, 422: None}, auth=True)
+async def list_events(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+    return await page_json(request, services, user, filters(request, services))
+
+
+@bp.get("/search_event/<location:path>")
+@openapi.summary("Events whose location has these words (case and accents ignored)")
+@documented
+@responses({200: EventList, 422: None}, auth=True)
+async def search_events(request: Request, services: Services, user: CurrentUser,
+                        location: str) -> JSONResponse:
+    found = filters(request, services, location=unquote(location).strip("/"))
+    return await page_json(request, services, user, found)
+
+
+@bp.get("/events.ics")
+@openapi.summary("The listed events as an iCalendar file (same filters as the list)")
+@documented
+async def events_ics(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
+    page = await services.reader.page(filters(request, services), request.args.get("cursor"),
+                                      limit(request, default=MAX_LIMIT))
+    return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
+
+
+async def page_json(request: Request, services: Services, user: CurrentUser,
+                    found: Filters) -> JSONResponse:
+    reached = await read_your_writes(request, services)
+    page: Page = await services.reader.page(found, request.args.get("cursor"), limit(request))
+    rows = [fields_of_row(row) for row in page.rows]
+    names = await services.reader.names(people_of(rows))
+    return json({"events": [event_json(row, names, user.id) for row in rows], "next": page.next},
+                headers={"X-Position": str(reached)})
+
+
+async def read_your_writes(request: Request, services: Services) -> int:
+    """Wait until the view has applied the client's own write. Rather than sleep, the worker
+    brings the view up to date itself (the follower's batches are idempotent by position)."""
+    wanted = integer(request, "min_position", 0)
+    reached = await services.reader.position("events")
+    if reached >= wanted:
+        return reached
+    try:
+        await asyncio.wait_for(off_loop(services.follower.run_once), READ_YOUR_WRITES_SECONDS)
+    except TimeoutError:
+        pass
+    return await services.reader.position("events")
+
+
+def filters(request: Request, services: Services, **given: str) -> Filters:
+    args = request.args
+    participant_id = None
+    if (username := args.get("participant")) is not None:
+        account = services.people.by_username(username)
+        # An unknown username matches no event; the nil id keeps the page empty.
+        participant_id = account.id if account else "00000000-0000-0000-0000-000000000000"
+    return Filters(
+        starts_after=time_arg(request, "starts_after"),
+        starts_before=time_arg(request, "starts_before"),
+        location=given.get("location", args.get("location")),
+        q=args.get("q"),
+        participant_id=participant_id,
+    )
+
+
+def time_arg(request: Request, name: str) -> str | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        return instant(parse_time(value))
+    except ApiError:
+        raise ApiError(422, "invalid_fields", f"{name} must be an RFC 3339 time with an offset, "
+                       "e.g. 2026-12-01T18:00:00Z", {name: "not a time with an offset"}) from None
+
+
+def limit(request: Request, default: int = DEFAULT_LIMIT) -> int:
+    value = integer(request, "limit", default)
+    if not 1 <= value <= MAX_LIMIT:
+        raise ApiError(422, "invalid_fields", f"limit must be between 1 and {MAX_LIMIT}",
+                       {"limit": f"must be between 1 and {MAX_LIMIT}"})
+    return value
+
+
+def integer(request: Request, name: str, default: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(422, "invalid_fields", f"{name} must be a whole number",
+                       {name: "must be a whole number"}) from None
