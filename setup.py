@@ -17,6 +17,8 @@ setup(
         "argon2-cffi>=23.1,<26",
         "pydantic>=2.7,<3",
         "email-validator>=2.1,<3",
+        "icalendar>=6,<8",
+        "tqdm>=4.66,<5",
     ],
     extras_require={
         "test": [

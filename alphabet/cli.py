@@ -1,4 +1,4 @@
-"""The `alphabet` command: serve, history (and, as they land, replay and worker)."""
+"""The `alphabet` command: serve, history, replay."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from uuid import UUID
 
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
+from tqdm import tqdm
 
 from alphabet import wiring
 from alphabet.app import create_app
@@ -16,6 +17,8 @@ from alphabet.settings import Settings, SettingsError
 from api.present import utc
 from domain.errors import DomainError
 from domain.events import fact_by, fact_changes
+from projections.follower import Log
+from projections.replay import replay as rebuild
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -51,6 +54,30 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild views from position 0 beside the live ones and swap them in; a running server
+    keeps answering from the old tables until the swap."""
+    chosen = [v for v in wiring.views() if args.view in (None, v.name)]
+    if not chosen:
+        names = ", ".join(v.name for v in wiring.views())
+        print(f"error: no view named {args.view!r} (there is: {names})", file=sys.stderr)
+        return 2
+    app = wiring.event_application(settings)
+    db = wiring.state_database(settings)
+    log = Log(app.recorder, app.mapper)
+    for view in chosen:
+        with tqdm(desc=f"replay {view.name}", unit="fact", total=log.head()) as bar:
+
+            def advance(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            rebuilt = rebuild(db, log, view, progress=advance)
+        print(f"{view.name}: rebuilt to position {rebuilt} and swapped in")
+    app.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alphabet", description="Alphabet Events backend")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     trail = commands.add_parser("history", help="print an event's audit trail")
     trail.add_argument("event_id")
     trail.set_defaults(func=history)
+    again = commands.add_parser("replay", help="rebuild read models from the event store")
+    again.add_argument("view", nargs="?", help="one view (default: all)")
+    again.set_defaults(func=replay)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

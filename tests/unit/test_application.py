@@ -45,16 +45,25 @@ def fields(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-class InterleavedApplication(EventsApplication):
-    """The real application, except that once, right after it has read an event for a write,
-    another writer gets to save first: the race every concurrent writer can meet."""
+class ObservedApplication(EventsApplication):
+    """The real application, observed: it counts the facts of each save, and once, right after
+    it has read an event for a write, lets another writer save first (the race every
+    concurrent writer can meet)."""
 
     interlude: Callable[[], None] | None = None
     loads: int = 0
+    saves: list[int]
 
-    def get_event_for_write(
-        self, event_id: UUID, by: str, expected_version: int | None
-    ) -> Event:
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env=env)
+        self.saves = []
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        recordings = super().save(*objs, **kwargs)
+        self.saves.append(len(recordings))
+        return recordings
+
+    def get_event_for_write(self, event_id: UUID, by: str, expected_version: int | None) -> Event:
         event = super().get_event_for_write(event_id, by, expected_version)
         self.loads += 1
         if self.interlude is not None:
@@ -81,17 +90,17 @@ class ApplicationContract:
         application.close()
 
     @pytest.fixture
-    def racing_app(self, env: dict[str, str]) -> Iterator[InterleavedApplication]:
-        application = InterleavedApplication(env=env)
+    def observed(self, env: dict[str, str]) -> Iterator[ObservedApplication]:
+        application = ObservedApplication(env=env)
         yield application
         application.close()
 
     @pytest.fixture
     def other_writer(
-        self, env: dict[str, str], racing_app: InterleavedApplication
+        self, env: dict[str, str], observed: ObservedApplication
     ) -> Iterator[EventsApplication]:
         """Another writer on the same store (a second instance where the store allows it)."""
-        yield racing_app
+        yield observed
 
     def create(self, app: EventsApplication, owner_id: str = "owner", **overrides: Any) -> UUID:
         written = app.create_event(owner_id=owner_id, **fields(**overrides))
@@ -259,9 +268,9 @@ class ApplicationContract:
             )
 
     def test_an_update_that_loses_the_race_is_redone_on_the_newer_state(
-        self, racing_app: InterleavedApplication, other_writer: EventsApplication
+        self, observed: ObservedApplication, other_writer: EventsApplication
     ) -> None:
-        event_id = self.create(racing_app)
+        event_id = self.create(observed)
 
         def someone_else_saves_first() -> None:
             event = other_writer.repository.get(event_id)
@@ -269,23 +278,23 @@ class ApplicationContract:
             event.change(by="owner", now=NOW, location="Jaffa")
             other_writer.save(event)
 
-        racing_app.interlude = someone_else_saves_first
+        observed.interlude = someone_else_saves_first
 
-        written = racing_app.update_event(
+        written = observed.update_event(
             event_id, by="owner", now=NOW, expected_version=None, changes={"name": "Retro"}
         )
 
-        assert racing_app.loads == 2  # the first save lost and the command was redone
+        assert observed.loads == 2  # the first save lost and the command was redone
         assert written.changes == [{"name": "Retro"}]
-        event = racing_app.get_event(event_id)
+        event = observed.get_event(event_id)
         assert (event.version, event.name, event.location) == (3, "Retro", "Jaffa")
-        updates = racing_app.history(event_id)[1:]
+        updates = observed.history(event_id)[1:]
         assert [fact.changes for fact in updates] == [{"location": "Jaffa"}, {"name": "Retro"}]
 
     def test_an_update_pinned_to_a_version_that_loses_the_race_is_a_version_mismatch(
-        self, racing_app: InterleavedApplication, other_writer: EventsApplication
+        self, observed: ObservedApplication, other_writer: EventsApplication
     ) -> None:
-        event_id = self.create(racing_app)
+        event_id = self.create(observed)
 
         def someone_else_saves_first() -> None:
             event = other_writer.repository.get(event_id)
@@ -293,14 +302,14 @@ class ApplicationContract:
             event.change(by="owner", now=NOW, location="Jaffa")
             other_writer.save(event)
 
-        racing_app.interlude = someone_else_saves_first
+        observed.interlude = someone_else_saves_first
 
         with pytest.raises(VersionMismatchError):
-            racing_app.update_event(
+            observed.update_event(
                 event_id, by="owner", now=NOW, expected_version=1, changes={"name": "Retro"}
             )
 
-        event = racing_app.get_event(event_id)
+        event = observed.get_event(event_id)
         assert (event.version, event.name, event.location) == (2, "Standup", "Jaffa")
 
     # --- read -----------------------------------------------------------------------------
@@ -474,9 +483,7 @@ class ApplicationContract:
         (fact,) = app.events.get(user.id)
         assert isinstance(fact, User.Registered)
 
-    def test_change_user_records_which_profile_fields_changed(
-        self, app: EventsApplication
-    ) -> None:
+    def test_change_user_records_which_profile_fields_changed(self, app: EventsApplication) -> None:
         user_id = app.register_user().aggregate.id
 
         written = app.change_user(user_id, profile_fields=["email"], password=False)
@@ -509,9 +516,7 @@ class ApplicationContract:
         assert facts[1].fields == ["username", "email"]
         assert isinstance(facts[2], User.PasswordChanged)
 
-    def test_change_user_that_changes_nothing_stores_nothing(
-        self, app: EventsApplication
-    ) -> None:
+    def test_change_user_that_changes_nothing_stores_nothing(self, app: EventsApplication) -> None:
         user_id = app.register_user().aggregate.id
         before = app.recorder.max_notification_id()
 
@@ -543,8 +548,9 @@ class ApplicationContract:
         assert app.recorder.max_notification_id() == before
 
     def test_delete_user_ends_the_user_and_their_live_events_in_one_save(
-        self, app: EventsApplication
+        self, observed: ObservedApplication
     ) -> None:
+        app = observed
         user_id = app.register_user().aggregate.id
         owner = str(user_id)
         first = self.create(app, owner_id=owner, name="First")
@@ -554,7 +560,11 @@ class ApplicationContract:
         app.delete_event(already_gone, by=owner, expected_version=None)
         before = app.recorder.max_notification_id()
 
+        observed.saves.clear()
+
         written = app.delete_user(user_id, [first, already_gone, second])
+
+        assert observed.saves == [3]
 
         stored = notifications_after(app, before)
         assert len(stored) == 3
@@ -573,6 +583,20 @@ class ApplicationContract:
                 app.get_event(event_id)
         assert len(app.history(already_gone)) == 2
         assert app.get_event(someone_elses).version == 1
+
+    def test_delete_user_stores_nothing_when_one_of_the_events_cannot_be_deleted(
+        self, app: EventsApplication
+    ) -> None:
+        user_id = app.register_user().aggregate.id
+        own = self.create(app, owner_id=str(user_id))
+        not_theirs = self.create(app, owner_id="someone else")
+        before = app.recorder.max_notification_id()
+
+        with pytest.raises(ForbiddenError):
+            app.delete_user(user_id, [own, not_theirs])
+
+        assert app.recorder.max_notification_id() == before
+        assert app.get_event(own).version == 1
 
     def test_deleting_a_deleted_user_is_gone_and_stores_nothing(
         self, app: EventsApplication
@@ -607,7 +631,7 @@ class TestOnSQLiteFile(ApplicationContract):
 
     @pytest.fixture
     def other_writer(
-        self, env: dict[str, str], racing_app: InterleavedApplication
+        self, env: dict[str, str], observed: ObservedApplication
     ) -> Iterator[EventsApplication]:
         """A second application instance over the same file: another process, in effect."""
         application = EventsApplication(env=env)

@@ -56,7 +56,9 @@ def test_a_valid_event_is_created_with_one_created_fact_holding_every_field() ->
 def test_an_event_may_be_created_with_a_start_in_the_past() -> None:
     past = NOW - timedelta(days=30)
 
-    event = Event.create(owner_id=OWNER, **fields(starting_time=past, end_time=past + timedelta(hours=1)))
+    event = Event.create(
+        owner_id=OWNER, **fields(starting_time=past, end_time=past + timedelta(hours=1))
+    )
 
     assert event.starting_time == past
 
@@ -223,9 +225,7 @@ def test_only_the_changed_fields_are_recorded_in_the_updated_fact() -> None:
     event = new_event()
     new_end = END + timedelta(hours=1)
 
-    changes = event.change(
-        by=OWNER, now=NOW, name="Standup", location="Jaffa", end_time=new_end
-    )
+    changes = event.change(by=OWNER, now=NOW, name="Standup", location="Jaffa", end_time=new_end)
 
     assert changes == {"location": "Jaffa", "end_time": new_end}
     facts = event.collect_events()

@@ -71,7 +71,7 @@ def test_password_changed_and_deleted_carry_nothing_but_their_envelope() -> None
 def test_no_fact_of_a_user_holds_a_personal_value() -> None:
     """Whatever a fact holds is an id, a version, a time, a topic or a list of field names:
     no string in it could be someone's username, email or password hash."""
-    user, facts = life_of_a_user()
+    _, facts = life_of_a_user()
 
     for fact in facts:
         assert set(vars(fact)) <= ENVELOPE | {"originator_topic", "fields"}
