@@ -6,7 +6,11 @@ from __future__ import annotations
 import itertools
 import logging
 
+from types import SimpleNamespace
+from typing import Any
+
 from sanic import Sanic
+from sanic.config import Config
 
 from alphabet import wiring
 from alphabet.settings import Settings
@@ -24,9 +28,10 @@ and `If-Match` pins it. Errors are `{"error": {"code", "message", "fields"}}`.
 """
 
 _names = itertools.count()
+App = Sanic[Config, SimpleNamespace]
 
 
-def create_app(settings: Settings | None = None) -> Sanic:
+def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     logging.getLogger("alphabet").setLevel(settings.log_level)
     suffix = next(_names)
@@ -44,19 +49,19 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.ext.add_dependency(CurrentUser, current_user)
 
     @app.before_server_start
-    async def start(app: Sanic) -> None:
+    async def start(app: App) -> None:
         app.ctx.services = wiring.services(settings)
         await app.ctx.services.reader.open()
         app.ext.dependency(app.ctx.services)
 
     @app.after_server_stop
-    async def stop(app: Sanic) -> None:
+    async def stop(app: App) -> None:
         services: Services = app.ctx.services
         await services.reader.close()
         services.app.close()
 
     @app.main_process_ready
-    async def manage(app: Sanic) -> None:
+    async def manage(app: App) -> None:
         app.manager.manage("ViewFollower", wiring.run_follower, {"settings": settings})
 
     return app

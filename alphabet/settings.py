@@ -39,7 +39,9 @@ class Settings:
             try:
                 value = int(raw)
             except ValueError:
-                raise SettingsError(f"ALPHABET_{name} must be a whole number, not {raw!r}") from None
+                raise SettingsError(
+                    f"ALPHABET_{name} must be a whole number, not {raw!r}"
+                ) from None
             if value < 1:
                 raise SettingsError(f"ALPHABET_{name} must be at least 1, not {value}")
             return value

@@ -7,9 +7,9 @@ import logging
 import signal
 from typing import Any
 
+from alphabet.settings import Settings
 from api.context import Services, SigninPolicy
 from api.security import Tokens
-from alphabet.settings import Settings
 from domain.application import EventsApplication
 from projections.database import StateDatabase
 from projections.events_queries import EventsReader

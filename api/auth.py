@@ -53,7 +53,8 @@ async def signin(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SigninBody)
     policy = services.signin
     account_key = "account:" + _digest(policy.secret, data.username.casefold())
-    address_key = "address:" + _digest(policy.secret, client_address(request, policy.trusted_proxies))
+    address = client_address(request, policy.trusted_proxies)
+    address_key = "address:" + _digest(policy.secret, address)
     moment = time.time()
     wait = max(
         services.sessions.failures_retry_after(account_key, policy.per_account, moment),

@@ -100,6 +100,8 @@ def parse_items(request: Request, adapter: TypeAdapter[Any], key: str) -> Any:
         raise InvalidItemsError(items) from None
 
 
-def batch_json(services: Services, written: Written, user: CurrentUser, status: int) -> JSONResponse:
+def batch_json(
+    services: Services, written: Written, user: CurrentUser, status: int
+) -> JSONResponse:
     shown = aggregates_json(written.aggregates, services.people, user.id)
     return json({"events": shown}, status=status, headers=position_header(written))

@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -102,7 +102,7 @@ def client_address(request: Request, trusted: frozenset[str]) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -20,7 +20,9 @@ def body(model: type[BaseModel]) -> Callable[[F], F]:
     return openapi.body({"application/json": Component(model)}, required=True)
 
 
-def responses(mapping: Mapping[int, type[BaseModel] | None], auth: bool = False) -> Callable[[F], F]:
+def responses(
+    mapping: Mapping[int, type[BaseModel] | None], auth: bool = False
+) -> Callable[[F], F]:
     """`None` for a status means the error envelope (or no body for 204)."""
 
     def decorate(func: F) -> F:

@@ -11,10 +11,10 @@ from sanic import Blueprint, Request, json, raw
 from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
+from api.calendar import calendar
 from api.context import CurrentUser, Services, if_match, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError
-from api.calendar import calendar
 from api.present import aggregate_json, fields_of, history_json
 from api.schemas import (
     EventChangeBody,
@@ -67,7 +67,8 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
     return json({"event": shown}, headers={"ETag": f'"{event.version}"'})
 
 
-@bp.route("/event/<event_id:str>", methods=["PUT", "PATCH"])
+@bp.put("/event/<event_id:str>")
+@bp.patch("/event/<event_id:str>", name="patch_event")
 @openapi.summary("Change an event (fields given are merged; only the owner; not once started)")
 @body(EventChangeBody)
 @responses({200: EventWritten, 403: None, 404: None, 409: None, 410: None, 412: None,

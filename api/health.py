@@ -1,4 +1,5 @@
-"""Liveness and readiness: is the process up; can it reach the store; how far behind each view is."""
+"""Liveness and readiness: is the process up; can it reach the store; how far behind each
+view is."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ read-your-writes through ?min_position, and the iCalendar exports."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from typing import Any
 from urllib.parse import unquote
 
@@ -90,10 +91,8 @@ async def read_your_writes(request: Request, services: Services) -> int:
     reached = await services.reader.position("events")
     if reached >= wanted:
         return reached
-    try:
+    with suppress(TimeoutError):
         await asyncio.wait_for(off_loop(services.follower.run_once), READ_YOUR_WRITES_SECONDS)
-    except TimeoutError:
-        pass
     return await services.reader.position("events")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.events import Event, fact_by, fact_changes
@@ -15,7 +15,7 @@ Names = Mapping[str, tuple[str, str]]
 
 
 def utc(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def fields_of(event: Event) -> dict[str, Any]:
@@ -85,7 +85,9 @@ def aggregate_json(event: Event, people: People, viewer_id: str) -> dict[str, An
     return aggregates_json([event], people, viewer_id)[0]
 
 
-def history_json(facts: list[Any], people: People, viewer_id: str, owner_id: str) -> list[dict[str, Any]]:
+def history_json(
+    facts: list[Any], people: People, viewer_id: str, owner_id: str
+) -> list[dict[str, Any]]:
     ids = {owner_id}
     for fact in facts:
         ids.update(fact_changes(fact).get("participants", []))

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import (
@@ -134,8 +133,9 @@ class EventsApplication(Application[UUID]):
             raise NotFoundError(f"event {event_id} did not exist yet at {at.isoformat()}")
         return self.get_event(event_id, facts[-1].originator_version)
 
-    def history(self, event_id: UUID) -> list[DomainEventProtocol[UUID]]:
-        facts = list(self.events.get(event_id))
+    def history(self, event_id: UUID) -> list[Any]:
+        """Every fact of the event in order (Event.Created, .Updated, .Deleted)."""
+        facts: list[Any] = list(self.events.get(event_id))
         if not facts or not isinstance(facts[0], Event.Created):
             raise NotFoundError(f"no event with id {event_id}")
         return facts
@@ -170,7 +170,7 @@ class EventsApplication(Application[UUID]):
 
     def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: Any = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
         if not isinstance(aggregate, cls):

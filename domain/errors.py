@@ -16,7 +16,8 @@ class InvalidFieldsError(DomainError):
     """One or more fields break a rule."""
 
     def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()), fields)
+        message = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
+        super().__init__(message, fields)
 
 
 class InvalidItemsError(DomainError):

@@ -18,7 +18,22 @@ class Event(Aggregate):
     """A calendar event. Participants are person ids (user or invitee), never names or addresses,
     so erasing a person's data leaves nothing personal in the immutable facts."""
 
-    @event("Created")
+    class Created(Aggregate.Created):
+        owner_id: str
+        name: str
+        starting_time: datetime
+        end_time: datetime
+        location: str
+        participants: list[str]
+
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+        by: str
+
+    class Deleted(Aggregate.Event):
+        by: str
+
+    @event(Created)
     def __init__(
         self,
         *,
@@ -49,7 +64,7 @@ class Event(Aggregate):
         participants: list[str],
     ) -> Event:
         """Check every rule before the fact exists: a Created fact is never invalid."""
-        fields = {
+        fields: dict[str, Any] = {
             "name": name,
             "starting_time": starting_time,
             "end_time": end_time,
@@ -66,6 +81,9 @@ class Event(Aggregate):
         """Merge the requested fields; record only what really differs (nothing at all when
         nothing differs) and return those changes."""
         self.check_writable(by)
+        unknown = sorted(set(requested) - set(FIELDS))
+        if unknown:
+            raise InvalidFieldsError({name: "is not a field of an event" for name in unknown})
         if "participants" in requested:
             requested["participants"] = _unique(requested["participants"])
         changes = {k: v for k, v in requested.items() if getattr(self, k) != v}
@@ -89,12 +107,12 @@ class Event(Aggregate):
         if by != self.owner_id:
             raise ForbiddenError("only the event's owner may change or delete it")
 
-    @event("Updated")
+    @event(Updated)
     def _record_update(self, changes: dict[str, Any], by: str) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
 
-    @event("Deleted")
+    @event(Deleted)
     def _record_deletion(self, by: str) -> None:
         self.deleted = True
 
@@ -120,7 +138,9 @@ def fact_by(fact: object) -> str | None:
     """Who caused a fact: the owner for a creation, the recorded actor otherwise."""
     if isinstance(fact, Event.Created):
         return fact.owner_id
-    return getattr(fact, "by", None)
+    if isinstance(fact, Event.Updated | Event.Deleted):
+        return fact.by
+    return None
 
 
 def fact_changes(fact: object) -> dict[str, Any]:

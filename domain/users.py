@@ -15,18 +15,30 @@ class User(Aggregate):
     def __init__(self) -> None:
         self.deleted = False
 
-    @event("ProfileChanged")
     def change_profile(self, fields: list[str]) -> None:
         """`fields` names what changed (e.g. ["email"]), never the values."""
+        self.check_live()
+        self._record_profile_change(fields)
 
-    @event("PasswordChanged")
     def change_password(self) -> None:
-        pass
+        self.check_live()
+        self._record_password_change()
 
     def delete(self) -> None:
+        self.check_live()
+        self._record_deletion()
+
+    def check_live(self) -> None:
         if self.deleted:
             raise GoneError("this account has been deleted")
-        self._record_deletion()
+
+    @event("ProfileChanged")
+    def _record_profile_change(self, fields: list[str]) -> None:
+        pass
+
+    @event("PasswordChanged")
+    def _record_password_change(self) -> None:
+        pass
 
     @event("Deleted")
     def _record_deletion(self) -> None:

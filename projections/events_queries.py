@@ -48,7 +48,8 @@ def encode_cursor(row: dict[str, Any], filters: Filters) -> str:
 
 def decode_cursor(cursor: str, filters: Filters) -> tuple[str, str]:
     try:
-        start, event_id, digest = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        padded = cursor + "=" * (-len(cursor) % 4)
+        start, event_id, digest = json.loads(base64.urlsafe_b64decode(padded))
         valid = digest == filters.digest() and isinstance(start, str) and isinstance(event_id, str)
     except (ValueError, TypeError):
         valid = False
@@ -57,7 +58,9 @@ def decode_cursor(cursor: str, filters: Filters) -> tuple[str, str]:
     return start, event_id
 
 
-def page_query(filters: Filters, after: tuple[str, str] | None, limit: int) -> tuple[str, list[Any]]:
+def page_query(
+    filters: Filters, after: tuple[str, str] | None, limit: int
+) -> tuple[str, list[Any]]:
     """The SQL for one page. Each shape is driven by an index: the participant's rows, the
     full-text match, or the (starting_time, id) index; never a scan of the whole view."""
     matches = [m for m in (match_words("location", filters.location or ""),

@@ -4,9 +4,10 @@ with whom" for lists and location search without replaying aggregates."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 import re
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.events import Event
@@ -17,7 +18,7 @@ TABLES = ("events_view", "event_people", "events_search")
 
 def instant(value: datetime) -> str:
     """A fixed-width UTC text form, so text order is time order in indexes and cursors."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def match_words(column: str, text: str) -> str | None:
@@ -29,7 +30,7 @@ def match_words(column: str, text: str) -> str | None:
 
 class EventsView:
     name = "events"
-    tables = TABLES
+    tables: Sequence[str] = TABLES
 
     def schema(self, suffix: str = "") -> list[str]:
         return [

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from domain.errors import ConflictError, InvalidFieldsError
 from projections.database import StateDatabase
 
-
 NAMES_SQL = (
     ("SELECT id, username FROM users WHERE id IN ({marks})", "user"),
     ("SELECT id, email FROM invitees WHERE id IN ({marks})", "invitee"),
@@ -118,9 +117,9 @@ class People:
         if not values:
             return {}
         keys = list({key(v) for v in values})
+        marks = ",".join("?" * len(keys))
         rows = self.db.connection().execute(
-            f"SELECT id, {column} AS k FROM {table} WHERE {column} IN ({','.join('?' * len(keys))})",
-            keys,
+            f"SELECT id, {column} AS k FROM {table} WHERE {column} IN ({marks})", keys
         )
         return {r["k"]: r["id"] for r in rows}
 

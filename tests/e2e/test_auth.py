@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,20 @@ def test_signup_with_both_username_and_email_taken_names_both_fields(http: httpx
     assert {"username", "email"} <= set(error["fields"])
 
 
+def test_concurrent_signups_for_one_username_give_exactly_one_account(server: Server) -> None:
+    name = unique("racer")
+
+    def attempt(index: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            return client.post("/api/auth/signup/", json=signup_body(
+                username=name if index % 2 else name.upper(),
+                email=f"racer{index}_{name}@example.com")).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(attempt, range(6)))
+    assert statuses == [201, 409, 409, 409, 409, 409]
+
+
 @pytest.mark.parametrize("password", ["", "short", "seven77"])
 def test_signup_with_a_password_shorter_than_eight_characters_is_a_422_naming_password(
         http: httpx.Client, password: str) -> None:
@@ -336,6 +351,17 @@ def test_a_successful_signin_resets_the_account_failure_count(limited: httpx.Cli
     assert signin(limited, user.username, user.password).status_code == 200
 
 
+def test_an_unknown_username_is_rate_limited_exactly_like_a_real_one(
+        limited: httpx.Client) -> None:
+    real, ghost = sign_up(limited, "real"), unique("ghost")
+    answers = {}
+    for name in (real.username, ghost):
+        for _ in range(3):
+            assert_error(signin(limited, name, "wrong password!"), 401)
+        answers[name] = assert_error(signin(limited, name, "wrong password!"), 429)["code"]
+    assert answers[real.username] == answers[ghost]
+
+
 def test_failure_counters_never_store_a_raw_username(limited: httpx.Client,
                                                      limited_server: Server) -> None:
     ghost = f"ghost_{uuid.uuid4().hex}"
@@ -351,9 +377,17 @@ def test_too_many_failures_from_one_address_block_every_account_from_it(
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             innocent = sign_up(client, "innocent")
-            for _ in range(3):
-                assert_error(signin(client, unique("nobody"), "guessing password"), 401)
-            blocked = signin(client, innocent.username, innocent.password)
+            for hop in range(3):
+                # A forged forwarded header from an untrusted peer must not reset the count.
+                answer = client.post("/api/auth/signin/",
+                                     json={"username": unique("nobody"),
+                                           "password": "guessing password"},
+                                     headers={"X-Forwarded-For": f"203.0.113.{hop + 1}"})
+                assert_error(answer, 401)
+            blocked = client.post("/api/auth/signin/",
+                                  json={"username": innocent.username,
+                                        "password": innocent.password},
+                                  headers={"X-Forwarded-For": "198.51.100.7"})
             assert_error(blocked, 429)
             assert blocked.headers.get("retry-after", "").isdigit(), blocked.headers
     finally:
@@ -392,6 +426,17 @@ def test_presenting_a_rotated_refresh_token_is_refused_and_revokes_its_whole_fam
     assert other.status_code == 200
     assert http.post("/api/auth/refresh/", json={"refresh": other.json()["refresh"]}
                      ).status_code == 200
+
+
+def test_two_concurrent_refreshes_with_one_token_give_at_most_one_new_pair(
+        server: Server, person: Person) -> None:
+    def attempt(_: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            return client.post("/api/auth/refresh/", json={"refresh": person.refresh}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(attempt, range(4)))
+    assert statuses.count(200) <= 1 and set(statuses) <= {200, 401}, statuses
 
 
 def test_replay_through_the_alias_path_also_revokes_the_family(http: httpx.Client,

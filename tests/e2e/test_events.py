@@ -781,9 +781,15 @@ def test_deleting_answers_the_message_then_the_event_is_gone_but_its_history_sta
     error(deleted_slash, 410)
 
 
-def test_deleting_an_unknown_event_is_404(http: httpx.Client, owner: Person) -> None:
-    error(http.delete(f"/api/event/{uuid4()}", headers=owner.headers), 404)
-    error(http.delete("/api/event/nope", headers=owner.headers), 404)
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_writing_to_an_unknown_event_is_404(http: httpx.Client, owner: Person,
+                                            method: str) -> None:
+    head = log_head(http)
+    for event_id in (str(uuid4()), "nope"):
+        answer = http.request(method, f"/api/event/{event_id}", headers=owner.headers,
+                              json=None if method == "DELETE" else {"name": "Phantom"})
+        error(answer, 404)
+    assert log_head(http) == head
 
 
 def test_the_history_lists_every_fact_with_created_holding_all_fields_and_updates_only_changes(
