@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-
 from types import SimpleNamespace
-from typing import Any
 
 from sanic import Sanic
 from sanic.config import Config

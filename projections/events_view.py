@@ -4,9 +4,9 @@ with whom" for lists and location search without replaying aggregates."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 import re
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
