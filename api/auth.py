@@ -31,13 +31,14 @@ async def signup(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SignupBody)
     services.people.check_free(data.username, data.email)
     password_hash = await off_loop(hash_password, data.password)
-    user_id = str((await off_loop(services.app.register_user)).aggregate.id)
+    user_uuid = (await off_loop(services.app.register_user)).aggregate.id
+    user_id = str(user_uuid)
     try:
         await off_loop(services.people.add_user, user_id, data.username, data.email,
                        password_hash, utc(now()))
     except ConflictError:
         # Lost a race for the name after the Registered fact: close that account at once.
-        await off_loop(services.app.delete_user, user_id, [])
+        await off_loop(services.app.delete_user, user_uuid, [])
         raise
     account = services.people.by_id(user_id)
     assert account is not None

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+)
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT
 
@@ -36,7 +45,32 @@ Participant = Annotated[str, StringConstraints(min_length=1, max_length=254),
 Participants = Annotated[list[Participant], Field(max_length=MAX_PARTICIPANTS)]
 
 
-class Body(BaseModel):
+class OpenAPI30(GenerateJsonSchema):
+    """The docs declare OpenAPI 3.0.3 (sanic-ext's fixed version), which has no "null" type:
+    an optional field is written with `nullable` instead."""
+
+    def nullable_schema(self, schema: Any) -> JsonSchemaValue:
+        inner = self.generate_inner(schema["schema"])
+        if "$ref" in inner:
+            return {"allOf": [inner], "nullable": True}
+        return {**inner, "nullable": True}
+
+
+class OpenAPI30Schemas:
+    """Mixed into every model the docs show, so sanic-ext gets 3.0-shaped schemas."""
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("schema_generator", OpenAPI30)
+        schema: dict[str, Any] = super().model_json_schema(*args, **kwargs)  # type: ignore[misc]
+        return schema
+
+
+class Schema(OpenAPI30Schemas, BaseModel):
+    pass
+
+
+class Body(Schema):
     """Strict about types (a number is not a time), lenient about nothing else: unknown fields
     are refused so a misspelt field never passes silently."""
 
@@ -85,7 +119,24 @@ class BatchChangeItem(EventChangeBody):
     id: UUID
 
 
-class UserOut(BaseModel):
+MAX_BATCH = 1000
+
+
+class BatchCreates(OpenAPI30Schemas, RootModel[Annotated[list[EventCreateBody],
+                                                         Field(max_length=MAX_BATCH)]]):
+    """POST /api/batch_events/: the events to create."""
+
+
+class BatchChanges(OpenAPI30Schemas, RootModel[Annotated[list[BatchChangeItem],
+                                                         Field(max_length=MAX_BATCH)]]):
+    """PUT /api/batch_events/: each item is an id and the fields to change."""
+
+
+class BatchIds(OpenAPI30Schemas, RootModel[Annotated[list[UUID], Field(max_length=MAX_BATCH)]]):
+    """DELETE /api/batch_events/: the ids of the events to delete."""
+
+
+class UserOut(Schema):
     id: str
     username: str
     email: str | None = Field(None, description="only in your own account")
@@ -93,11 +144,11 @@ class UserOut(BaseModel):
     updated_at: datetime
 
 
-class UserEnvelope(BaseModel):
+class UserEnvelope(Schema):
     user: UserOut
 
 
-class TokenPair(BaseModel):
+class TokenPair(Schema):
     access: str
     refresh: str
 
@@ -106,7 +157,7 @@ class SignupOut(TokenPair):
     user: UserOut
 
 
-class EventOut(BaseModel):
+class EventOut(Schema):
     id: str
     name: str
     starting_time: datetime
@@ -123,25 +174,25 @@ class EventOut(BaseModel):
     updated_at: datetime
 
 
-class EventEnvelope(BaseModel):
+class EventEnvelope(Schema):
     event: EventOut
 
 
-class EventList(BaseModel):
+class EventList(Schema):
     events: list[EventOut]
     next: str | None = Field(description="cursor of the next page, or null on the last")
 
 
-class EventWritten(BaseModel):
+class EventWritten(Schema):
     message: str
     event: EventOut
 
 
-class Message(BaseModel):
+class Message(Schema):
     message: str
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(Schema):
     version: int
     type: str
     at: datetime
@@ -149,11 +200,11 @@ class HistoryEntry(BaseModel):
     changes: dict[str, Any]
 
 
-class HistoryOut(BaseModel):
+class HistoryOut(Schema):
     history: list[HistoryEntry]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Schema):
     code: str
     message: str
     fields: dict[str, Any] = {}
@@ -161,5 +212,5 @@ class ErrorDetail(BaseModel):
         None, description="batch endpoints: each failing item's index and its problems")
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Schema):
     error: ErrorDetail

@@ -22,6 +22,7 @@ from domain.errors import (
     VersionMismatchError,
 )
 from domain.events import Event
+from domain.reminders import Reminder
 from domain.users import User
 
 # Writers racing on one aggregate retry from a fresh read; this bounds pathological contention.
@@ -139,6 +140,21 @@ class EventsApplication(Application[UUID]):
         if not facts or not isinstance(facts[0], Event.Created):
             raise NotFoundError(f"no event with id {event_id}")
         return facts
+
+    def record_reminder(self, event_id: UUID, starting_time: datetime, now: datetime) -> Written:
+        """Record that the reminder for this start fell due — unless the event was deleted,
+        moved or has started, or the reminder was already recorded (then nothing is written)."""
+        try:
+            event = self.get_event(event_id)
+        except (NotFoundError, GoneError):
+            return Written([])
+        if event.starting_time != starting_time or starting_time <= now:
+            return Written([event])
+        reminder = Reminder(event_id=str(event_id), starting_time=starting_time)
+        try:
+            return Written([reminder], position=self._save(reminder))
+        except IntegrityError:
+            return Written([event])
 
     def register_user(self) -> Written:
         user = User()

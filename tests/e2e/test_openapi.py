@@ -185,3 +185,22 @@ def test_the_docs_ui_answers_html(http: httpx.Client) -> None:
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"].startswith("text/html")
         assert "openapi.json" in answer.text or "<html" in answer.text.lower()
+
+
+def null_types(node: Any, where: str = "") -> list[str]:
+    """Where a schema says `"type": "null"`, which only OpenAPI 3.1 allows."""
+    if isinstance(node, dict):
+        found = [where] if node.get("type") == "null" else []
+        return found + [spot for key, value in node.items()
+                        for spot in null_types(value, f"{where}/{key}")]
+    if isinstance(node, list):
+        return [spot for i, value in enumerate(node) for spot in null_types(value, f"{where}/{i}")]
+    return []
+
+
+def test_the_schemas_keep_to_the_openapi_version_the_document_declares(
+    document: dict[str, Any]
+) -> None:
+    if str(document["openapi"]).startswith("3.0"):
+        # OpenAPI 3.0 has no "null" type (it writes `nullable: true`); 3.0 tools reject it.
+        assert null_types(document) == []
