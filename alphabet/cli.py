@@ -14,9 +14,9 @@ from tqdm import tqdm
 from alphabet import wiring
 from alphabet.app import create_app
 from alphabet.settings import Settings, SettingsError
-from api.present import utc
 from domain.errors import DomainError
 from domain.events import fact_by, fact_changes
+from domain.presentation import utc
 from projections.follower import Log
 from projections.replay import replay as rebuild
 

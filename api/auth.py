@@ -13,10 +13,11 @@ from sanic_ext import openapi
 from api.context import Services, client_address, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError, unauthorized
-from api.present import user_json, utc
+from api.present import user_json
 from api.schemas import RefreshBody, SigninBody, SignupBody, SignupOut, TokenPair
 from api.security import Claims, TokenError, hash_password, verify_password
 from domain.errors import ConflictError
+from domain.presentation import utc
 
 bp = Blueprint("auth", url_prefix="/api")
 

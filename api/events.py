@@ -15,7 +15,7 @@ from api.calendar import calendar
 from api.context import CurrentUser, Services, if_match, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError
-from api.present import aggregate_json, fields_of, history_json
+from api.present import aggregate_json, history_json
 from api.schemas import (
     EventChangeBody,
     EventCreateBody,
@@ -27,6 +27,7 @@ from api.schemas import (
 from domain.application import Written
 from domain.errors import NotFoundError
 from domain.events import Event
+from domain.presentation import fields_of
 
 bp = Blueprint("events", url_prefix="/api")
 

@@ -17,8 +17,9 @@ from api.context import CurrentUser, Services, off_loop
 from api.docs import responses
 from api.errors import ApiError
 from api.events import ICS, parse_time
-from api.present import event_json, fields_of_row, people_of
+from api.present import fields_of_row
 from api.schemas import EventList
+from domain.presentation import event_json, people_of
 from projections.events_queries import Filters, Page
 from projections.events_view import instant
 

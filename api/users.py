@@ -10,10 +10,11 @@ from sanic_ext import openapi
 
 from api.context import CurrentUser, Services, now, off_loop, parse
 from api.docs import body, responses
-from api.present import user_json, utc
+from api.present import user_json
 from api.schemas import Message, UserChangeBody, UserEnvelope
 from api.security import hash_password, verify_password
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
+from domain.presentation import utc
 from projections.events_view import owned_event_ids
 from projections.people import Account
 

@@ -1,0 +1,75 @@
+"""How events look to a client, as pure functions of the domain's objects: ids mapped to
+names (given), invitees' addresses shown to the owner only, times as UTC instants. Shared by
+the HTTP answers and the WebSocket messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.events import Event
+
+# person id → ("user", username) or ("invitee", address)
+Names = Mapping[str, tuple[str, str]]
+
+
+def utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def fields_of(event: Event) -> dict[str, Any]:
+    """An aggregate's shown fields, in the same form as a view row's."""
+    return {
+        "id": str(event.id), "name": event.name, "starting_time": event.starting_time,
+        "end_time": event.end_time, "location": event.location,
+        "participants": event.participants, "owner_id": event.owner_id,
+        "version": event.version, "created_at": event.created_on, "updated_at": event.modified_on,
+    }
+
+
+def people_of(events: Iterable[Mapping[str, Any]]) -> set[str]:
+    ids: set[str] = set()
+    for event in events:
+        ids.add(event["owner_id"])
+        ids.update(event["participants"])
+    return ids
+
+
+def participants(ids: Iterable[str], names: Names, owner_view: bool) -> list[str]:
+    """Erased people simply disappear; invitees are addresses to the owner, "invitee" to others."""
+    shown = []
+    for person in ids:
+        if person not in names:
+            continue
+        kind, label = names[person]
+        shown.append(label if kind == "user" or owner_view else "invitee")
+    return shown
+
+
+def event_json(event: Mapping[str, Any], names: Names, viewer_id: str) -> dict[str, Any]:
+    """`event` is fields_of(aggregate) or fields_of_row(row)."""
+    owner = names.get(event["owner_id"])
+    return {
+        "id": event["id"],
+        "name": event["name"],
+        "starting_time": utc(event["starting_time"]),
+        "end_time": utc(event["end_time"]),
+        "location": event["location"],
+        "participants": participants(event["participants"], names,
+                                     viewer_id == event["owner_id"]),
+        "owner": event["owner_id"],
+        "owner_username": owner[1] if owner else None,
+        "version": event["version"],
+        "created_at": utc(event["created_at"]),
+        "updated_at": utc(event["updated_at"]),
+    }
+
+
+def changes_json(changes: Mapping[str, Any], names: Names, owner_view: bool) -> dict[str, Any]:
+    """A fact's changed fields as a client sees them."""
+    return {
+        name: participants(value, names, owner_view) if name == "participants"
+        else utc(value) if isinstance(value, datetime) else value
+        for name, value in changes.items()
+    }
