@@ -12,7 +12,7 @@ from sanic.config import Config
 
 from alphabet import wiring
 from alphabet.settings import Settings
-from api import auth, batch, events, health, lists, users
+from api import auth, batch, events, health, lists, users, websockets
 from api.context import CurrentUser, Services, current_user
 from api.errors import handle
 
@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None) -> App:
     app.config.CORS_ORIGINS = settings.cors_origins
     app.ext.openapi.describe("Alphabet Events", version="0.1.0", description=DESCRIPTION)
     app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
-    for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp):
+    for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp,
+                      websockets.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     app.ext.add_dependency(CurrentUser, current_user)
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> App:
         app.ctx.services = wiring.services(settings)
         await app.ctx.services.reader.open()
         app.ext.dependency(app.ctx.services)
+        app.add_task(wiring.notifications(settings, app.ctx.services), name="notifications")
 
     @app.after_server_stop
     async def stop(app: App) -> None:
@@ -61,5 +63,7 @@ def create_app(settings: Settings | None = None) -> App:
     @app.main_process_ready
     async def manage(app: App) -> None:
         app.manager.manage("ViewFollower", wiring.run_follower, {"settings": settings})
+        if settings.redis_url:
+            app.manager.manage("Notifier", wiring.run_notifier, {"settings": settings})
 
     return app

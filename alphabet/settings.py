@@ -26,6 +26,7 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset()
     cors_origins: str = ""
     log_level: str = "INFO"
+    redis_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +60,7 @@ class Settings:
             ),
             cors_origins=text("CORS_ORIGINS", ""),
             log_level=text("LOG_LEVEL", "INFO").upper(),
+            redis_url=text("REDIS_URL", "") or None,
         )
 
     @property

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Coroutine
 from typing import Any
+from uuid import UUID
+
+import redis
+import redis.asyncio
+from eventsourcing.application import AggregateNotFoundError
 
 from alphabet.settings import Settings
 from api.context import Services, SigninPolicy
 from api.security import Tokens
+from consumers.hub import Hub
+from consumers.messages import LoadEvent, MessageMaker
+from consumers.notify import LocalTail, RedisNotifier, RedisRelay
 from domain.application import EventsApplication
+from domain.events import Event
 from projections.database import StateDatabase
 from projections.events_queries import EventsReader
 from projections.events_view import EventsView
@@ -48,6 +58,19 @@ def follower(app: EventsApplication, db: StateDatabase) -> Follower:
     return Follower(db, Log(app.recorder, app.mapper), views())
 
 
+def event_loader(app: EventsApplication) -> LoadEvent:
+    """The event at a version (or its latest), for messages the notifier cannot derive."""
+
+    def load(event_id: UUID, version: int | None) -> Event | None:
+        try:
+            found: Any = app.repository.get(event_id, version=version)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, Event) else None
+
+    return load
+
+
 def services(settings: Settings) -> Services:
     app = event_application(settings)
     db = state_database(settings)
@@ -69,7 +92,38 @@ def services(settings: Settings) -> Services:
             secret=secret,
         ),
         reader=EventsReader(settings.state_path),
+        hub=Hub(),
+        load_event=event_loader(app),
     )
+
+
+def notifications(settings: Settings, services: Services) -> Coroutine[Any, Any, None]:
+    """What feeds this worker's sockets: Redis when configured (one notifier for everyone),
+    else the worker's own tail of the log."""
+    if settings.redis_url:
+        relay = RedisRelay(redis.asyncio.from_url(settings.redis_url), services.hub,
+                           services.log.head)
+        return relay.run()
+    tail = LocalTail(services.log, MessageMaker(services.load_event, services.people.names),
+                     services.hub)
+    services.wake = tail.wake
+    return tail.run()
+
+
+def run_notifier(settings: Settings, **_: Any) -> None:
+    """With Redis: the one reader of the log that publishes WebSocket messages (a managed
+    process beside the workers)."""
+    app = event_application(settings)
+    db = state_database(settings)
+    notifier = RedisNotifier(
+        Log(app.recorder, app.mapper),
+        MessageMaker(event_loader(app), People(db).names),
+        redis.Redis.from_url(settings.redis_url or ""),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: notifier.stop())
+    signal.signal(signal.SIGINT, lambda *_: notifier.stop())
+    notifier.run()
+    app.close()
 
 
 def run_follower(settings: Settings, **_: Any) -> None:

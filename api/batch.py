@@ -11,7 +11,7 @@ from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, now, off_loop
+from api.context import CurrentUser, Services, command, now, off_loop
 from api.docs import body, responses
 from api.errors import ApiError, explain, invalid_body
 from api.events import position_header, to_utc
@@ -32,7 +32,7 @@ Batch = TypeVar("Batch", BatchCreates, BatchChanges, BatchIds)
 async def create_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     items = [item.model_dump() for item in parse_items(request, BatchCreates, "events")]
     fields = await off_loop(each, items, lambda item: command_fields(services, item))
-    written = await off_loop(services.app.create_events, owner_id=user.id, items=fields)
+    written = await command(services, services.app.create_events, owner_id=user.id, items=fields)
     return batch_json(services, written, user, 201)
 
 
@@ -46,8 +46,7 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
         each, items, lambda item: command_fields(services, item.model_dump(exclude_none=True,
                                                                            exclude={"id"}))
     )
-    written = await off_loop(
-        services.app.update_events, by=user.id, now=now(),
+    written = await command(services, services.app.update_events, by=user.id, now=now(),
         items=[(item.id, change) for item, change in zip(items, changes, strict=True)],
     )
     return batch_json(services, written, user, 200)
@@ -59,7 +58,7 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
 @responses({200: EventList, 422: None}, auth=True)
 async def delete_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     ids = parse_items(request, BatchIds, "ids")
-    written = await off_loop(services.app.delete_events, by=user.id, event_ids=ids)
+    written = await command(services, services.app.delete_events, by=user.id, event_ids=ids)
     return batch_json(services, written, user, 200)
 
 

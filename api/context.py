@@ -15,7 +15,9 @@ from sanic import Request
 
 from api.errors import ApiError, invalid_body, unauthorized
 from api.security import TokenError, Tokens
-from domain.application import EventsApplication
+from consumers.hub import Hub
+from consumers.messages import LoadEvent
+from domain.application import EventsApplication, Written
 from projections.database import StateDatabase
 from projections.events_queries import EventsReader
 from projections.follower import Follower, Log
@@ -48,6 +50,10 @@ class Services:
     tokens: Tokens
     signin: SigninPolicy
     reader: EventsReader
+    hub: Hub
+    load_event: LoadEvent
+    # Called after every write, so this worker's notifier looks at the log at once.
+    wake: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,15 @@ async def off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """eventsourcing, argon2 and SQLite writes block; run them where they cannot stall every
     connection of the worker."""
     return await asyncio.to_thread(func, *args, **kwargs)
+
+
+async def command(services: Services, func: Callable[..., Written], *args: Any,
+                  **kwargs: Any) -> Written:
+    """Run a write off the loop, then tell the notifier there is something new."""
+    written = await off_loop(func, *args, **kwargs)
+    if written.position is not None:
+        services.wake()
+    return written
 
 
 def if_match(request: Request) -> int | None:

@@ -12,7 +12,7 @@ from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
 from api.calendar import calendar
-from api.context import CurrentUser, Services, if_match, now, off_loop, parse
+from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError
 from api.present import aggregate_json, history_json
@@ -41,7 +41,7 @@ ICS = "text/calendar; charset=utf-8"
 async def create_event(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     data = parse(request, EventCreateBody)
     fields = await command_fields(services, data.model_dump(exclude_unset=True))
-    written = await off_loop(services.app.create_event, owner_id=user.id, **fields)
+    written = await command(services, services.app.create_event, owner_id=user.id, **fields)
     return written_json(services, written, user, "Event created", status=201)
 
 
@@ -80,9 +80,9 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
     expected = if_match(request)
     data = parse(request, EventChangeBody)
     changes = await command_fields(services, data.model_dump(exclude_none=True))
-    written = await off_loop(
-        services.app.update_event, uid, by=user.id, now=now(), expected_version=expected,
-        changes=changes,
+    written = await command(
+        services, services.app.update_event, uid, by=user.id, now=now(),
+        expected_version=expected, changes=changes,
     )
     return written_json(services, written, user, "Event updated")
 
@@ -92,8 +92,7 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
 @responses({200: Message, 403: None, 404: None, 410: None, 412: None}, auth=True)
 async def delete_event(request: Request, services: Services, user: CurrentUser,
                        event_id: str) -> JSONResponse:
-    written = await off_loop(
-        services.app.delete_event, event_uuid(event_id), by=user.id,
+    written = await command(services, services.app.delete_event, event_uuid(event_id), by=user.id,
         expected_version=if_match(request),
     )
     return json({"message": f'Event "{written.aggregate.name}" deleted'},

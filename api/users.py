@@ -8,7 +8,7 @@ from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, now, off_loop, parse
+from api.context import CurrentUser, Services, command, now, off_loop, parse
 from api.docs import body, responses
 from api.present import user_json
 from api.schemas import Message, UserChangeBody, UserEnvelope
@@ -75,7 +75,7 @@ async def delete_user(request: Request, services: Services, user: CurrentUser,
     # Bring the events view up to the log's head first, so no event the user owns is missed.
     await off_loop(services.follower.run_once)
     owned = [UUID(i) for i in owned_event_ids(services.db.connection(), user.id)]
-    written = await off_loop(services.app.delete_user, UUID(user.id), owned)
+    written = await command(services, services.app.delete_user, UUID(user.id), owned)
     await off_loop(services.people.erase, user.id)
     return json({"message": f'User "{user.username}" deleted'},
                 headers={"X-Position": str(written.position)})

@@ -1,0 +1,136 @@
+"""WebSocket subscriptions: one event's changes, or the feed of every change. Authenticated by
+token, resumable with ?after=<position>, closed with 4401 when the token expires."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+from uuid import UUID
+
+from sanic import Blueprint, Request
+from sanic.server.websockets.impl import WebsocketImplProtocol
+
+from api.context import Services, off_loop
+from api.security import Claims, TokenError
+from consumers.hub import Subscriber
+from consumers.notify import replay
+from domain.errors import GoneError, NotFoundError
+
+bp = Blueprint("websockets")
+
+AUTH_SECONDS = 5
+CLOSE_AUTH = 4401
+CLOSE_UNKNOWN = 4404
+CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_SLOW = 1013
+
+
+# sanic's websocket decorator is untyped
+@bp.websocket("/ws/events")  # type: ignore[untyped-decorator]
+async def feed(request: Request, ws: WebsocketImplProtocol) -> None:
+    await subscribe(request, ws, None)
+
+
+@bp.websocket("/ws/events/<event_id:str>")  # type: ignore[untyped-decorator]
+async def one_event(request: Request, ws: WebsocketImplProtocol, event_id: str) -> None:
+    await subscribe(request, ws, event_id)
+
+
+async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str | None) -> None:
+    services: Services = request.app.ctx.services
+    claims = await authenticate(request, ws, services)
+    if claims is None:
+        return
+    if event_id is not None and not await known_event(services, event_id):
+        await ws.close(CLOSE_UNKNOWN, f"no event with id {event_id}")
+        return
+    after = request.args.get("after")
+    if after is not None and not after.isdigit():
+        await ws.close(CLOSE_BAD_REQUEST, "after must be a log position (a whole number)")
+        return
+    hub = services.hub
+    subscriber = hub.subscribe(event_id)
+    try:
+        live_from = hub.position
+        await ws.send(json.dumps({"type": "ready", "position": live_from}))
+        if after is not None and int(after) < live_from:
+            missed = await off_loop(replay, services.log, services.load_event,
+                                    services.people.names, event_id, int(after), live_from)
+            for message in missed:
+                await ws.send(json.dumps(message))
+        await pump(ws, subscriber, live_from, claims.expires_at)
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
+               expires_at: float) -> None:
+    """Send live messages (each once, in order) until the client leaves, falls too far behind,
+    or its token expires."""
+
+    async def send_live() -> None:
+        nonlocal last
+        while True:
+            message = await subscriber.queue.get()
+            if message["position"] > last:
+                await ws.send(json.dumps(message))
+                last = message["position"]
+
+    async def until_closed() -> None:
+        while True:
+            await ws.recv()
+
+    tasks = {
+        asyncio.create_task(send_live()),
+        asyncio.create_task(until_closed()),
+        asyncio.create_task(subscriber.dropped.wait()),
+        asyncio.create_task(asyncio.sleep(max(expires_at - time.time(), 0))),
+    }
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    if subscriber.dropped.is_set():
+        await ws.close(CLOSE_TOO_SLOW, "too far behind; reconnect with ?after=<position>")
+    elif expires_at <= time.time():
+        await ws.close(CLOSE_AUTH, "the token has expired; reconnect with a fresh one and ?after")
+
+
+async def authenticate(request: Request, ws: WebsocketImplProtocol,
+                       services: Services) -> Claims | None:
+    """?token=<access token>, or a first message {"token": ...} within 5 seconds."""
+    token = request.args.get("token")
+    if token is None:
+        first = await ws.recv(timeout=AUTH_SECONDS)
+        token = token_from(first)
+    reason = "send ?token=<access token> or {\"token\": ...} first"
+    if token:
+        try:
+            claims = services.tokens.check(token, "access")
+            if services.people.by_id(claims.user_id) is not None:
+                return claims
+            reason = "this account no longer exists"
+        except TokenError as exc:
+            reason = str(exc)
+    await ws.close(CLOSE_AUTH, reason)
+    return None
+
+
+def token_from(first: Any) -> str | None:
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        token = json.loads(first).get("token")
+        return token if isinstance(token, str) else None
+    return None
+
+
+async def known_event(services: Services, event_id: str) -> bool:
+    """An event that exists or existed (a deleted one still has a history to replay)."""
+    try:
+        await off_loop(services.app.history, UUID(event_id))
+    except (ValueError, NotFoundError, GoneError):
+        return False
+    return True

@@ -1,0 +1,97 @@
+"""Facts, in log order, turned into the WebSocket messages of SPEC §4: the event's state after
+the fact, what changed, and the reference implementation's `message` text."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+from uuid import UUID
+
+from domain.events import Event, fact_changes
+from domain.presentation import Names, changes_json, event_json, fields_of, people_of, utc
+from domain.reminders import Reminder
+
+KINDS: dict[type[Any], str] = {
+    Event.Created: "event.created",
+    Event.Updated: "event.updated",
+    Event.Deleted: "event.deleted",
+    Reminder.Due: "event.reminder",
+}
+
+TEXTS = {
+    "event.created": 'Event "{name}" has been created.',
+    "event.updated": 'Event "{name}" has been updated.',
+    "event.deleted": 'Event "{name}" has been deleted.',
+    "event.reminder": 'Event "{name}" starts at {start}.',
+}
+
+# A message is for every subscriber alike, so invitees' addresses are never in it.
+NOBODY = ""
+
+# (event id, version or None for the latest) → the event then, or None if unknown
+LoadEvent = Callable[[UUID, int | None], Event | None]
+LookUpNames = Callable[[Iterable[str]], Names]
+
+
+def event_id_of(fact: Any) -> str | None:
+    """The event a fact is about, or None for facts that concern no event (users)."""
+    if isinstance(fact, Reminder.Due):
+        return str(fact.event_id)
+    if type(fact) in KINDS:
+        return str(fact.originator_id)
+    return None
+
+
+class MessageMaker:
+    """Keeps the latest state of recently changed events, so that following the log costs no
+    store read per fact: each fact is applied to the state the previous one left."""
+
+    def __init__(self, load: LoadEvent, names: LookUpNames, keep: int = 10_000) -> None:
+        self.load = load
+        self.names = names
+        self.keep = keep
+        self.events: OrderedDict[str, Event] = OrderedDict()
+
+    def make(self, position: int, fact: Any) -> dict[str, Any] | None:
+        kind = KINDS.get(type(fact))
+        if kind is None:
+            return None
+        event = self._event_after(fact)
+        if event is None:
+            return None
+        changes = fact_changes(fact) if kind != "event.reminder" else {
+            "starting_time": fact.starting_time}
+        fields = fields_of(event)
+        names = self.names(people_of([fields]) | set(changes.get("participants", [])))
+        return {
+            "type": kind,
+            "event_id": fields["id"],
+            "version": event.version,
+            "position": position,
+            "message": TEXTS[kind].format(name=event.name, start=utc(event.starting_time)),
+            "event": event_json(fields, names, NOBODY),
+            "changes": changes_json(changes, names, owner_view=False),
+        }
+
+    def _event_after(self, fact: Any) -> Event | None:
+        if isinstance(fact, Reminder.Due):
+            key = str(fact.event_id)
+            return self.events.get(key) or self._remember(key, self.load(UUID(key), None))
+        key = str(fact.originator_id)
+        known = self.events.get(key)
+        if isinstance(fact, Event.Created):
+            known = fact.mutate(None)
+        elif known is not None and known.version == fact.originator_version - 1:
+            known = fact.mutate(known)
+        else:
+            known = self.load(fact.originator_id, fact.originator_version)
+        return self._remember(key, known)
+
+    def _remember(self, key: str, event: Event | None) -> Event | None:
+        if event is not None:
+            self.events[key] = event
+            self.events.move_to_end(key)
+            while len(self.events) > self.keep:
+                self.events.popitem(last=False)
+        return event

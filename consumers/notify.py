@@ -1,0 +1,138 @@
+"""Following the log for WebSocket messages. Without Redis each worker follows the log itself
+(LocalTail); with Redis one notifier reads it in order and publishes, and every worker relays
+what it hears to its own sockets (RedisNotifier, RedisRelay). Either way messages arrive in log
+order, so a client's `?after=` resume is exact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from consumers.hub import Hub, Message
+from consumers.messages import LoadEvent, LookUpNames, MessageMaker, event_id_of
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "alphabet:messages"
+POSITION_KEY = "alphabet:notifier:position"
+BATCH = 500
+
+
+class LogReader(Protocol):
+    def head(self) -> int: ...
+
+    def read(self, after: int, limit: int) -> list[tuple[int, Any]]: ...
+
+
+def next_messages(log_: LogReader, maker: MessageMaker, after: int) -> tuple[list[Message], int]:
+    """The messages of the next batch of facts after `after`, and the position reached."""
+    facts = log_.read(after, BATCH)
+    messages = [m for pos, fact in facts if (m := maker.make(pos, fact)) is not None]
+    return messages, facts[-1][0] if facts else after
+
+
+def replay(
+    log_: LogReader, load: LoadEvent, names: LookUpNames, event_id: str | None, after: int,
+    until: int,
+) -> list[Message]:
+    """The messages a client missed: from the store, positions after `after` up to `until`."""
+    maker = MessageMaker(load, names)
+    found: list[Message] = []
+    while after < until:
+        facts = [f for f in log_.read(after, BATCH) if f[0] <= until]
+        if not facts:
+            break
+        for pos, fact in facts:
+            if event_id is None or event_id_of(fact) == event_id:
+                message = maker.make(pos, fact)
+                if message is not None:
+                    found.append(message)
+        after = facts[-1][0]
+    return found
+
+
+class LocalTail:
+    """One worker following the log itself, from the head at start-up. A write in this worker
+    wakes it at once; otherwise it polls briefly."""
+
+    def __init__(self, log_: LogReader, maker: MessageMaker, hub: Hub, poll: float = 0.005):
+        self.log = log_
+        self.maker = maker
+        self.hub = hub
+        self.poll = poll
+        self.woken = asyncio.Event()
+
+    def wake(self) -> None:
+        self.woken.set()
+
+    async def run(self) -> None:
+        position = await asyncio.to_thread(self.log.head)
+        self.hub.advance(position)
+        while True:
+            messages, reached = await asyncio.to_thread(
+                next_messages, self.log, self.maker, position
+            )
+            for message in messages:
+                self.hub.publish(message)
+            self.hub.advance(reached)
+            if reached == position:
+                self.woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.woken.wait(), self.poll)
+            position = reached
+
+
+class RedisNotifier:
+    """The one reader of the log for all workers and instances: publishes each message and its
+    position to Redis in one transaction, so after a crash it resumes where it stopped."""
+
+    def __init__(self, log_: LogReader, maker: MessageMaker, redis: Any, poll: float = 0.005):
+        self.log = log_
+        self.maker = maker
+        self.redis = redis
+        self.poll = poll
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        stored = self.redis.get(POSITION_KEY)
+        position = int(stored) if stored is not None else self.log.head()
+        while not self.stopped.is_set():
+            messages, reached = next_messages(self.log, self.maker, position)
+            if reached != position:
+                with self.redis.pipeline(transaction=True) as pipe:
+                    for message in messages:
+                        pipe.publish(CHANNEL, json.dumps(message))
+                    pipe.set(POSITION_KEY, reached)
+                    pipe.execute()
+                position = reached
+            else:
+                self.stopped.wait(self.poll)
+
+
+class RedisRelay:
+    """A worker's ear on the notifier: every message heard goes to this worker's sockets."""
+
+    def __init__(self, redis: Any, hub: Hub, head: Callable[[], int]) -> None:
+        self.redis = redis
+        self.hub = hub
+        self.head = head
+
+    async def run(self) -> None:
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(CHANNEL)
+        # Subscribed first, then the head: anything after it is certain to be heard.
+        self.hub.advance(await asyncio.to_thread(self.head))
+        try:
+            async for item in pubsub.listen():
+                if item.get("type") == "message":
+                    self.hub.publish(json.loads(item["data"]))
+        finally:
+            await pubsub.aclose()
