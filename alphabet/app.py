@@ -23,6 +23,21 @@ DESCRIPTION = """Event-sourced calendar events: every change is an immutable fac
 Authenticate with `Authorization: Bearer <access token>` from /api/auth/signin/.
 Every write answers `X-Position`, its position in the event log; `ETag` is an event's version
 and `If-Match` pins it. Errors are `{"error": {"code", "message", "fields"}}`.
+
+## WebSockets (OpenAPI cannot describe them)
+
+* `ws/events/{event_id}/` — a message for each change of that event;
+  `ws/events/` — the feed of every change (leading and trailing slashes optional).
+* Authenticate with `?token=<access token>`, or send `{"token": "..."}` as the first message
+  within 5 s. A missing or bad token closes the socket with code 4401, an unknown event with
+  4404; an expired token closes it with 4401 (reconnect with `?after=`).
+* First the server sends `{"type": "ready", "position": N}`: the log position it is live from.
+* Then one message per change, in log order: `{"type": "event.created" | "event.updated" |
+  "event.deleted" | "event.reminder", "event_id", "version", "position", "message", "event",
+  "changes"}`, where `message` is `Event "<name>" has been created.` (updated, deleted).
+* Resume after a disconnect with `?after=<position>`: what was missed is replayed from the event
+  store, then the socket continues live, with no gap and no duplicate.
+* A client that falls more than 1,000 messages behind is closed with 1013 (resume with `after`).
 """
 
 _names = itertools.count()
@@ -62,7 +77,7 @@ def create_app(settings: Settings | None = None) -> App:
 
     @app.main_process_ready
     async def manage(app: App) -> None:
-        app.manager.manage("ViewFollower", wiring.run_follower, {"settings": settings})
+        app.manager.manage("Consumers", wiring.run_consumers, {"settings": settings})
         if settings.redis_url:
             app.manager.manage("Notifier", wiring.run_notifier, {"settings": settings})
 

@@ -57,9 +57,9 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild views from position 0 beside the live ones and swap them in; a running server
     keeps answering from the old tables until the swap."""
-    chosen = [v for v in wiring.views() if args.view in (None, v.name)]
+    chosen = [v for v in wiring.views(settings) if args.view in (None, v.name)]
     if not chosen:
-        names = ", ".join(v.name for v in wiring.views())
+        names = ", ".join(v.name for v in wiring.views(settings))
         print(f"error: no view named {args.view!r} (there is: {names})", file=sys.stderr)
         return 2
     app = wiring.event_application(settings)

@@ -27,6 +27,10 @@ class Settings:
     cors_origins: str = ""
     log_level: str = "INFO"
     redis_url: str | None = None
+    redis_namespace: str = "alphabet"
+    smtp_url: str | None = None
+    mail_from: str = "Alphabet Events <events@localhost>"
+    reminder_minutes: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,11 +65,19 @@ class Settings:
             cors_origins=text("CORS_ORIGINS", ""),
             log_level=text("LOG_LEVEL", "INFO").upper(),
             redis_url=text("REDIS_URL", "") or None,
+            redis_namespace=text("REDIS_NAMESPACE", "alphabet"),
+            smtp_url=text("SMTP_URL", "") or None,
+            mail_from=text("MAIL_FROM", "Alphabet Events <events@localhost>"),
+            reminder_minutes=number("REMINDER_MINUTES", 30),
         )
 
     @property
     def event_store_path(self) -> Path:
         return self.data_dir / "events.sqlite"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
 
     @property
     def state_path(self) -> Path:

@@ -3,9 +3,12 @@ these once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,8 +20,10 @@ from alphabet.settings import Settings
 from api.context import Services, SigninPolicy
 from api.security import Tokens
 from consumers.hub import Hub
+from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisNotifier, RedisRelay
+from consumers.remind import RemindersView, Scheduler
 from domain.application import EventsApplication
 from domain.events import Event
 from projections.database import StateDatabase
@@ -40,8 +45,8 @@ def event_application(settings: Settings) -> EventsApplication:
     })
 
 
-def views() -> list[View]:
-    return [EventsView()]
+def views(settings: Settings) -> list[View]:
+    return [EventsView(), MailQueue(), RemindersView(settings.reminder_minutes)]
 
 
 def state_database(settings: Settings) -> StateDatabase:
@@ -49,13 +54,13 @@ def state_database(settings: Settings) -> StateDatabase:
     db = StateDatabase(settings.state_path)
     db.create_schema()
     with db.write() as conn:
-        for view in views():
+        for view in views(settings):
             create(conn, view)
     return db
 
 
-def follower(app: EventsApplication, db: StateDatabase) -> Follower:
-    return Follower(db, Log(app.recorder, app.mapper), views())
+def follower(settings: Settings, app: EventsApplication, db: StateDatabase) -> Follower:
+    return Follower(db, Log(app.recorder, app.mapper), views(settings))
 
 
 def event_loader(app: EventsApplication) -> LoadEvent:
@@ -79,7 +84,7 @@ def services(settings: Settings) -> Services:
         app=app,
         db=db,
         log=Log(app.recorder, app.mapper),
-        follower=follower(app, db),
+        follower=follower(settings, app, db),
         people=People(db),
         sessions=Sessions(db),
         tokens=Tokens(secret, settings.access_token_minutes * 60,
@@ -94,6 +99,7 @@ def services(settings: Settings) -> Services:
         reader=EventsReader(settings.state_path),
         hub=Hub(),
         load_event=event_loader(app),
+        outbox=settings.outbox_dir,
     )
 
 
@@ -101,8 +107,8 @@ def notifications(settings: Settings, services: Services) -> Coroutine[Any, Any,
     """What feeds this worker's sockets: Redis when configured (one notifier for everyone),
     else the worker's own tail of the log."""
     if settings.redis_url:
-        relay = RedisRelay(redis.asyncio.from_url(settings.redis_url), services.hub,
-                           services.log.head)
+        relay = RedisRelay(redis.asyncio.from_url(settings.redis_url), settings.redis_namespace,
+                           services.hub, services.log.head)
         return relay.run()
     tail = LocalTail(services.log, MessageMaker(services.load_event, services.people.names),
                      services.hub)
@@ -119,6 +125,7 @@ def run_notifier(settings: Settings, **_: Any) -> None:
         Log(app.recorder, app.mapper),
         MessageMaker(event_loader(app), People(db).names),
         redis.Redis.from_url(settings.redis_url or ""),
+        settings.redis_namespace,
     )
     signal.signal(signal.SIGTERM, lambda *_: notifier.stop())
     signal.signal(signal.SIGINT, lambda *_: notifier.stop())
@@ -126,13 +133,39 @@ def run_notifier(settings: Settings, **_: Any) -> None:
     app.close()
 
 
-def run_follower(settings: Settings, **_: Any) -> None:
-    """The one follower of the views for all workers (a Sanic managed process). Killing it is
-    safe at any instant: each batch and its position commit together."""
+def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mailer:
+    transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
+                            else OutboxTransport(settings.outbox_dir))
+    people = People(db)
+    return Mailer(db, transport, event_loader(app), people.names, people.address,
+                  settings.mail_from)
+
+
+def run_consumers(settings: Settings, **_: Any) -> None:
+    """Views, mail and reminders for all workers, in one managed process beside them. Killing
+    it is safe at any instant: each batch and its position commit together, and mail is sent
+    at least once with a Message-ID that shows a duplicate."""
     app = event_application(settings)
-    runner = follower(app, state_database(settings))
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    signal.signal(signal.SIGINT, lambda *_: runner.stop())
-    log.info("view follower started")
+    db = state_database(settings)
+    runner = follower(settings, app, db)
+    scheduler = Scheduler(db, app.record_reminder, lambda: datetime.now(UTC), runner.wake)
+    stopped = threading.Event()
+    delivery = mailer(settings, app, db)
+
+    def stop(*_: Any) -> None:
+        stopped.set()
+        scheduler.stop()
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threads = [
+        threading.Thread(target=scheduler.run, name="reminders", daemon=True),
+        threading.Thread(target=lambda: asyncio.run(delivery.run(stopped)), name="mail",
+                         daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    log.info("consumers started: views, mail, reminders")
     runner.run()
     app.close()

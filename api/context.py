@@ -8,6 +8,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -52,6 +53,7 @@ class Services:
     reader: EventsReader
     hub: Hub
     load_event: LoadEvent
+    outbox: Path
     # Called after every write, so this worker's notifier looks at the log at once.
     wake: Callable[[], None] = lambda: None
 

@@ -11,7 +11,6 @@ from sanic import Blueprint, Request, json, raw
 from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
-from api.calendar import calendar
 from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError
@@ -24,6 +23,7 @@ from api.schemas import (
     HistoryOut,
     Message,
 )
+from consumers.calendar import calendar
 from domain.application import Written
 from domain.errors import NotFoundError
 from domain.events import Event

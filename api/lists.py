@@ -12,16 +12,15 @@ from sanic import Blueprint, Request, json, raw
 from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
-from api.calendar import calendar
 from api.context import CurrentUser, Services, off_loop
 from api.docs import responses
 from api.errors import ApiError
 from api.events import ICS, parse_time
 from api.present import fields_of_row
 from api.schemas import EventList
-from domain.presentation import event_json, people_of
+from consumers.calendar import calendar
+from domain.presentation import event_json, instant, people_of
 from projections.events_queries import Filters, Page
-from projections.events_view import instant
 
 bp = Blueprint("lists", url_prefix="/api")
 

@@ -13,6 +13,7 @@ from api.docs import body, responses
 from api.present import user_json
 from api.schemas import Message, UserChangeBody, UserEnvelope
 from api.security import hash_password, verify_password
+from consumers.mail import erase_outbox
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
 from domain.presentation import utc
 from projections.events_view import owned_event_ids
@@ -77,6 +78,7 @@ async def delete_user(request: Request, services: Services, user: CurrentUser,
     owned = [UUID(i) for i in owned_event_ids(services.db.connection(), user.id)]
     written = await command(services, services.app.delete_user, UUID(user.id), owned)
     await off_loop(services.people.erase, user.id)
+    await off_loop(erase_outbox, services.outbox, user.id)
     return json({"message": f'User "{user.username}" deleted'},
                 headers={"X-Position": str(written.position)})
 

@@ -18,8 +18,6 @@ from consumers.messages import LoadEvent, LookUpNames, MessageMaker, event_id_of
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "alphabet:messages"
-POSITION_KEY = "alphabet:notifier:position"
 BATCH = 500
 
 
@@ -91,10 +89,13 @@ class RedisNotifier:
     """The one reader of the log for all workers and instances: publishes each message and its
     position to Redis in one transaction, so after a crash it resumes where it stopped."""
 
-    def __init__(self, log_: LogReader, maker: MessageMaker, redis: Any, poll: float = 0.005):
+    def __init__(self, log_: LogReader, maker: MessageMaker, redis: Any, namespace: str,
+                 poll: float = 0.005):
         self.log = log_
         self.maker = maker
         self.redis = redis
+        self.channel = f"{namespace}:messages"
+        self.position_key = f"{namespace}:notifier:position"
         self.poll = poll
         self.stopped = threading.Event()
 
@@ -102,15 +103,15 @@ class RedisNotifier:
         self.stopped.set()
 
     def run(self) -> None:
-        stored = self.redis.get(POSITION_KEY)
+        stored = self.redis.get(self.position_key)
         position = int(stored) if stored is not None else self.log.head()
         while not self.stopped.is_set():
             messages, reached = next_messages(self.log, self.maker, position)
             if reached != position:
                 with self.redis.pipeline(transaction=True) as pipe:
                     for message in messages:
-                        pipe.publish(CHANNEL, json.dumps(message))
-                    pipe.set(POSITION_KEY, reached)
+                        pipe.publish(self.channel, json.dumps(message))
+                    pipe.set(self.position_key, reached)
                     pipe.execute()
                 position = reached
             else:
@@ -120,14 +121,15 @@ class RedisNotifier:
 class RedisRelay:
     """A worker's ear on the notifier: every message heard goes to this worker's sockets."""
 
-    def __init__(self, redis: Any, hub: Hub, head: Callable[[], int]) -> None:
+    def __init__(self, redis: Any, namespace: str, hub: Hub, head: Callable[[], int]) -> None:
         self.redis = redis
+        self.channel = f"{namespace}:messages"
         self.hub = hub
         self.head = head
 
     async def run(self) -> None:
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(self.channel)
         # Subscribed first, then the head: anything after it is certain to be heard.
         self.hub.advance(await asyncio.to_thread(self.head))
         try:

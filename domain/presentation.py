@@ -14,6 +14,11 @@ from domain.events import Event
 Names = Mapping[str, tuple[str, str]]
 
 
+def instant(value: datetime) -> str:
+    """A fixed-width UTC text form, so text order is time order in indexes and cursors."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

@@ -7,18 +7,13 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from domain.events import Event
+from domain.presentation import instant
 from projections.follower import Fact
 
 TABLES = ("events_view", "event_people", "events_search")
-
-
-def instant(value: datetime) -> str:
-    """A fixed-width UTC text form, so text order is time order in indexes and cursors."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def match_words(column: str, text: str) -> str | None:

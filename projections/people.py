@@ -85,6 +85,15 @@ class People:
                 f"UPDATE users SET {assignments} WHERE id = ?", (*columns.values(), user_id)
             )
 
+    def address(self, person_id: str) -> str | None:
+        """Where to email a person (a user or an invitee); None once erased."""
+        row = self.db.connection().execute(
+            "SELECT email FROM users WHERE id = ? "
+            "UNION ALL SELECT email FROM invitees WHERE id = ?",
+            (person_id, person_id),
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def erase(self, user_id: str) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))

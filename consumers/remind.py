@@ -1,0 +1,114 @@
+"""Reminders: a tracked follower keeps one row per live event with when its reminder falls due
+(ALPHABET_REMINDER_MINUTES before the start; moved when the event moves, gone when it is
+deleted), and a scheduler records a Reminder.Due fact when the time comes. The fact is what
+mails and notifies, like any other change."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.application import Written
+from domain.events import Event
+from domain.presentation import instant
+from domain.reminders import Reminder
+
+log = logging.getLogger(__name__)
+
+
+class RemindersView:
+    name = "reminders"
+    tables: Sequence[str] = ("reminders",)
+
+    def __init__(self, minutes: int) -> None:
+        self.before = timedelta(minutes=minutes)
+
+    def schema(self, suffix: str = "") -> list[str]:
+        return [f"""CREATE TABLE IF NOT EXISTS reminders{suffix} (
+            event_id TEXT PRIMARY KEY,
+            starting_time TEXT NOT NULL,
+            due_at TEXT NOT NULL
+        )"""]
+
+    def indexes(self, suffix: str = "") -> dict[str, str]:
+        return {f"reminders{suffix}_due": f"reminders{suffix} (due_at)"}
+
+    def apply(self, conn: sqlite3.Connection, position: int, fact: Any, suffix: str = "") -> None:
+        match fact:
+            case Event.Created():
+                self._schedule(conn, str(fact.originator_id), fact.starting_time, suffix)
+            case Event.Updated() if "starting_time" in fact.changes:
+                self._schedule(conn, str(fact.originator_id), fact.changes["starting_time"],
+                               suffix)
+            case Event.Deleted():
+                conn.execute(f"DELETE FROM reminders{suffix} WHERE event_id = ?",
+                             (str(fact.originator_id),))
+            case Reminder.Due():
+                conn.execute(
+                    f"DELETE FROM reminders{suffix} WHERE event_id = ? AND starting_time = ?",
+                    (fact.event_id, instant(fact.starting_time)),
+                )
+            case _:
+                pass
+
+    def _schedule(self, conn: sqlite3.Connection, event_id: str, start: datetime,
+                  suffix: str) -> None:
+        conn.execute(
+            f"INSERT INTO reminders{suffix} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
+            "SET starting_time = excluded.starting_time, due_at = excluded.due_at",
+            (event_id, instant(start), instant(start - self.before)),
+        )
+
+
+class Connected(Protocol):
+    def connection(self) -> sqlite3.Connection: ...
+
+
+RecordReminder = Callable[[UUID, datetime, datetime], Written]
+
+
+class Scheduler:
+    """Records the reminders that are due and whose event has not started. The store refuses a
+    second Reminder for the same (event, start), so a restart or a second scheduler is safe."""
+
+    def __init__(self, db: Connected, record: RecordReminder, clock: Callable[[], datetime],
+                 wake: Callable[[], None] = lambda: None, interval: float = 1.0) -> None:
+        self.db = db
+        self.record = record
+        self.clock = clock
+        self.wake = wake
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def due(self) -> list[tuple[UUID, datetime]]:
+        now = instant(self.clock())
+        rows = self.db.connection().execute(
+            "SELECT event_id, starting_time FROM reminders WHERE due_at <= ? AND starting_time > ?",
+            (now, now),
+        ).fetchall()
+        return [(UUID(r[0]), datetime.fromisoformat(r[1])) for r in rows]
+
+    def run_once(self) -> int:
+        recorded = 0
+        for event_id, start in self.due():
+            if self.record(event_id, start, self.clock()).position is not None:
+                recorded += 1
+        if recorded:
+            self.wake()
+        return recorded
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.run_once()
+            except sqlite3.OperationalError:
+                log.exception("reminder check failed; retrying")
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()
