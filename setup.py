@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Event-sourced CQRS backend for calendar events",
     python_requires=">=3.11",
-    packages=["domain", "projections", "api", "consumers", "alphabet"],
+    packages=["domain", "projections", "api", "consumers", "consumers.kafka", "alphabet"],
     install_requires=[
         "eventsourcing>=9.5.6,<9.6",
         "sanic>=25.12,<26",
@@ -19,6 +19,7 @@ setup(
         "email-validator>=2.1,<3",
         "icalendar>=6,<8",
         "tqdm>=4.66,<5",
+        "faust-streaming>=0.11,<0.16",
     ],
     extras_require={
         "test": [

@@ -78,6 +78,17 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def worker(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.kafka_url:
+        print("error: alphabet worker needs ALPHABET_KAFKA_URL (e.g. kafka://localhost:9092); "
+              "without Kafka, `alphabet serve` runs mail and reminders itself", file=sys.stderr)
+        return 2
+    from alphabet.worker import run_worker  # faust is imported only by this command
+
+    run_worker(settings)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alphabet", description="Alphabet Events backend")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     again = commands.add_parser("replay", help="rebuild read models from the event store")
     again.add_argument("view", nargs="?", help="one view (default: all)")
     again.set_defaults(func=replay)
+    kafka = commands.add_parser("worker", help="run the Kafka relay and the faust agents")
+    kafka.set_defaults(func=worker)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -31,6 +31,7 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "Alphabet Events <events@localhost>"
     reminder_minutes: int = 30
+    kafka_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +70,7 @@ class Settings:
             smtp_url=text("SMTP_URL", "") or None,
             mail_from=text("MAIL_FROM", "Alphabet Events <events@localhost>"),
             reminder_minutes=number("REMINDER_MINUTES", 30),
+            kafka_url=text("KAFKA_URL", "") or None,
         )
 
     @property

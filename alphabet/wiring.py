@@ -46,7 +46,17 @@ def event_application(settings: Settings) -> EventsApplication:
 
 
 def views(settings: Settings) -> list[View]:
-    return [EventsView(), MailQueue(), RemindersView(settings.reminder_minutes)]
+    return [EventsView(), *consumer_views(settings)]
+
+
+def consumer_views(settings: Settings) -> list[View]:
+    """Mail and reminders: followed inside `alphabet serve`, or by the faust agents of
+    `alphabet worker` when Kafka is configured."""
+    return [MailQueue(), RemindersView(settings.reminder_minutes)]
+
+
+def served_views(settings: Settings) -> list[View]:
+    return [EventsView()] if settings.kafka_url else views(settings)
 
 
 def state_database(settings: Settings) -> StateDatabase:
@@ -60,7 +70,7 @@ def state_database(settings: Settings) -> StateDatabase:
 
 
 def follower(settings: Settings, app: EventsApplication, db: StateDatabase) -> Follower:
-    return Follower(db, Log(app.recorder, app.mapper), views(settings))
+    return Follower(db, Log(app.recorder, app.mapper), served_views(settings))
 
 
 def event_loader(app: EventsApplication) -> LoadEvent:
@@ -159,13 +169,10 @@ def run_consumers(settings: Settings, **_: Any) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    threads = [
-        threading.Thread(target=scheduler.run, name="reminders", daemon=True),
+    if not settings.kafka_url:
+        threading.Thread(target=scheduler.run, name="reminders", daemon=True).start()
         threading.Thread(target=lambda: asyncio.run(delivery.run(stopped)), name="mail",
-                         daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    log.info("consumers started: views, mail, reminders")
+                         daemon=True).start()
+    log.info("consumers started: %s", ", ".join(v.name for v in runner.views))
     runner.run()
     app.close()
