@@ -1,0 +1,120 @@
+"""The faust agents, driven through faust's own test harness (no Kafka broker can run here):
+they must leave the same mail and reminder bookkeeping as the embedded followers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alphabet import wiring
+from alphabet.settings import Settings
+from alphabet.worker import fact_key
+from consumers.kafka.agents import add_agents, encode, relay_once
+from consumers.kafka.app import create_faust_app
+from domain.application import EventsApplication
+from projections.database import StateDatabase
+from projections.follower import Follower, Log, create
+
+
+def history(app: EventsApplication) -> None:
+    now = datetime.now(UTC)
+    created = app.create_event(owner_id="owner", name="Launch", location="Haifa",
+                               starting_time=now + timedelta(hours=2),
+                               end_time=now + timedelta(hours=3), participants=["p1", "p2"])
+    event_id = created.aggregate.id
+    app.update_event(event_id, by="owner", now=now, expected_version=None,
+                     changes={"participants": ["p2", "p3"],
+                              "starting_time": now + timedelta(hours=5),
+                              "end_time": now + timedelta(hours=6)})
+    app.delete_event(event_id, by="owner", expected_version=None)
+
+
+def bookkeeping(db: StateDatabase) -> dict[str, Any]:
+    conn = db.connection()
+    return {
+        "mail": sorted(tuple(r) for r in conn.execute(
+            "SELECT message_id, person_id, kind FROM mail_outbox")),
+        "reminders": sorted(tuple(r) for r in conn.execute("SELECT * FROM reminders")),
+    }
+
+
+def test_agents_leave_the_same_bookkeeping_as_the_embedded_followers(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "a")
+    app = wiring.event_application(settings)
+    history(app)
+    notifications = app.recorder.select_notifications(start=0, limit=100)
+
+    through_kafka = wiring.state_database(settings)
+    worker = create_faust_app("kafka://127.0.0.1:9092")
+    agents = add_agents(worker, through_kafka, app.mapper, wiring.consumer_views(settings))
+
+    async def feed() -> None:
+        for name in ("mail", "reminders"):
+            async with agents[name].test_context() as agent:
+                for notification in notifications:
+                    await agent.put(encode(notification), key=str(notification.originator_id))
+
+    asyncio.run(feed())
+
+    embedded = StateDatabase(tmp_path / "embedded.sqlite")
+    embedded.create_schema()
+    with embedded.write() as conn:
+        for view in wiring.views(settings):
+            create(conn, view)
+    Follower(embedded, Log(app.recorder, app.mapper), wiring.consumer_views(settings)).run_once()
+
+    expected = bookkeeping(embedded)
+    assert expected["mail"], "the history should have produced emails"
+    assert {kind for _, _, kind in expected["mail"]} == {"created", "updated", "deleted"}
+    assert bookkeeping(through_kafka) == expected
+
+
+def test_a_redelivered_record_is_applied_once(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    app = wiring.event_application(settings)
+    history(app)
+    first = app.recorder.select_notifications(start=0, limit=1)[0]
+    db = wiring.state_database(settings)
+    worker = create_faust_app("kafka://127.0.0.1:9092")
+    agents = add_agents(worker, db, app.mapper, wiring.consumer_views(settings))
+
+    async def feed_twice() -> None:
+        async with agents["mail"].test_context() as agent:
+            for _ in range(2):
+                await agent.put(encode(first), key=str(first.originator_id))
+
+    asyncio.run(feed_twice())
+    rows = db.connection().execute("SELECT person_id FROM mail_outbox").fetchall()
+    assert sorted(r[0] for r in rows) == ["p1", "p2"]
+
+
+class Collecting:
+    """A stand-in for the faust topic at the port: records what the relay sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    async def send(self, key: str, value: Any) -> asyncio.Future[None]:
+        self.sent.append((key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_the_relay_publishes_the_log_in_order_keyed_by_event_id(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    app = wiring.event_application(settings)
+    history(app)
+    worker = create_faust_app("kafka://127.0.0.1:9092")
+    topic = Collecting()
+    worker.facts = topic
+
+    reached = asyncio.run(relay_once(worker, app.recorder, 0, fact_key, app.mapper, limit=2))
+    assert reached == 2
+    reached = asyncio.run(relay_once(worker, app.recorder, reached, fact_key, app.mapper))
+    assert reached == 3
+    positions = [record.position for _, record in topic.sent]
+    assert positions == [1, 2, 3]
+    assert len({key for key, _ in topic.sent}) == 1
