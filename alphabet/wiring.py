@@ -106,7 +106,7 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
-        reader=EventsReader(settings.state_path),
+        reader=EventsReader(settings.state_path, secret),
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,

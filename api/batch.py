@@ -19,6 +19,7 @@ from api.present import aggregates_json
 from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventList
 from domain.application import Written, each
 from domain.errors import InvalidItemsError
+from domain.events import check_fields
 
 bp = Blueprint("batch", url_prefix="/api")
 
@@ -31,7 +32,7 @@ Batch = TypeVar("Batch", BatchCreates, BatchChanges, BatchIds)
 @responses({201: EventList, 422: None}, auth=True)
 async def create_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     items = [item.model_dump() for item in parse_items(request, BatchCreates, "events")]
-    fields = await off_loop(each, items, lambda item: command_fields(services, item))
+    fields = await off_loop(each, items, lambda item: checked(services, item))
     written = await command(services, services.app.create_events, owner_id=user.id, items=fields)
     return batch_json(services, written, user, 201)
 
@@ -67,6 +68,14 @@ def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]
     fields = to_utc(fields)
     if "participants" in fields:
         fields["participants"] = services.people.resolve(fields["participants"])
+    return fields
+
+
+def checked(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
+    """One new item resolved and checked against the event rules, so a batch reports unknown
+    usernames and broken rules of every item in one answer."""
+    fields = command_fields(services, fields)
+    check_fields(fields)
     return fields
 
 

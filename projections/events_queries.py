@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -31,8 +32,11 @@ class Filters:
     q: str | None = None
     participant_id: str | None = None
 
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+    def seal(self, start: str, event_id: str, secret: str) -> str:
+        """Binds a cursor's place to these filters; keyed, so a client can neither forge a
+        cursor nor re-aim one at other filters."""
+        text = json.dumps([asdict(self), start, event_id], sort_keys=True)
+        return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -41,16 +45,17 @@ class Page:
     next: str | None
 
 
-def encode_cursor(row: dict[str, Any], filters: Filters) -> str:
-    raw = json.dumps([row["starting_time"], row["id"], filters.digest()]).encode()
+def encode_cursor(row: dict[str, Any], filters: Filters, secret: str) -> str:
+    start, event_id = row["starting_time"], row["id"]
+    raw = json.dumps([start, event_id, filters.seal(start, event_id, secret)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, filters: Filters) -> tuple[str, str]:
+def decode_cursor(cursor: str, filters: Filters, secret: str) -> tuple[str, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        start, event_id, digest = json.loads(base64.urlsafe_b64decode(padded))
-        valid = digest == filters.digest() and isinstance(start, str) and isinstance(event_id, str)
+        start, event_id, seal = json.loads(base64.urlsafe_b64decode(padded))
+        valid = hmac.compare_digest(str(seal), filters.seal(str(start), str(event_id), secret))
     except (ValueError, TypeError):
         valid = False
     if not valid:
@@ -107,8 +112,9 @@ def page_query(
 class EventsReader:
     """One aiosqlite connection per worker, read-only, to the state database."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, secret: str) -> None:
         self.path = path
+        self.secret = secret
         self._conn: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
@@ -127,13 +133,14 @@ class EventsReader:
         return self._conn
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, filters) if cursor else None
+        after = decode_cursor(cursor, filters, self.secret) if cursor else None
         sql, params = page_query(filters, after, limit + 1)
         async with self.conn.execute(sql, params) as rows:
             found = [dict(row) for row in await rows.fetchall()]
         more = len(found) > limit
         found = found[:limit]
-        return Page(found, encode_cursor(found[-1], filters) if more and found else None)
+        cursor = encode_cursor(found[-1], filters, self.secret) if more and found else None
+        return Page(found, cursor)
 
     async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         found: dict[str, tuple[str, str]] = {}

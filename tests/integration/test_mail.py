@@ -1,0 +1,682 @@
+"""Email on real components: a real event store and state database in SQLite files, the mail
+consumer built as alphabet.wiring builds it, and a real SMTP server (aiosmtpd) on loopback that
+can be stopped and started again on the same port. Covers who is written to on create, update
+and delete, what each email holds, deterministic Message-IDs, an SMTP outage and a consumer
+crash losing nothing, the retry backoff, erasure before delivery, the dev outbox, SMTP URLs and
+replaying the mail queue."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from icalendar import Calendar
+
+from alphabet import wiring
+from alphabet.settings import Settings
+from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, erase_outbox
+from domain.application import EventsApplication
+from projections.database import StateDatabase
+from projections.follower import Follower, Log, catch_up_batch
+from projections.people import People
+from projections.replay import replay
+from tests.conftest import free_port
+
+MESSAGE_ID_DOMAIN = "alphabet-events"
+
+
+# ---------------------------------------------------------------------------------------------
+# a real SMTP server on loopback
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as the SMTP server accepted it."""
+
+    recipients: tuple[str, ...]
+    message: EmailMessage
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"]).strip()
+
+    @property
+    def to(self) -> str:
+        return str(self.message["To"])
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    def id_parts(self) -> tuple[str, int, str, str]:
+        """(event id, version, person id, kind) read back from the Message-ID."""
+        local, _, domain = self.message_id.strip("<>").partition("@")
+        assert domain == MESSAGE_ID_DOMAIN, self.message_id
+        event_id, version, person_id, kind = local.split(".")
+        return event_id, int(version), person_id, kind
+
+    @property
+    def kind(self) -> str:
+        return self.id_parts()[3]
+
+    def calendar(self) -> Calendar:
+        parts = [p for p in self.message.iter_attachments()
+                 if p.get_content_type() == "text/calendar"]
+        assert len(parts) == 1, [p.get_content_type() for p in self.message.walk()]
+        content = parts[0].get_content()
+        return Calendar.from_ical(content if isinstance(content, bytes) else content.encode())
+
+    def content_key(self) -> tuple[str, str, int, str]:
+        """What the email is, read from its content rather than its Message-ID: recipient,
+        the .ics UID and SEQUENCE (event id and version) and the subject's first word."""
+        vevent = self.calendar().walk("VEVENT")[0]
+        return (self.to, str(vevent["UID"]), int(vevent["SEQUENCE"]),
+                self.subject.split(":")[0].split(" ")[0])
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it accepts (it runs on the server's thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received: list[Received] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
+        assert isinstance(message, EmailMessage)
+        with self._lock:
+            self._received.append(Received(tuple(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received)
+
+
+@dataclass
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1; stop() and start() again keep the port and the inbox."""
+
+    port: int = field(default_factory=free_port)
+    inbox: Inbox = field(default_factory=Inbox)
+    controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> SmtpServer:
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def received(self) -> list[Received]:
+        return self.inbox.received()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def assert_duplicates_only_by_message_id(received: list[Received]) -> None:
+    """At least once is allowed; but one email (recipient, event, version, kind) must always
+    carry one and the same Message-ID, so a repeat is recognisable."""
+    ids: dict[tuple[str, str, int, str], set[str]] = defaultdict(set)
+    for item in received:
+        ids[item.content_key()].add(item.message_id)
+    assert {k: v for k, v in ids.items() if len(v) > 1} == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# the system in-process, built like alphabet.wiring builds it
+
+
+class Clock:
+    """A controllable time.time() for the mailer."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class System:
+    settings: Settings
+    app: EventsApplication
+    db: StateDatabase
+    people: People
+    follower: Follower
+    clock: Clock
+
+    @classmethod
+    def build(cls, data_dir: Path, smtp_url: str | None = None, reminder_minutes: int = 30,
+              clock: Clock | None = None) -> System:
+        settings = Settings(data_dir=data_dir, smtp_url=smtp_url,
+                            reminder_minutes=reminder_minutes)
+        app = wiring.event_application(settings)
+        db = wiring.state_database(settings)
+        return cls(settings, app, db, People(db), wiring.follower(settings, app, db),
+                   clock or Clock())
+
+    def mailer(self) -> Mailer:
+        """wiring.mailer's transport, loader and address book, on this system's clock."""
+        built = wiring.mailer(self.settings, self.app, self.db)
+        return Mailer(self.db, built.transport, built.load, built.names, built.address,
+                      built.sender, clock=self.clock)
+
+    def close(self) -> None:
+        self.app.close()
+
+    def add_user(self, prefix: str) -> tuple[str, str]:
+        """A registered user: (user id, email address)."""
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        user_id = str(self.app.register_user().aggregate.id)
+        address = f"{name}@example.com"
+        self.people.add_user(user_id, name, address, "$argon2id$not-a-real-hash",
+                             datetime.now(UTC).isoformat())
+        return user_id, address
+
+    def username(self, user_id: str) -> str:
+        account = self.people.by_id(user_id)
+        assert account is not None
+        return account.username
+
+    def create_event(self, owner: str, participants: list[str], name: str = "Standup",
+                     starts_in: timedelta = timedelta(hours=2)) -> str:
+        start = datetime.now(UTC) + starts_in
+        written = self.app.create_event(
+            owner_id=owner, name=name, starting_time=start, end_time=start + timedelta(hours=1),
+            location="Tel Aviv Port", participants=self.people.resolve(participants),
+        )
+        return str(written.aggregate.id)
+
+    def update_event(self, owner: str, event_id: str, **changes: Any) -> int:
+        if "participants" in changes:
+            changes["participants"] = self.people.resolve(changes["participants"])
+        written = self.app.update_event(uuid.UUID(event_id), by=owner, now=datetime.now(UTC),
+                                        expected_version=None, changes=changes)
+        version: int = written.aggregate.version
+        return version
+
+    def delete_event(self, owner: str, event_id: str) -> int:
+        written = self.app.delete_event(uuid.UUID(event_id), by=owner, expected_version=None)
+        version: int = written.aggregate.version
+        return version
+
+    def invitee_id(self, address: str) -> str:
+        return self.people.resolve([address])[0]
+
+    def outbox_rows(self) -> list[sqlite3.Row]:
+        return list(self.db.connection().execute(
+            "SELECT * FROM mail_outbox ORDER BY position, message_id"))
+
+
+@pytest.fixture
+def system_factory(tmp_path: Path) -> Iterator[Any]:
+    built: list[System] = []
+
+    def build(smtp_url: str | None = None, **options: Any) -> System:
+        system = System.build(tmp_path / "data", smtp_url, **options)
+        built.append(system)
+        return system
+
+    yield build
+    for system in built:
+        system.close()
+
+
+def message_id(event_id: str, version: int, person_id: str, kind: str) -> str:
+    return f"<{event_id}.{version}.{person_id}.{kind}@{MESSAGE_ID_DOMAIN}>"
+
+
+def by_address(received: list[Received]) -> dict[str, list[Received]]:
+    found: dict[str, list[Received]] = defaultdict(list)
+    for item in received:
+        found[item.to].append(item)
+    return dict(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# who is written to, and what each email holds
+
+
+async def test_creating_an_event_emails_each_participant_once_and_nobody_else(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, owner_address = system.add_user("owner")
+    guest, guest_address = system.add_user("guest")
+    bystander, bystander_address = system.add_user("bystander")
+    invitee_address = f"outsider_{uuid.uuid4().hex[:6]}@outside.example"
+    event_id = system.create_event(owner, [system.username(guest), invitee_address])
+    invitee = system.invitee_id(invitee_address)
+
+    system.follower.run_once()
+    delivered = await system.mailer().send_due()
+
+    received = smtp.received()
+    assert delivered == 2
+    assert sorted(r.to for r in received) == sorted([guest_address, invitee_address])
+    assert owner_address not in by_address(received)
+    assert bystander_address not in by_address(received)
+    assert {r.message_id for r in received} == {
+        message_id(event_id, 1, guest, "created"), message_id(event_id, 1, invitee, "created"),
+    }
+    assert all(r.recipients == (r.to,) for r in received)
+    assert all(r.subject.startswith('Invitation: "Standup"') for r in received)
+
+
+async def test_every_email_has_a_plain_text_part_an_html_part_and_the_event_as_ics(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guest, guest_address = system.add_user("guest")
+    event_id = system.create_event(owner, [system.username(guest)], name="Design review")
+    system.update_event(owner, event_id, location="Haifa Bay")
+    system.delete_event(owner, event_id)
+
+    system.follower.run_once()
+    await system.mailer().send_due()
+
+    received = smtp.received()
+    assert sorted(r.kind for r in received) == ["created", "deleted", "updated"]
+    for item in received:
+        plain = item.message.get_body(("plain",))
+        rich = item.message.get_body(("html",))
+        assert plain is not None and rich is not None, item.subject
+        assert "Design review" in plain.get_content()
+        assert "<html>" in rich.get_content() and "Design review" in rich.get_content()
+        calendar = item.calendar()
+        vevents = calendar.walk("VEVENT")
+        assert len(vevents) == 1
+        assert str(vevents[0]["UID"]) == event_id
+        assert str(vevents[0]["SUMMARY"]) == "Design review"
+    methods = {r.kind: str(r.calendar()["METHOD"]) for r in received}
+    assert methods == {"created": "REQUEST", "updated": "REQUEST", "deleted": "CANCEL"}
+    updated = next(r for r in received if r.kind == "updated")
+    text = updated.message.get_body(("plain",))
+    assert text is not None and "Haifa Bay" in text.get_content()
+
+
+async def test_an_update_emails_current_participants_and_tells_the_removed_they_are_uninvited(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, owner_address = system.add_user("owner")
+    kept, kept_address = system.add_user("kept")
+    dropped, dropped_address = system.add_user("dropped")
+    added, added_address = system.add_user("added")
+    event_id = system.create_event(owner, [system.username(kept), system.username(dropped)])
+    system.follower.run_once()
+    await system.mailer().send_due()
+    before = len(smtp.received())
+
+    version = system.update_event(owner, event_id, name="Retro",
+                                  participants=[system.username(kept), system.username(added)])
+    system.follower.run_once()
+    await system.mailer().send_due()
+
+    updates = smtp.received()[before:]
+    assert version == 2
+    mail = by_address(updates)
+    assert sorted(mail) == sorted([kept_address, dropped_address, added_address])
+    assert owner_address not in mail
+    assert all(len(items) == 1 for items in mail.values())
+    assert mail[kept_address][0].message_id == message_id(event_id, 2, kept, "updated")
+    assert mail[added_address][0].message_id == message_id(event_id, 2, added, "updated")
+    assert mail[dropped_address][0].message_id == message_id(event_id, 2, dropped, "updated")
+    assert mail[kept_address][0].subject == 'Updated: "Retro"'
+    assert "no longer invited" in mail[dropped_address][0].subject
+    assert "no longer invited" not in mail[kept_address][0].subject
+    assert "no longer invited" not in mail[added_address][0].subject
+
+
+async def test_deleting_an_event_sends_a_cancellation_to_its_current_participants_only(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    stays, stays_address = system.add_user("stays")
+    left, left_address = system.add_user("left")
+    invitee_address = f"outsider_{uuid.uuid4().hex[:6]}@outside.example"
+    event_id = system.create_event(owner, [system.username(stays), system.username(left),
+                                           invitee_address])
+    system.update_event(owner, event_id, participants=[system.username(stays), invitee_address])
+    version = system.delete_event(owner, event_id)
+    system.follower.run_once()
+    await system.mailer().send_due()
+
+    cancellations = [r for r in smtp.received() if r.kind == "deleted"]
+    assert sorted(r.to for r in cancellations) == sorted([stays_address, invitee_address])
+    assert left_address not in {r.to for r in cancellations}
+    assert {r.message_id for r in cancellations} == {
+        message_id(event_id, version, stays, "deleted"),
+        message_id(event_id, version, system.invitee_id(invitee_address), "deleted"),
+    }
+    assert all(r.subject.startswith("Cancelled:") for r in cancellations)
+
+
+async def test_message_ids_are_made_of_ids_only_and_are_the_same_when_the_queue_is_rebuilt(
+    smtp: SmtpServer, system_factory: Any, tmp_path: Path
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guest, guest_address = system.add_user("guest")
+    event_id = system.create_event(owner, [system.username(guest)])
+    system.follower.run_once()
+    await system.mailer().send_due()
+
+    (received,) = smtp.received()
+    expected = message_id(event_id, 1, guest, "created")
+    assert received.message_id == expected
+    assert guest_address not in received.message_id
+    assert system.username(guest) not in received.message_id
+    # A second state database fed from the same store queues the very same ids.
+    other = StateDatabase(tmp_path / "other-state.sqlite")
+    other.create_schema()
+    with other.write() as conn:
+        for statement in MailQueue().schema():
+            conn.execute(statement)
+    catch_up_batch(other, Log(system.app.recorder, system.app.mapper), MailQueue(), 1000)
+    ids = [r[0] for r in other.connection().execute("SELECT message_id FROM mail_outbox")]
+    assert ids == [expected]
+
+
+# ---------------------------------------------------------------------------------------------
+# never lost: SMTP outage, consumer crash, backoff
+
+
+async def test_an_smtp_outage_loses_nothing_and_delivery_resumes_when_the_server_is_back(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guests = [system.add_user("guest") for _ in range(3)]
+    invitee_address = f"outsider_{uuid.uuid4().hex[:6]}@outside.example"
+    everyone = [system.username(g) for g, _ in guests] + [invitee_address]
+    first = system.create_event(owner, everyone, name="First")
+    second = system.create_event(owner, everyone[:2], name="Second")
+    system.update_event(owner, second, participants=everyone[1:])
+    third = system.create_event(owner, everyone[2:], name="Third")
+    system.delete_event(owner, third)
+    system.follower.run_once()
+    mailer = system.mailer()
+    expected = {row["message_id"] for row in system.outbox_rows()}
+    # first: 4 created; second: 2 created, 4 updated (3 current + 1 removed); third: 2 + 2
+    assert len(expected) == 14
+
+    smtp.stop()
+    assert await mailer.send_due() == 0
+    rows = system.outbox_rows()
+    assert len(rows) == 14
+    assert all(row["done_at"] is None for row in rows)
+    assert all(row["attempts"] == 1 for row in rows)
+    assert all(row["next_attempt"] > system.clock() for row in rows)
+    # Not due yet: a pass at the same instant tries nothing.
+    assert await mailer.send_due() == 0
+    assert all(row["attempts"] == 1 for row in system.outbox_rows())
+
+    smtp.start()
+    system.clock.advance(1.5)
+    assert await mailer.send_due() == 14
+
+    received = smtp.received()
+    assert {r.message_id for r in received} == expected
+    assert all(row["done_at"] is not None and row["outcome"] == "sent"
+               for row in system.outbox_rows())
+    assert_duplicates_only_by_message_id(received)
+    assert {r.id_parts()[0] for r in received} == {first, second, third}
+
+
+async def test_a_mail_consumer_that_crashes_between_batches_resumes_without_losing_mail(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    before_crash: System = system_factory(smtp.url)
+    owner, _ = before_crash.add_user("owner")
+    guest, _ = before_crash.add_user("guest")
+    invitee_address = f"outsider_{uuid.uuid4().hex[:6]}@outside.example"
+    participants = [before_crash.username(guest), invitee_address]
+    events = [before_crash.create_event(owner, participants, name=f"Event {n}")
+              for n in range(4)]
+    before_crash.update_event(owner, events[0], location="Haifa Bay")
+    log = Log(before_crash.app.recorder, before_crash.app.mapper)
+    # The consumer gets through two facts and delivers what they queued, then dies.
+    assert catch_up_batch(before_crash.db, log, MailQueue(), 2) == 2
+    assert await before_crash.mailer().send_due() > 0
+    before_crash.close()
+
+    after_crash: System = system_factory(smtp.url)
+    after_crash.delete_event(owner, events[1])
+    after_crash.follower.run_once()
+    await after_crash.mailer().send_due()
+
+    received = smtp.received()
+    expected = {row["message_id"] for row in after_crash.outbox_rows()}
+    # 4 creations x 2, one update x 2, one deletion x 2
+    assert len(expected) == 12
+    assert sorted(r.message_id for r in received) == sorted(expected)
+    assert all(row["outcome"] == "sent" for row in after_crash.outbox_rows())
+    assert_duplicates_only_by_message_id(received)
+
+
+async def test_failed_deliveries_back_off_one_then_two_then_four_seconds(
+    system_factory: Any
+) -> None:
+    nobody_listens = f"smtp://127.0.0.1:{free_port()}"
+    system: System = system_factory(nobody_listens)
+    owner, _ = system.add_user("owner")
+    guest, _ = system.add_user("guest")
+    system.create_event(owner, [system.username(guest)])
+    system.follower.run_once()
+    mailer = system.mailer()
+
+    waits = []
+    for attempt in (1, 2, 3):
+        tried_at = system.clock()
+        assert await mailer.send_due() == 0
+        (row,) = system.outbox_rows()
+        assert row["attempts"] == attempt
+        assert row["done_at"] is None
+        assert row["outcome"].startswith("retrying")
+        waits.append(row["next_attempt"] - tried_at)
+        # Just before the retry is due nothing is tried; at the due instant it is.
+        system.clock.now = row["next_attempt"] - 0.01
+        assert await mailer.send_due() == 0
+        assert system.outbox_rows()[0]["attempts"] == attempt
+        system.clock.now = row["next_attempt"]
+    assert waits == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(4.0)]
+
+
+# ---------------------------------------------------------------------------------------------
+# erasure, the dev outbox, SMTP URLs
+
+
+async def test_a_recipient_erased_before_delivery_is_dropped_and_never_written_to(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    erased, erased_address = system.add_user("erased")
+    kept, kept_address = system.add_user("kept")
+    event_id = system.create_event(owner, [system.username(erased), system.username(kept)])
+    system.follower.run_once()
+
+    system.people.erase(erased)
+    await system.mailer().send_due()
+
+    assert [r.to for r in smtp.received()] == [kept_address]
+    rows = {row["person_id"]: row for row in system.outbox_rows()}
+    assert rows[erased]["outcome"].startswith("dropped")
+    assert rows[erased]["done_at"] is not None
+    assert rows[kept]["outcome"] == "sent"
+    assert all(erased_address not in r.message.as_string() for r in smtp.received())
+    assert rows[erased]["message_id"] == message_id(event_id, 1, erased, "created")
+
+
+async def test_the_dev_outbox_writes_one_eml_file_per_message_under_the_recipients_folder(
+    system_factory: Any
+) -> None:
+    system: System = system_factory(None)
+    assert isinstance(wiring.mailer(system.settings, system.app, system.db).transport,
+                      OutboxTransport)
+    owner, _ = system.add_user("owner")
+    guest, guest_address = system.add_user("guest")
+    invitee_address = f"outsider_{uuid.uuid4().hex[:6]}@outside.example"
+    event_id = system.create_event(owner, [system.username(guest), invitee_address])
+    system.update_event(owner, event_id, name="Renamed")
+    system.follower.run_once()
+    assert await system.mailer().send_due() == 4
+
+    outbox = system.settings.data_dir / "outbox"
+    invitee = system.invitee_id(invitee_address)
+    assert sorted(p.name for p in outbox.iterdir()) == sorted([guest, invitee])
+    for person, address in ((guest, guest_address), (invitee, invitee_address)):
+        files = sorted((outbox / person).glob("*.eml"))
+        assert len(files) == 2
+        parsed = [BytesParser(policy=policy.default).parsebytes(f.read_bytes()) for f in files]
+        assert {str(m["To"]) for m in parsed} == {address}
+        assert {str(m["Message-ID"]) for m in parsed} == {
+            message_id(event_id, 1, person, "created"), message_id(event_id, 2, person, "updated"),
+        }
+        for message in parsed:
+            assert isinstance(message, EmailMessage)
+            assert message.get_body(("plain",)) is not None
+
+
+async def test_erasing_a_person_removes_their_eml_folder_and_nobody_elses(
+    system_factory: Any
+) -> None:
+    system: System = system_factory(None)
+    owner, _ = system.add_user("owner")
+    erased, erased_address = system.add_user("erased")
+    kept, _ = system.add_user("kept")
+    system.create_event(owner, [system.username(erased), system.username(kept)])
+    system.follower.run_once()
+    await system.mailer().send_due()
+    outbox = system.settings.outbox_dir
+    assert erased_address.encode() in next((outbox / erased).glob("*.eml")).read_bytes()
+
+    system.people.erase(erased)
+    erase_outbox(outbox, erased)
+
+    assert not (outbox / erased).exists()
+    assert len(list((outbox / kept).glob("*.eml"))) == 1
+    for path in outbox.rglob("*"):
+        if path.is_file():
+            assert erased_address.encode() not in path.read_bytes()
+    erase_outbox(outbox, erased)  # erasing twice is harmless
+
+
+def test_an_smtp_url_with_credentials_port_and_starttls_is_understood() -> None:
+    options = SmtpTransport("smtp://mail%40user:p%40ss@mail.example:2525?starttls=true").options
+    assert options["hostname"] == "mail.example"
+    assert options["port"] == 2525
+    assert options["username"] == "mail@user"
+    assert options["password"] == "p@ss"
+    assert options["start_tls"] is True
+    assert options["use_tls"] is False
+
+
+def test_an_smtps_url_uses_implicit_tls_on_port_465() -> None:
+    options = SmtpTransport("smtps://mail.example").options
+    assert options["hostname"] == "mail.example"
+    assert options["port"] == 465
+    assert options["use_tls"] is True
+    assert options["start_tls"] is False
+    assert options["username"] is None and options["password"] is None
+
+
+def test_a_plain_smtp_url_without_a_port_uses_port_25_without_tls() -> None:
+    options = SmtpTransport("smtp://127.0.0.1").options
+    assert (options["port"], options["use_tls"], options["start_tls"]) == (25, False, False)
+
+
+@pytest.mark.parametrize("url", ["http://mail.example:25", "mail.example:25", "smtp://",
+                                 "smtp:///nohost"])
+def test_an_unusable_smtp_url_is_refused_with_a_message_naming_the_setting(url: str) -> None:
+    with pytest.raises(ValueError, match="ALPHABET_SMTP_URL"):
+        SmtpTransport(url)
+
+
+# ---------------------------------------------------------------------------------------------
+# replay
+
+
+def queue_rows(db: StateDatabase) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in db.connection().execute(
+        "SELECT message_id, event_id, version, person_id, kind, changes, position "
+        "FROM mail_outbox ORDER BY message_id")]
+
+
+async def test_replaying_the_mail_queue_gives_the_same_messages_as_the_live_one(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guests = [system.username(system.add_user("guest")[0]) for _ in range(3)]
+    invitee_address = f"outsider_{uuid.uuid4().hex[:6]}@outside.example"
+    first = system.create_event(owner, [*guests, invitee_address])
+    second = system.create_event(owner, guests[:1])
+    system.update_event(owner, first, participants=guests[1:])
+    system.update_event(owner, second, name="Renamed", participants=[invitee_address])
+    system.delete_event(owner, first)
+    system.follower.run_once()
+    live = queue_rows(system.db)
+    live_people = list(system.db.connection().execute(
+        "SELECT * FROM mail_events ORDER BY event_id").fetchall())
+
+    replay(system.db, Log(system.app.recorder, system.app.mapper), MailQueue())
+
+    assert len(live) > 10
+    assert queue_rows(system.db) == live
+    assert [tuple(r) for r in system.db.connection().execute(
+        "SELECT * FROM mail_events ORDER BY event_id")] == [tuple(r) for r in live_people]
+
+
+async def test_replaying_the_mail_queue_does_not_send_already_delivered_mail_again(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guest, _ = system.add_user("guest")
+    event_id = system.create_event(owner, [system.username(guest)])
+    system.delete_event(owner, event_id)
+    system.follower.run_once()
+    mailer = system.mailer()
+    assert await mailer.send_due() == 2
+    delivered = {r["message_id"]: r["done_at"] for r in system.outbox_rows()}
+
+    replay(system.db, Log(system.app.recorder, system.app.mapper), MailQueue())
+    await mailer.send_due()
+
+    # The rebuilt queue must equal the live one (SPEC §5), delivery state included: a replay
+    # that forgets what was sent mails every participant of every event ever again.
+    assert {r["message_id"]: r["done_at"] for r in system.outbox_rows()} == delivered
+    assert len(smtp.received()) == 2
