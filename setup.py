@@ -20,6 +20,7 @@ setup(
         "icalendar>=6,<8",
         "tqdm>=4.66,<5",
         "faust-streaming>=0.11,<0.16",
+        "python-json-logger>=3,<5",
     ],
     extras_require={
         "test": [

@@ -4,13 +4,13 @@ blueprints; clients are created when a worker starts and closed when it stops.""
 from __future__ import annotations
 
 import itertools
-import logging
 from types import SimpleNamespace
 
 from sanic import Sanic
 from sanic.config import Config
 
 from alphabet import wiring
+from alphabet.logs import logging_config
 from alphabet.settings import Settings
 from api import auth, batch, events, health, lists, users, websockets
 from api.context import CurrentUser, Services, current_user
@@ -46,9 +46,9 @@ App = Sanic[Config, SimpleNamespace]
 
 def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
-    logging.getLogger("alphabet").setLevel(settings.log_level)
     suffix = next(_names)
-    app = Sanic("alphabet" if suffix == 0 else f"alphabet{suffix}", strict_slashes=False)
+    app = Sanic("alphabet" if suffix == 0 else f"alphabet{suffix}", strict_slashes=False,
+                log_config=logging_config(settings.log_level, settings.log_format))
     app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.OAS_URL_PREFIX = "/docs"

@@ -26,6 +26,7 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset()
     cors_origins: str = ""
     log_level: str = "INFO"
+    log_format: str = "json"
     redis_url: str | None = None
     redis_namespace: str = "alphabet"
     smtp_url: str | None = None
@@ -52,6 +53,13 @@ class Settings:
                 raise SettingsError(f"ALPHABET_{name} must be at least 1, not {value}")
             return value
 
+        def choice(name: str, allowed: tuple[str, ...]) -> str:
+            value = text(name, allowed[0]).lower()
+            if value not in allowed:
+                raise SettingsError(f"ALPHABET_{name} must be one of {', '.join(allowed)}, "
+                                    f"not {value!r}")
+            return value
+
         return cls(
             data_dir=Path(text("DATA_DIR", "data")),
             secret_key=text("SECRET_KEY", "") or None,
@@ -65,6 +73,7 @@ class Settings:
             ),
             cors_origins=text("CORS_ORIGINS", ""),
             log_level=text("LOG_LEVEL", "INFO").upper(),
+            log_format=choice("LOG_FORMAT", ("json", "text")),
             redis_url=text("REDIS_URL", "") or None,
             redis_namespace=text("REDIS_NAMESPACE", "alphabet"),
             smtp_url=text("SMTP_URL", "") or None,
