@@ -111,7 +111,8 @@ def position_of(answer: httpx.Response) -> int:
     return int(answer.headers["X-Position"])
 
 
-async def create(http: httpx.AsyncClient, owner: Person, **overrides: Any) -> tuple[dict[str, Any], int]:
+async def create(http: httpx.AsyncClient, owner: Person,
+                 **overrides: Any) -> tuple[dict[str, Any], int]:
     answer = await http.post("/api/events/", json=event_body(**overrides), headers=owner.headers)
     assert answer.status_code == 201, answer.text
     event: dict[str, Any] = answer.json()["event"]
@@ -274,7 +275,8 @@ async def test_an_event_socket_hears_only_its_own_event_including_its_deletion(
 async def test_the_event_in_a_message_shows_invitee_in_place_of_every_invitees_address(
     server: Server, owner: Person, watcher: Person,
 ) -> None:
-    guest, newcomer = f"guest-{uuid.uuid4().hex[:6]}@example.com", f"new-{uuid.uuid4().hex[:6]}@example.org"
+    guest = f"guest-{uuid.uuid4().hex[:6]}@example.com"
+    newcomer = f"new-{uuid.uuid4().hex[:6]}@example.org"
     async with client(server) as http, socket(server, "/ws/events/", token=owner.access) as ws:
         await ready(ws)
         event, _ = await create(http, owner, participants=[watcher.username, guest])
@@ -299,7 +301,7 @@ async def test_the_event_in_a_message_shows_invitee_in_place_of_every_invitees_a
 
 
 @pytest.mark.parametrize("path", ["/ws/events/", "/ws/events"])
-async def test_the_feed_receives_every_change_in_log_order_including_events_created_after_connecting(
+async def test_the_feed_receives_every_change_in_log_order_including_events_created_later(
     server: Server, owner: Person, watcher: Person, path: str,
 ) -> None:
     expected: list[tuple[str, str, int]] = []
@@ -366,7 +368,8 @@ async def test_a_bad_token_is_refused_with_401_or_closed_with_4401(
     server: Server, watcher: Person,
 ) -> None:
     forged = jwt.encode({"sub": watcher.id, "type": "access", "jti": "x", "iat": int(time.time()),
-                         "exp": int(time.time()) + 600}, "not the key", algorithm="HS256")
+                         "exp": int(time.time()) + 600},
+                        "not the server key, but long enough for HS256", algorithm="HS256")
     unsigned = jwt.encode({"sub": watcher.id, "type": "access", "jti": "x",
                            "iat": int(time.time()), "exp": int(time.time()) + 600},
                           None, algorithm="none")
@@ -413,7 +416,7 @@ async def test_a_token_that_expires_while_connected_closes_the_socket_with_4401(
 
 
 @pytest.mark.parametrize("event_id", [str(uuid.uuid4()), "not-a-uuid", "12345"])
-async def test_a_socket_for_an_unknown_or_malformed_event_id_is_refused_with_404_or_closed_with_4404(
+async def test_a_socket_for_an_unknown_or_malformed_event_id_is_refused_or_closed_with_4404(
     server: Server, watcher: Person, event_id: str,
 ) -> None:
     assert await refused_with(server, f"/ws/events/{event_id}/",
@@ -497,9 +500,19 @@ async def test_an_after_that_is_not_a_log_position_closes_the_socket_with_4400(
 # several workers
 
 
+async def all_workers_ready(server: Server, timeout: float = 30) -> None:
+    """Server.start returns once one worker answers; wait for every worker's "Worker ready"."""
+    deadline = time.monotonic() + timeout
+    while server.log_path.read_text(errors="replace").count("Worker ready") < server.workers:
+        assert server.process is not None and server.process.poll() is None, "server exited"
+        assert time.monotonic() < deadline, server.log_path.read_text(errors="replace")
+        await asyncio.sleep(0.1)
+
+
 async def every_socket_hears_every_put_in_order(server: Server) -> None:
     """Open feed sockets until both workers hold some, then check that five PUTs reach them all,
     in order, with the positions the PUTs answered."""
+    await all_workers_ready(server)
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as sync_http:
         owner = sign_up(sync_http, "multi")
     sockets: list[ClientConnection] = []
@@ -562,7 +575,8 @@ def hub_message(position: int, event_id: str = "e1") -> dict[str, Any]:
     return {"type": "event.updated", "event_id": event_id, "position": position}
 
 
-async def test_a_subscriber_that_never_reads_is_dropped_when_its_queue_overflows_while_a_reader_keeps_receiving() -> None:
+async def test_a_subscriber_that_never_reads_is_dropped_on_overflow_while_a_reader_keeps_receiving(
+) -> None:
     hub = Hub(max_queue=3)
     slow = hub.subscribe(None)
     reader = hub.subscribe(None)

@@ -83,7 +83,7 @@ class Received:
         """What the email is, read from its content rather than its Message-ID: recipient,
         the .ics UID and SEQUENCE (event id and version) and the subject's first word."""
         vevent = self.calendar().walk("VEVENT")[0]
-        return (self.to, str(vevent["UID"]), int(vevent["SEQUENCE"]),
+        return (self.to, str(vevent["UID"]), int(str(vevent["SEQUENCE"])),
                 self.subject.split(":")[0].split(" ")[0])
 
 
@@ -285,6 +285,7 @@ async def test_creating_an_event_emails_each_participant_once_and_nobody_else(
     assert sorted(r.to for r in received) == sorted([guest_address, invitee_address])
     assert owner_address not in by_address(received)
     assert bystander_address not in by_address(received)
+    assert {r.id_parts()[2] for r in received}.isdisjoint({owner, bystander})
     assert {r.message_id for r in received} == {
         message_id(event_id, 1, guest, "created"), message_id(event_id, 1, invitee, "created"),
     }
@@ -307,6 +308,7 @@ async def test_every_email_has_a_plain_text_part_an_html_part_and_the_event_as_i
 
     received = smtp.received()
     assert sorted(r.kind for r in received) == ["created", "deleted", "updated"]
+    assert {r.to for r in received} == {guest_address}
     for item in received:
         plain = item.message.get_body(("plain",))
         rich = item.message.get_body(("html",))

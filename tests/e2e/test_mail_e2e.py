@@ -1,0 +1,146 @@
+"""Email end to end: a real `alphabet serve` process configured with ALPHABET_SMTP_URL and a real
+SMTP server (aiosmtpd) on loopback. Changes made over HTTP reach every participant's inbox
+within seconds; an SMTP outage across a restart of the server loses nothing, and a repeat is
+only ever a repeat of the same Message-ID."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Person, Server, event_body, sign_up
+from tests.integration.test_mail import Received, SmtpServer, assert_duplicates_only_by_message_id
+
+DEADLINE_SECONDS = 15.0
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def mail_server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("mail") / "data",
+                     env={"ALPHABET_SMTP_URL": smtp.url}).start()
+    yield running
+    running.stop()
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = DEADLINE_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.1)
+
+
+def mail_about(smtp: SmtpServer, event_id: str) -> list[Received]:
+    return [r for r in smtp.received() if r.message_id.startswith(f"<{event_id}.")]
+
+
+def kinds_by_address(smtp: SmtpServer, event_id: str) -> set[tuple[str, str]]:
+    return {(r.to, r.kind) for r in mail_about(smtp, event_id)}
+
+
+def create(http: httpx.Client, owner: Person, **fields: Any) -> str:
+    answer = http.post("/api/events/", json=event_body(**fields), headers=owner.headers)
+    assert answer.status_code == 201, answer.text
+    event_id: str = answer.json()["event"]["id"]
+    return event_id
+
+
+def outbox_attempts(data_dir: Path, event_id: str, version: int) -> list[int]:
+    """How often the server has tried each email of one version (read-only look)."""
+    conn = sqlite3.connect(f"file:{data_dir / 'state.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        return [r[0] for r in conn.execute(
+            "SELECT attempts FROM mail_outbox WHERE event_id = ? AND version = ? AND "
+            "done_at IS NULL", (event_id, version))]
+    finally:
+        conn.close()
+
+
+def failed_both(data_dir: Path, event_id: str, version: int) -> bool:
+    attempts = outbox_attempts(data_dir, event_id, version)
+    return len(attempts) == 2 and min(attempts) >= 1
+
+
+def test_creating_updating_and_deleting_over_http_emails_every_participant(
+    mail_server: Server, smtp: SmtpServer
+) -> None:
+    invitee = f"invitee_{uuid.uuid4().hex[:8]}@outside.example"
+    with httpx.Client(base_url=mail_server.url, timeout=30) as http:
+        owner = sign_up(http, "owner")
+        guest = sign_up(http, "guest")
+        event_id = create(http, owner, name="Quarterly", participants=[guest.username, invitee])
+        changed = http.patch(f"/api/event/{event_id}", json={"name": "Quarterly review"},
+                             headers=owner.headers)
+        assert changed.status_code == 200, changed.text
+        deleted = http.delete(f"/api/event/{event_id}", headers=owner.headers)
+        assert deleted.status_code == 200, deleted.text
+
+    expected = {(address, kind) for address in (guest.email, invitee)
+                for kind in ("created", "updated", "deleted")}
+    wait_for("created, updated and deleted emails to both participants",
+             lambda: kinds_by_address(smtp, event_id) >= expected)
+
+    received = mail_about(smtp, event_id)
+    assert kinds_by_address(smtp, event_id) == expected
+    assert owner.email not in {r.to for r in received}
+    guest_mail = {r.kind: r for r in received if r.to == guest.email}
+    for version, kind in enumerate(("created", "updated", "deleted"), start=1):
+        assert guest_mail[kind].message_id == (
+            f"<{event_id}.{version}.{guest.id}.{kind}@alphabet-events>")
+    assert guest_mail["updated"].subject == 'Updated: "Quarterly review"'
+    assert guest_mail["deleted"].subject.startswith("Cancelled:")
+    assert_duplicates_only_by_message_id(received)
+
+
+def test_an_email_held_up_by_an_smtp_outage_arrives_after_the_server_restarts(
+    mail_server: Server, smtp: SmtpServer
+) -> None:
+    invitee = f"invitee_{uuid.uuid4().hex[:8]}@outside.example"
+    with httpx.Client(base_url=mail_server.url, timeout=30) as http:
+        owner = sign_up(http, "owner")
+        guest = sign_up(http, "guest")
+        event_id = create(http, owner, name="Offsite", participants=[guest.username, invitee])
+        wait_for("the invitations", lambda: kinds_by_address(smtp, event_id) == {
+            (guest.email, "created"), (invitee, "created")})
+
+        smtp.stop()
+        changed = http.patch(f"/api/event/{event_id}", json={"location": "Haifa Bay"},
+                             headers=owner.headers)
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["event"]["version"] == 2
+    # The consumer has tried and failed (so the retry path, not the first try, delivers).
+    wait_for("a failed delivery attempt of both updates",
+             lambda: failed_both(mail_server.data_dir, event_id, 2))
+    assert not any(r.kind == "updated" for r in mail_about(smtp, event_id))
+
+    mail_server.stop()
+    smtp.start()
+    mail_server.start()
+
+    expected = {(guest.email, "created"), (invitee, "created"),
+                (guest.email, "updated"), (invitee, "updated")}
+    wait_for("the held-up updates", lambda: kinds_by_address(smtp, event_id) == expected)
+    received = mail_about(smtp, event_id)
+    updates = {r.to: r for r in received if r.kind == "updated"}
+    assert updates[guest.email].message_id == (
+        f"<{event_id}.2.{guest.id}.updated@alphabet-events>")
+    assert updates[invitee].id_parts()[:2] == (event_id, 2)
+    for update in updates.values():
+        text = update.message.get_body(("plain",))
+        assert text is not None and "Haifa Bay" in text.get_content()
+    assert outbox_attempts(mail_server.data_dir, event_id, 2) == []
+    assert_duplicates_only_by_message_id(smtp.received())
