@@ -13,6 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type"]
+# Verified tokens remembered per worker (a few MB at most); the memo is simply emptied when full.
+VERIFIED_KEPT = 20_000
 
 # OWASP's minimum for argon2id: 19 MiB, two passes, one lane.
 PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -52,6 +54,7 @@ class Tokens:
         self.secret = secret
         self.access_seconds = access_seconds
         self.refresh_seconds = refresh_seconds
+        self._verified: dict[str, tuple[Claims, str]] = {}
 
     def access(self, user_id: str) -> str:
         return self._encode(user_id, "access", self.access_seconds, {})[0]
@@ -61,6 +64,23 @@ class Tokens:
         return self._encode(user_id, "refresh", self.refresh_seconds, {"fam": family})
 
     def check(self, token: str, kind: str) -> Claims:
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._verify(token)
+            if len(self._verified) >= VERIFIED_KEPT:
+                self._verified.clear()
+            self._verified[token] = verified
+        claims, token_kind = verified
+        if claims.expires_at <= time.time():
+            raise TokenError("the token has expired")
+        if token_kind != kind:
+            raise TokenError(f"this is not an {kind} token" if kind == "access"
+                             else f"this is not a {kind} token")
+        return claims
+
+    def _verify(self, token: str) -> tuple[Claims, str]:
+        """The signature check, done once per token: a token's text fixes its claims, so a
+        verified token is remembered (its expiry is still checked on every use)."""
         try:
             claims = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS}
@@ -69,10 +89,8 @@ class Tokens:
             raise TokenError("the token has expired") from None
         except jwt.InvalidTokenError:
             raise TokenError("the token is not valid") from None
-        if claims["type"] != kind:
-            raise TokenError(f"this is not an {kind} token" if kind == "access"
-                             else f"this is not a {kind} token")
-        return Claims(str(claims["sub"]), str(claims["jti"]), claims.get("fam"), claims["exp"])
+        return (Claims(str(claims["sub"]), str(claims["jti"]), claims.get("fam"), claims["exp"]),
+                str(claims["type"]))
 
     def _encode(
         self, user_id: str, kind: str, lifetime: int, extra: dict[str, Any]

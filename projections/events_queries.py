@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,6 +108,11 @@ def page_query(
     sql += f" ORDER BY {start}, {ident} LIMIT ?"
     params.append(limit)
     return sql, params
+
+
+def current_row(conn: sqlite3.Connection, event_id: str) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {COLUMNS} FROM events_view WHERE id = ?", (event_id,)).fetchone()
+    return dict(row) if row else None
 
 
 class EventsReader:

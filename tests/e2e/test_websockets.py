@@ -401,18 +401,24 @@ async def test_a_deleted_users_token_no_longer_opens_a_socket(
 async def test_a_token_that_expires_while_connected_closes_the_socket_with_4401(
     server: Server, watcher: Person,
 ) -> None:
+    """Several sockets at once: the expiry must be noticed every time, not most of the time."""
     secret = (server.data_dir / "secret_key").read_text().strip()
     now = int(time.time())
     short_lived = jwt.encode({"sub": watcher.id, "type": "access", "jti": str(uuid.uuid4()),
                               "iat": now, "exp": now + 2}, secret, algorithm="HS256")
-    async with socket(server, "/ws/events/", token=short_lived) as ws:
-        await ready(ws)
-        with pytest.raises(ConnectionClosed):
-            async with asyncio.timeout(TIMEOUT):
-                while True:
-                    message = json.loads(await ws.recv())
-                    assert message["type"] != "ready"
-        assert ws.close_code == 4401
+
+    async def close_code_at_expiry() -> int | None:
+        async with socket(server, "/ws/events/", token=short_lived) as ws:
+            await ready(ws)
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(TIMEOUT):
+                    while True:
+                        message = json.loads(await ws.recv())
+                        assert message["type"] != "ready"
+            return ws.close_code
+
+    codes = await asyncio.gather(*(close_code_at_expiry() for _ in range(8)))
+    assert codes == [4401] * 8
 
 
 @pytest.mark.parametrize("event_id", [str(uuid.uuid4()), "not-a-uuid", "12345"])
@@ -627,7 +633,7 @@ async def test_fifty_updates_each_reach_the_socket_within_a_second_and_latency_i
                 latencies.append((time.perf_counter() - started) * 1000)
                 assert message["position"] == position
     assert all(latency < LIVE * 1000 for latency in latencies)
-    cuts = statistics.quantiles(latencies, n=100)
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     with capsys.disabled():
         print(f"\nPUT-to-WebSocket latency over {len(latencies)} updates (PUT sent → message "
               f"received): p50 {cuts[49]:.1f} ms, p99 {cuts[98]:.1f} ms, "

@@ -1,0 +1,147 @@
+"""Child processes of the benchmark (the product's server, the bare Sanic baseline, the socket
+crowd): started in their own process group so that stopping one also ends everything it
+spawned, registered so that an interrupted run never leaves one behind, and measured for memory
+over their whole process tree."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+STOP_SECONDS = 15
+READY_SECONDS = 60
+# Children import `bench` and the product from the repository's root, wherever we are run from.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Child:
+    """One spawned command. Its own session makes its pid the group id, so `stop` can sweep
+    Sanic's workers and managed processes even when the main process died first."""
+
+    running: set[Child] = set()
+
+    def __init__(self, command: list[str], log_path: Path, env: dict[str, str] | None = None,
+                 *, stdin: int | None = None, stdout: int | None = None) -> None:
+        self.log_path = log_path
+        self.log_file: IO[bytes] = log_path.open("wb")
+        self.popen = subprocess.Popen(
+            command, env={**os.environ, **(env or {})}, stdin=stdin,
+            stdout=stdout if stdout is not None else self.log_file, stderr=self.log_file,
+            start_new_session=True, cwd=ROOT,
+        )
+        Child.running.add(self)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        """SIGTERM for a clean shutdown, then SIGKILL for whatever is left in the group."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group is already empty
+        self.log_file.close()
+        Child.running.discard(self)
+
+    def rss_mib(self) -> float:
+        """Resident memory of the process and all its descendants (workers, managed
+        processes), from /proc: psutil is not a dependency, and this kernel has no
+        /proc/<pid>/task/*/children, so parents are read from /proc/*/stat."""
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        tree = [self.pid]
+        for pid in tree:
+            tree.extend(child for child, parent in parents.items() if parent == pid)
+        total_kib = 0
+        for pid in tree:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        return total_kib / 1024
+
+
+def stop_all() -> None:
+    for child in list(Child.running):
+        child.stop()
+
+
+atexit.register(stop_all)
+
+
+class Server(Child):
+    """An HTTP server on a free loopback port, ready once `ready_path` answers 200."""
+
+    def __init__(self, command: list[str], port: int, log_path: Path,
+                 env: dict[str, str] | None = None, ready_path: str = "/healthz") -> None:
+        super().__init__(command, log_path, env)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"server exited early; its log: {log_path}\n"
+                                   f"{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + ready_path, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {READY_SECONDS} s; its log: {log_path}")
+
+
+def product(data_dir: Path, workers: int, log_dir: Path) -> Server:
+    """`alphabet serve` on the embedded default (SQLite, in-process fan-out, .eml outbox)."""
+    port = free_port()
+    return Server(
+        [sys.executable, "-m", "alphabet.cli", "serve", "--port", str(port),
+         "--workers", str(workers)],
+        port, log_dir / f"alphabet-w{workers}-{port}.log",
+        {"ALPHABET_DATA_DIR": str(data_dir)},
+        ready_path="/readyz",
+    )
+
+
+def baseline(body_file: Path, workers: int, log_dir: Path) -> Server:
+    """The bare Sanic app of bench/baseline_app.py."""
+    port = free_port()
+    return Server(
+        [sys.executable, "-m", "bench.baseline_app", "--port", str(port),
+         "--workers", str(workers), "--body", str(body_file)],
+        port, log_dir / f"baseline-w{workers}-{port}.log",
+    )
