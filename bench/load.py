@@ -7,6 +7,7 @@ import asyncio
 import random
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,8 +137,8 @@ def backlog(url: str, data_dir: Path) -> int:
     from the state file directly (read-only): no endpoint tells it."""
     views = httpx.get(url + "/readyz", timeout=10).json()["views"]
     lag = sum(v["lag"] for v in views.values())
-    with sqlite3.connect(f"file:{data_dir / 'state.sqlite'}?mode=ro", uri=True,
-                         timeout=10) as conn:
+    with closing(sqlite3.connect(f"file:{data_dir / 'state.sqlite'}?mode=ro", uri=True,
+                                 timeout=10)) as conn:
         (pending,) = conn.execute(
             "SELECT count(*) FROM mail_outbox WHERE done_at IS NULL").fetchone()
     return int(lag + pending)

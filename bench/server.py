@@ -6,6 +6,7 @@ over their whole process tree."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar
 
 import httpx
 
@@ -33,7 +34,7 @@ class Child:
     """One spawned command. Its own session makes its pid the group id, so `stop` can sweep
     Sanic's workers and managed processes even when the main process died first."""
 
-    running: set[Child] = set()
+    running: ClassVar[set[Child]] = set()
 
     def __init__(self, command: list[str], log_path: Path, env: dict[str, str] | None = None,
                  *, stdin: int | None = None, stdout: int | None = None) -> None:
@@ -59,10 +60,8 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the group is already empty
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the group is already empty
         self.log_file.close()
         Child.running.discard(self)
 

@@ -174,11 +174,13 @@ def compose(item: Outgoing, event: Event, names: Any, address: str, sender: str)
         f"What:  {shown['name']}",
         f"When:  {start} to {shown['end_time']}",
         f"Where: {shown['location']}",
-        f"Organizer: {shown['owner_username'] or 'a former user'}",
-        f"Participants: {', '.join(shown['participants']) or 'none'}",
+        # Counted, not named: a copy of an email outlives the erasure of the people it names.
+        f"Participants: {len(shown['participants'])}",
     ]
     if item.changed and kind in ("updated", "removed"):
         changes = changes_json({k: getattr(event, k) for k in item.changed}, names, False)
+        if "participants" in changes:
+            changes["participants"] = f"now {len(changes['participants'])}"
         lines += ["", "What changed:"] + [f"  {k}: {v}" for k, v in changes.items()]
     message = EmailMessage()
     message["Subject"] = lines[0]
