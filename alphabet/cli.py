@@ -24,6 +24,7 @@ from projections.replay import replay as rebuild
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     settings.secret()  # written once here, before workers race to create it
     wiring.state_database(settings)
+    wiring.prime_notifier(settings)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=False,

@@ -22,7 +22,7 @@ from api.security import Tokens
 from consumers.hub import Hub
 from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
-from consumers.notify import LocalTail, RedisNotifier, RedisRelay
+from consumers.notify import LocalTail, RedisNotifier, RedisRelay, prime
 from consumers.remind import RemindersView, Scheduler
 from domain.application import EventsApplication
 from domain.events import Event
@@ -124,6 +124,14 @@ def notifications(settings: Settings, services: Services) -> Coroutine[Any, Any,
                      services.hub)
     services.wake = tail.wake
     return tail.run()
+
+
+def prime_notifier(settings: Settings) -> None:
+    if settings.redis_url:
+        app = event_application(settings)
+        prime(redis.Redis.from_url(settings.redis_url), settings.redis_namespace,
+              Log(app.recorder, app.mapper).head())
+        app.close()
 
 
 def run_notifier(settings: Settings, **_: Any) -> None:

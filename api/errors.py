@@ -88,6 +88,8 @@ def explain(error: Any) -> str:
             return "a time must include its UTC offset, e.g. 2026-12-01T18:00:00+02:00 or ...Z"
         case "extra_forbidden":
             return "unknown field"
+        case "string_pattern_mismatch" if "x00" in str(error["ctx"].get("pattern", "")):
+            return "must be one line of text, without control characters"
         case "string_pattern_mismatch":
             return "must be 3-150 letters, digits and _.-+ (no @)"
         case "value_error":

@@ -39,7 +39,10 @@ def _participant(value: str) -> str:
 Username = Annotated[str, StringConstraints(pattern=r"^[\w.+-]{3,150}$")]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+# One line of text: a line break or other control character in a name breaks mail headers
+# and calendar files.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT,
+                                        pattern=r"^[^\x00-\x1f\x7f]*$")]
 Participant = Annotated[str, StringConstraints(min_length=1, max_length=254),
                         AfterValidator(_participant)]
 Participants = Annotated[list[Participant], Field(max_length=MAX_PARTICIPANTS)]

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ def require() -> str:
     if found is None:
         raise SystemExit(INSTALL_HINT)
     return found
+
+
+# In a body, replaced per request by a value unique to the run, thread and request: a PUT that
+# repeated an event's current name would change nothing and cost next to nothing.
+UNIQUE = "@UNIQUE@"
 
 
 @dataclass
@@ -61,7 +67,7 @@ def lua_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def script(requests: list[Request], token: str | None, threads: int) -> str:
+def script(requests: list[Request], token: str | None, threads: int, tag: str) -> str:
     """Each wrk thread has its own Lua state: `setup` numbers the threads so that they walk
     the rotation interleaved (thread k takes items k, k+threads, ...) instead of in step."""
     items = ",\n".join(
@@ -87,7 +93,11 @@ local count = 0
 function request()
   local item = items[(count * {threads} + offset) % #items + 1]
   count = count + 1
-  return wrk.format(item[1], item[2], nil, item[3])
+  local body = item[3]
+  if body then
+    body = (body:gsub("{UNIQUE}", {lua_string(tag)} .. offset .. "." .. count))
+  end
+  return wrk.format(item[1], item[2], nil, body)
 end
 """
 
@@ -127,7 +137,8 @@ def run(url: str, name: str, requests: list[Request], token: str | None, connect
     """One bounded wrk run (-d); the Lua script is kept in workdir for a look afterwards."""
     lua = workdir / f"wrk-{name}-{connections}.lua"
     threads = min(THREADS, connections)  # wrk wants at least one connection per thread
-    lua.write_text(script(requests, token, threads), encoding="utf-8")
+    tag = f"{name}.{connections}.{uuid.uuid4().hex[:8]}."
+    lua.write_text(script(requests, token, threads, tag), encoding="utf-8")
     duration = f"{max(1, round(seconds))}s"
     completed = subprocess.run(
         [require(), f"-t{threads}", f"-c{connections}", f"-d{duration}", f"--timeout={TIMEOUT}",

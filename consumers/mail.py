@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 DOMAIN = "alphabet-events"
 RETRY_MAX_SECONDS = 300.0
 
+# Every outbox row up to this log position is settled (sent or dropped); see Mailer.due.
+MARK = "mail.settled"
+DELIVERY_SCHEMA = """CREATE TABLE IF NOT EXISTS mail_delivery (
+    message_id TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL,
+    next_attempt REAL NOT NULL,
+    done_at REAL,
+    outcome TEXT
+)"""
+
 
 class Database(Protocol):
     """The state database (projections.database.StateDatabase), as the mailer needs it."""
@@ -69,17 +79,13 @@ class MailQueue:
                 person_id TEXT NOT NULL,
                 kind TEXT NOT NULL,
                 changes TEXT NOT NULL,
-                position INTEGER NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt REAL NOT NULL DEFAULT 0,
-                done_at REAL,
-                outcome TEXT
+                position INTEGER NOT NULL
             )""",
         ]
 
     def indexes(self, suffix: str = "") -> dict[str, str]:
         return {
-            f"mail_outbox{suffix}_due": f"mail_outbox{suffix} (done_at, next_attempt, position)",
+            f"mail_outbox{suffix}_position": f"mail_outbox{suffix} (position)",
             f"mail_outbox{suffix}_person": f"mail_outbox{suffix} (person_id)",
         }
 
@@ -131,8 +137,9 @@ class MailQueue:
                people: list[str], kind: str, changes: dict[str, Any], suffix: str) -> None:
         detail = json.dumps(sorted(changes))
         conn.executemany(
-            f"INSERT OR IGNORE INTO mail_outbox{suffix} (message_id, event_id, version, "
-            "person_id, kind, changes, position) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO mail_outbox{suffix} (message_id, event_id, version, "
+            "person_id, kind, changes, position) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [(message_id(str(event_id), version, person, kind), str(event_id), version, person,
               kind, detail, position) for person in dict.fromkeys(people)],
         )
@@ -183,7 +190,7 @@ def compose(item: Outgoing, event: Event, names: Any, address: str, sender: str)
             changes["participants"] = f"now {len(changes['participants'])}"
         lines += ["", "What changed:"] + [f"  {k}: {v}" for k, v in changes.items()]
     message = EmailMessage()
-    message["Subject"] = lines[0]
+    message["Subject"] = " ".join(lines[0].split())  # a header may not hold a line break
     message["From"] = sender
     message["To"] = address
     message["Date"] = formatdate(usegmt=True)
@@ -263,15 +270,42 @@ class Mailer:
         self.address = address
         self.sender = sender
         self.clock = clock
+        # Delivery state lives beside the outbox, not in it: a replay rebuilds the outbox from
+        # the facts, but what was delivered is not in the facts and must not be forgotten (or
+        # everything would be sent again).
+        with db.write() as conn:
+            conn.execute(DELIVERY_SCHEMA)
 
     def due(self, limit: int = 100) -> list[Outgoing]:
-        rows = self.db.connection().execute(
-            "SELECT message_id, event_id, version, person_id, kind, changes, attempts "
-            "FROM mail_outbox WHERE done_at IS NULL AND next_attempt <= ? "
-            "ORDER BY position LIMIT ?",
-            (self.clock(), limit),
+        """Undelivered rows in log order, looking only past the settled prefix of the outbox
+        (the mark: every row up to it is sent or dropped) so a long history costs nothing."""
+        conn = self.db.connection()
+        mark = self._mark(conn)
+        rows = conn.execute(
+            "SELECT o.message_id, o.event_id, o.version, o.person_id, o.kind, o.changes, "
+            "COALESCE(d.attempts, 0) FROM mail_outbox o LEFT JOIN mail_delivery d "
+            "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL "
+            "AND COALESCE(d.next_attempt, 0) <= ? ORDER BY o.position LIMIT ?",
+            (mark, self.clock(), limit),
         ).fetchall()
         return [Outgoing(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
+    def _mark(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT position FROM tracking WHERE view = ?", (MARK,)).fetchone()
+        mark = int(row[0]) if row else 0
+        pending = conn.execute(
+            "SELECT MIN(o.position) FROM mail_outbox o LEFT JOIN mail_delivery d "
+            "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL",
+            (mark,),
+        ).fetchone()[0]
+        settled = (pending - 1 if pending is not None else conn.execute(
+            "SELECT COALESCE(MAX(position), 0) FROM mail_outbox").fetchone()[0])
+        if settled != mark:
+            with self.db.write() as writing:
+                writing.execute(
+                    "INSERT INTO tracking VALUES (?, ?) ON CONFLICT(view) DO UPDATE "
+                    "SET position = excluded.position", (MARK, settled))
+        return int(settled)
 
     async def send_due(self) -> int:
         """Try every due message once; returns how many were delivered."""
@@ -290,6 +324,10 @@ class Mailer:
             except (OSError, aiosmtplib.SMTPException) as exc:
                 self._retry(item, exc)
                 continue
+            except Exception as exc:  # one bad message must never hold up the ones after it
+                log.exception("mail %s cannot be built or sent", item.message_id)
+                self._retry(item, exc)
+                continue
             self._finish(item, "sent")
             delivered += 1
         return delivered
@@ -298,23 +336,26 @@ class Mailer:
         while not stopped.is_set():
             try:
                 delivered = await self.send_due()
-            except sqlite3.OperationalError:
+            except Exception:  # the loop is the mail service itself: log, wait, carry on
                 log.exception("mail delivery pass failed; retrying")
                 delivered = 0
             if not delivered:
                 await asyncio.sleep(interval)
 
     def _finish(self, item: Outgoing, outcome: str) -> None:
-        with self.db.write() as conn:
-            conn.execute("UPDATE mail_outbox SET done_at = ?, outcome = ? WHERE message_id = ?",
-                         (self.clock(), outcome, item.message_id))
+        self._record(item, item.attempts, 0.0, self.clock(), outcome)
 
     def _retry(self, item: Outgoing, exc: Exception) -> None:
         wait = min(2.0 ** item.attempts, RETRY_MAX_SECONDS)
         log.warning("mail %s not delivered (%s); retrying in %.0f s", item.message_id, exc, wait)
+        self._record(item, item.attempts + 1, self.clock() + wait, None, f"retrying: {exc}")
+
+    def _record(self, item: Outgoing, attempts: int, next_attempt: float,
+                done_at: float | None, outcome: str) -> None:
         with self.db.write() as conn:
             conn.execute(
-                "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt = ?, outcome = ? "
-                "WHERE message_id = ?",
-                (self.clock() + wait, f"retrying: {exc}", item.message_id),
+                "INSERT INTO mail_delivery VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO "
+                "UPDATE SET attempts = excluded.attempts, next_attempt = excluded.next_attempt, "
+                "done_at = excluded.done_at, outcome = excluded.outcome",
+                (item.message_id, attempts, next_attempt, done_at, outcome),
             )

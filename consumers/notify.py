@@ -85,6 +85,12 @@ class LocalTail:
             position = reached
 
 
+def prime(redis: Any, namespace: str, head: int) -> None:
+    """Before any worker serves: the notifier's first position is the log head now, so it can be
+    no later than what any worker announces as `ready` (a later start would skip writes)."""
+    redis.set(f"{namespace}:notifier:position", head, nx=True)
+
+
 class RedisNotifier:
     """The one reader of the log for all workers and instances: publishes each message and its
     position to Redis in one transaction, so after a crash it resumes where it stopped."""

@@ -64,8 +64,9 @@ def outbox_attempts(data_dir: Path, event_id: str, version: int) -> list[int]:
     conn = sqlite3.connect(f"file:{data_dir / 'state.sqlite'}?mode=ro", uri=True, timeout=10)
     try:
         return [r[0] for r in conn.execute(
-            "SELECT attempts FROM mail_outbox WHERE event_id = ? AND version = ? AND "
-            "done_at IS NULL", (event_id, version))]
+            "SELECT COALESCE(d.attempts, 0) FROM mail_outbox o LEFT JOIN mail_delivery d "
+            "USING (message_id) WHERE o.event_id = ? AND o.version = ? AND d.done_at IS NULL",
+            (event_id, version))]
     finally:
         conn.close()
 

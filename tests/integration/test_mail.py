@@ -7,6 +7,7 @@ replaying the mail queue."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -234,7 +235,9 @@ class System:
 
     def outbox_rows(self) -> list[sqlite3.Row]:
         return list(self.db.connection().execute(
-            "SELECT * FROM mail_outbox ORDER BY position, message_id"))
+            "SELECT o.*, COALESCE(d.attempts, 0) AS attempts, d.next_attempt, d.done_at, "
+            "d.outcome FROM mail_outbox o LEFT JOIN mail_delivery d USING (message_id) "
+            "ORDER BY o.position, o.message_id"))
 
 
 @pytest.fixture
@@ -325,6 +328,7 @@ async def test_every_email_has_a_plain_text_part_an_html_part_and_the_event_as_i
     updated = next(r for r in received if r.kind == "updated")
     text = updated.message.get_body(("plain",))
     assert text is not None and "Haifa Bay" in text.get_content()
+    assert "What changed" in text.get_content() and "location" in text.get_content()
 
 
 async def test_an_update_emails_current_participants_and_tells_the_removed_they_are_uninvited(
@@ -515,6 +519,36 @@ async def test_failed_deliveries_back_off_one_then_two_then_four_seconds(
         assert system.outbox_rows()[0]["attempts"] == attempt
         system.clock.now = row["next_attempt"]
     assert waits == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(4.0)]
+
+
+async def test_an_event_name_with_a_line_break_neither_stops_nor_loses_any_mail(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guest, _ = system.add_user("guest")
+    # The API accepts any text up to 200 characters as a name, line breaks included.
+    odd = system.create_event(owner, [system.username(guest)], name="Kick-off\nday two")
+    plain = system.create_event(owner, [system.username(guest)], name="Plain")
+    system.follower.run_once()
+    mailer = system.mailer()
+    stopped = threading.Event()
+    running = asyncio.create_task(mailer.run(stopped, interval=0.05))
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(smtp.received()) < 2 and not running.done():
+            await asyncio.sleep(0.05)
+        delivery_died = running.exception() if running.done() else None
+    finally:
+        stopped.set()
+        if not running.done():
+            await asyncio.wait_for(running, 5)
+
+    arrived = {r.id_parts()[0] for r in smtp.received()}
+    assert delivery_died is None, f"the mail loop died: {delivery_died!r}"
+    assert plain in arrived, "mail queued after the odd event was never sent"
+    assert odd in arrived, "the odd event's invitation was lost"
+    assert all("\n" not in r.subject for r in smtp.received())
 
 
 # ---------------------------------------------------------------------------------------------
