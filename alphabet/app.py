@@ -3,13 +3,16 @@ blueprints; clients are created when a worker starts and closed when it stops.""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from sanic import Sanic
 from sanic.config import Config
 
 from alphabet import wiring
+from alphabet.group_commit import GroupCommit
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
 from api import auth, batch, events, health, lists, users, websockets
@@ -64,7 +67,11 @@ def create_app(settings: Settings | None = None) -> App:
 
     @app.before_server_start
     async def start(app: App) -> None:
+        # Writers wait in threads for their group commit: allow many at once.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
         app.ctx.services = wiring.services(settings)
+        app.ctx.group_commit = GroupCommit(app.ctx.services.app)
+        app.ctx.group_commit.start()
         await app.ctx.services.reader.open()
         app.ext.dependency(app.ctx.services)
         app.add_task(wiring.notifications(settings, app.ctx.services), name="notifications")
@@ -72,6 +79,7 @@ def create_app(settings: Settings | None = None) -> App:
     @app.after_server_stop
     async def stop(app: App) -> None:
         services: Services = app.ctx.services
+        app.ctx.group_commit.stop()
         await services.reader.close()
         services.app.close()
 

@@ -152,9 +152,9 @@ def run_notifier(settings: Settings, **_: Any) -> None:
 
 
 def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mailer:
-    transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
-                            else OutboxTransport(settings.outbox_dir))
     people = People(db)
+    transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
+                            else OutboxTransport(settings.outbox_dir, people.address))
     return Mailer(db, transport, event_loader(app), people.names, people.address,
                   settings.mail_from)
 

@@ -136,11 +136,12 @@ def product(data_dir: Path, workers: int, log_dir: Path) -> Server:
     )
 
 
-def baseline(body_file: Path, workers: int, log_dir: Path) -> Server:
+def baseline(event_body: Path, list_body: Path, workers: int, log_dir: Path) -> Server:
     """The bare Sanic app of bench/baseline_app.py."""
     port = free_port()
     return Server(
         [sys.executable, "-m", "bench.baseline_app", "--port", str(port),
-         "--workers", str(workers), "--body", str(body_file)],
+         "--workers", str(workers), "--event-body", str(event_body),
+         "--list-body", str(list_body)],
         port, log_dir / f"baseline-w{workers}-{port}.log",
     )

@@ -6,6 +6,7 @@ so a duplicate after a crash is recognisable."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import html
 import json
 import logging
@@ -13,7 +14,8 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -231,22 +233,45 @@ class SmtpTransport:
         await aiosmtplib.send(message, **self.options)
 
 
+class RecipientErasedError(Exception):
+    """The recipient's data was erased while their message was on its way."""
+
+
 class OutboxTransport:
     """The development default: one .eml file per message under <data dir>/outbox/<person id>/,
-    so erasing a person can remove every file addressed to them."""
+    so erasing a person can remove every file addressed to them. Writing and erasing take one
+    lock, and the recipient is looked up again under it, so no file outlives an erasure."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, address: Callable[[str], str | None]) -> None:
         self.directory = directory
+        self.address = address
 
     async def deliver(self, message: EmailMessage, person_id: str) -> None:
-        folder = self.directory / person_id
-        folder.mkdir(parents=True, exist_ok=True)
-        name = str(message["Message-ID"]).strip("<>").replace("@", "_") + ".eml"
-        (folder / name).write_bytes(message.as_bytes())
+        with outbox_lock(self.directory):
+            if self.address(person_id) is None:
+                raise RecipientErasedError(person_id)
+            folder = self.directory / person_id
+            folder.mkdir(parents=True, exist_ok=True)
+            name = str(message["Message-ID"]).strip("<>").replace("@", "_") + ".eml"
+            (folder / name).write_bytes(message.as_bytes())
+
+
+@contextmanager
+def outbox_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with directory.with_name(directory.name + ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def erase_outbox(directory: Path, person_id: str) -> None:
-    shutil.rmtree(directory / person_id, ignore_errors=True)
+    """Called after the person's row is erased, so a delivery waiting on the lock finds no
+    address and writes nothing."""
+    with outbox_lock(directory):
+        shutil.rmtree(directory / person_id, ignore_errors=True)
 
 
 class Mailer:
@@ -321,6 +346,9 @@ class Mailer:
                 await self.transport.deliver(
                     compose(item, event, names, address, self.sender), item.person_id
                 )
+            except RecipientErasedError:
+                self._finish(item, "dropped: recipient erased")
+                continue
             except (OSError, aiosmtplib.SMTPException) as exc:
                 self._retry(item, exc)
                 continue

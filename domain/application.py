@@ -45,17 +45,38 @@ class Written:
         return self.aggregates[0]
 
 
+@dataclass(frozen=True)
+class Command:
+    """A use case's deciding step, apart from its saving: `load` reads (or creates) the
+    aggregates, `act` applies the rules to them and returns what changed in each. An executor
+    saves the result, redoing the command on fresh state when another writer won a race — or,
+    for a `strict` command (If-Match), refusing it instead."""
+
+    load: Callable[[], list[Any]]
+    act: Callable[[list[Any]], list[dict[str, Any]] | None]
+    strict: bool = False
+
+
 class EventsApplication(Application[UUID]):
     name = "Alphabet"
 
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        # Replaced by a group-committing executor when many writers share one process.
+        self.execute: Callable[[Command], Written] = self.execute_now
+
     def create_event(self, *, owner_id: str, **fields: Any) -> Written:
-        event = Event.create(owner_id=owner_id, **fields)
-        return Written([event], [event.state()], self._save(event))
+        return self.execute(Command(
+            lambda: [Event.create(owner_id=owner_id, **fields)],
+            lambda events: [events[0].state()],
+        ))
 
     def create_events(self, *, owner_id: str, items: Sequence[dict[str, Any]]) -> Written:
         """All or nothing: every event's Created fact goes into one atomic save."""
-        events = each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
-        return Written(events, [event.state() for event in events], self._save(*events))
+        return self.execute(Command(
+            lambda: each(items, lambda fields: Event.create(owner_id=owner_id, **fields)),
+            lambda events: [event.state() for event in events],
+        ))
 
     def update_event(
         self,
@@ -66,40 +87,38 @@ class EventsApplication(Application[UUID]):
         expected_version: int | None,
         changes: dict[str, Any],
     ) -> Written:
-        return self._retrying(
+        return self.execute(Command(
             lambda: [self.get_event_for_write(event_id, by, expected_version)],
             lambda events: [events[0].change(by=by, now=now, **changes)],
             expected_version is not None,
-        )
+        ))
 
     def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None) -> Written:
-        return self._retrying(
+        return self.execute(Command(
             lambda: [self.get_event_for_write(event_id, by, expected_version)],
             lambda events: events[0].delete(by=by),
             expected_version is not None,
-        )
+        ))
 
     def update_events(
         self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]]
     ) -> Written:
         """Batch update: every item checked (problems reported by index), then one atomic save."""
         ids = unique_ids([event_id for event_id, _ in items])
-        return self._retrying(
+        return self.execute(Command(
             lambda: each(ids, lambda event_id: self.get_event_for_write(event_id, by, None)),
             lambda events: each(
                 list(zip(events, items, strict=True)),
                 lambda pair: pair[0].change(by=by, now=now, **pair[1][1]),
             ),
-            False,
-        )
+        ))
 
     def delete_events(self, *, by: str, event_ids: Sequence[UUID]) -> Written:
         ids = unique_ids(event_ids)
-        return self._retrying(
+        return self.execute(Command(
             lambda: each(ids, lambda event_id: self.get_event_for_write(event_id, by, None)),
             lambda events: each(events, lambda event: event.delete(by=by) or {}),
-            False,
-        )
+        ))
 
     def get_event(self, event_id: UUID, version: int | None = None) -> Event:
         """The event as it is (or was at `version`); a deleted one is Gone, not missing."""
@@ -163,8 +182,7 @@ class EventsApplication(Application[UUID]):
             return Written([event])
 
     def register_user(self) -> Written:
-        user = User()
-        return Written([user], position=self._save(user))
+        return self.execute(Command(lambda: [User()], lambda users: None))
 
     def change_user(self, user_id: UUID, *, profile_fields: list[str], password: bool) -> Written:
         def act(users: list[User]) -> None:
@@ -173,7 +191,7 @@ class EventsApplication(Application[UUID]):
             if password:
                 users[0].change_password()
 
-        return self._retrying(lambda: [self._get(User, user_id)], act, False)
+        return self.execute(Command(lambda: [self._get(User, user_id)], act))
 
     def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID]) -> Written:
         """The account and every live event it owns end in one atomic save, so participants
@@ -188,7 +206,7 @@ class EventsApplication(Application[UUID]):
             for event in aggregates[1:]:
                 event.delete(by=str(user_id))
 
-        return self._retrying(load, act, False)
+        return self.execute(Command(load, act))
 
     def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         try:
@@ -199,21 +217,16 @@ class EventsApplication(Application[UUID]):
             raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}")
         return aggregate
 
-    def _retrying(
-        self,
-        load: Callable[[], list[Any]],
-        act: Callable[[list[Any]], list[dict[str, Any]] | None],
-        strict: bool,
-    ) -> Written:
+    def execute_now(self, command: Command) -> Written:
         """Read, act, save; when another writer saved first, read again and redo the command
         on the newer state (or answer 412 when the client pinned a version)."""
         for _ in range(MAX_ATTEMPTS):
-            aggregates = load()
-            changes = act(aggregates)
+            aggregates = command.load()
+            changes = command.act(aggregates)
             try:
                 position = self._save(*aggregates)
             except IntegrityError:
-                if strict:
+                if command.strict:
                     raise VersionMismatchError(
                         "the event was changed by someone else; read it again and retry"
                     ) from None

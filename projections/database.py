@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,9 @@ CREATE TABLE IF NOT EXISTS tracking (
 """
 
 
+SCRUB_TRIES = 100
+
+
 class StateDatabase:
     """Per-thread connections to the state file. Writes take the lock up front (BEGIN
     IMMEDIATE) so concurrent writers queue on the busy timeout instead of failing mid-way."""
@@ -77,8 +81,14 @@ class StateDatabase:
 
     def scrub(self) -> None:
         """Move the WAL into the main file and truncate it, so erased rows survive nowhere
-        (secure_delete has already zeroed the freed space)."""
-        self.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (secure_delete has already zeroed the freed space). A checkpoint that a busy reader or
+        writer held back is tried again."""
+        for _ in range(SCRUB_TRIES):
+            busy, _, _ = self.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.05)
+        raise sqlite3.OperationalError("the erased data could not be checkpointed out of the WAL")
 
 
 def connect(path: Path) -> sqlite3.Connection:
