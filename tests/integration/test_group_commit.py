@@ -1,0 +1,129 @@
+"""Group commit on a real SQLite event store: many writers share one transaction, and every
+command still gets exactly its own answer (its changes, its position, or its refusal)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from alphabet.group_commit import GroupCommit
+from domain.application import Command, EventsApplication, Written
+from domain.errors import ForbiddenError, VersionMismatchError
+
+NOW = datetime.now(UTC)
+
+
+class CountingApplication(EventsApplication):
+    """Counts transactions, to show that writers were grouped."""
+
+    saves = 0
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        type(self).saves += 1
+        return super().save(*objs, **kwargs)
+
+
+def store(path: Path, cls: type[EventsApplication] = EventsApplication) -> EventsApplication:
+    return cls(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                    "SQLITE_DBNAME": str(path / "events.sqlite")})
+
+
+def new_event(app: EventsApplication, name: str = "Standup") -> UUID:
+    written = app.create_event(owner_id="owner", name=name, location="Haifa",
+                               starting_time=NOW + timedelta(days=1),
+                               end_time=NOW + timedelta(days=1, hours=1), participants=[])
+    event_id: UUID = written.aggregate.id
+    return event_id
+
+
+@pytest.fixture
+def grouped(tmp_path: Path) -> Any:
+    CountingApplication.saves = 0
+    app = store(tmp_path, CountingApplication)
+    committer = GroupCommit(app)
+    committer.start()
+    yield app
+    committer.stop()
+
+
+def test_concurrent_creates_share_transactions_and_each_gets_its_own_position(
+    grouped: EventsApplication,
+) -> None:
+    with ThreadPoolExecutor(32) as pool:
+        written = list(pool.map(lambda i: grouped.create_event(
+            owner_id="owner", name=f"event {i}", location="Haifa",
+            starting_time=NOW + timedelta(days=1), end_time=NOW + timedelta(days=2),
+            participants=[]), range(200)))
+    positions = [w.position for w in written]
+    assert sorted(p for p in positions if p is not None) == list(range(1, 201))
+    assert all(w.aggregate.name == f"event {i}" for i, w in enumerate(written))
+    assert CountingApplication.saves < 200, "writers were not grouped"
+
+
+def test_changes_to_one_event_in_one_batch_are_all_applied_in_turn(
+    grouped: EventsApplication,
+) -> None:
+    event_id = new_event(grouped)
+
+    def rename(i: int) -> Written:
+        return grouped.update_event(event_id, by="owner", now=NOW, expected_version=None,
+                                    changes={"name": f"name {i}"})
+
+    with ThreadPoolExecutor(16) as pool:
+        written = list(pool.map(rename, range(40)))
+    versions = sorted(w.aggregate.version for w in written)
+    assert versions == list(range(2, 42))
+    assert len(grouped.history(event_id)) == 41
+
+
+def test_a_refused_command_fails_alone_and_the_rest_of_its_batch_commits(
+    grouped: EventsApplication,
+) -> None:
+    event_id = new_event(grouped)
+
+    def attempt(i: int) -> str:
+        try:
+            if i % 2:
+                grouped.update_event(event_id, by="intruder", now=NOW, expected_version=None,
+                                     changes={"name": "stolen"})
+            else:
+                grouped.update_event(event_id, by="owner", now=NOW, expected_version=1,
+                                     changes={"name": f"pinned {i}"})
+        except ForbiddenError:
+            return "403"
+        except VersionMismatchError:
+            return "412"
+        return "200"
+
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = list(pool.map(attempt, range(10)))
+    assert outcomes.count("403") == 5
+    assert outcomes.count("200") == 1 and outcomes.count("412") == 4
+    assert grouped.get_event(event_id).version == 2
+
+
+def test_a_batch_that_loses_a_race_to_another_process_settles_each_command_anew(
+    tmp_path: Path, grouped: EventsApplication,
+) -> None:
+    event_id = new_event(grouped)
+    other_process = store(tmp_path)
+    raced = []
+
+    def load() -> list[Any]:
+        event = grouped.get_event_for_write(event_id, "owner", None)
+        if not raced:  # another writer saves between this read and the batch's save
+            raced.append(other_process.update_event(
+                event_id, by="owner", now=NOW, expected_version=None,
+                changes={"location": "Eilat"}))
+        return [event]
+
+    written = grouped.execute(Command(
+        load, lambda events: [events[0].change(by="owner", now=NOW, name="Retro")]))
+    event = grouped.get_event(event_id)
+    assert (event.name, event.location, event.version) == ("Retro", "Eilat", 3)
+    assert written.position is not None and written.aggregate.version == 3
