@@ -44,6 +44,8 @@ class Request:
 
 @dataclass
 class Result:
+    """What wrk reported for one run (latencies in milliseconds)."""
+
     requests: int
     seconds: float
     rps: float
@@ -106,15 +108,24 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
 def milliseconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * UNITS[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * UNITS[match[2]]
 
 
 def parse(output: str) -> Result:
+    try:
+        return read(output)
+    except ValueError as exc:
+        raise RuntimeError(f"unexpected wrk output ({exc}):\n{output}") from None
+
+
+def read(output: str) -> Result:
     def find(pattern: str) -> re.Match[str]:
         match = re.search(pattern, output)
         if match is None:
-            raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{output}")
+            raise ValueError(f"no {pattern!r}")
         return match
 
     done = find(r"(\d+) requests in ([\d.]+)(us|ms|s|m),")
@@ -145,6 +156,7 @@ def run(url: str, name: str, requests: list[Request], token: str | None, connect
          "--latency", "-s", str(lua), url],
         capture_output=True, text=True, timeout=seconds + 60, check=False,
     )
+    lua.with_suffix(".txt").write_text(completed.stdout + completed.stderr, encoding="utf-8")
     if completed.returncode != 0:
         raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr}")
     return parse(completed.stdout)
