@@ -10,10 +10,9 @@ import html
 import json
 import logging
 import shutil
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -36,10 +35,29 @@ DOMAIN = "alphabet-events"
 RETRY_MAX_SECONDS = 300.0
 
 
-class Database(Protocol):
-    """The state database (projections.database.StateDatabase), as the mailer needs it."""
+class Rows(Protocol):
+    def fetchone(self) -> Any: ...
 
-    def connection(self) -> sqlite3.Connection: ...
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection to the state database (projections.database.Connection): SQL with `?`
+    placeholders, rows read by column name, on SQLite and PostgreSQL alike."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class Database(Protocol):
+    """The state database (projections.database.StateDatabase), as consumers need it."""
+
+    transient: tuple[type[Exception], ...]
+
+    def connection(self) -> Connection: ...
 
     def write(self) -> Any: ...
 
@@ -59,20 +77,20 @@ class MailQueue:
         return [
             f"""CREATE TABLE IF NOT EXISTS mail_events{suffix} (
                 event_id TEXT PRIMARY KEY,
-                version INTEGER NOT NULL,
+                version BIGINT NOT NULL,
                 participants TEXT NOT NULL
             )""",
             f"""CREATE TABLE IF NOT EXISTS mail_outbox{suffix} (
                 message_id TEXT PRIMARY KEY,
                 event_id TEXT NOT NULL,
-                version INTEGER NOT NULL,
+                version BIGINT NOT NULL,
                 person_id TEXT NOT NULL,
                 kind TEXT NOT NULL,
                 changes TEXT NOT NULL,
-                position INTEGER NOT NULL,
+                position BIGINT NOT NULL,
                 attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt REAL NOT NULL DEFAULT 0,
-                done_at REAL,
+                next_attempt DOUBLE PRECISION NOT NULL DEFAULT 0,
+                done_at DOUBLE PRECISION,
                 outcome TEXT
             )""",
         ]
@@ -83,7 +101,7 @@ class MailQueue:
             f"mail_outbox{suffix}_person": f"mail_outbox{suffix} (person_id)",
         }
 
-    def apply(self, conn: sqlite3.Connection, position: int, fact: Any, suffix: str = "") -> None:
+    def apply(self, conn: Connection, position: int, fact: Any, suffix: str = "") -> None:
         match fact:
             case Event.Created():
                 self._remember(conn, str(fact.originator_id), 1, fact.participants, suffix)
@@ -108,18 +126,18 @@ class MailQueue:
                     (fact.event_id,),
                 ).fetchone()
                 if row is not None:
-                    self._queue(conn, position, fact.event_id, row[0], json.loads(row[1]),
-                                "reminder", {}, suffix)
+                    self._queue(conn, position, fact.event_id, row["version"],
+                                json.loads(row["participants"]), "reminder", {}, suffix)
             case _:
                 pass
 
-    def _participants(self, conn: sqlite3.Connection, event_id: str, suffix: str) -> list[str]:
+    def _participants(self, conn: Connection, event_id: str, suffix: str) -> list[str]:
         row = conn.execute(
             f"SELECT participants FROM mail_events{suffix} WHERE event_id = ?", (event_id,)
         ).fetchone()
-        return list(json.loads(row[0])) if row else []
+        return list(json.loads(row["participants"])) if row else []
 
-    def _remember(self, conn: sqlite3.Connection, event_id: str, version: int,
+    def _remember(self, conn: Connection, event_id: str, version: int,
                   participants: list[str], suffix: str) -> None:
         conn.execute(
             f"INSERT INTO mail_events{suffix} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
@@ -127,12 +145,12 @@ class MailQueue:
             (event_id, version, json.dumps(participants)),
         )
 
-    def _queue(self, conn: sqlite3.Connection, position: int, event_id: Any, version: int,
+    def _queue(self, conn: Connection, position: int, event_id: Any, version: int,
                people: list[str], kind: str, changes: dict[str, Any], suffix: str) -> None:
         detail = json.dumps(sorted(changes))
         conn.executemany(
-            f"INSERT OR IGNORE INTO mail_outbox{suffix} (message_id, event_id, version, "
-            "person_id, kind, changes, position) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO mail_outbox{suffix} (message_id, event_id, version, person_id, kind, "
+            "changes, position) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(message_id(str(event_id), version, person, kind), str(event_id), version, person,
               kind, detail, position) for person in dict.fromkeys(people)],
         )
@@ -269,7 +287,8 @@ class Mailer:
             "ORDER BY position LIMIT ?",
             (self.clock(), limit),
         ).fetchall()
-        return [Outgoing(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        return [Outgoing(r["message_id"], r["event_id"], r["version"], r["person_id"], r["kind"],
+                         json.loads(r["changes"]), r["attempts"]) for r in rows]
 
     async def send_due(self) -> int:
         """Try every due message once; returns how many were delivered."""
@@ -292,13 +311,17 @@ class Mailer:
             delivered += 1
         return delivered
 
-    async def run(self, stopped: threading.Event, interval: float = 0.5) -> None:
+    async def run(self, stopped: threading.Event, interval: float = 0.5,
+                  leading: Callable[[], bool] = lambda: True) -> None:
+        """Deliver until stopped, while `leading` (one mailer across instances sharing the
+        state database)."""
         while not stopped.is_set():
+            delivered = 0
             try:
-                delivered = await self.send_due()
-            except sqlite3.OperationalError:
+                if await asyncio.to_thread(leading):
+                    delivered = await self.send_due()
+            except self.db.transient:
                 log.exception("mail delivery pass failed; retrying")
-                delivered = 0
             if not delivered:
                 await asyncio.sleep(interval)
 

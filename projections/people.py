@@ -3,7 +3,6 @@ of outside invitees. Kept out of the immutable facts so that erasing a row erase
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -13,8 +12,8 @@ from domain.errors import ConflictError, InvalidFieldsError
 from projections.database import StateDatabase
 
 NAMES_SQL = (
-    ("SELECT id, username FROM users WHERE id IN ({marks})", "user"),
-    ("SELECT id, email FROM invitees WHERE id IN ({marks})", "invitee"),
+    ("SELECT id, username AS name FROM users WHERE id IN ({marks})", "user"),
+    ("SELECT id, email AS name FROM invitees WHERE id IN ({marks})", "invitee"),
 )
 
 
@@ -45,7 +44,7 @@ class People:
     def add_user(
         self, user_id: str, username: str, email: str, password_hash: str, stamp: str
     ) -> None:
-        with unique_names(), self.db.write() as conn:
+        with unique_names(self.db), self.db.write() as conn:
             conn.execute(
                 "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (user_id, username, key(username), email, key(email), password_hash, stamp, stamp),
@@ -80,7 +79,7 @@ class People:
                 columns[f"{name}_key"] = key(changes[name])
         columns["updated_at"] = stamp
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        with unique_names(), self.db.write() as conn:
+        with unique_names(self.db), self.db.write() as conn:
             conn.execute(
                 f"UPDATE users SET {assignments} WHERE id = ?", (*columns.values(), user_id)
             )
@@ -92,7 +91,7 @@ class People:
             "UNION ALL SELECT email FROM invitees WHERE id = ?",
             (person_id, person_id),
         ).fetchone()
-        return str(row[0]) if row else None
+        return str(row["email"]) if row else None
 
     def erase(self, user_id: str) -> None:
         with self.db.write() as conn:
@@ -119,7 +118,7 @@ class People:
         conn = self.db.connection()
         found: dict[str, tuple[str, str]] = {}
         for sql, chunk, kind in names_queries(person_ids):
-            found.update((r[0], (kind, r[1])) for r in conn.execute(sql, chunk))
+            found.update((r["id"], (kind, r["name"])) for r in conn.execute(sql, chunk))
         return found
 
     def _ids_by_key(self, table: str, column: str, values: list[str]) -> dict[str, str]:
@@ -135,7 +134,7 @@ class People:
     def _invitee_ids(self, addresses: list[str]) -> dict[str, str]:
         with self.db.write() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO invitees VALUES (?, ?, ?)",
+                "INSERT INTO invitees VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(str(uuid.uuid4()), a, key(a)) for a in addresses],
             )
         return self._ids_by_key("invitees", "email_key", addresses)
@@ -151,11 +150,11 @@ class People:
 
 
 @contextmanager
-def unique_names() -> Iterator[None]:
+def unique_names(db: StateDatabase) -> Iterator[None]:
     """Turns a unique-index violation (a race the pre-check lost) into the same 409."""
     try:
         yield
-    except sqlite3.IntegrityError as exc:
+    except db.unique_violation as exc:
         field = "email" if "email_key" in str(exc) else "username"
         taken = {field: "is already taken"}
         raise ConflictError(_taken_message(taken), taken) from None

@@ -29,7 +29,7 @@ from alphabet import wiring
 from alphabet.settings import Settings
 from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, erase_outbox
 from domain.application import EventsApplication
-from projections.database import StateDatabase
+from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, catch_up_batch
 from projections.people import People
 from projections.replay import replay
@@ -401,7 +401,7 @@ async def test_message_ids_are_made_of_ids_only_and_are_the_same_when_the_queue_
     assert guest_address not in received.message_id
     assert system.username(guest) not in received.message_id
     # A second state database fed from the same store queues the very same ids.
-    other = StateDatabase(tmp_path / "other-state.sqlite")
+    other = SqliteDatabase(tmp_path / "other-state.sqlite")
     other.create_schema()
     with other.write() as conn:
         for statement in MailQueue().schema():
