@@ -195,7 +195,7 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
-        reader=EventsReader(async_reads(settings), secret, db.dialect.search),
+        reader=EventsReader(async_reads(settings), secret, db.dialect),
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,

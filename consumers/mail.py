@@ -6,13 +6,14 @@ so a duplicate after a crash is recognisable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -100,6 +101,15 @@ class MailQueue:
             f"mail_outbox{suffix}_due": f"mail_outbox{suffix} (done_at, next_attempt, position)",
             f"mail_outbox{suffix}_person": f"mail_outbox{suffix} (person_id)",
         }
+
+    def keep(self, conn: Connection, suffix: str) -> None:
+        """A rebuilt queue keeps what was sent and tried, or a replay would mail every
+        participant of every event ever again."""
+        conn.execute(
+            f"UPDATE mail_outbox{suffix} AS r SET attempts = l.attempts, "
+            "next_attempt = l.next_attempt, done_at = l.done_at, outcome = l.outcome "
+            "FROM mail_outbox AS l WHERE l.message_id = r.message_id"
+        )
 
     def apply(self, conn: Connection, position: int, fact: Any, suffix: str = "") -> None:
         match fact:
@@ -214,7 +224,8 @@ def compose(item: Outgoing, event: Event, names: Any, address: str, sender: str)
 
 
 class Transport(Protocol):
-    async def deliver(self, message: EmailMessage, person_id: str) -> None: ...
+    async def deliver(self, message: EmailMessage, person_id: str,
+                      mentioned: Collection[str] = ()) -> None: ...
 
 
 class SmtpTransport:
@@ -236,26 +247,44 @@ class SmtpTransport:
             "timeout": 10,
         }
 
-    async def deliver(self, message: EmailMessage, person_id: str) -> None:
+    async def deliver(self, message: EmailMessage, person_id: str,
+                      mentioned: Collection[str] = ()) -> None:
         await aiosmtplib.send(message, **self.options)
 
 
 class OutboxTransport:
     """The development default: one .eml file per message under <data dir>/outbox/<person id>/,
-    so erasing a person can remove every file addressed to them."""
+    so erasing a person can remove every file addressed to them. An email names other people
+    too (the organizer, the participants), so each file is also listed under
+    .mentions/<person id> for everyone it names: erasing them removes those files as well, and
+    no copy of their name is left in the data dir."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def deliver(self, message: EmailMessage, person_id: str) -> None:
+    async def deliver(self, message: EmailMessage, person_id: str,
+                      mentioned: Collection[str] = ()) -> None:
         folder = self.directory / person_id
         folder.mkdir(parents=True, exist_ok=True)
         name = str(message["Message-ID"]).strip("<>").replace("@", "_") + ".eml"
         (folder / name).write_bytes(message.as_bytes())
+        mentions = self.directory / MENTIONS
+        mentions.mkdir(exist_ok=True)
+        for other in set(mentioned) - {person_id}:
+            with (mentions / other).open("a") as index:
+                index.write(f"{person_id}/{name}\n")
+
+
+MENTIONS = ".mentions"
 
 
 def erase_outbox(directory: Path, person_id: str) -> None:
     shutil.rmtree(directory / person_id, ignore_errors=True)
+    index = directory / MENTIONS / person_id
+    with contextlib.suppress(FileNotFoundError):
+        for line in index.read_text().splitlines():
+            (directory / line).unlink(missing_ok=True)
+        index.unlink()
 
 
 class Mailer:
@@ -302,7 +331,7 @@ class Mailer:
             names = self.names(people_of([fields_of(event)]))
             try:
                 await self.transport.deliver(
-                    compose(item, event, names, address, self.sender), item.person_id
+                    compose(item, event, names, address, self.sender), item.person_id, names
                 )
             except (OSError, aiosmtplib.SMTPException) as exc:
                 self._retry(item, exc)

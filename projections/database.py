@@ -84,11 +84,13 @@ class Tables(Protocol):
 
 class Dialect(Protocol):
     """The SQL that differs: how a table numbers its rows, whether a table may drop its rowid,
-    how words are searched, and how a rebuilt view's tables take the live names."""
+    how to join in the order written, how words are searched, and how a rebuilt view's tables
+    take the live names."""
 
     name: str
     serial_key: str
     without_rowid: str
+    ordered_join: str
     search: Search
 
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None: ...
@@ -131,6 +133,8 @@ class SqliteDialect:
     name = "sqlite"
     serial_key = "INTEGER PRIMARY KEY"
     without_rowid = " WITHOUT ROWID"
+    # SQLite's planner never reorders the tables of a CROSS JOIN
+    ordered_join = "CROSS JOIN"
     search: Search = Fts5Search()
 
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None:

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from domain.errors import InvalidFieldsError
-from projections.database import SQLITE, AsyncReads
+from projections.database import SQLITE, AsyncReads, Dialect
 from projections.people import names_queries
-from projections.search import Search, words
+from projections.search import words
 
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
            "created_at, updated_at")
@@ -63,18 +63,19 @@ def decode_cursor(cursor: str, filters: Filters, secret: str) -> tuple[str, str]
 
 
 def page_query(
-    filters: Filters, after: tuple[str, str] | None, limit: int, search: Search = SQLITE.search
+    filters: Filters, after: tuple[str, str] | None, limit: int, dialect: Dialect = SQLITE
 ) -> tuple[str, list[Any]]:
     """The SQL for one page. Each shape is driven by an index: the participant's rows, the
     full-text match, or the (starting_time, id) index; never a scan of the whole view."""
     for name, text in (("location", filters.location), ("q", filters.q)):
         if text is not None and not words(text):
             raise InvalidFieldsError({name: "must contain at least one letter or digit"})
+    search = dialect.search
     match = search.query(filters.location or "", filters.q or "")
     where: list[str] = []
     params: list[Any] = []
     if filters.participant_id:
-        source = "event_people p CROSS JOIN events_view v ON v.id = p.event_id"
+        source = f"event_people p {dialect.ordered_join} events_view v ON v.id = p.event_id"
         start, ident = "p.starting_time", "p.event_id"
         where.append("p.person_id = ?")
         params.append(filters.participant_id)
@@ -108,12 +109,12 @@ def page_query(
 
 class EventsReader:
     """The view's questions, asked through a worker's async connection (SqliteReads or
-    PostgresReads) with the dialect's word search."""
+    PostgresReads) in its dialect."""
 
-    def __init__(self, reads: AsyncReads, secret: str, search: Search) -> None:
+    def __init__(self, reads: AsyncReads, secret: str, dialect: Dialect) -> None:
         self.reads = reads
         self.secret = secret
-        self.search = search
+        self.dialect = dialect
 
     async def open(self) -> None:
         await self.reads.open()
@@ -123,7 +124,7 @@ class EventsReader:
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
-        sql, params = page_query(filters, after, limit + 1, self.search)
+        sql, params = page_query(filters, after, limit + 1, self.dialect)
         found = await self.reads.fetchall(sql, params)
         more = len(found) > limit
         found = found[:limit]

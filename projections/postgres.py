@@ -100,6 +100,8 @@ class PostgresDialect:
     name = "postgresql"
     serial_key = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
     without_rowid = ""
+    # PostgreSQL has no ON for a CROSS JOIN, and plans the order from statistics itself
+    ordered_join = "JOIN"
     search: Search = TsvectorSearch()
 
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None:

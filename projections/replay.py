@@ -4,6 +4,7 @@ answering from the live tables until one short transaction renames the new ones 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from projections.database import Connection, StateDatabase
 from projections.follower import (
@@ -17,6 +18,14 @@ from projections.follower import (
 )
 
 SUFFIX = "__rebuild"
+
+
+@runtime_checkable
+class KeepsState(Protocol):
+    """A view holding state the log cannot give back (the mail queue's delivery bookkeeping):
+    `keep` copies it from the live tables into the rebuilt ones, inside the swap."""
+
+    def keep(self, conn: Connection, suffix: str) -> None: ...
 
 
 def replay(
@@ -49,6 +58,8 @@ def replay(
                 view.apply(conn, at, fact, SUFFIX)
             set_position(conn, tracking, facts[-1][0])
         rebuilt = position(conn, tracking)
+        if isinstance(view, KeepsState):
+            view.keep(conn, SUFFIX)
         _drop(conn, view, "")
         db.dialect.rename(conn, view, SUFFIX)
         create(conn, view)

@@ -58,6 +58,7 @@ class Fts5Search:
 
     tables: Sequence[str] = ("events_search",)
     column = ""
+    # CROSS JOIN: SQLite then reads the matches first and never reorders the join
     source = "events_search s CROSS JOIN events_view v ON v.seq = s.rowid"
     match = "events_search MATCH ?"
     condition = "v.seq IN (SELECT rowid FROM events_search WHERE events_search MATCH ?)"

@@ -69,9 +69,9 @@ class Sessions:
     def record_failure(self, keys: list[str], window: float, now: float) -> None:
         with self.db.write() as conn:
             conn.executemany(
-                "INSERT INTO signin_failures VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET "
-                "count = CASE WHEN window_ends > ? THEN count + 1 ELSE 1 END, "
-                "window_ends = CASE WHEN window_ends > ? THEN window_ends ELSE ? END",
+                "INSERT INTO signin_failures AS f VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET "
+                "count = CASE WHEN f.window_ends > ? THEN f.count + 1 ELSE 1 END, "
+                "window_ends = CASE WHEN f.window_ends > ? THEN f.window_ends ELSE ? END",
                 [(k, now + window, now, now, now + window) for k in keys],
             )
 
