@@ -73,6 +73,8 @@ class LocalTail:
         position = await asyncio.to_thread(self.log.head)
         self.hub.advance(position)
         while True:
+            # Cleared before reading, so a wake during the read is not lost.
+            self.woken.clear()
             messages, reached = await asyncio.to_thread(
                 next_messages, self.log, self.maker, position
             )
@@ -80,7 +82,6 @@ class LocalTail:
                 self.hub.publish(message)
             self.hub.advance(reached)
             if reached == position:
-                self.woken.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.woken.wait(), self.poll)
             position = reached
