@@ -50,7 +50,7 @@ class Backend:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
-            return conn.execute(sql.replace("?", "%s"), params).fetchall()
+            return conn.execute(sql.replace("?", "%s"), params or None).fetchall()
 
     def tables_holding(self, needle: str) -> list[str]:
         """PostgreSQL: the tables with a row whose text holds `needle` in any case (a bytea
