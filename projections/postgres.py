@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import socket
 import threading
 import time
 import zlib
@@ -266,7 +268,11 @@ class AdvisoryLeases:
 
     def _session(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo, autocommit=True)
+            # named, so pg_stat_activity shows which process holds which lease
+            self._conn = psycopg.connect(
+                self.conninfo, autocommit=True,
+                application_name=f"alphabet leases {socket.gethostname()} {os.getpid()}",
+            )
         return self._conn
 
     def _release(self) -> None:

@@ -4,6 +4,7 @@ fresh PostgreSQL database per test module), and helpers to sign people up."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -183,7 +184,7 @@ class Server:
             [sys.executable, "-m", "alphabet.cli", "serve", "--port", str(self.port),
              "--workers", str(self.workers)],
             env=self.command_env, cwd=ROOT, stdout=self.log_path.open("wb"),
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -196,6 +197,13 @@ class Server:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not become ready:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL to every process of this server at once (workers and managed processes
+        too), as when its machine dies: nothing gets to clean up."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
