@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> App:
     async def start(app: App) -> None:
         app.ctx.services = wiring.services(settings)
         await app.ctx.services.reader.open()
+        await app.ctx.services.people_reader.open()
         app.ext.dependency(app.ctx.services)
         for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
             app.add_task(task, name=f"notifications-{number}")
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> App:
     async def stop(app: App) -> None:
         services: Services = app.ctx.services
         await services.reader.close()
+        await services.people_reader.close()
         services.app.close()
         services.db.close()
 

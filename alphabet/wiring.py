@@ -33,6 +33,7 @@ from projections.database import (
     SQLITE,
     AsyncReads,
     Dialect,
+    InlineReads,
     SqliteDatabase,
     SqliteReads,
     StateDatabase,
@@ -40,7 +41,7 @@ from projections.database import (
 from projections.events_queries import EventsReader
 from projections.events_view import EventsView
 from projections.follower import Alone, Follower, Leases, Log, View, statements
-from projections.people import People
+from projections.people import People, PeopleReader
 from projections.sessions import Sessions
 
 if TYPE_CHECKING:
@@ -120,12 +121,17 @@ def migrate(settings: Settings) -> None:
         db.close()
 
 
-def async_reads(settings: Settings) -> AsyncReads:
+def async_reads(settings: Settings, db: StateDatabase) -> tuple[AsyncReads, AsyncReads]:
+    """How the event loop reads: (pages and searches, single-row lookups). On PostgreSQL both
+    share the worker's async pool; on SQLite pages go through aiosqlite and lookups run
+    inline."""
     if settings.postgres:
         from projections.postgres import PostgresReads
 
-        return PostgresReads(settings.postgres.conninfo)
-    return SqliteReads(settings.state_path)
+        pooled = PostgresReads(settings.postgres.conninfo)
+        return pooled, pooled
+    assert isinstance(db, SqliteDatabase)
+    return SqliteReads(settings.state_path), InlineReads(db)
 
 
 def leases(settings: Settings) -> Leases:
@@ -179,6 +185,7 @@ def services(settings: Settings) -> Services:
     app = event_application(settings)
     db = state_database(settings)
     secret = settings.secret()
+    pages, lookups = async_reads(settings, db)
     return Services(
         app=app,
         db=db,
@@ -195,7 +202,8 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
-        reader=EventsReader(async_reads(settings), secret, db.dialect),
+        reader=EventsReader(pages, secret, db.dialect),
+        people_reader=PeopleReader(lookups),
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,

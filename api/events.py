@@ -42,7 +42,7 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
     data = parse(request, EventCreateBody)
     fields = await command_fields(services, data.model_dump(exclude_unset=True))
     written = await command(services, services.app.create_event, owner_id=user.id, **fields)
-    return written_json(services, written, user, "Event created", status=201)
+    return await written_json(services, written, user, "Event created", status=201)
 
 
 @bp.get("/event/<event_id:str>")
@@ -64,7 +64,7 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
         event = await off_loop(services.app.event_at_version, uid, int(as_of))
     else:
         event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
-    shown = aggregate_json(event, services.people, user.id)
+    shown = await aggregate_json(event, services.people_reader, user.id)
     return json({"event": shown}, headers={"ETag": f'"{event.version}"'})
 
 
@@ -84,7 +84,7 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
         services, services.app.update_event, uid, by=user.id, now=now(),
         expected_version=expected, changes=changes,
     )
-    return written_json(services, written, user, "Event updated")
+    return await written_json(services, written, user, "Event updated")
 
 
 @bp.delete("/event/<event_id:str>")
@@ -106,7 +106,8 @@ async def event_history(request: Request, services: Services, user: CurrentUser,
                         event_id: str) -> JSONResponse:
     facts = await off_loop(services.app.history, event_uuid(event_id))
     owner_id = facts[0].owner_id
-    return json({"history": history_json(facts, services.people, user.id, owner_id)})
+    return json({"history": await history_json(facts, services.people_reader, user.id,
+                                                owner_id)})
 
 
 def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
@@ -125,10 +126,10 @@ async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str
     return fields
 
 
-def written_json(services: Services, written: Written, user: CurrentUser, message: str,
-                 status: int = 200) -> JSONResponse:
+async def written_json(services: Services, written: Written, user: CurrentUser, message: str,
+                       status: int = 200) -> JSONResponse:
     event: Event = written.aggregate
-    shown = aggregate_json(event, services.people, user.id)
+    shown = await aggregate_json(event, services.people_reader, user.id)
     headers = {"ETag": f'"{event.version}"', **position_header(written)}
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"

@@ -8,13 +8,11 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from domain.errors import InvalidFieldsError
 from projections.database import SQLITE, AsyncReads, Dialect
-from projections.people import names_queries
 from projections.search import words
 
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
@@ -130,13 +128,6 @@ class EventsReader:
         found = found[:limit]
         cursor = encode_cursor(found[-1], filters, self.secret) if more and found else None
         return Page(found, cursor)
-
-    async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        found: dict[str, tuple[str, str]] = {}
-        for sql, chunk, kind in names_queries(person_ids):
-            rows = await self.reads.fetchall(sql, chunk)
-            found.update((r["id"], (kind, r["name"])) for r in rows)
-        return found
 
     async def position(self, view: str) -> int:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))

@@ -7,10 +7,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from domain.errors import ConflictError, InvalidFieldsError
-from projections.database import StateDatabase
+from projections.database import AsyncReads, StateDatabase
 
+ACCOUNT_SQL = ("SELECT id, username, email, password_hash, created_at, updated_at FROM users "
+               "WHERE {key} = ?")
 NAMES_SQL = (
     ("SELECT id, username AS name FROM users WHERE id IN ({marks})", "user"),
     ("SELECT id, email AS name FROM invitees WHERE id IN ({marks})", "invitee"),
@@ -66,10 +69,10 @@ class People:
             raise ConflictError(_taken_message(taken), taken)
 
     def by_id(self, user_id: str) -> Account | None:
-        return self._one("SELECT * FROM users WHERE id = ?", user_id)
+        return self._one(ACCOUNT_SQL.format(key="id"), user_id)
 
     def by_username(self, username: str) -> Account | None:
-        return self._one("SELECT * FROM users WHERE username_key = ?", key(username))
+        return self._one(ACCOUNT_SQL.format(key="username_key"), key(username))
 
     def update(self, user_id: str, changes: dict[str, str], stamp: str) -> None:
         """`changes` maps username/email/password_hash to new values."""
@@ -141,12 +144,45 @@ class People:
 
     def _one(self, sql: str, value: str) -> Account | None:
         row = self.db.connection().execute(sql, (value,)).fetchone()
-        if row is None:
-            return None
-        return Account(
-            row["id"], row["username"], row["email"], row["password_hash"],
-            row["created_at"], row["updated_at"],
-        )
+        return None if row is None else account_of(row)
+
+
+class PeopleReader:
+    """People as the event loop asks for them, with the same SQL as People: on PostgreSQL
+    through the worker's async connection pool, on SQLite inline (projections.database
+    InlineReads)."""
+
+    def __init__(self, reads: AsyncReads) -> None:
+        self.reads = reads
+
+    async def open(self) -> None:
+        await self.reads.open()
+
+    async def close(self) -> None:
+        await self.reads.close()
+
+    async def by_id(self, user_id: str) -> Account | None:
+        return await self._one(ACCOUNT_SQL.format(key="id"), user_id)
+
+    async def by_username(self, username: str) -> Account | None:
+        return await self._one(ACCOUNT_SQL.format(key="username_key"), key(username))
+
+    async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """As People.names."""
+        found: dict[str, tuple[str, str]] = {}
+        for sql, chunk, kind in names_queries(person_ids):
+            rows = await self.reads.fetchall(sql, chunk)
+            found.update((r["id"], (kind, r["name"])) for r in rows)
+        return found
+
+    async def _one(self, sql: str, value: str) -> Account | None:
+        rows = await self.reads.fetchall(sql, (value,))
+        return account_of(rows[0]) if rows else None
+
+
+def account_of(row: Any) -> Account:
+    return Account(row["id"], row["username"], row["email"], row["password_hash"],
+                   row["created_at"], row["updated_at"])
 
 
 @contextmanager
