@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The PostgreSQL server the "postgres" backend makes its databases on (trust auth locally).
 POSTGRES = os.environ.get("ALPHABET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-BACKENDS = ("sqlite", "postgres")
+BACKENDS = [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @dataclass(frozen=True)

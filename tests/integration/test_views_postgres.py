@@ -31,6 +31,7 @@ from tests.conftest import ROOT, Backend, fresh
 from tests.integration.test_views import SHAPES, Store, reference, store
 
 __all__ = ["reference", "store"]  # fixtures shared with the SQLite tests
+pytestmark = pytest.mark.postgres
 
 # The view's columns both backends have (PostgreSQL adds `search`, SQLite has its FTS table).
 VIEW_COLUMNS = ("seq, id, owner_id, name, location, starting_time, end_time, participants, "
