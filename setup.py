@@ -23,6 +23,12 @@ setup(
         "python-json-logger>=3,<5",
     ],
     extras_require={
+        # ALPHABET_EVENT_STORE=postgresql://...: the scale-out backend (psycopg 3 with its own
+        # libpq, and its pools); the embedded default needs none of it
+        "postgres": [
+            "eventsourcing[postgres]>=9.5.6,<9.6",
+            "psycopg[binary,pool]>=3.2,<4",
+        ],
         "test": [
             "pytest>=8,<10",
             "pytest-asyncio>=0.23,<2",

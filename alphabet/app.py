@@ -65,6 +65,12 @@ def create_app(settings: Settings | None = None) -> App:
     app.error_handler.add(Exception, handle)
     app.ext.add_dependency(CurrentUser, current_user)
 
+    @app.main_process_start
+    async def prepare(app: App) -> None:
+        settings.secret()  # written once here, before workers race to create it
+        wiring.migrate(settings)
+        wiring.prime_notifier(settings)
+
     @app.before_server_start
     async def start(app: App) -> None:
         # Writers wait in threads for their group commit: allow many at once.
@@ -73,15 +79,19 @@ def create_app(settings: Settings | None = None) -> App:
         app.ctx.group_commit = GroupCommit(app.ctx.services.app)
         app.ctx.group_commit.start()
         await app.ctx.services.reader.open()
+        await app.ctx.services.people_reader.open()
         app.ext.dependency(app.ctx.services)
-        app.add_task(wiring.notifications(settings, app.ctx.services), name="notifications")
+        for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
+            app.add_task(task, name=f"notifications-{number}")
 
     @app.after_server_stop
     async def stop(app: App) -> None:
         services: Services = app.ctx.services
         app.ctx.group_commit.stop()
         await services.reader.close()
+        await services.people_reader.close()
         services.app.close()
+        services.db.close()
 
     @app.main_process_ready
     async def manage(app: App) -> None:

@@ -1,4 +1,4 @@
-"""The `alphabet` command: serve, history, replay."""
+"""The `alphabet` command: serve, migrate, history, replay, worker."""
 
 from __future__ import annotations
 
@@ -22,9 +22,6 @@ from projections.replay import replay as rebuild
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    settings.secret()  # written once here, before workers race to create it
-    wiring.state_database(settings)
-    wiring.prime_notifier(settings)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=False,
@@ -33,8 +30,19 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Create the event store's and the state database's tables where missing (`serve` and
+    `worker` do this too when they start); safe to run any number of times."""
+    wiring.migrate(settings)
+    where = (f"PostgreSQL database {settings.postgres.dbname!r} on {settings.postgres.host}"
+             if settings.postgres else f"{settings.data_dir}/")
+    print(f"schema up to date in {where}")
+    return 0
+
+
 def history(settings: Settings, args: argparse.Namespace) -> int:
     """A readable audit trail; people are shown by id (names live outside the facts)."""
+    wiring.migrate(settings)
     app = wiring.event_application(settings)
     try:
         event_id = UUID(args.event_id)
@@ -63,6 +71,7 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
         names = ", ".join(v.name for v in wiring.views(settings))
         print(f"error: no view named {args.view!r} (there is: {names})", file=sys.stderr)
         return 2
+    wiring.migrate(settings)
     app = wiring.event_application(settings)
     db = wiring.state_database(settings)
     log = Log(app.recorder, app.mapper)
@@ -76,6 +85,7 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
             rebuilt = rebuild(db, log, view, progress=advance)
         print(f"{view.name}: rebuilt to position {rebuilt} and swapped in")
     app.close()
+    db.close()
     return 0
 
 
@@ -86,6 +96,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from alphabet.worker import run_worker  # faust is imported only by this command
 
+    wiring.migrate(settings)
     run_worker(settings)
     return 0
 
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workers", type=int, default=1)
     run.add_argument("--access-log", action="store_true", help="log every request")
     run.set_defaults(func=serve)
+    schema = commands.add_parser("migrate", help="create the tables where missing (idempotent)")
+    schema.set_defaults(func=migrate)
     trail = commands.add_parser("history", help="print an event's audit trail")
     trail.add_argument("event_id")
     trail.set_defaults(func=history)

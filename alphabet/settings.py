@@ -4,14 +4,72 @@ the only module that reads the environment."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """ALPHABET_EVENT_STORE=postgresql://user:password@host:port/dbname[?schema=name]: the event
+    store and the state database, both in this database (and schema), shared by instances."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    schema: str = "public"
+
+    @classmethod
+    def from_url(cls, url: str) -> Postgres:
+        parts = urlsplit(url)
+        problem = "ALPHABET_EVENT_STORE must be postgresql://user[:password]@host[:port]/dbname"
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise SettingsError(f"{problem}, not {url!r}")
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise SettingsError(f"{problem}; its port is not a number") from None
+        dbname = unquote(parts.path.lstrip("/"))
+        if not (parts.hostname and parts.username and dbname):
+            raise SettingsError(f"{problem} (host, user and database name are required)")
+        schema = parse_qs(parts.query).get("schema", ["public"])[0]
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+            raise SettingsError("the schema in ALPHABET_EVENT_STORE (?schema=) must be lower-case "
+                                f"letters, digits and _, not {schema!r}")
+        return cls(parts.hostname, port, unquote(parts.username),
+                   unquote(parts.password or ""), dbname, schema)
+
+    @property
+    def conninfo(self) -> str:
+        """The libpq connection string; state-database sessions work in the schema."""
+        fields = {"host": self.host, "port": str(self.port), "user": self.user,
+                  "password": self.password, "dbname": self.dbname,
+                  "application_name": "alphabet", "options": f"-c search_path={self.schema}"}
+        return " ".join(f"{key}='{quote(value)}'" for key, value in fields.items() if value)
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_SCHEMA": self.schema,
+        }
+
+
+def quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 @dataclass(frozen=True)
@@ -33,6 +91,7 @@ class Settings:
     mail_from: str = "Alphabet Events <events@localhost>"
     reminder_minutes: int = 30
     kafka_url: str | None = None
+    postgres: Postgres | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +139,7 @@ class Settings:
             mail_from=text("MAIL_FROM", "Alphabet Events <events@localhost>"),
             reminder_minutes=number("REMINDER_MINUTES", 30),
             kafka_url=text("KAFKA_URL", "") or None,
+            postgres=Postgres.from_url(store) if (store := text("EVENT_STORE", "")) else None,
         )
 
     @property

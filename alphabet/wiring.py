@@ -1,5 +1,7 @@
 """Builds the long-lived objects from settings; each process (worker, follower, command) calls
-these once."""
+these once. The backend is chosen here and nowhere else: SQLite files under the data dir by
+default, PostgreSQL when ALPHABET_EVENT_STORE names a database (projections.postgres is
+imported only then)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import redis
@@ -26,17 +29,43 @@ from consumers.notify import LocalTail, RedisNotifier, RedisRelay, prime
 from consumers.remind import RemindersView, Scheduler
 from domain.application import EventsApplication
 from domain.events import Event
-from projections.database import StateDatabase
+from projections.database import (
+    SQLITE,
+    AsyncReads,
+    Dialect,
+    InlineReads,
+    SqliteDatabase,
+    SqliteReads,
+    StateDatabase,
+)
 from projections.events_queries import EventsReader
 from projections.events_view import EventsView
-from projections.follower import Follower, Log, View, create
-from projections.people import People
+from projections.follower import Alone, Follower, Leases, Log, View, statements
+from projections.people import People, PeopleReader
 from projections.sessions import Sessions
+
+if TYPE_CHECKING:
+    from projections.postgres import Listener
 
 log = logging.getLogger(__name__)
 
+# How often a follower looks at the log unasked. SQLite has no way to tell another process
+# that something was saved; PostgreSQL does (NOTIFY), so there this is only a safety net, and
+# the cadence at which a standby tries to take over a role whose holder died.
+SQLITE_POLL_SECONDS = 0.01
+POSTGRES_POLL_SECONDS = 1.0
 
-def event_application(settings: Settings) -> EventsApplication:
+
+def event_application(settings: Settings, *, create_tables: bool = False) -> EventsApplication:
+    """The application on its store. On PostgreSQL only `migrate` creates the tables, under a
+    lock, so processes starting together never race to create them."""
+    if settings.postgres:
+        return EventsApplication(env={
+            **settings.postgres.eventsourcing_env(),
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "8",
+            "CREATE_TABLE": "y" if create_tables else "n",
+        })
     settings.prepare_data_dir()
     return EventsApplication(env={
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -45,8 +74,16 @@ def event_application(settings: Settings) -> EventsApplication:
     })
 
 
+def dialect(settings: Settings) -> Dialect:
+    if settings.postgres:
+        from projections.postgres import POSTGRES
+
+        return POSTGRES
+    return SQLITE
+
+
 def views(settings: Settings) -> list[View]:
-    return [EventsView(), *consumer_views(settings)]
+    return [EventsView(dialect(settings)), *consumer_views(settings)]
 
 
 def consumer_views(settings: Settings) -> list[View]:
@@ -56,21 +93,79 @@ def consumer_views(settings: Settings) -> list[View]:
 
 
 def served_views(settings: Settings) -> list[View]:
-    return [EventsView()] if settings.kafka_url else views(settings)
+    return [EventsView(dialect(settings))] if settings.kafka_url else views(settings)
 
 
 def state_database(settings: Settings) -> StateDatabase:
-    settings.prepare_data_dir()
-    db = StateDatabase(settings.state_path)
-    db.create_schema()
-    with db.write() as conn:
-        for view in views(settings):
-            create(conn, view)
+    """The state database with its tables (and every view's) created where missing."""
+    db: StateDatabase
+    if settings.postgres:
+        from projections.postgres import PostgresDatabase
+
+        db = PostgresDatabase(settings.postgres.conninfo, settings.postgres.schema)
+    else:
+        settings.prepare_data_dir()
+        db = SqliteDatabase(settings.state_path)
+    db.create_schema([s for view in views(settings) for s in statements(view)])
     return db
 
 
-def follower(settings: Settings, app: EventsApplication, db: StateDatabase) -> Follower:
-    return Follower(db, Log(app.recorder, app.mapper), served_views(settings))
+def migrate(settings: Settings) -> None:
+    """Create whatever is missing of the state database's tables and the event store's;
+    idempotent, and one process at a time across instances."""
+    db = state_database(settings)
+    try:
+        with db.exclusive("migrate"):
+            event_application(settings, create_tables=True).close()
+    finally:
+        db.close()
+
+
+def async_reads(settings: Settings, db: StateDatabase) -> tuple[AsyncReads, AsyncReads]:
+    """How the event loop reads: (pages and searches, single-row lookups). On PostgreSQL both
+    share the worker's async pool; on SQLite pages go through aiosqlite and lookups run
+    inline."""
+    if settings.postgres:
+        from projections.postgres import PostgresReads
+
+        pooled = PostgresReads(settings.postgres.conninfo)
+        return pooled, pooled
+    assert isinstance(db, SqliteDatabase)
+    return SqliteReads(settings.state_path), InlineReads(db)
+
+
+def leases(settings: Settings) -> Leases:
+    """Who runs each role: on PostgreSQL one process across all instances (advisory locks);
+    embedded, the one serving process tree."""
+    if settings.postgres:
+        from projections.postgres import AdvisoryLeases
+
+        return AdvisoryLeases(settings.postgres.conninfo, settings.postgres.schema)
+    return Alone()
+
+
+def poll_seconds(settings: Settings) -> float:
+    return POSTGRES_POLL_SECONDS if settings.postgres else SQLITE_POLL_SECONDS
+
+
+def listen(settings: Settings, app: EventsApplication,
+           wake: Callable[[], None]) -> Listener | None:
+    """On PostgreSQL, something that calls `wake` whenever a fact is saved anywhere (its
+    `start()` listens from a thread, `run_async()` from the event loop); None on SQLite."""
+    if not settings.postgres:
+        return None
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    from projections.postgres import Listener
+
+    assert isinstance(app.recorder, PostgresApplicationRecorder)
+    return Listener(settings.postgres.conninfo, app.recorder.channel_name, wake)
+
+
+def follower(settings: Settings, app: EventsApplication, db: StateDatabase,
+             shared: Leases | None = None) -> Follower:
+    return Follower(db, Log(app.recorder, app.mapper), served_views(settings),
+                    poll_seconds=poll_seconds(settings), leases=shared)
 
 
 def event_loader(app: EventsApplication) -> LoadEvent:
@@ -90,6 +185,7 @@ def services(settings: Settings) -> Services:
     app = event_application(settings)
     db = state_database(settings)
     secret = settings.secret()
+    pages, lookups = async_reads(settings, db)
     return Services(
         app=app,
         db=db,
@@ -106,24 +202,26 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
-        reader=EventsReader(settings.state_path, secret),
+        reader=EventsReader(pages, secret, db.dialect),
+        people_reader=PeopleReader(lookups),
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,
     )
 
 
-def notifications(settings: Settings, services: Services) -> Coroutine[Any, Any, None]:
+def notifications(settings: Settings, services: Services) -> list[Coroutine[Any, Any, None]]:
     """What feeds this worker's sockets: Redis when configured (one notifier for everyone),
-    else the worker's own tail of the log."""
+    else the worker's own tail of the log (woken by LISTEN too, on PostgreSQL)."""
     if settings.redis_url:
         relay = RedisRelay(redis.asyncio.from_url(settings.redis_url), settings.redis_namespace,
                            services.hub, services.log.head)
-        return relay.run()
+        return [relay.run()]
     tail = LocalTail(services.log, MessageMaker(services.load_event, services.people.names),
-                     services.hub)
+                     services.hub, poll=poll_seconds(settings) / 2)
     services.wake = tail.wake
-    return tail.run()
+    listener = listen(settings, services.app, tail.wake)
+    return [tail.run()] if listener is None else [tail.run(), listener.run_async()]
 
 
 def prime_notifier(settings: Settings) -> None:
@@ -136,19 +234,26 @@ def prime_notifier(settings: Settings) -> None:
 
 def run_notifier(settings: Settings, **_: Any) -> None:
     """With Redis: the one reader of the log that publishes WebSocket messages (a managed
-    process beside the workers)."""
+    process beside the workers; on PostgreSQL, one across all instances)."""
     app = event_application(settings)
     db = state_database(settings)
+    shared = leases(settings)
     notifier = RedisNotifier(
         Log(app.recorder, app.mapper),
         MessageMaker(event_loader(app), People(db).names),
         redis.Redis.from_url(settings.redis_url or ""),
         settings.redis_namespace,
+        poll=poll_seconds(settings) / 2,
+        leading=partial(shared.holds, "notifier"),
     )
+    listener = listen(settings, app, notifier.wake)
+    if listener is not None:
+        listener.start()
     signal.signal(signal.SIGTERM, lambda *_: notifier.stop())
     signal.signal(signal.SIGINT, lambda *_: notifier.stop())
     notifier.run()
     app.close()
+    db.close()
 
 
 def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mailer:
@@ -160,13 +265,16 @@ def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mai
 
 
 def run_consumers(settings: Settings, **_: Any) -> None:
-    """Views, mail and reminders for all workers, in one managed process beside them. Killing
-    it is safe at any instant: each batch and its position commit together, and mail is sent
-    at least once with a Message-ID that shows a duplicate."""
+    """Views, mail and reminders for all workers, in one managed process beside them (on
+    PostgreSQL, each role runs in one such process across all instances). Killing it is safe
+    at any instant: each batch and its position commit together, and mail is sent at least
+    once with a Message-ID that shows a duplicate."""
     app = event_application(settings)
     db = state_database(settings)
-    runner = follower(settings, app, db)
-    scheduler = Scheduler(db, app.record_reminder, lambda: datetime.now(UTC), runner.wake)
+    shared = leases(settings)
+    runner = follower(settings, app, db, shared)
+    scheduler = Scheduler(db, app.record_reminder, lambda: datetime.now(UTC), runner.wake,
+                          leading=partial(shared.holds, "scheduler"))
     stopped = threading.Event()
     delivery = mailer(settings, app, db)
 
@@ -177,10 +285,14 @@ def run_consumers(settings: Settings, **_: Any) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    listener = listen(settings, app, runner.wake)
+    if listener is not None:
+        listener.start()
     if not settings.kafka_url:
         threading.Thread(target=scheduler.run, name="reminders", daemon=True).start()
-        threading.Thread(target=lambda: asyncio.run(delivery.run(stopped)), name="mail",
-                         daemon=True).start()
+        leading = partial(shared.holds, "mailer")
+        threading.Thread(target=lambda: asyncio.run(delivery.run(stopped, leading=leading)),
+                         name="mail", daemon=True).start()
     log.info("consumers started: %s", ", ".join(v.name for v in runner.views))
     runner.run()
     app.close()

@@ -30,7 +30,7 @@ WRONG_CREDENTIALS = "the username or the password is wrong"
 @responses({201: SignupOut, 409: None, 422: None})
 async def signup(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SignupBody)
-    services.people.check_free(data.username, data.email)
+    await off_loop(services.people.check_free, data.username, data.email)
     password_hash = await off_loop(hash_password, data.password)
     user_uuid = (await off_loop(services.app.register_user)).aggregate.id
     user_id = str(user_uuid)
@@ -41,7 +41,7 @@ async def signup(request: Request, services: Services) -> JSONResponse:
         # Lost a race for the name after the Registered fact: close that account at once.
         await off_loop(services.app.delete_user, user_uuid, [])
         raise
-    account = services.people.by_id(user_id)
+    account = await services.people_reader.by_id(user_id)
     assert account is not None
     tokens = await _issue(services, user_id)
     return json({**tokens, "user": user_json(account, user_id)}, status=201)
@@ -58,15 +58,15 @@ async def signin(request: Request, services: Services) -> JSONResponse:
     address = client_address(request, policy.trusted_proxies)
     address_key = "address:" + _digest(policy.secret, address)
     moment = time.time()
-    wait = max(
+    wait = await off_loop(lambda: max(
         services.sessions.failures_retry_after(account_key, policy.per_account, moment),
         services.sessions.failures_retry_after(address_key, policy.per_address, moment),
-    )
+    ))
     if wait:
         raise ApiError(429, "rate_limited",
                        f"too many failed sign-ins; try again in {wait} seconds",
                        headers={"Retry-After": str(wait)})
-    account = services.people.by_username(data.username)
+    account = await services.people_reader.by_username(data.username)
     ok = await off_loop(verify_password, account.password_hash if account else None, data.password)
     if not ok or account is None:
         await off_loop(services.sessions.record_failure, [account_key, address_key],

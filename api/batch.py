@@ -34,7 +34,7 @@ async def create_batch(request: Request, services: Services, user: CurrentUser) 
     items = [item.model_dump() for item in parse_items(request, BatchCreates, "events")]
     fields = await off_loop(each, items, lambda item: checked(services, item))
     written = await command(services, services.app.create_events, owner_id=user.id, items=fields)
-    return batch_json(services, written, user, 201)
+    return await batch_json(services, written, user, 201)
 
 
 @bp.put("/batch_events")
@@ -50,7 +50,7 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
     written = await command(services, services.app.update_events, by=user.id, now=now(),
         items=[(item.id, change) for item, change in zip(items, changes, strict=True)],
     )
-    return batch_json(services, written, user, 200)
+    return await batch_json(services, written, user, 200)
 
 
 @bp.delete("/batch_events")
@@ -60,7 +60,7 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
 async def delete_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     ids = parse_items(request, BatchIds, "ids")
     written = await command(services, services.app.delete_events, by=user.id, event_ids=ids)
-    return batch_json(services, written, user, 200)
+    return await batch_json(services, written, user, 200)
 
 
 def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +104,8 @@ def parse_items(request: Request, model: type[Batch], key: str) -> Any:
         raise InvalidItemsError(items) from None
 
 
-def batch_json(
+async def batch_json(
     services: Services, written: Written, user: CurrentUser, status: int
 ) -> JSONResponse:
-    shown = aggregates_json(written.aggregates, services.people, user.id)
+    shown = await aggregates_json(written.aggregates, services.people_reader, user.id)
     return json({"events": shown}, status=status, headers=position_header(written))

@@ -22,7 +22,7 @@ from domain.application import EventsApplication, Written
 from projections.database import StateDatabase
 from projections.events_queries import EventsReader
 from projections.follower import Follower, Log
-from projections.people import People
+from projections.people import People, PeopleReader
 from projections.sessions import Sessions
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,6 +51,8 @@ class Services:
     tokens: Tokens
     signin: SigninPolicy
     reader: EventsReader
+    # lookups from the event loop (accounts, names); People is for threads
+    people_reader: PeopleReader
     hub: Hub
     load_event: LoadEvent
     outbox: Path
@@ -79,7 +81,7 @@ async def current_user(request: Request) -> CurrentUser:
         claims = found.tokens.check(token.strip(), "access")
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
-    account = found.people.by_id(claims.user_id)
+    account = await found.people_reader.by_id(claims.user_id)
     if account is None:
         raise unauthorized("this account no longer exists")
     return CurrentUser(account.id, account.username)

@@ -28,7 +28,6 @@ from domain.application import Written
 from domain.errors import NotFoundError
 from domain.events import Event
 from domain.presentation import event_json, fields_of, people_of
-from projections.events_queries import current_row
 
 bp = Blueprint("events", url_prefix="/api")
 
@@ -43,7 +42,7 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
     data = parse(request, EventCreateBody)
     fields = await command_fields(services, data.model_dump(exclude_unset=True))
     written = await command(services, services.app.create_event, owner_id=user.id, **fields)
-    return written_json(services, written, user, "Event created", status=201)
+    return await written_json(services, written, user, "Event created", status=201)
 
 
 @bp.get("/event/<event_id:str>")
@@ -59,7 +58,7 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
                    headers={"ETag": f'"{event.version}"'})
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
-    if as_of is None and (current := current_json(services, uid, user)) is not None:
+    if as_of is None and (current := await current_json(services, uid, user)) is not None:
         return json({"event": current}, headers={"ETag": f'"{current["version"]}"'})
     if as_of is None:
         event = await off_loop(services.app.get_event, uid)
@@ -67,7 +66,7 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
         event = await off_loop(services.app.event_at_version, uid, int(as_of))
     else:
         event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
-    shown = aggregate_json(event, services.people, user.id)
+    shown = await aggregate_json(event, services.people_reader, user.id)
     return json({"event": shown}, headers={"ETag": f'"{event.version}"'})
 
 
@@ -87,7 +86,7 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
         services, services.app.update_event, uid, by=user.id, now=now(),
         expected_version=expected, changes=changes,
     )
-    return written_json(services, written, user, "Event updated")
+    return await written_json(services, written, user, "Event updated")
 
 
 @bp.delete("/event/<event_id:str>")
@@ -109,7 +108,8 @@ async def event_history(request: Request, services: Services, user: CurrentUser,
                         event_id: str) -> JSONResponse:
     facts = await off_loop(services.app.history, event_uuid(event_id))
     owner_id = facts[0].owner_id
-    return json({"history": history_json(facts, services.people, user.id, owner_id)})
+    return json({"history": await history_json(facts, services.people_reader, user.id,
+                                                owner_id)})
 
 
 def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
@@ -120,15 +120,22 @@ def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def current_json(services: Services, event_id: UUID, user: CurrentUser) -> dict[str, Any] | None:
+async def current_json(
+    services: Services, event_id: UUID, user: CurrentUser
+) -> dict[str, Any] | None:
     """The event from its view row, when that row is provably current: its version equals the
-    store's latest for the id (one indexed lookup each, cheaper here than a thread hop). Else
-    None, and the caller rebuilds the aggregate from the store (a lagging view, a deletion)."""
-    row = current_row(services.db.connection(), str(event_id))
-    if row is None or row["version"] != services.app.latest_version(event_id):
+    store's latest for the id. Else None, and the caller rebuilds the aggregate from the store
+    (a lagging view, a deletion). On SQLite the store's lookup is one indexed read, cheaper on
+    the event loop than a thread hop; over a network it goes off the loop."""
+    row = await services.reader.current(str(event_id))
+    if row is None:
+        return None
+    latest = (services.app.latest_version(event_id) if services.db.dialect.name == "sqlite"
+              else await off_loop(services.app.latest_version, event_id))
+    if row["version"] != latest:
         return None
     fields = fields_of_row(row)
-    return event_json(fields, services.people.names(people_of([fields])), user.id)
+    return event_json(fields, await services.people_reader.names(people_of([fields])), user.id)
 
 
 async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
@@ -139,10 +146,10 @@ async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str
     return fields
 
 
-def written_json(services: Services, written: Written, user: CurrentUser, message: str,
-                 status: int = 200) -> JSONResponse:
+async def written_json(services: Services, written: Written, user: CurrentUser, message: str,
+                       status: int = 200) -> JSONResponse:
     event: Event = written.aggregate
-    shown = aggregate_json(event, services.people, user.id)
+    shown = await aggregate_json(event, services.people_reader, user.id)
     headers = {"ETag": f'"{event.version}"', **position_header(written)}
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"

@@ -8,7 +8,6 @@ from sanic.response import JSONResponse
 from sanic_ext import openapi
 
 from api.context import Services, off_loop
-from projections.follower import position
 
 bp = Blueprint("health")
 
@@ -26,9 +25,8 @@ async def readyz(request: Request, services: Services) -> JSONResponse:
         head = await off_loop(services.log.head)
     except Exception as exc:  # any failure of the store means "not ready", with the reason
         return json({"status": "unavailable", "reason": str(exc)}, status=503)
-    conn = services.db.connection()
     views = {}
     for view in services.follower.views:
-        at = position(conn, view.name)
+        at = await services.reader.position(view.name)
         views[view.name] = {"position": at, "lag": max(head - at, 0)}
     return json({"status": "ready", "position": head, "views": views})

@@ -52,7 +52,7 @@ def documented(func: Any) -> Any:
 @documented
 @responses({200: EventList, 422: None}, auth=True)
 async def list_events(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
-    return await page_json(request, services, user, filters(request, services))
+    return await page_json(request, services, user, await filters(request, services))
 
 
 @bp.get("/search_event/<location:path>")
@@ -61,7 +61,7 @@ async def list_events(request: Request, services: Services, user: CurrentUser) -
 @responses({200: EventList, 422: None}, auth=True)
 async def search_events(request: Request, services: Services, user: CurrentUser,
                         location: str) -> JSONResponse:
-    found = filters(request, services, location=unquote(location).strip("/"))
+    found = await filters(request, services, location=unquote(location).strip("/"))
     return await page_json(request, services, user, found)
 
 
@@ -69,8 +69,8 @@ async def search_events(request: Request, services: Services, user: CurrentUser,
 @openapi.summary("The listed events as an iCalendar file (same filters as the list)")
 @documented
 async def events_ics(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
-    page = await services.reader.page(filters(request, services), request.args.get("cursor"),
-                                      limit(request, default=MAX_LIMIT))
+    page = await services.reader.page(await filters(request, services),
+                                      request.args.get("cursor"), limit(request, default=MAX_LIMIT))
     return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
 
 
@@ -79,7 +79,7 @@ async def page_json(request: Request, services: Services, user: CurrentUser,
     reached = await read_your_writes(request, services)
     page: Page = await services.reader.page(found, request.args.get("cursor"), limit(request))
     rows = [fields_of_row(row) for row in page.rows]
-    names = await services.reader.names(people_of(rows))
+    names = await services.people_reader.names(people_of(rows))
     return json({"events": [event_json(row, names, user.id) for row in rows], "next": page.next},
                 headers={"X-Position": str(reached)})
 
@@ -96,11 +96,11 @@ async def read_your_writes(request: Request, services: Services) -> int:
     return await services.reader.position("events")
 
 
-def filters(request: Request, services: Services, **given: str) -> Filters:
+async def filters(request: Request, services: Services, **given: str) -> Filters:
     args = request.args
     participant_id = None
     if (username := args.get("participant")) is not None:
-        account = services.people.by_username(username)
+        account = await services.people_reader.by_username(username)
         # An unknown username matches no event; the nil id keeps the page empty.
         participant_id = account.id if account else "00000000-0000-0000-0000-000000000000"
     return Filters(

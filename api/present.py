@@ -16,7 +16,7 @@ from domain.presentation import (
     people_of,
     utc,
 )
-from projections.people import Account, People
+from projections.people import Account, PeopleReader
 
 
 def fields_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -28,24 +28,25 @@ def fields_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def aggregates_json(events: list[Event], people: People, viewer_id: str) -> list[dict[str, Any]]:
+async def aggregates_json(events: list[Event], people: PeopleReader,
+                          viewer_id: str) -> list[dict[str, Any]]:
     fields = [fields_of(event) for event in events]
-    names = people.names(people_of(fields))
+    names = await people.names(people_of(fields))
     return [event_json(one, names, viewer_id) for one in fields]
 
 
-def aggregate_json(event: Event, people: People, viewer_id: str) -> dict[str, Any]:
-    return aggregates_json([event], people, viewer_id)[0]
+async def aggregate_json(event: Event, people: PeopleReader, viewer_id: str) -> dict[str, Any]:
+    return (await aggregates_json([event], people, viewer_id))[0]
 
 
-def history_json(
-    facts: list[Any], people: People, viewer_id: str, owner_id: str
+async def history_json(
+    facts: list[Any], people: PeopleReader, viewer_id: str, owner_id: str
 ) -> list[dict[str, Any]]:
     ids = {owner_id}
     for fact in facts:
         ids.update(fact_changes(fact).get("participants", []))
         ids.add(fact_by(fact) or owner_id)
-    names = people.names(ids)
+    names = await people.names(ids)
     entries = []
     for fact in facts:
         changes = changes_json(fact_changes(fact), names, viewer_id == owner_id)

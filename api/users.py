@@ -26,7 +26,7 @@ bp = Blueprint("users", url_prefix="/api/user")
 @openapi.summary("Your own account")
 @responses({200: UserEnvelope}, auth=True)
 async def me(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
-    return json({"user": user_json(_account(services, user.id), user.id)})
+    return json({"user": user_json(await _account(services, user.id), user.id)})
 
 
 @bp.get("/<user_id:str>")
@@ -34,7 +34,7 @@ async def me(request: Request, services: Services, user: CurrentUser) -> JSONRes
 @responses({200: UserEnvelope, 404: None}, auth=True)
 async def get_user(request: Request, services: Services, user: CurrentUser,
                    user_id: str) -> JSONResponse:
-    return json({"user": user_json(_account(services, user_id), user.id)})
+    return json({"user": user_json(await _account(services, user_id), user.id)})
 
 
 @bp.put("/<user_id:str>")
@@ -43,7 +43,7 @@ async def get_user(request: Request, services: Services, user: CurrentUser,
 @responses({200: UserEnvelope, 403: None, 404: None, 409: None, 422: None}, auth=True)
 async def change_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
-    account = _own(services, user, user_id)
+    account = await _own(services, user, user_id)
     data = parse(request, UserChangeBody)
     changes = {
         name: value
@@ -64,7 +64,7 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
             profile_fields=sorted(set(changes) - {"password_hash"}),
             password="password_hash" in changes,
         )
-    return json({"user": user_json(_account(services, user.id), user.id)})
+    return json({"user": user_json(await _account(services, user.id), user.id)})
 
 
 @bp.delete("/<user_id:str>")
@@ -72,10 +72,11 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
 @responses({200: Message, 403: None, 404: None}, auth=True)
 async def delete_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
-    _own(services, user, user_id)
+    await _own(services, user, user_id)
     # Bring the events view up to the log's head first, so no event the user owns is missed.
     await off_loop(services.follower.run_once)
-    owned = [UUID(i) for i in owned_event_ids(services.db.connection(), user.id)]
+    owned_ids = await off_loop(lambda: owned_event_ids(services.db.connection(), user.id))
+    owned = [UUID(i) for i in owned_ids]
     written = await command(services, services.app.delete_user, UUID(user.id), owned)
     await off_loop(services.people.erase, user.id)
     await off_loop(erase_outbox, services.outbox, user.id)
@@ -83,15 +84,15 @@ async def delete_user(request: Request, services: Services, user: CurrentUser,
                 headers={"X-Position": str(written.position)})
 
 
-def _account(services: Services, user_id: str) -> Account:
-    account = services.people.by_id(user_id)
+async def _account(services: Services, user_id: str) -> Account:
+    account = await services.people_reader.by_id(user_id)
     if account is None:
         raise NotFoundError(f"no user with id {user_id}")
     return account
 
 
-def _own(services: Services, user: CurrentUser, user_id: str) -> Account:
+async def _own(services: Services, user: CurrentUser, user_id: str) -> Account:
     if user_id != user.id:
-        _account(services, user_id)
+        await _account(services, user_id)
         raise ForbiddenError("you may only change or delete your own account")
-    return _account(services, user_id)
+    return await _account(services, user_id)

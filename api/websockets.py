@@ -113,7 +113,7 @@ async def authenticate(request: Request, ws: WebsocketImplProtocol,
     if token:
         try:
             claims = services.tokens.check(token, "access")
-            if services.people.by_id(claims.user_id) is not None:
+            if await services.people_reader.by_id(claims.user_id) is not None:
                 return claims
             reason = "this account no longer exists"
         except TokenError as exc:

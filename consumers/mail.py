@@ -11,10 +11,9 @@ import html
 import json
 import logging
 import shutil
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -42,16 +41,35 @@ MARK = "mail.settled"
 DELIVERY_SCHEMA = """CREATE TABLE IF NOT EXISTS mail_delivery (
     message_id TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL,
-    next_attempt REAL NOT NULL,
-    done_at REAL,
+    next_attempt DOUBLE PRECISION NOT NULL,
+    done_at DOUBLE PRECISION,
     outcome TEXT
 )"""
 
 
-class Database(Protocol):
-    """The state database (projections.database.StateDatabase), as the mailer needs it."""
+class Rows(Protocol):
+    def fetchone(self) -> Any: ...
 
-    def connection(self) -> sqlite3.Connection: ...
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection to the state database (projections.database.Connection): SQL with `?`
+    placeholders, rows read by column name, on SQLite and PostgreSQL alike."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class Database(Protocol):
+    """The state database (projections.database.StateDatabase), as consumers need it."""
+
+    transient: tuple[type[Exception], ...]
+
+    def connection(self) -> Connection: ...
 
     def write(self) -> Any: ...
 
@@ -81,7 +99,7 @@ class MailQueue:
                 person_id TEXT NOT NULL,
                 kind TEXT NOT NULL,
                 changes TEXT NOT NULL,
-                position INTEGER NOT NULL
+                position BIGINT NOT NULL
             )""",
         ]
 
@@ -91,7 +109,7 @@ class MailQueue:
             f"mail_outbox{suffix}_person": f"mail_outbox{suffix} (person_id)",
         }
 
-    def apply(self, conn: sqlite3.Connection, position: int, fact: Any, suffix: str = "") -> None:
+    def apply(self, conn: Connection, position: int, fact: Any, suffix: str = "") -> None:
         match fact:
             case Event.Created():
                 self._remember(conn, str(fact.originator_id), 1, fact.participants, suffix)
@@ -121,13 +139,13 @@ class MailQueue:
             case _:
                 pass
 
-    def _participants(self, conn: sqlite3.Connection, event_id: str, suffix: str) -> list[str]:
+    def _participants(self, conn: Connection, event_id: str, suffix: str) -> list[str]:
         row = conn.execute(
             f"SELECT participants FROM mail_events{suffix} WHERE event_id = ?", (event_id,)
         ).fetchone()
         return list(json.loads(row[0])) if row else []
 
-    def _remember(self, conn: sqlite3.Connection, event_id: str, version: int,
+    def _remember(self, conn: Connection, event_id: str, version: int,
                   participants: list[str], suffix: str) -> None:
         conn.execute(
             f"INSERT INTO mail_events{suffix} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
@@ -135,7 +153,7 @@ class MailQueue:
             (event_id, version, json.dumps(participants)),
         )
 
-    def _queue(self, conn: sqlite3.Connection, position: int, event_id: Any, version: int,
+    def _queue(self, conn: Connection, position: int, event_id: Any, version: int,
                people: list[str], kind: str, changes: dict[str, Any], suffix: str) -> None:
         detail = json.dumps(sorted(changes))
         conn.executemany(
@@ -315,7 +333,7 @@ class Mailer:
         ).fetchall()
         return [Outgoing(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
-    def _mark(self, conn: sqlite3.Connection) -> int:
+    def _mark(self, conn: Connection) -> int:
         row = conn.execute("SELECT position FROM tracking WHERE view = ?", (MARK,)).fetchone()
         mark = int(row[0]) if row else 0
         pending = conn.execute(
@@ -360,13 +378,17 @@ class Mailer:
             delivered += 1
         return delivered
 
-    async def run(self, stopped: threading.Event, interval: float = 0.5) -> None:
+    async def run(self, stopped: threading.Event, interval: float = 0.5,
+                  leading: Callable[[], bool] = lambda: True) -> None:
+        """Deliver until stopped, while `leading` (one mailer across instances sharing the
+        state database)."""
         while not stopped.is_set():
+            delivered = 0
             try:
-                delivered = await self.send_due()
+                if await asyncio.to_thread(leading):
+                    delivered = await self.send_due()
             except Exception:  # the loop is the mail service itself: log, wait, carry on
                 log.exception("mail delivery pass failed; retrying")
-                delivered = 0
             if not delivered:
                 await asyncio.sleep(interval)
 

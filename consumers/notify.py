@@ -56,7 +56,8 @@ def replay(
 
 class LocalTail:
     """One worker following the log itself, from the head at start-up. A write in this worker
-    wakes it at once; otherwise it polls briefly."""
+    wakes it at once (as, on PostgreSQL, does any save anywhere); otherwise it polls every
+    `poll` seconds."""
 
     def __init__(self, log_: LogReader, maker: MessageMaker, hub: Hub, poll: float = 0.005):
         self.log = log_
@@ -72,6 +73,8 @@ class LocalTail:
         position = await asyncio.to_thread(self.log.head)
         self.hub.advance(position)
         while True:
+            # Cleared before reading, so a wake during the read is not lost.
+            self.woken.clear()
             messages, reached = await asyncio.to_thread(
                 next_messages, self.log, self.maker, position
             )
@@ -79,7 +82,6 @@ class LocalTail:
                 self.hub.publish(message)
             self.hub.advance(reached)
             if reached == position:
-                self.woken.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.woken.wait(), self.poll)
             position = reached
@@ -93,25 +95,38 @@ def prime(redis: Any, namespace: str, head: int) -> None:
 
 class RedisNotifier:
     """The one reader of the log for all workers and instances: publishes each message and its
-    position to Redis in one transaction, so after a crash it resumes where it stopped."""
+    position to Redis in one transaction, so after a crash it resumes where it stopped, and so
+    does whichever notifier takes over (`leading` says whether this one holds the role)."""
 
     def __init__(self, log_: LogReader, maker: MessageMaker, redis: Any, namespace: str,
-                 poll: float = 0.005):
+                 poll: float = 0.005, leading: Callable[[], bool] = lambda: True):
         self.log = log_
         self.maker = maker
         self.redis = redis
         self.channel = f"{namespace}:messages"
         self.position_key = f"{namespace}:notifier:position"
         self.poll = poll
+        self.leading = leading
         self.stopped = threading.Event()
+        self.woken = threading.Event()
+
+    def wake(self) -> None:
+        self.woken.set()
 
     def stop(self) -> None:
         self.stopped.set()
+        self.woken.set()
 
     def run(self) -> None:
-        stored = self.redis.get(self.position_key)
-        position = int(stored) if stored is not None else self.log.head()
+        position: int | None = None  # read from Redis whenever this notifier takes the lead
         while not self.stopped.is_set():
+            if not self.leading():
+                position = None
+                self._wait()
+                continue
+            if position is None:
+                stored = self.redis.get(self.position_key)
+                position = int(stored) if stored is not None else self.log.head()
             messages, reached = next_messages(self.log, self.maker, position)
             if reached != position:
                 with self.redis.pipeline(transaction=True) as pipe:
@@ -121,7 +136,11 @@ class RedisNotifier:
                     pipe.execute()
                 position = reached
             else:
-                self.stopped.wait(self.poll)
+                self._wait()
+
+    def _wait(self) -> None:
+        self.woken.wait(self.poll)
+        self.woken.clear()
 
 
 class RedisRelay:

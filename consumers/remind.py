@@ -6,13 +6,13 @@ mails and notifies, like any other change."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
+from consumers.mail import Connection, Database
 from domain.application import Written
 from domain.events import Event
 from domain.presentation import instant
@@ -38,7 +38,7 @@ class RemindersView:
     def indexes(self, suffix: str = "") -> dict[str, str]:
         return {f"reminders{suffix}_due": f"reminders{suffix} (due_at)"}
 
-    def apply(self, conn: sqlite3.Connection, position: int, fact: Any, suffix: str = "") -> None:
+    def apply(self, conn: Connection, position: int, fact: Any, suffix: str = "") -> None:
         match fact:
             case Event.Created():
                 self._schedule(conn, str(fact.originator_id), fact.starting_time, suffix)
@@ -56,17 +56,13 @@ class RemindersView:
             case _:
                 pass
 
-    def _schedule(self, conn: sqlite3.Connection, event_id: str, start: datetime,
+    def _schedule(self, conn: Connection, event_id: str, start: datetime,
                   suffix: str) -> None:
         conn.execute(
             f"INSERT INTO reminders{suffix} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
             "SET starting_time = excluded.starting_time, due_at = excluded.due_at",
             (event_id, instant(start), instant(start - self.before)),
         )
-
-
-class Connected(Protocol):
-    def connection(self) -> sqlite3.Connection: ...
 
 
 RecordReminder = Callable[[UUID, datetime, datetime], Written]
@@ -76,13 +72,15 @@ class Scheduler:
     """Records the reminders that are due and whose event has not started. The store refuses a
     second Reminder for the same (event, start), so a restart or a second scheduler is safe."""
 
-    def __init__(self, db: Connected, record: RecordReminder, clock: Callable[[], datetime],
-                 wake: Callable[[], None] = lambda: None, interval: float = 1.0) -> None:
+    def __init__(self, db: Database, record: RecordReminder, clock: Callable[[], datetime],
+                 wake: Callable[[], None] = lambda: None, interval: float = 1.0,
+                 leading: Callable[[], bool] = lambda: True) -> None:
         self.db = db
         self.record = record
         self.clock = clock
         self.wake = wake
         self.interval = interval
+        self.leading = leading
         self.stopped = threading.Event()
 
     def due(self) -> list[tuple[UUID, datetime]]:
@@ -91,7 +89,7 @@ class Scheduler:
             "SELECT event_id, starting_time FROM reminders WHERE due_at <= ? AND starting_time > ?",
             (now, now),
         ).fetchall()
-        return [(UUID(r[0]), datetime.fromisoformat(r[1])) for r in rows]
+        return [(UUID(r["event_id"]), datetime.fromisoformat(r["starting_time"])) for r in rows]
 
     def run_once(self) -> int:
         recorded = 0
@@ -105,8 +103,9 @@ class Scheduler:
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                self.run_once()
-            except sqlite3.OperationalError:
+                if self.leading():
+                    self.run_once()
+            except self.db.transient:
                 log.exception("reminder check failed; retrying")
             self.stopped.wait(self.interval)
 

@@ -1,68 +1,177 @@
-"""The state database: one SQLite file holding views, tracking, personal data and sessions, so a
-view can join personal data and deletion can scrub every page of it."""
+"""The state database: views, tracking, personal data and sessions in one database, so a view can
+join personal data and deletion can scrub every page of it. Either one SQLite file (the embedded
+default, here) or PostgreSQL shared by every instance (projections.postgres), behind one
+interface: SQL is written once, with `?` placeholders and standard upserts, and rows are read by
+column name; what cannot be shared is a Dialect's."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL,
-    username_key TEXT NOT NULL UNIQUE,
-    email TEXT NOT NULL,
-    email_key TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS invitees (
-    id TEXT PRIMARY KEY,
-    email TEXT NOT NULL,
-    email_key TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    jti TEXT PRIMARY KEY,
-    family TEXT NOT NULL,
-    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    expires_at REAL NOT NULL,
-    state TEXT NOT NULL DEFAULT 'active'
-);
-CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family);
-CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(user_id);
-CREATE TABLE IF NOT EXISTS signin_failures (
-    key TEXT PRIMARY KEY,
-    count INTEGER NOT NULL,
-    window_ends REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tracking (
-    view TEXT PRIMARY KEY,
-    position INTEGER NOT NULL
-);
-"""
+import aiosqlite
 
+from projections.search import Fts5Search, Search
 
+# Shared by both dialects: DOUBLE PRECISION has REAL affinity in SQLite and is a float8 in
+# PostgreSQL (whose REAL is a float4, too coarse for epoch seconds).
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        username_key TEXT NOT NULL UNIQUE,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS invitees (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL UNIQUE
+    )""",
+    """CREATE TABLE IF NOT EXISTS refresh_tokens (
+        jti TEXT PRIMARY KEY,
+        family TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        expires_at DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL DEFAULT 'active'
+    )""",
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family)",
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(user_id)",
+    """CREATE TABLE IF NOT EXISTS signin_failures (
+        key TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        window_ends DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS tracking (
+        view TEXT PRIMARY KEY,
+        position BIGINT NOT NULL
+    )""",
+]
+
+# How often scrub() retries a checkpoint that readers or writers held back (50 ms apart).
 SCRUB_TRIES = 100
 
 
-class StateDatabase:
+class Rows(Protocol):
+    """What a statement answers; each row is read by column name (row["id"])."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """sqlite3.Connection as it is, or the PostgreSQL adapter that speaks the same way."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class Tables(Protocol):
+    """A view's tables and named indexes, as a rebuild moves them into place."""
+
+    tables: Sequence[str]
+
+    def indexes(self, suffix: str = "") -> dict[str, str]: ...
+
+
+class Dialect(Protocol):
+    """The SQL that differs: how a table numbers its rows, whether a table may drop its rowid,
+    how to join in the order written, how words are searched, and how a rebuilt view's tables
+    take the live names."""
+
+    name: str
+    serial_key: str
+    without_rowid: str
+    ordered_join: str
+    search: Search
+
+    def rename(self, conn: Connection, view: Tables, suffix: str) -> None: ...
+
+
+class StateDatabase(Protocol):
+    """`connection()` reads (and writes single statements) outside any transaction; `write()`
+    is one transaction, committed when the block ends and rolled back if it raises."""
+
+    dialect: Dialect
+    # A unique index refused a row (a name taken in a race the pre-check lost).
+    unique_violation: type[Exception]
+    # Failures worth retrying later (the database busy or unreachable), not bugs.
+    transient: tuple[type[Exception], ...]
+
+    def connection(self) -> Connection: ...
+
+    def write(self) -> AbstractContextManager[Connection]: ...
+
+    def create_schema(self, statements: Sequence[str] = ()) -> None: ...
+
+    def exclusive(self, name: str) -> AbstractContextManager[None]: ...
+
+    def scrub(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncReads(Protocol):
+    """Queries from the event loop, for what can take a while (pages, searches)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]: ...
+
+
+class SqliteDialect:
+    name = "sqlite"
+    serial_key = "INTEGER PRIMARY KEY"
+    without_rowid = " WITHOUT ROWID"
+    # SQLite's planner never reorders the tables of a CROSS JOIN
+    ordered_join = "CROSS JOIN"
+    search: Search = Fts5Search()
+
+    def rename(self, conn: Connection, view: Tables, suffix: str) -> None:
+        """SQLite cannot rename an index: the rebuilt ones are dropped here and made again
+        under the live names by the caller (FTS5 renames its own shadow tables)."""
+        for name in view.indexes(suffix):
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+        for table in view.tables:
+            conn.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
+
+
+SQLITE = SqliteDialect()
+
+
+class SqliteDatabase:
     """Per-thread connections to the state file. Writes take the lock up front (BEGIN
     IMMEDIATE) so concurrent writers queue on the busy timeout instead of failing mid-way."""
+
+    dialect: Dialect = SQLITE
+    unique_violation: type[Exception] = sqlite3.IntegrityError
+    transient: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path)
             self._local.conn = conn
+            self._opened.append(conn)
         return conn
 
     @contextmanager
@@ -76,8 +185,15 @@ class StateDatabase:
             raise
         conn.execute("COMMIT")
 
-    def create_schema(self) -> None:
-        self.connection().executescript(SCHEMA)
+    def create_schema(self, statements: Sequence[str] = ()) -> None:
+        with self.write() as conn:
+            for statement in [*SCHEMA, *statements]:
+                conn.execute(statement)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Nothing to queue for: one file, written under its own lock (BEGIN IMMEDIATE)."""
+        yield
 
     def scrub(self) -> None:
         """Move the WAL into the main file and truncate it, so erased rows survive nowhere
@@ -89,6 +205,12 @@ class StateDatabase:
                 return
             time.sleep(0.05)
         raise sqlite3.OperationalError("the erased data could not be checkpointed out of the WAL")
+
+    def close(self) -> None:
+        for conn in self._opened:
+            conn.close()
+        self._opened.clear()
+        self._local = threading.local()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -103,3 +225,44 @@ def connect(path: Path) -> sqlite3.Connection:
     ):
         conn.execute(f"PRAGMA {pragma}")
     return conn
+
+
+class InlineReads:
+    """SQLite lookups answered on the event loop itself, through the database's connection for
+    that thread: an indexed single-row read takes microseconds, less than a hop to a thread
+    costs (SPEC §4); anything that scans goes through SqliteReads instead."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+
+    async def open(self) -> None:
+        """Nothing to open: the database's connections open on first use."""
+
+    async def close(self) -> None:
+        """Nothing to close beyond the database itself."""
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.db.connection().execute(sql, parameters)]
+
+
+class SqliteReads:
+    """One aiosqlite connection per worker, read-only, to the state file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self._conn = await aiosqlite.connect(self.path)
+        self._conn.row_factory = aiosqlite.Row
+        await self._conn.execute("PRAGMA query_only = ON")
+        await self._conn.execute("PRAGMA busy_timeout = 30000")
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+        assert self._conn is not None, "SqliteReads.open() was not awaited"
+        async with self._conn.execute(sql, parameters) as rows:
+            return [dict(row) for row in await rows.fetchall()]

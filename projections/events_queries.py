@@ -1,5 +1,6 @@
-"""Questions the events view answers, asked from async code through aiosqlite: pages of events
-by time with filters, location search, and how far the view has got."""
+"""Questions the events view answers, asked from async code (aiosqlite, or psycopg's async
+connections): pages of events by time with filters, location search, and how far the view has
+got."""
 
 from __future__ import annotations
 
@@ -7,17 +8,12 @@ import base64
 import hashlib
 import hmac
 import json
-import sqlite3
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from domain.errors import InvalidFieldsError
-from projections.events_view import match_words
-from projections.people import names_queries
+from projections.database import SQLITE, AsyncReads, Dialect
+from projections.search import words
 
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
            "created_at, updated_at")
@@ -65,30 +61,29 @@ def decode_cursor(cursor: str, filters: Filters, secret: str) -> tuple[str, str]
 
 
 def page_query(
-    filters: Filters, after: tuple[str, str] | None, limit: int
+    filters: Filters, after: tuple[str, str] | None, limit: int, dialect: Dialect = SQLITE
 ) -> tuple[str, list[Any]]:
     """The SQL for one page. Each shape is driven by an index: the participant's rows, the
     full-text match, or the (starting_time, id) index; never a scan of the whole view."""
-    matches = [m for m in (match_words("location", filters.location or ""),
-                           match_words("name", filters.q or "")) if m]
     for name, text in (("location", filters.location), ("q", filters.q)):
-        if text is not None and not match_words(name, text):
+        if text is not None and not words(text):
             raise InvalidFieldsError({name: "must contain at least one letter or digit"})
-    match = " AND ".join(matches)
+    search = dialect.search
+    match = search.query(filters.location or "", filters.q or "")
     where: list[str] = []
     params: list[Any] = []
     if filters.participant_id:
-        source = "event_people p CROSS JOIN events_view v ON v.id = p.event_id"
+        source = f"event_people p {dialect.ordered_join} events_view v ON v.id = p.event_id"
         start, ident = "p.starting_time", "p.event_id"
         where.append("p.person_id = ?")
         params.append(filters.participant_id)
         if match:
-            where.append("v.seq IN (SELECT rowid FROM events_search WHERE events_search MATCH ?)")
+            where.append(search.condition)
             params.append(match)
     elif match:
-        source = "events_search s CROSS JOIN events_view v ON v.seq = s.rowid"
+        source = search.source
         start, ident = "v.starting_time", "v.id"
-        where.append("events_search MATCH ?")
+        where.append(search.match)
         params.append(match)
     else:
         source = "events_view v"
@@ -110,54 +105,35 @@ def page_query(
     return sql, params
 
 
-def current_row(conn: sqlite3.Connection, event_id: str) -> dict[str, Any] | None:
-    row = conn.execute(f"SELECT {COLUMNS} FROM events_view WHERE id = ?", (event_id,)).fetchone()
-    return dict(row) if row else None
-
-
 class EventsReader:
-    """One aiosqlite connection per worker, read-only, to the state database."""
+    """The view's questions, asked through a worker's async connection (SqliteReads or
+    PostgresReads) in its dialect."""
 
-    def __init__(self, path: Path, secret: str) -> None:
-        self.path = path
+    def __init__(self, reads: AsyncReads, secret: str, dialect: Dialect) -> None:
+        self.reads = reads
         self.secret = secret
-        self._conn: aiosqlite.Connection | None = None
+        self.dialect = dialect
 
     async def open(self) -> None:
-        self._conn = await aiosqlite.connect(self.path)
-        self._conn.row_factory = aiosqlite.Row
-        await self._conn.execute("PRAGMA query_only = ON")
-        await self._conn.execute("PRAGMA busy_timeout = 30000")
+        await self.reads.open()
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-
-    @property
-    def conn(self) -> aiosqlite.Connection:
-        assert self._conn is not None, "EventsReader.open() was not awaited"
-        return self._conn
+        await self.reads.close()
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
-        sql, params = page_query(filters, after, limit + 1)
-        async with self.conn.execute(sql, params) as rows:
-            found = [dict(row) for row in await rows.fetchall()]
+        sql, params = page_query(filters, after, limit + 1, self.dialect)
+        found = await self.reads.fetchall(sql, params)
         more = len(found) > limit
         found = found[:limit]
         cursor = encode_cursor(found[-1], filters, self.secret) if more and found else None
         return Page(found, cursor)
 
-    async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        found: dict[str, tuple[str, str]] = {}
-        for sql, chunk, kind in names_queries(person_ids):
-            async with self.conn.execute(sql, chunk) as rows:
-                found.update((r[0], (kind, r[1])) for r in await rows.fetchall())
-        return found
+    async def current(self, event_id: str) -> dict[str, Any] | None:
+        rows = await self.reads.fetchall(
+            f"SELECT {COLUMNS} FROM events_view WHERE id = ?", (event_id,))
+        return rows[0] if rows else None
 
     async def position(self, view: str) -> int:
-        async with self.conn.execute(
-            "SELECT position FROM tracking WHERE view = ?", (view,)
-        ) as rows:
-            row = await rows.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))
+        return int(rows[0]["position"]) if rows else 0

@@ -4,7 +4,6 @@ position in the same transaction, so a crash can neither skip a fact nor apply o
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +11,7 @@ from typing import Any, Protocol
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-from projections.database import StateDatabase
+from projections.database import Connection, StateDatabase
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +29,32 @@ class View(Protocol):
 
     def indexes(self, suffix: str = "") -> dict[str, str]: ...
 
-    def apply(self, conn: sqlite3.Connection, position: int, fact: Fact, suffix: str = "") -> None:
-        ...
+    def apply(self, conn: Connection, position: int, fact: Fact, suffix: str = "") -> None: ...
 
 
-def create(conn: sqlite3.Connection, view: View, suffix: str = "") -> None:
+class Leases(Protocol):
+    """Whether this process may run a role now (a view's follower, the mailer, ...)."""
+
+    def holds(self, role: str) -> bool: ...
+
+
+class Alone:
+    """The embedded default: one serving process tree per data dir, so every role is ours."""
+
+    def holds(self, role: str) -> bool:
+        return True
+
+
+def statements(view: View, suffix: str = "") -> list[str]:
+    """The DDL of a view's tables and indexes, idempotent."""
+    return [*view.schema(suffix), *(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}"
+                                    for name, definition in view.indexes(suffix).items())]
+
+
+def create(conn: Connection, view: View, suffix: str = "") -> None:
     """Create a view's tables and indexes (inside the caller's transaction)."""
-    for statement in view.schema(suffix):
+    for statement in statements(view, suffix):
         conn.execute(statement)
-    for name, definition in view.indexes(suffix).items():
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
 
 
 class Log:
@@ -59,12 +74,24 @@ class Log:
         return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
 
 
-def position(conn: sqlite3.Connection, view: str) -> int:
+def position(conn: Connection, view: str) -> int:
     row = conn.execute("SELECT position FROM tracking WHERE view = ?", (view,)).fetchone()
-    return int(row[0]) if row else 0
+    return int(row["position"]) if row else 0
 
 
-def set_position(conn: sqlite3.Connection, view: str, at: int) -> None:
+def claim(conn: Connection, view: str) -> int:
+    """The view's position, its tracking row locked until the transaction ends: whoever else
+    catches up the same view waits here and then reads the position this one leaves. (SQLite's
+    BEGIN IMMEDIATE has locked the whole file already; PostgreSQL locks the row.)"""
+    row = conn.execute(
+        "INSERT INTO tracking VALUES (?, 0) ON CONFLICT(view) DO UPDATE "
+        "SET position = tracking.position RETURNING position",
+        (view,),
+    ).fetchone()
+    return int(row["position"])
+
+
+def set_position(conn: Connection, view: str, at: int) -> None:
     conn.execute(
         "INSERT INTO tracking VALUES (?, ?) ON CONFLICT(view) DO UPDATE SET position = ?",
         (view, at, at),
@@ -74,10 +101,11 @@ def set_position(conn: sqlite3.Connection, view: str, at: int) -> None:
 def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int, suffix: str = "",
                    tracking: str | None = None) -> int:
     """Apply the next batch of facts to one view; returns how many were applied. The position is
-    read inside the write transaction, so two followers of one view never apply a fact twice."""
+    claimed inside the write transaction, so two followers of one view never apply a fact
+    twice."""
     tracking = tracking or view.name
     with db.write() as conn:
-        at = position(conn, tracking)
+        at = claim(conn, tracking)
         facts = log_.read(at, batch)
         for pos, fact in facts:
             view.apply(conn, pos, fact, suffix)
@@ -88,7 +116,9 @@ def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int, suffix:
 
 class Follower:
     """Keeps views current: catches up in large batches, then waits for the next fact. A writer
-    in the same process wakes it at once (`wake`); otherwise it polls briefly."""
+    in the same process wakes it at once (`wake`), and on PostgreSQL so does every save
+    anywhere (LISTEN); otherwise it polls every `poll_seconds`. When instances share the state
+    database, it follows only the views whose lease it holds."""
 
     def __init__(
         self,
@@ -99,6 +129,7 @@ class Follower:
         batch: int = 1000,
         poll_seconds: float = 0.01,
         on_batch: Callable[[], None] | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.db = db
         self.log = log_
@@ -106,6 +137,7 @@ class Follower:
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.on_batch = on_batch
+        self.leases = leases or Alone()
         self._woken = threading.Event()
         self._stopped = threading.Event()
 
@@ -116,12 +148,12 @@ class Follower:
         self._stopped.set()
         self._woken.set()
 
-    def run_once(self) -> int:
-        """Bring every view up to the log's head; a cheap read first, so an idle poll never
-        takes the write lock."""
+    def run_once(self, views: Sequence[View] | None = None) -> int:
+        """Bring the views (all by default) up to the log's head; a cheap read first, so an
+        idle poll never takes the write lock."""
         head = self.log.head()
         applied = 0
-        for view in self.views:
+        for view in self.views if views is None else views:
             while position(self.db.connection(), view.name) < head:
                 applied += catch_up_batch(self.db, self.log, view, self.batch)
         if applied and self.on_batch:
@@ -131,8 +163,8 @@ class Follower:
     def run(self) -> None:
         while not self._stopped.is_set():
             try:
-                self.run_once()
-            except sqlite3.OperationalError:
+                self.run_once([view for view in self.views if self.leases.holds(view.name)])
+            except self.db.transient:
                 log.exception("view update failed; retrying")
                 time.sleep(1)
             self._woken.wait(self.poll_seconds)

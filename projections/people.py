@@ -3,18 +3,20 @@ of outside invitees. Kept out of the immutable facts so that erasing a row erase
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from domain.errors import ConflictError, InvalidFieldsError
-from projections.database import StateDatabase
+from projections.database import AsyncReads, StateDatabase
 
+ACCOUNT_SQL = ("SELECT id, username, email, password_hash, created_at, updated_at FROM users "
+               "WHERE {key} = ?")
 NAMES_SQL = (
-    ("SELECT id, username FROM users WHERE id IN ({marks})", "user"),
-    ("SELECT id, email FROM invitees WHERE id IN ({marks})", "invitee"),
+    ("SELECT id, username AS name FROM users WHERE id IN ({marks})", "user"),
+    ("SELECT id, email AS name FROM invitees WHERE id IN ({marks})", "invitee"),
 )
 
 
@@ -45,7 +47,7 @@ class People:
     def add_user(
         self, user_id: str, username: str, email: str, password_hash: str, stamp: str
     ) -> None:
-        with unique_names(), self.db.write() as conn:
+        with unique_names(self.db), self.db.write() as conn:
             conn.execute(
                 "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (user_id, username, key(username), email, key(email), password_hash, stamp, stamp),
@@ -67,10 +69,10 @@ class People:
             raise ConflictError(_taken_message(taken), taken)
 
     def by_id(self, user_id: str) -> Account | None:
-        return self._one("SELECT * FROM users WHERE id = ?", user_id)
+        return self._one(ACCOUNT_SQL.format(key="id"), user_id)
 
     def by_username(self, username: str) -> Account | None:
-        return self._one("SELECT * FROM users WHERE username_key = ?", key(username))
+        return self._one(ACCOUNT_SQL.format(key="username_key"), key(username))
 
     def update(self, user_id: str, changes: dict[str, str], stamp: str) -> None:
         """`changes` maps username/email/password_hash to new values."""
@@ -80,7 +82,7 @@ class People:
                 columns[f"{name}_key"] = key(changes[name])
         columns["updated_at"] = stamp
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        with unique_names(), self.db.write() as conn:
+        with unique_names(self.db), self.db.write() as conn:
             conn.execute(
                 f"UPDATE users SET {assignments} WHERE id = ?", (*columns.values(), user_id)
             )
@@ -92,7 +94,7 @@ class People:
             "UNION ALL SELECT email FROM invitees WHERE id = ?",
             (person_id, person_id),
         ).fetchone()
-        return str(row[0]) if row else None
+        return str(row["email"]) if row else None
 
     def erase(self, user_id: str) -> None:
         with self.db.write() as conn:
@@ -119,7 +121,7 @@ class People:
         conn = self.db.connection()
         found: dict[str, tuple[str, str]] = {}
         for sql, chunk, kind in names_queries(person_ids):
-            found.update((r[0], (kind, r[1])) for r in conn.execute(sql, chunk))
+            found.update((r["id"], (kind, r["name"])) for r in conn.execute(sql, chunk))
         return found
 
     def _ids_by_key(self, table: str, column: str, values: list[str]) -> dict[str, str]:
@@ -135,27 +137,60 @@ class People:
     def _invitee_ids(self, addresses: list[str]) -> dict[str, str]:
         with self.db.write() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO invitees VALUES (?, ?, ?)",
+                "INSERT INTO invitees VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(str(uuid.uuid4()), a, key(a)) for a in addresses],
             )
         return self._ids_by_key("invitees", "email_key", addresses)
 
     def _one(self, sql: str, value: str) -> Account | None:
         row = self.db.connection().execute(sql, (value,)).fetchone()
-        if row is None:
-            return None
-        return Account(
-            row["id"], row["username"], row["email"], row["password_hash"],
-            row["created_at"], row["updated_at"],
-        )
+        return None if row is None else account_of(row)
+
+
+class PeopleReader:
+    """People as the event loop asks for them, with the same SQL as People: on PostgreSQL
+    through the worker's async connection pool, on SQLite inline (projections.database
+    InlineReads)."""
+
+    def __init__(self, reads: AsyncReads) -> None:
+        self.reads = reads
+
+    async def open(self) -> None:
+        await self.reads.open()
+
+    async def close(self) -> None:
+        await self.reads.close()
+
+    async def by_id(self, user_id: str) -> Account | None:
+        return await self._one(ACCOUNT_SQL.format(key="id"), user_id)
+
+    async def by_username(self, username: str) -> Account | None:
+        return await self._one(ACCOUNT_SQL.format(key="username_key"), key(username))
+
+    async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """As People.names."""
+        found: dict[str, tuple[str, str]] = {}
+        for sql, chunk, kind in names_queries(person_ids):
+            rows = await self.reads.fetchall(sql, chunk)
+            found.update((r["id"], (kind, r["name"])) for r in rows)
+        return found
+
+    async def _one(self, sql: str, value: str) -> Account | None:
+        rows = await self.reads.fetchall(sql, (value,))
+        return account_of(rows[0]) if rows else None
+
+
+def account_of(row: Any) -> Account:
+    return Account(row["id"], row["username"], row["email"], row["password_hash"],
+                   row["created_at"], row["updated_at"])
 
 
 @contextmanager
-def unique_names() -> Iterator[None]:
+def unique_names(db: StateDatabase) -> Iterator[None]:
     """Turns a unique-index violation (a race the pre-check lost) into the same 409."""
     try:
         yield
-    except sqlite3.IntegrityError as exc:
+    except db.unique_violation as exc:
         field = "email" if "email_key" in str(exc) else "username"
         taken = {field: "is already taken"}
         raise ConflictError(_taken_message(taken), taken) from None

@@ -3,11 +3,18 @@ answering from the live tables until one short transaction renames the new ones 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
-from projections.database import StateDatabase
-from projections.follower import Log, View, catch_up_batch, create, position, set_position
+from projections.database import Connection, StateDatabase
+from projections.follower import (
+    Log,
+    View,
+    catch_up_batch,
+    claim,
+    create,
+    position,
+    set_position,
+)
 
 SUFFIX = "__rebuild"
 
@@ -33,6 +40,9 @@ def replay(
         done = position(db.connection(), tracking)
         progress(done, total)
     with db.write() as conn:
+        # The live view's tracking row first, as its follower takes it before the tables: the
+        # follower then waits for the swap instead of deadlocking with it.
+        claim(conn, view.name)
         # Facts written during the rebuild are applied under the lock, then the swap.
         while facts := log.read(position(conn, tracking), batch):
             for at, fact in facts:
@@ -40,16 +50,13 @@ def replay(
             set_position(conn, tracking, facts[-1][0])
         rebuilt = position(conn, tracking)
         _drop(conn, view, "")
-        for name in view.indexes(SUFFIX):
-            conn.execute(f"DROP INDEX IF EXISTS {name}")
-        for table in view.tables:
-            conn.execute(f"ALTER TABLE {table}{SUFFIX} RENAME TO {table}")
+        db.dialect.rename(conn, view, SUFFIX)
         create(conn, view)
         set_position(conn, view.name, rebuilt)
         conn.execute("DELETE FROM tracking WHERE view = ?", (tracking,))
     return rebuilt
 
 
-def _drop(conn: sqlite3.Connection, view: View, suffix: str) -> None:
+def _drop(conn: Connection, view: View, suffix: str) -> None:
     for table in view.tables:
         conn.execute(f"DROP TABLE IF EXISTS {table}{suffix}")

@@ -32,23 +32,26 @@ class Sessions:
 
     def rotate(self, jti: str, now: float) -> Rotation:
         """Spend a refresh token once. Presenting one already rotated means it was stolen or
-        replayed: the whole family is revoked, the thief's copy and the owner's alike."""
+        replayed: the whole family is revoked, the thief's copy and the owner's alike. Spending
+        is one conditional UPDATE, so of two concurrent presentations exactly one finds the
+        token still active, on either database."""
         with self.db.write() as conn:
-            row = conn.execute(
-                "SELECT family, user_id, state, expires_at FROM refresh_tokens WHERE jti = ?",
-                (jti,),
+            spent = conn.execute(
+                "UPDATE refresh_tokens SET state = 'rotated' "
+                "WHERE jti = ? AND state = 'active' AND expires_at > ? RETURNING family, user_id",
+                (jti, now),
             ).fetchone()
-            if row is None or row["expires_at"] <= now:
-                return Rotation(ok=False)
-            if row["state"] == "rotated":
+            if spent is not None:
+                return Rotation(ok=True, user_id=spent["user_id"], family=spent["family"])
+            row = conn.execute(
+                "SELECT family, state, expires_at FROM refresh_tokens WHERE jti = ?", (jti,)
+            ).fetchone()
+            if row is not None and row["state"] == "rotated" and row["expires_at"] > now:
                 conn.execute(
                     "UPDATE refresh_tokens SET state = 'revoked' WHERE family = ?", (row["family"],)
                 )
                 return Rotation(ok=False, reused=True)
-            if row["state"] != "active":
-                return Rotation(ok=False)
-            conn.execute("UPDATE refresh_tokens SET state = 'rotated' WHERE jti = ?", (jti,))
-            return Rotation(ok=True, user_id=row["user_id"], family=row["family"])
+            return Rotation(ok=False)
 
     def revoke(self, jti: str) -> None:
         with self.db.write() as conn:
@@ -66,9 +69,9 @@ class Sessions:
     def record_failure(self, keys: list[str], window: float, now: float) -> None:
         with self.db.write() as conn:
             conn.executemany(
-                "INSERT INTO signin_failures VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET "
-                "count = CASE WHEN window_ends > ? THEN count + 1 ELSE 1 END, "
-                "window_ends = CASE WHEN window_ends > ? THEN window_ends ELSE ? END",
+                "INSERT INTO signin_failures AS f VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET "
+                "count = CASE WHEN f.window_ends > ? THEN f.count + 1 ELSE 1 END, "
+                "window_ends = CASE WHEN f.window_ends > ? THEN f.window_ends ELSE ? END",
                 [(k, now + window, now, now, now + window) for k in keys],
             )
 

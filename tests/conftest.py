@@ -1,14 +1,18 @@
-"""Shared fixtures: a real server process over real HTTP, and helpers to sign people up."""
+"""Shared fixtures: a real server process over real HTTP on either backend (SQLite files, or a
+fresh PostgreSQL database per test module), and helpers to sign people up."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +20,121 @@ from typing import Any
 
 import httpx
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The PostgreSQL server the "postgres" backend makes its databases on (trust auth locally).
+POSTGRES = os.environ.get("ALPHABET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+BACKENDS = [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a server keeps its event store and state: SQLite files in its data dir, or the
+    PostgreSQL database `url` names."""
+
+    kind: str
+    url: str | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"ALPHABET_EVENT_STORE": self.url} if self.url else {}
+
+    def rows(self, data_dir: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A query of the state database, read-only; `?` placeholders on both backends."""
+        if self.url is None:
+            conn = sqlite3.connect(f"file:{data_dir / 'state.sqlite'}?mode=ro", uri=True,
+                                   timeout=30)
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql.replace("?", "%s"), params or None).fetchall()
+
+    def tables_holding(self, needle: str) -> list[str]:
+        """PostgreSQL: the tables with a row whose text holds `needle` in any case (a bytea
+        column, the event store's state, as the hex of its bytes); [] on SQLite, whose files
+        are scanned instead."""
+        if self.url is None:
+            return []
+        import psycopg
+
+        found = []
+        hexes = [needle.encode().hex(), needle.lower().encode().hex()]
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+            for table in tables:
+                row = conn.execute(
+                    f"SELECT count(*) FROM {table} t WHERE strpos(lower(t::text), %s) > 0 "
+                    "OR strpos(t::text, %s) > 0 OR strpos(t::text, %s) > 0",
+                    (needle.lower(), *hexes),
+                ).fetchone()
+                if row and row[0]:
+                    found.append(f"table {table}")
+        return found
+
+    def data_files_holding(self, needle: str) -> list[str] | None:
+        """PostgreSQL: the data files of this database (tables, indexes, TOAST) whose bytes
+        hold `needle`, after a CHECKPOINT has written every page out; None when the server's
+        data directory cannot be read from here (a remote server)."""
+        if self.url is None:
+            return []
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+            home = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
+            paths = [r[0] for r in conn.execute(
+                "SELECT pg_relation_filepath(oid) FROM pg_class "
+                "WHERE pg_relation_filepath(oid) IS NOT NULL")]
+        if not os.access(home, os.R_OK):
+            return None
+        wanted = needle.lower().encode()
+        return [path for path in paths
+                for segment in [home / path, *sorted((home / path).parent.glob(
+                    Path(path).name + ".*"))]
+                if segment.is_file() and wanted in segment.read_bytes().lower()]
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES + "/postgres", connect_timeout=3).close()
+    except Exception:  # no driver, no server: the postgres backend is skipped, saying why
+        return False
+    return True
+
+
+@contextmanager
+def fresh(kind: str) -> Iterator[Backend]:
+    """A backend of this kind with nothing in it: for PostgreSQL a new database, dropped after
+    (with whatever sessions are still connected to it)."""
+    if kind == "sqlite":
+        yield Backend("sqlite")
+        return
+    if not postgres_available():
+        pytest.skip(f"no PostgreSQL server at {POSTGRES} (set ALPHABET_TEST_POSTGRES)")
+    import psycopg
+
+    name = f"alphabet_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES + "/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield Backend("postgres", f"{POSTGRES}/{name}")
+    finally:
+        with psycopg.connect(POSTGRES + "/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Every test module that serves runs once per backend, each with a store of its own."""
+    with fresh(request.param) as made:
+        yield made
 
 
 def free_port() -> int:
@@ -26,11 +145,13 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """An `alphabet serve` process on a free loopback port with its own data dir."""
+    """An `alphabet serve` process on a free loopback port with its own data dir, on the
+    backend given (the code under test is this checkout's, whatever is installed)."""
 
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    backend: Backend = field(default_factory=lambda: Backend("sqlite"))
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -38,13 +159,32 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def command_env(self) -> dict[str, str]:
+        """The environment of this server's process, for `alphabet` commands on its data."""
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        return {**os.environ, "PYTHONPATH": path, "ALPHABET_DATA_DIR": str(self.data_dir),
+                **self.backend.env, **self.env}
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.backend.rows(self.data_dir, sql, params)
+
+    def holding(self, needle: str) -> list[str]:
+        """Where `needle` is stored, in any case: files of the data dir, and on PostgreSQL the
+        database's tables and data files."""
+        wanted = needle.lower().encode()
+        files = [str(path.relative_to(self.data_dir)) for path in sorted(self.data_dir.rglob("*"))
+                 if path.is_file() and wanted in path.read_bytes().lower()]
+        return [*files, *self.backend.tables_holding(needle),
+                *(f"data file {p}" for p in self.backend.data_files_holding(needle) or [])]
+
     def start(self) -> Server:
-        env = {**os.environ, "ALPHABET_DATA_DIR": str(self.data_dir), **self.env}
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "alphabet.cli", "serve", "--port", str(self.port),
              "--workers", str(self.workers)],
-            env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+            env=self.command_env, cwd=ROOT, stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -58,6 +198,13 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server did not become ready:\n{self.log_path.read_text()}")
 
+    def kill(self) -> None:
+        """SIGKILL to every process of this server at once (workers and managed processes
+        too), as when its machine dies: nothing gets to clean up."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -68,9 +215,21 @@ class Server:
                 self.process.wait()
 
 
+@contextmanager
+def serving(data_dir: Path, kind: str, **options: Any) -> Iterator[Server]:
+    """A server of its own, on a fresh backend of this kind, stopped (and its database
+    dropped) when the block ends."""
+    with fresh(kind) as own:
+        running = Server(data_dir, backend=own, **options).start()
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("server") / "data").start()
+def server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("server") / "data", backend=backend).start()
     yield running
     running.stop()
 

@@ -51,7 +51,7 @@ def encode(notification: Notification) -> FactRecord:
 
 def handle(db: Database, handler: Handler, mapper: Mapper[Any], record: FactRecord) -> None:
     """Apply one fact. Kafka redelivers after a crash, so this must be idempotent: the handlers'
-    writes are upserts and INSERT OR IGNORE keyed by deterministic ids."""
+    writes are upserts and inserts ON CONFLICT DO NOTHING keyed by deterministic ids."""
     with db.write() as conn:
         handler.apply(conn, record.position, decode(mapper, record))
 

@@ -18,7 +18,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import Person, Server, sign_up
+from tests.conftest import Backend, Person, Server, serving, sign_up
 
 PASSWORD = "correct horse battery"
 
@@ -88,15 +88,6 @@ def bearer(token: str) -> dict[str, str]:
 
 def signin(http: httpx.Client, username: str, password: str) -> httpx.Response:
     return http.post("/api/auth/signin/", json={"username": username, "password": password})
-
-
-def scan(data_dir: Path, needle: bytes) -> list[str]:
-    """Files under data_dir whose bytes contain needle (case-insensitively)."""
-    hits = []
-    for path in sorted(data_dir.rglob("*")):
-        if path.is_file() and needle.lower() in path.read_bytes().lower():
-            hits.append(str(path.relative_to(data_dir)))
-    return hits
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,11 +295,11 @@ def test_signin_with_missing_or_mistyped_fields_is_a_422(http: httpx.Client) -> 
 
 
 @pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("limited") / "data",
-                     env={"ALPHABET_SIGNIN_FAILURES_PER_ACCOUNT": "3"}).start()
-    yield running
-    running.stop()
+def limited_server(tmp_path_factory: pytest.TempPathFactory,
+                   backend: Backend) -> Iterator[Server]:
+    with serving(tmp_path_factory.mktemp("limited") / "data", backend.kind,
+                 env={"ALPHABET_SIGNIN_FAILURES_PER_ACCOUNT": "3"}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -367,31 +358,29 @@ def test_failure_counters_never_store_a_raw_username(limited: httpx.Client,
     ghost = f"ghost_{uuid.uuid4().hex}"
     for _ in range(2):
         assert_error(signin(limited, ghost, "whatever password"), 401)
-    assert scan(limited_server.data_dir, ghost.encode()) == []
+    assert limited_server.holding(ghost) == []
 
 
 def test_too_many_failures_from_one_address_block_every_account_from_it(
-        tmp_path: Path) -> None:
-    server = Server(tmp_path / "data", env={"ALPHABET_SIGNIN_FAILURES_PER_ACCOUNT": "100",
-                                            "ALPHABET_SIGNIN_FAILURES_PER_ADDRESS": "3"}).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            innocent = sign_up(client, "innocent")
-            for hop in range(3):
-                # A forged forwarded header from an untrusted peer must not reset the count.
-                answer = client.post("/api/auth/signin/",
-                                     json={"username": unique("nobody"),
-                                           "password": "guessing password"},
-                                     headers={"X-Forwarded-For": f"203.0.113.{hop + 1}"})
-                assert_error(answer, 401)
-            blocked = client.post("/api/auth/signin/",
-                                  json={"username": innocent.username,
-                                        "password": innocent.password},
-                                  headers={"X-Forwarded-For": "198.51.100.7"})
-            assert_error(blocked, 429)
-            assert blocked.headers.get("retry-after", "").isdigit(), blocked.headers
-    finally:
-        server.stop()
+        tmp_path: Path, backend: Backend) -> None:
+    env = {"ALPHABET_SIGNIN_FAILURES_PER_ACCOUNT": "100",
+           "ALPHABET_SIGNIN_FAILURES_PER_ADDRESS": "3"}
+    with serving(tmp_path / "data", backend.kind, env=env) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
+        innocent = sign_up(client, "innocent")
+        for hop in range(3):
+            # A forged forwarded header from an untrusted peer must not reset the count.
+            answer = client.post("/api/auth/signin/",
+                                 json={"username": unique("nobody"),
+                                       "password": "guessing password"},
+                                 headers={"X-Forwarded-For": f"203.0.113.{hop + 1}"})
+            assert_error(answer, 401)
+        blocked = client.post("/api/auth/signin/",
+                              json={"username": innocent.username,
+                                    "password": innocent.password},
+                              headers={"X-Forwarded-For": "198.51.100.7"})
+        assert_error(blocked, 429)
+        assert blocked.headers.get("retry-after", "").isdigit(), blocked.headers
 
 
 # ---------------------------------------------------------------------------------------------

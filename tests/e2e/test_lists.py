@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -137,20 +135,16 @@ def calendar_of(answer: httpx.Response) -> Calendar:
     return Calendar.from_ical(answer.text)
 
 
-def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(path, timeout=30)
-    try:
-        return {
-            "events_view": conn.execute("SELECT * FROM events_view ORDER BY seq").fetchall(),
-            "event_people": conn.execute(
-                "SELECT * FROM event_people ORDER BY person_id, starting_time, event_id"
-            ).fetchall(),
-            "events_search": conn.execute(
-                "SELECT rowid, name, location FROM events_search ORDER BY rowid"
-            ).fetchall(),
-        }
-    finally:
-        conn.close()
+def snapshot(server: Server) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the events view's tables (on SQLite the FTS table by its content; on
+    PostgreSQL the search column is in the view's rows)."""
+    tables = {
+        "events_view": "SELECT * FROM events_view ORDER BY seq",
+        "event_people": "SELECT * FROM event_people ORDER BY person_id, starting_time, event_id",
+    }
+    if server.backend.kind == "sqlite":
+        tables["events_search"] = "SELECT rowid, name, location FROM events_search ORDER BY rowid"
+    return {table: server.rows(sql) for table, sql in tables.items()}
 
 
 @pytest.fixture(scope="module")
@@ -694,13 +688,11 @@ def test_replay_rebuilds_the_views_row_for_row_while_the_server_keeps_answering(
     assert leaving.username not in {p for e in listed for p in e["participants"]}
     head = caught_up(http)
     assert head >= last
-    state = server.data_dir / "state.sqlite"
-    live = snapshot(state)
-    assert len(live["events_view"]) >= 6 and live["event_people"] and live["events_search"]
+    live = snapshot(server)
+    assert len(live["events_view"]) >= 6 and live["event_people"]
 
-    env = {**os.environ, "ALPHABET_DATA_DIR": str(server.data_dir)}
     replaying = subprocess.Popen([sys.executable, "-m", "alphabet.cli", "replay", "events"],
-                                 cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                 cwd=ROOT, env=server.command_env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
     answers: list[int] = []
     while replaying.poll() is None:
@@ -713,7 +705,7 @@ def test_replay_rebuilds_the_views_row_for_row_while_the_server_keeps_answering(
     assert f"rebuilt to position {head}" in out.decode()
     assert set(answers) <= {200}, answers
 
-    assert snapshot(state) == live
+    assert snapshot(server) == live
     after = listing(http, owner, location=word)
     assert after.status_code == 200 and after.json()["events"] == listed
     assert readyz(http)["views"]["events"] == {"position": head, "lag": 0}
@@ -725,8 +717,7 @@ def test_replay_rebuilds_the_views_row_for_row_while_the_server_keeps_answering(
 
 
 def test_replay_of_an_unknown_view_exits_2_naming_the_views(server: Server) -> None:
-    env = {**os.environ, "ALPHABET_DATA_DIR": str(server.data_dir)}
     done = subprocess.run([sys.executable, "-m", "alphabet.cli", "replay", "nosuch"], cwd=ROOT,
-                          env=env, capture_output=True, timeout=60)
+                          env=server.command_env, capture_output=True, timeout=60)
     assert done.returncode == 2
     assert "nosuch" in done.stderr.decode() and "events" in done.stderr.decode()

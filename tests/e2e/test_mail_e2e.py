@@ -5,17 +5,15 @@ only ever a repeat of the same Message-ID."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Person, Server, event_body, sign_up
+from tests.conftest import Backend, Person, Server, event_body, serving, sign_up
 from tests.integration.test_mail import Received, SmtpServer, assert_duplicates_only_by_message_id
 
 DEADLINE_SECONDS = 15.0
@@ -29,11 +27,11 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="module")
-def mail_server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("mail") / "data",
-                     env={"ALPHABET_SMTP_URL": smtp.url}).start()
-    yield running
-    running.stop()
+def mail_server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer,
+                backend: Backend) -> Iterator[Server]:
+    with serving(tmp_path_factory.mktemp("mail") / "data", backend.kind,
+                 env={"ALPHABET_SMTP_URL": smtp.url}) as running:
+        yield running
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = DEADLINE_SECONDS) -> None:
@@ -59,20 +57,16 @@ def create(http: httpx.Client, owner: Person, **fields: Any) -> str:
     return event_id
 
 
-def outbox_attempts(data_dir: Path, event_id: str, version: int) -> list[int]:
+def outbox_attempts(server: Server, event_id: str, version: int) -> list[int]:
     """How often the server has tried each email of one version (read-only look)."""
-    conn = sqlite3.connect(f"file:{data_dir / 'state.sqlite'}?mode=ro", uri=True, timeout=10)
-    try:
-        return [r[0] for r in conn.execute(
-            "SELECT COALESCE(d.attempts, 0) FROM mail_outbox o LEFT JOIN mail_delivery d "
-            "USING (message_id) WHERE o.event_id = ? AND o.version = ? AND d.done_at IS NULL",
-            (event_id, version))]
-    finally:
-        conn.close()
+    return [r[0] for r in server.rows(
+        "SELECT COALESCE(d.attempts, 0) FROM mail_outbox o LEFT JOIN mail_delivery d "
+        "ON d.message_id = o.message_id WHERE o.event_id = ? AND o.version = ? "
+        "AND d.done_at IS NULL", (event_id, version))]
 
 
-def failed_both(data_dir: Path, event_id: str, version: int) -> bool:
-    attempts = outbox_attempts(data_dir, event_id, version)
+def failed_both(server: Server, event_id: str, version: int) -> bool:
+    attempts = outbox_attempts(server, event_id, version)
     return len(attempts) == 2 and min(attempts) >= 1
 
 
@@ -125,7 +119,7 @@ def test_an_email_held_up_by_an_smtp_outage_arrives_after_the_server_restarts(
         assert changed.json()["event"]["version"] == 2
     # The consumer has tried and failed (so the retry path, not the first try, delivers).
     wait_for("a failed delivery attempt of both updates",
-             lambda: failed_both(mail_server.data_dir, event_id, 2))
+             lambda: failed_both(mail_server, event_id, 2))
     assert not any(r.kind == "updated" for r in mail_about(smtp, event_id))
 
     mail_server.stop()
@@ -143,5 +137,5 @@ def test_an_email_held_up_by_an_smtp_outage_arrives_after_the_server_restarts(
     for update in updates.values():
         text = update.message.get_body(("plain",))
         assert text is not None and "Haifa Bay" in text.get_content()
-    assert outbox_attempts(mail_server.data_dir, event_id, 2) == []
+    assert outbox_attempts(mail_server, event_id, 2) == []
     assert_duplicates_only_by_message_id(smtp.received())

@@ -3,17 +3,15 @@ over real HTTP against a real `alphabet serve` process (SPEC §4 Users)."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Person, Server, event_body, sign_up
+from tests.conftest import Backend, Person, Server, event_body, serving, sign_up
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -54,16 +52,6 @@ def profile(http: httpx.Client, viewer: Person, user_id: str) -> dict[str, Any]:
 def change(http: httpx.Client, who: Person, body: dict[str, Any],
            user_id: str | None = None) -> httpx.Response:
     return http.put(f"/api/user/{user_id or who.id}", json=body, headers=who.headers)
-
-
-def files_containing(data_dir: Path, needle: str) -> list[str]:
-    """Every file under data_dir whose bytes hold needle, compared case-insensitively."""
-    wanted = needle.encode().lower()
-    return [
-        str(path.relative_to(data_dir))
-        for path in sorted(data_dir.rglob("*"))
-        if path.is_file() and wanted in path.read_bytes().lower()
-    ]
 
 
 def wait_until_views_caught_up(http: httpx.Client, timeout: float = 10) -> None:
@@ -316,14 +304,15 @@ def test_a_deleted_users_username_and_email_can_be_registered_again(http: httpx.
 
 
 # ---------------------------------------------------------------------------------------------
-# erasure: no byte of a deleted user's personal data remains in any file of the data dir
+# erasure: no byte of a deleted user's personal data remains in any file of the data dir; on
+# PostgreSQL, in no row of any table, nor in the database's data files once VACUUM has run
 
 
 @pytest.fixture(scope="module")
-def erasure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("erasure") / "data").start()
-    yield running
-    running.stop()
+def erasure_server(tmp_path_factory: pytest.TempPathFactory,
+                   backend: Backend) -> Iterator[Server]:
+    with serving(tmp_path_factory.mktemp("erasure") / "data", backend.kind) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -351,15 +340,10 @@ def distinctive_person(http: httpx.Client) -> tuple[Person, dict[str, str]]:
 
 
 def password_hash_of(server: Server, user_id: str) -> str:
-    """Read the stored hash straight from the state file (read-only, closed at once)."""
-    path = server.data_dir / "state.sqlite"
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()
-    finally:
-        conn.close()
-    assert row is not None and row[0].startswith("$argon2id$"), row
-    return str(row[0])
+    """Read the stored hash straight from the state database (read-only)."""
+    rows = server.rows("SELECT password_hash FROM users WHERE id = ?", (user_id,))
+    assert len(rows) == 1 and rows[0][0].startswith("$argon2id$"), rows
+    return str(rows[0][0])
 
 
 def create_event(http: httpx.Client, owner: Person, participants: list[str]) -> str:
@@ -382,7 +366,7 @@ def test_deleting_a_user_erases_their_username_email_and_password_hash_from_ever
     assert http.post("/api/auth/refresh/", json={"refresh": doomed.refresh}).status_code == 200
     secrets["password hash"] = password_hash_of(erasure_server, doomed.id)
     wait_until_views_caught_up(http)
-    assert files_containing(erasure_server.data_dir, doomed.username), "precondition: stored"
+    assert erasure_server.holding(doomed.username), "precondition: stored"
 
     answer = http.delete(f"/api/user/{doomed.id}", headers=doomed.headers)
     assert answer.status_code == 200, answer.text
@@ -396,8 +380,7 @@ def test_deleting_a_user_erases_their_username_email_and_password_hash_from_ever
     assert listed.status_code == 200, listed.text
     assert doomed.username.lower() not in listed.text.lower()
 
-    found = {what: files_containing(erasure_server.data_dir, value)
-             for what, value in secrets.items()}
+    found = {what: erasure_server.holding(value) for what, value in secrets.items()}
     assert found == {what: [] for what in secrets}, f"personal data left on disk: {found}"
 
 
@@ -417,7 +400,6 @@ def test_erasure_also_covers_a_username_and_email_the_user_had_before_renaming(
     wait_until_views_caught_up(http)
 
     assert http.delete(f"/api/user/{doomed.id}", headers=doomed.headers).status_code == 200
-    found = {what: files_containing(erasure_server.data_dir, value)
-             for what, value in secrets.items()}
+    found = {what: erasure_server.holding(value) for what, value in secrets.items()}
     assert found == {what: [] for what in secrets}, f"personal data left on disk: {found}"
     assert_error(signin(http, renamed, "a later password"), 401)

@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from consumers.hub import Hub
-from tests.conftest import Person, Server, event_body, sign_up
+from tests.conftest import Backend, Person, Server, event_body, fresh, sign_up
 
 TIMEOUT = 5.0  # nothing in this file waits longer than this for one thing (but the 5 s auth)
 LIVE = 1.0  # a change must reach a socket within this
@@ -552,26 +552,28 @@ async def every_socket_hears_every_put_in_order(server: Server) -> None:
 
 
 async def test_two_workers_sharing_redis_deliver_every_message_to_every_socket_in_order(
-    tmp_path: Path, redis_namespace: str,
+    tmp_path: Path, redis_namespace: str, backend: Backend,
 ) -> None:
-    shared = Server(tmp_path / "data", workers=2, env={
-        "ALPHABET_REDIS_URL": REDIS_URL, "ALPHABET_REDIS_NAMESPACE": redis_namespace})
-    await asyncio.to_thread(shared.start)
-    try:
-        await every_socket_hears_every_put_in_order(shared)
-    finally:
-        await asyncio.to_thread(shared.stop)
+    with fresh(backend.kind) as own:
+        shared = Server(tmp_path / "data", workers=2, backend=own, env={
+            "ALPHABET_REDIS_URL": REDIS_URL, "ALPHABET_REDIS_NAMESPACE": redis_namespace})
+        await asyncio.to_thread(shared.start)
+        try:
+            await every_socket_hears_every_put_in_order(shared)
+        finally:
+            await asyncio.to_thread(shared.stop)
 
 
 async def test_two_workers_without_redis_each_follow_the_log_and_deliver_every_message_in_order(
-    tmp_path: Path,
+    tmp_path: Path, backend: Backend,
 ) -> None:
-    local = Server(tmp_path / "data", workers=2, env={"ALPHABET_REDIS_URL": ""})
-    await asyncio.to_thread(local.start)
-    try:
-        await every_socket_hears_every_put_in_order(local)
-    finally:
-        await asyncio.to_thread(local.stop)
+    with fresh(backend.kind) as own:
+        local = Server(tmp_path / "data", workers=2, backend=own, env={"ALPHABET_REDIS_URL": ""})
+        await asyncio.to_thread(local.start)
+        try:
+            await every_socket_hears_every_put_in_order(local)
+        finally:
+            await asyncio.to_thread(local.stop)
 
 
 # ---------------------------------------------------------------------------------------------

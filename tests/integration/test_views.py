@@ -25,7 +25,7 @@ import pytest
 from alphabet import wiring
 from alphabet.settings import Settings
 from domain.application import EventsApplication
-from projections.database import StateDatabase
+from projections.database import SqliteDatabase, StateDatabase
 from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
 from projections.follower import Follower, Log, catch_up_batch, position, set_position
@@ -245,7 +245,7 @@ def test_a_follower_killed_mid_catch_up_resumes_without_skipping_or_repeating_a_
     conn = sqlite3.connect(state_a)
     conn.execute("INSERT INTO events_search(events_search) VALUES ('integrity-check')")
     conn.close()
-    db_a = StateDatabase(state_a)
+    db_a = SqliteDatabase(state_a)
     for words in ("tel aviv", "TEL-AVIV", "jerusalem", "cafe"):
         found = search_ids(db_a, Filters(location=words))
         assert found and found == search_ids(db_b, Filters(location=words))

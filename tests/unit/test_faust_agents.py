@@ -14,7 +14,7 @@ from alphabet.worker import fact_key
 from consumers.kafka.agents import add_agents, encode, relay_once
 from consumers.kafka.app import create_faust_app
 from domain.application import EventsApplication
-from projections.database import StateDatabase
+from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, create
 
 
@@ -58,7 +58,7 @@ def test_agents_leave_the_same_bookkeeping_as_the_embedded_followers(tmp_path: P
 
     asyncio.run(feed())
 
-    embedded = StateDatabase(tmp_path / "embedded.sqlite")
+    embedded = SqliteDatabase(tmp_path / "embedded.sqlite")
     embedded.create_schema()
     with embedded.write() as conn:
         for view in wiring.views(settings):

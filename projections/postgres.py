@@ -1,0 +1,330 @@
+"""PostgreSQL for the state database, shared by every instance: the adapter that runs the shared
+SQL (`?` placeholders, rows by column name) through psycopg 3 pools, the dialect's differences,
+async reads for Sanic, advisory-lock leases so that one process per role follows the log
+across all instances, and LISTEN for the NOTIFY eventsourcing sends with every save.
+
+Imported only when ALPHABET_EVENT_STORE names a PostgreSQL database, so the embedded default
+needs neither psycopg nor libpq."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+from eventsourcing import persistence
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+
+from projections.database import SCHEMA, Connection, Dialect, Tables
+from projections.search import Search, TsvectorSearch
+
+log = logging.getLogger(__name__)
+
+# The first half of every advisory-lock key we take: "Alph".
+LOCK_CLASS = 0x416C7068
+TOKENS = re.compile(r"'[^']*'|\?|%")
+
+
+@lru_cache(maxsize=1024)
+def placeholders(statement: str) -> str:
+    """The shared SQL's `?` placeholders as psycopg's `%s`; a literal `%` doubled. A `?` inside
+    a quoted literal stays as it is."""
+
+    def swap(found: re.Match[str]) -> str:
+        token = found.group()
+        if token == "?":
+            return "%s"
+        return token.replace("%", "%%")
+
+    return TOKENS.sub(swap, statement)
+
+
+class Buffered:
+    """A statement's rows, fetched before its connection went back to the pool."""
+
+    def __init__(self, rows: list[DictRow]) -> None:
+        self.rows = rows
+
+    def fetchone(self) -> DictRow | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[DictRow]:
+        return self.rows
+
+    def __iter__(self) -> Iterator[DictRow]:
+        return iter(self.rows)
+
+
+class Session:
+    """One psycopg connection speaking as sqlite3's does."""
+
+    def __init__(self, conn: psycopg.Connection[DictRow]) -> None:
+        self.conn = conn
+
+    def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> Buffered:
+        cursor = self.conn.execute(placeholders(statement), parameters)
+        return Buffered(cursor.fetchall() if cursor.description else [])
+
+    def executemany(self, statement: str, parameters: Iterable[Sequence[Any]], /) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(placeholders(statement), list(parameters))
+
+
+class Pooled:
+    """Statements outside a transaction: each borrows a connection (autocommit) from the pool."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[DictRow]]) -> None:
+        self.pool = pool
+
+    def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> Buffered:
+        with self.pool.connection() as conn:
+            return Session(conn).execute(statement, parameters)
+
+    def executemany(self, statement: str, parameters: Iterable[Sequence[Any]], /) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            Session(conn).executemany(statement, parameters)
+
+
+class PostgresDialect:
+    name = "postgresql"
+    serial_key = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    without_rowid = ""
+    # PostgreSQL has no ON for a CROSS JOIN, and plans the order from statistics itself
+    ordered_join = "JOIN"
+    search: Search = TsvectorSearch()
+
+    def rename(self, conn: Connection, view: Tables, suffix: str) -> None:
+        """Tables, their indexes and their identity sequences all take the live names, so
+        nothing is rebuilt inside the swap and no name keeps the suffix."""
+        for table in view.tables:
+            conn.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
+            owned = conn.execute(
+                "SELECT c.relname AS name, c.relkind AS kind FROM pg_class c "
+                "WHERE c.relnamespace = current_schema()::regnamespace "
+                "AND c.relkind IN ('i', 'S') AND starts_with(c.relname, ?)",
+                (table + suffix,),
+            ).fetchall()
+            for row in owned:
+                kind = "INDEX" if row["kind"] == "i" else "SEQUENCE"
+                live = table + row["name"][len(table + suffix):]
+                conn.execute(f"ALTER {kind} {row['name']} RENAME TO {live}")
+
+
+POSTGRES = PostgresDialect()
+
+
+def lock_key(namespace: str, name: str) -> tuple[int, int]:
+    """An advisory-lock key (two int4) for a name, distinct per schema sharing a database."""
+    digest = zlib.crc32(f"{namespace}:{name}".encode())
+    return LOCK_CLASS, digest - (1 << 32) if digest >= 1 << 31 else digest
+
+
+class PostgresDatabase:
+    """The state database on PostgreSQL. Writes are plain READ COMMITTED transactions: the
+    statements that read before they write either lock the row they read (a follower's
+    tracking row) or are a single conditional UPDATE (refresh-token rotation)."""
+
+    dialect: Dialect = POSTGRES
+    unique_violation: type[Exception] = psycopg.errors.UniqueViolation
+    transient: tuple[type[Exception], ...] = (
+        psycopg.OperationalError, psycopg_pool.PoolTimeout, persistence.OperationalError,
+        persistence.InterfaceError,
+    )
+
+    def __init__(self, conninfo: str, schema: str = "public", max_size: int = 10) -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+        self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[DictRow]] = (
+            psycopg_pool.ConnectionPool(
+                conninfo, connection_class=psycopg.Connection[DictRow],
+                kwargs={"row_factory": dict_row, "autocommit": True},
+                min_size=1, max_size=max_size, open=True, name="state",
+            )
+        )
+
+    def connection(self) -> Pooled:
+        return Pooled(self.pool)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield Session(conn)
+
+    def create_schema(self, statements: Sequence[str] = ()) -> None:
+        """Idempotent, and safe when several processes start at once: the advisory lock
+        queues them (concurrent CREATE ... IF NOT EXISTS can otherwise collide)."""
+        with self.write() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(?, ?)", lock_key(self.schema, "schema"))
+            if self.schema != "public":
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            for statement in [*SCHEMA, *statements]:
+                conn.execute(statement)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Held by one process at a time across all instances, waiting for its turn."""
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(self.schema, name))
+            yield
+
+    def scrub(self) -> None:
+        """A deleted row stays in its page (and its index entries in theirs) until the page is
+        rewritten; VACUUM FULL writes the tables afresh and drops the old files, so an erased
+        person is gone from the data files as well as from every query."""
+        self.connection().execute("VACUUM (FULL) users, invitees")
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class PostgresReads:
+    """Queries from Sanic's event loop through psycopg's async connections, pooled per worker."""
+
+    def __init__(self, conninfo: str, max_size: int = 4) -> None:
+        self.pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = (
+            psycopg_pool.AsyncConnectionPool(
+                conninfo, connection_class=psycopg.AsyncConnection[DictRow],
+                kwargs={"row_factory": dict_row, "autocommit": True},
+                min_size=1, max_size=max_size, open=False, name="reads",
+            )
+        )
+
+    async def open(self) -> None:
+        await self.pool.open()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def fetchall(self, statement: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(placeholders(statement), parameters)
+            return list(await cursor.fetchall())
+
+
+class AdvisoryLeases:
+    """Which roles (a view's follower, the mailer, the notifier...) this process holds, across
+    every instance sharing the database: a session-level advisory lock per role, on a
+    connection of its own kept open while following. When the holder dies its session ends,
+    the lock is released, and the next process to try (each tries every `retry` seconds)
+    takes over from the positions the dead one committed."""
+
+    def __init__(self, conninfo: str, namespace: str, retry: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.conninfo = conninfo
+        self.namespace = namespace
+        self.retry = retry
+        self.clock = clock
+        self._conn: psycopg.Connection[Any] | None = None
+        self._held: set[str] = set()
+        self._tried: dict[str, float] = {}
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def holds(self, role: str) -> bool:
+        with self._lock:
+            now = self.clock()
+            try:
+                if role in self._held:
+                    if now - self._checked >= self.retry:
+                        # The session may have ended (a restart, a cut): then so did the lock.
+                        self._session().execute("SELECT 1")
+                        self._checked = now
+                    return True
+                if now - self._tried.get(role, -self.retry) < self.retry:
+                    return False
+                self._tried[role] = now
+                row = self._session().execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", lock_key(self.namespace, role)
+                ).fetchone()
+            except psycopg.Error as exc:
+                if self._held:
+                    log.warning("lost the session holding %s (%s); stopped following",
+                                ", ".join(sorted(self._held)), exc)
+                self._release()
+                return False
+            if row and row[0]:
+                self._held.add(role)
+                self._checked = now
+                log.info("took the lease of %s", role)
+                return True
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._release()
+
+    def _session(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            # named, so pg_stat_activity shows which process holds which lease
+            self._conn = psycopg.connect(
+                self.conninfo, autocommit=True,
+                application_name=f"alphabet leases {socket.gethostname()} {os.getpid()}",
+            )
+        return self._conn
+
+    def _release(self) -> None:
+        self._held.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class Listener:
+    """Wakes a follower whenever a fact is saved by any process: LISTEN on the channel that
+    eventsourcing's PostgreSQL recorder NOTIFYs in every insert transaction. It wakes the
+    follower once more each time it (re)connects, for whatever was saved while it was not
+    listening."""
+
+    def __init__(self, conninfo: str, channel: str, wake: Callable[[], None]) -> None:
+        self.conninfo = conninfo
+        self.channel = channel
+        self.wake = wake
+        self.stopped = threading.Event()
+
+    def start(self) -> Listener:
+        threading.Thread(target=self.run, name=f"listen {self.channel}", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.wake()
+                    while not self.stopped.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            self.wake()
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s failed (%s); listening again in 1 s", self.channel, exc)
+                self.stopped.wait(1)
+
+    async def run_async(self) -> None:
+        """The same, on an event loop (a worker's own tail of the log)."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.wake()
+                    async for _ in conn.notifies():
+                        self.wake()
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s failed (%s); listening again in 1 s", self.channel, exc)
+                await asyncio.sleep(1)

@@ -1,0 +1,136 @@
+"""Word search in the events view, the one part of it whose SQL cannot be shared: SQLite has FTS5,
+PostgreSQL has tsvector and GIN. Both match every word of a query, ignoring case, accents and
+punctuation, so `tel aviv`, `Tel-Aviv`, `TEL AVIV` and `Tél Avív` all find "Tel Aviv Port"."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from projections.database import Connection
+
+WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """Runs of letters and digits: punctuation separates words, as FTS5's unicode61 tokenizer
+    splits them."""
+    return WORD.findall(text)
+
+
+def fold(text: str) -> str:
+    """Case and accents dropped (é → e, ß → ss), as `unicode61 remove_diacritics 2` does."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+class Search(Protocol):
+    """How the events view indexes an event's name and location and finds the rows matching
+    words: `source` is the FROM clause of a page searched by words alone, with `match` its
+    condition; `condition` narrows rows already joined from elsewhere (a participant's). Each
+    takes the `query` as its one parameter."""
+
+    tables: Sequence[str]
+    column: str
+    source: str
+    match: str
+    condition: str
+
+    def schema(self, suffix: str) -> list[str]: ...
+
+    def indexes(self, suffix: str) -> dict[str, str]: ...
+
+    def values(self, name: str, location: str) -> dict[str, Any]: ...
+
+    def indexed(self, conn: Connection, seq: int, name: str, location: str, suffix: str,
+                new: bool) -> None: ...
+
+    def removed(self, conn: Connection, seq: int, suffix: str) -> None: ...
+
+    def query(self, location: str, name: str) -> str: ...
+
+
+class Fts5Search:
+    """SQLite: an FTS5 table beside the view, sharing its rowid with the view's seq."""
+
+    tables: Sequence[str] = ("events_search",)
+    column = ""
+    # CROSS JOIN: SQLite then reads the matches first and never reorders the join
+    source = "events_search s CROSS JOIN events_view v ON v.seq = s.rowid"
+    match = "events_search MATCH ?"
+    condition = "v.seq IN (SELECT rowid FROM events_search WHERE events_search MATCH ?)"
+
+    def schema(self, suffix: str) -> list[str]:
+        return [f"""CREATE VIRTUAL TABLE IF NOT EXISTS events_search{suffix} USING fts5(
+                name, location, tokenize = "unicode61 remove_diacritics 2"
+            )"""]
+
+    def indexes(self, suffix: str) -> dict[str, str]:
+        return {}
+
+    def values(self, name: str, location: str) -> dict[str, Any]:
+        return {}
+
+    def indexed(self, conn: Connection, seq: int, name: str, location: str, suffix: str,
+                new: bool) -> None:
+        if new:
+            conn.execute(
+                f"INSERT INTO events_search{suffix} (rowid, name, location) VALUES (?, ?, ?)",
+                (seq, name, location),
+            )
+        else:
+            conn.execute(
+                f"UPDATE events_search{suffix} SET name = ?, location = ? WHERE rowid = ?",
+                (name, location, seq),
+            )
+
+    def removed(self, conn: Connection, seq: int, suffix: str) -> None:
+        conn.execute(f"DELETE FROM events_search{suffix} WHERE rowid = ?", (seq,))
+
+    def query(self, location: str, name: str) -> str:
+        """Every word as a quoted token of its column; FTS5 folds them as it folded the rows."""
+        return " AND ".join(
+            f"{column} : (" + " ".join(f'"{w}"' for w in found) + ")"
+            for column, found in (("location", words(location)), ("name", words(name)))
+            if found
+        )
+
+
+class TsvectorSearch:
+    """PostgreSQL: a tsvector column of the view row with a GIN index. The words are folded and
+    split here, in Python, for the row and the query alike, so matching never depends on the
+    database's locale, its text-search parser (which keeps `a.b` or `x-y` whole) or an
+    extension; the name's words carry weight A and the location's weight B, so one index
+    answers both `q` and `location`."""
+
+    tables: Sequence[str] = ()
+    column = "search tsvector NOT NULL"
+    source = "events_view v"
+    match = "v.search @@ ?::tsquery"
+    condition = "v.search @@ ?::tsquery"
+
+    def schema(self, suffix: str) -> list[str]:
+        return []
+
+    def indexes(self, suffix: str) -> dict[str, str]:
+        return {f"events_view{suffix}_search": f"events_view{suffix} USING GIN (search)"}
+
+    def values(self, name: str, location: str) -> dict[str, Any]:
+        lexemes = [(w, "A") for w in words(fold(name))] + [(w, "B") for w in words(fold(location))]
+        return {"search": " ".join(f"'{w}':{at}{weight}"
+                                   for at, (w, weight) in enumerate(lexemes, start=1))}
+
+    def indexed(self, conn: Connection, seq: int, name: str, location: str, suffix: str,
+                new: bool) -> None:
+        """Nothing beyond the row: its `search` column came with `values`."""
+
+    def removed(self, conn: Connection, seq: int, suffix: str) -> None:
+        """Nothing beyond the row."""
+
+    def query(self, location: str, name: str) -> str:
+        terms = [f"'{w}':B" for w in words(fold(location))]
+        terms += [f"'{w}':A" for w in words(fold(name))]
+        return " & ".join(terms)

@@ -1,0 +1,54 @@
+"""`alphabet migrate` on either backend: creates every table of the event store and the state
+database, changes nothing when run again, and instances starting at once (several migrations
+together on an empty database) all succeed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BACKENDS, ROOT, Backend, fresh
+
+TABLES = {"users", "invitees", "refresh_tokens", "signin_failures", "tracking", "events_view",
+          "event_people", "mail_events", "mail_outbox", "reminders"}
+
+
+def migrate(backend: Backend, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ALPHABET_DATA_DIR": str(data_dir),
+           "ALPHABET_LOG_FORMAT": "text", **backend.env}
+    return subprocess.Popen([sys.executable, "-m", "alphabet.cli", "migrate"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def tables(backend: Backend, data_dir: Path) -> set[str]:
+    if backend.url is None:
+        found = backend.rows(data_dir, "SELECT name FROM sqlite_master WHERE type = 'table'")
+        store = data_dir / "events.sqlite"
+        assert store.exists()
+    else:
+        found = backend.rows(data_dir, "SELECT tablename FROM pg_tables "
+                                       "WHERE schemaname = current_schema()")
+    return {name for (name,) in found}
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_migrations_started_together_all_succeed_and_a_later_one_changes_nothing(
+    kind: str, tmp_path: Path
+) -> None:
+    with fresh(kind) as backend:
+        together = [migrate(backend, tmp_path) for _ in range(3)]
+        for process in together:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err.decode()
+            assert b"schema up to date" in out
+        made = tables(backend, tmp_path)
+        assert made >= TABLES
+        if backend.url is not None:
+            assert "alphabet_events" in made  # eventsourcing's store, in the same database
+        again = migrate(backend, tmp_path)
+        assert again.wait(timeout=120) == 0
+        assert tables(backend, tmp_path) == made
