@@ -91,8 +91,10 @@ async def read_your_writes(request: Request, services: Services) -> int:
     reached = await services.reader.position("events")
     if reached >= wanted:
         return reached
+    events_view = [view for view in services.follower.views if view.name == "events"]
     with suppress(TimeoutError):
-        await asyncio.wait_for(off_loop(services.follower.run_once), READ_YOUR_WRITES_SECONDS)
+        await asyncio.wait_for(off_loop(services.follower.run_once, events_view),
+                               READ_YOUR_WRITES_SECONDS)
     return await services.reader.position("events")
 
 
