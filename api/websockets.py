@@ -54,7 +54,11 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
     hub = services.hub
     subscriber = hub.subscribe(event_id)
     try:
-        live_from = hub.position
+        # Live from the log's head, not from wherever this worker's tail has got: the
+        # subscriber is registered first, so every message after the head reaches it; what
+        # the tail has yet to hand out up to the head is history (?after= replays it), and a
+        # write answered before the socket opened is never announced on it as new.
+        live_from = max(hub.position, await off_loop(services.log.head))
         await ws.send(json.dumps({"type": "ready", "position": live_from}))
         if after is not None and int(after) < live_from:
             missed = await off_loop(replay, services.log, services.load_event,

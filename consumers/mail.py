@@ -134,8 +134,8 @@ class MailQueue:
                     (fact.event_id,),
                 ).fetchone()
                 if row is not None:
-                    self._queue(conn, position, fact.event_id, row[0], json.loads(row[1]),
-                                "reminder", {}, suffix)
+                    self._queue(conn, position, fact.event_id, row["version"],
+                                json.loads(row["participants"]), "reminder", {}, suffix)
             case _:
                 pass
 
@@ -143,7 +143,7 @@ class MailQueue:
         row = conn.execute(
             f"SELECT participants FROM mail_events{suffix} WHERE event_id = ?", (event_id,)
         ).fetchone()
-        return list(json.loads(row[0])) if row else []
+        return list(json.loads(row["participants"])) if row else []
 
     def _remember(self, conn: Connection, event_id: str, version: int,
                   participants: list[str], suffix: str) -> None:
@@ -326,23 +326,24 @@ class Mailer:
         mark = self._mark(conn)
         rows = conn.execute(
             "SELECT o.message_id, o.event_id, o.version, o.person_id, o.kind, o.changes, "
-            "COALESCE(d.attempts, 0) FROM mail_outbox o LEFT JOIN mail_delivery d "
+            "COALESCE(d.attempts, 0) AS attempts FROM mail_outbox o LEFT JOIN mail_delivery d "
             "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL "
             "AND COALESCE(d.next_attempt, 0) <= ? ORDER BY o.position LIMIT ?",
             (mark, self.clock(), limit),
         ).fetchall()
-        return [Outgoing(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        return [Outgoing(r["message_id"], r["event_id"], r["version"], r["person_id"], r["kind"],
+                         json.loads(r["changes"]), r["attempts"]) for r in rows]
 
     def _mark(self, conn: Connection) -> int:
         row = conn.execute("SELECT position FROM tracking WHERE view = ?", (MARK,)).fetchone()
-        mark = int(row[0]) if row else 0
+        mark = int(row["position"]) if row else 0
         pending = conn.execute(
-            "SELECT MIN(o.position) FROM mail_outbox o LEFT JOIN mail_delivery d "
+            "SELECT MIN(o.position) AS first FROM mail_outbox o LEFT JOIN mail_delivery d "
             "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL",
             (mark,),
-        ).fetchone()[0]
+        ).fetchone()["first"]
         settled = (pending - 1 if pending is not None else conn.execute(
-            "SELECT COALESCE(MAX(position), 0) FROM mail_outbox").fetchone()[0])
+            "SELECT COALESCE(MAX(position), 0) AS last FROM mail_outbox").fetchone()["last"])
         if settled != mark:
             with self.db.write() as writing:
                 writing.execute(

@@ -183,8 +183,9 @@ class PostgresDatabase:
     def scrub(self) -> None:
         """A deleted row stays in its page (and its index entries in theirs) until the page is
         rewritten; VACUUM FULL writes the tables afresh and drops the old files, so an erased
-        person is gone from the data files as well as from every query."""
-        self.connection().execute("VACUUM (FULL) users, invitees")
+        person is gone from the data files as well as from every query. ANALYZE then samples
+        the planner's statistics (which may quote column values) from the rows that remain."""
+        self.connection().execute("VACUUM (FULL, ANALYZE) users, invitees")
 
     def close(self) -> None:
         self.pool.close()

@@ -8,7 +8,6 @@ replaying the mail queue."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 import uuid
@@ -27,14 +26,14 @@ from aiosmtpd.controller import Controller
 from icalendar import Calendar
 
 from alphabet import wiring
-from alphabet.settings import Settings
+from alphabet.settings import Postgres, Settings
 from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, erase_outbox
 from domain.application import EventsApplication
 from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, catch_up_batch
 from projections.people import People
 from projections.replay import replay
-from tests.conftest import free_port
+from tests.conftest import BACKENDS, Backend, free_port, fresh
 
 MESSAGE_ID_DOMAIN = "alphabet-events"
 
@@ -177,9 +176,11 @@ class System:
 
     @classmethod
     def build(cls, data_dir: Path, smtp_url: str | None = None, reminder_minutes: int = 30,
-              clock: Clock | None = None) -> System:
+              clock: Clock | None = None, backend: Backend | None = None) -> System:
+        store = Postgres.from_url(backend.url) if backend and backend.url else None
         settings = Settings(data_dir=data_dir, smtp_url=smtp_url,
-                            reminder_minutes=reminder_minutes)
+                            reminder_minutes=reminder_minutes, postgres=store)
+        wiring.migrate(settings)
         app = wiring.event_application(settings)
         db = wiring.state_database(settings)
         return cls(settings, app, db, People(db), wiring.follower(settings, app, db),
@@ -193,6 +194,7 @@ class System:
 
     def close(self) -> None:
         self.app.close()
+        self.db.close()
 
     def add_user(self, prefix: str) -> tuple[str, str]:
         """A registered user: (user id, email address)."""
@@ -233,25 +235,33 @@ class System:
     def invitee_id(self, address: str) -> str:
         return self.people.resolve([address])[0]
 
-    def outbox_rows(self) -> list[sqlite3.Row]:
+    def outbox_rows(self) -> list[Any]:
         return list(self.db.connection().execute(
             "SELECT o.*, COALESCE(d.attempts, 0) AS attempts, d.next_attempt, d.done_at, "
             "d.outcome FROM mail_outbox o LEFT JOIN mail_delivery d USING (message_id) "
             "ORDER BY o.position, o.message_id"))
 
 
-@pytest.fixture
-def system_factory(tmp_path: Path) -> Iterator[Any]:
+def values(row: Any) -> tuple[Any, ...]:
+    """A row's values in column order (sqlite3.Row and psycopg's dict rows alike)."""
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
+@pytest.fixture(params=BACKENDS)
+def system_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Systems on one backend of each kind (those built in one test share it, as processes
+    share one store)."""
     built: list[System] = []
+    with fresh(request.param) as backend:
 
-    def build(smtp_url: str | None = None, **options: Any) -> System:
-        system = System.build(tmp_path / "data", smtp_url, **options)
-        built.append(system)
-        return system
+        def build(smtp_url: str | None = None, **options: Any) -> System:
+            system = System.build(tmp_path / "data", smtp_url, backend=backend, **options)
+            built.append(system)
+            return system
 
-    yield build
-    for system in built:
-        system.close()
+        yield build
+        for system in built:
+            system.close()
 
 
 def message_id(event_id: str, version: int, person_id: str, kind: str) -> str:
@@ -673,7 +683,7 @@ def test_an_unusable_smtp_url_is_refused_with_a_message_naming_the_setting(url: 
 
 
 def queue_rows(db: StateDatabase) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in db.connection().execute(
+    return [values(r) for r in db.connection().execute(
         "SELECT message_id, event_id, version, person_id, kind, changes, position "
         "FROM mail_outbox ORDER BY message_id")]
 
@@ -699,8 +709,8 @@ async def test_replaying_the_mail_queue_gives_the_same_messages_as_the_live_one(
 
     assert len(live) > 10
     assert queue_rows(system.db) == live
-    assert [tuple(r) for r in system.db.connection().execute(
-        "SELECT * FROM mail_events ORDER BY event_id")] == [tuple(r) for r in live_people]
+    assert [values(r) for r in system.db.connection().execute(
+        "SELECT * FROM mail_events ORDER BY event_id")] == [values(r) for r in live_people]
 
 
 async def test_replaying_the_mail_queue_does_not_send_already_delivered_mail_again(

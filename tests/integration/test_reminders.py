@@ -21,6 +21,7 @@ from domain.events import Event
 from domain.presentation import instant
 from domain.reminders import Reminder
 from projections.follower import Log
+from tests.conftest import BACKENDS, fresh
 from tests.integration.test_mail import SmtpServer, System, message_id
 
 SECOND = timedelta(seconds=1)
@@ -51,18 +52,22 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-@pytest.fixture
-def systems(data_dir: Path) -> Iterator[Any]:
+@pytest.fixture(params=BACKENDS)
+def systems(data_dir: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Systems on one backend of each kind (those built in one test share it, as processes
+    share one store)."""
     built: list[System] = []
+    with fresh(request.param) as backend:
 
-    def build(smtp_url: str | None = None, reminder_minutes: int = 30) -> System:
-        system = System.build(data_dir, smtp_url, reminder_minutes=reminder_minutes)
-        built.append(system)
-        return system
+        def build(smtp_url: str | None = None, reminder_minutes: int = 30) -> System:
+            system = System.build(data_dir, smtp_url, reminder_minutes=reminder_minutes,
+                                  backend=backend)
+            built.append(system)
+            return system
 
-    yield build
-    for system in built:
-        system.close()
+        yield build
+        for system in built:
+            system.close()
 
 
 def reminders(system: System) -> list[Reminder.Due]:
@@ -131,7 +136,8 @@ def test_a_reminder_is_recorded_only_once_however_often_and_by_however_many_sche
     assert second.run_once() == 0
 
     assert len(reminders(system)) == 1
-    assert system.db.connection().execute("SELECT count(*) FROM reminders").fetchone()[0] == 0
+    assert system.db.connection().execute(
+        "SELECT count(*) AS n FROM reminders").fetchone()["n"] == 0
 
 
 def test_a_moved_event_is_reminded_at_its_new_time_and_not_at_the_old_one(
@@ -201,7 +207,8 @@ def test_a_deleted_event_gets_no_reminder_even_before_the_view_has_seen_the_dele
     system.follower.run_once()
     assert scheduler(system, clock).run_once() == 0
     assert reminders(system) == []
-    assert system.db.connection().execute("SELECT count(*) FROM reminders").fetchone()[0] == 0
+    assert system.db.connection().execute(
+        "SELECT count(*) AS n FROM reminders").fetchone()["n"] == 0
 
 
 def test_an_event_whose_start_has_passed_gets_no_reminder(systems: Any) -> None:

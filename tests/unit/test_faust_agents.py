@@ -1,21 +1,36 @@
-"""The faust agents, driven through faust's own test harness (no Kafka broker can run here):
-they must leave the same mail and reminder bookkeeping as the embedded followers."""
+"""The faust agents, driven through faust's own test harness (no Kafka broker can run here),
+on either backend: they must leave the same mail and reminder bookkeeping as the embedded
+followers."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alphabet import wiring
-from alphabet.settings import Settings
+from alphabet.settings import Postgres, Settings
 from alphabet.worker import fact_key
 from consumers.kafka.agents import add_agents, encode, relay_once
 from consumers.kafka.app import create_faust_app
 from domain.application import EventsApplication
 from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, create
+from tests.conftest import BACKENDS, fresh
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The worker's settings on each backend, migrated."""
+    with fresh(request.param) as backend:
+        made = Settings(data_dir=tmp_path / "a",
+                        postgres=Postgres.from_url(backend.url) if backend.url else None)
+        wiring.migrate(made)
+        yield made
 
 
 def history(app: EventsApplication) -> None:
@@ -34,14 +49,16 @@ def history(app: EventsApplication) -> None:
 def bookkeeping(db: StateDatabase) -> dict[str, Any]:
     conn = db.connection()
     return {
-        "mail": sorted(tuple(r) for r in conn.execute(
+        "mail": sorted((r["message_id"], r["person_id"], r["kind"]) for r in conn.execute(
             "SELECT message_id, person_id, kind FROM mail_outbox")),
-        "reminders": sorted(tuple(r) for r in conn.execute("SELECT * FROM reminders")),
+        "reminders": sorted((r["event_id"], r["starting_time"], r["due_at"])
+                            for r in conn.execute("SELECT * FROM reminders")),
     }
 
 
-def test_agents_leave_the_same_bookkeeping_as_the_embedded_followers(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "a")
+def test_agents_leave_the_same_bookkeeping_as_the_embedded_followers(
+    tmp_path: Path, settings: Settings
+) -> None:
     app = wiring.event_application(settings)
     history(app)
     notifications = app.recorder.select_notifications(start=0, limit=100)
@@ -61,7 +78,7 @@ def test_agents_leave_the_same_bookkeeping_as_the_embedded_followers(tmp_path: P
     embedded = SqliteDatabase(tmp_path / "embedded.sqlite")
     embedded.create_schema()
     with embedded.write() as conn:
-        for view in wiring.views(settings):
+        for view in wiring.consumer_views(settings):
             create(conn, view)
     Follower(embedded, Log(app.recorder, app.mapper), wiring.consumer_views(settings)).run_once()
 
@@ -69,10 +86,11 @@ def test_agents_leave_the_same_bookkeeping_as_the_embedded_followers(tmp_path: P
     assert expected["mail"], "the history should have produced emails"
     assert {kind for _, _, kind in expected["mail"]} == {"created", "updated", "deleted"}
     assert bookkeeping(through_kafka) == expected
+    through_kafka.close()
+    app.close()
 
 
-def test_a_redelivered_record_is_applied_once(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+def test_a_redelivered_record_is_applied_once(settings: Settings) -> None:
     app = wiring.event_application(settings)
     history(app)
     first = app.recorder.select_notifications(start=0, limit=1)[0]
@@ -87,7 +105,9 @@ def test_a_redelivered_record_is_applied_once(tmp_path: Path) -> None:
 
     asyncio.run(feed_twice())
     rows = db.connection().execute("SELECT person_id FROM mail_outbox").fetchall()
-    assert sorted(r[0] for r in rows) == ["p1", "p2"]
+    assert sorted(r["person_id"] for r in rows) == ["p1", "p2"]
+    db.close()
+    app.close()
 
 
 class Collecting:
@@ -103,8 +123,7 @@ class Collecting:
         return done
 
 
-def test_the_relay_publishes_the_log_in_order_keyed_by_event_id(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+def test_the_relay_publishes_the_log_in_order_keyed_by_event_id(settings: Settings) -> None:
     app = wiring.event_application(settings)
     history(app)
     worker = create_faust_app("kafka://127.0.0.1:9092")
@@ -118,3 +137,4 @@ def test_the_relay_publishes_the_log_in_order_keyed_by_event_id(tmp_path: Path) 
     positions = [record.position for _, record in topic.sent]
     assert positions == [1, 2, 3]
     assert len({key for key, _ in topic.sent}) == 1
+    app.close()
