@@ -129,27 +129,36 @@ class Run:
             "http": {}, "baseline_http": {}, "append": {}, "latency": {}, "rss_mib": {},
             "mail": {},
         }
-        self.failures: list[str] = []
+        self.failures: list[str] = []  # answers that were not 2xx, sockets dropped
+        self.notes: list[str] = []  # what makes a figure meaningless without being an error
 
     def progress(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
-    def drive(self, url: str, name: str, requests: list[wrk.Request], token: str | None,
-            connections: int, seconds: float) -> wrk.Result:
-        result = wrk.run(url, name, requests, token, connections, seconds, self.workdir)
-        if result.non_2xx or result.socket_errors or not result.requests:
-            self.failures.append(f"{name} at {connections} connections: {result.requests} "
-                                 f"answers, {result.non_2xx} non-2xx, {result.socket_errors} "
-                                 f"socket errors")
+    def drive(self, target: server.Server, name: str, requests: list[wrk.Request],
+              token: str | None, connections: int, seconds: float) -> wrk.Result:
+        waited = target.quiet()
+        if waited >= server.QUIET_SECONDS:
+            self.notes.append(f"{name} at {connections} connections began on a server still "
+                              f"busy after {waited:.0f} s")
+        result = wrk.run(target.url, name, requests, token, connections, seconds, self.workdir)
+        if result.non_2xx or result.socket_errors:
+            self.failures.append(f"{name} at {connections} connections: {result.non_2xx} "
+                                 f"non-2xx answers, {result.socket_errors} socket errors")
+        if not result.requests:
+            self.notes.append(f"{name} at {connections} connections: no answer came back "
+                              f"within the {seconds:.0f} s run (answers take longer than that)")
         return result
 
-    def measure(self, url: str, name: str, requests: list[wrk.Request], token: str | None,
-                connections: tuple[int, ...], warm_up: bool = True) -> dict[str, Any]:
+    def measure(self, target: server.Server, name: str, requests: list[wrk.Request],
+                token: str | None, connections: tuple[int, ...],
+                warm_up: bool = True) -> dict[str, Any]:
         """A short discarded run first (a fresh worker's caches, SQLite's page cache), then
         one measured run per connection count."""
         if warm_up and self.plan.warmup_seconds:
-            self.drive(url, name, requests, token, connections[0], self.plan.warmup_seconds)
-        return {str(c): self.drive(url, name, requests, token, c, self.plan.wrk_seconds).as_dict()
+            self.drive(target, name, requests, token, connections[0], self.plan.warmup_seconds)
+        return {str(c): self.drive(target, name, requests, token, c,
+                                   self.plan.wrk_seconds).as_dict()
                 for c in connections}
 
     def load(self, product: server.Server) -> Dataset:
@@ -182,17 +191,18 @@ class Run:
         rotations = scenarios(data)
         for name, (requests, authorised) in rotations.items():
             self.progress(f"wrk {name} (workers {workers})")
-            measured[name] = self.measure(product.url, name, requests,
+            measured[name] = self.measure(product, name, requests,
                                           token if authorised else None, CONNECTIONS)
         self.results["http"][f"w{workers}"] = measured
         self.progress(f"HTTP appends with {' and '.join(map(str, APPEND_WRITERS))} clients "
                       f"(workers {workers})")
         self.results["append"][f"http_w{workers}"] = self.measure(
-            product.url, "append", rotations["post"][0], token, APPEND_WRITERS, warm_up=False)
+            product, "append", rotations["post"][0], token, APPEND_WRITERS, warm_up=False)
 
     def visibility(self, product: server.Server, data: Dataset, workers: int) -> None:
         token = data.owner.access
         latency: dict[str, Any] = {}
+        product.quiet()
         self.progress(f"PUT → WebSocket, {self.plan.ws_updates} updates, no other sockets")
         latency["ws_idle"] = asyncio.run(sockets.websocket_latency(
             product.url, token, data.owned_ids, self.plan.ws_updates))
@@ -251,9 +261,9 @@ class Run:
             one = [wrk.Request("GET", "/api/event/00000000-0000-0000-0000-000000000000")]
             page = [wrk.Request("GET", "/api/events/")]
             self.results["baseline_http"][f"w{workers}"] = {
-                "event": self.measure(bare.url, "bare-event", one, None, CONNECTIONS,
+                "event": self.measure(bare, "bare-event", one, None, CONNECTIONS,
                                       warm_up=False),
-                "list": self.measure(bare.url, "bare-list", page, None, CONNECTIONS,
+                "list": self.measure(bare, "bare-list", page, None, CONNECTIONS,
                                      warm_up=False),
             }
         finally:
@@ -426,6 +436,8 @@ def report(results: dict[str, Any]) -> str:
         f"{results['load']['seconds']} s",
         f"wrk -t{wrk.THREADS} --latency: wrk's threads share the {meta['cpus']} cores with the "
         "server, so every req/s here (baselines too) is what is left beside the load generator.",
+        "A load average above the core count means other work shared the machine: compare "
+        "ratios, not absolute figures, and only between calm runs.",
         "",
         "HTTP: ratio = req/s / bare Sanic serving one event's body at the same connections and "
         "workers; 'list body' = the same for a bare route serving a real list page",
@@ -449,6 +461,8 @@ def report(results: dict[str, Any]) -> str:
             f"{k} {v:,.0f}" for k, v in results["rss_mib"].items()),
         f"Mail outbox beside the measurements: {mail}",
     ]
+    if results["notes"]:
+        parts += ["", "NOTES:", *(f"  {n}" for n in results["notes"])]
     if results["failures"]:
         parts += ["", "FAILURES (every answer should be 2xx):",
                   *(f"  {f}" for f in results["failures"])]
@@ -480,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         run.execute()
         meta["seconds"] = round(time.monotonic() - started)
         meta["loadavg_end"] = [round(x, 1) for x in os.getloadavg()]
-        results = {"meta": meta, **run.results, "failures": run.failures}
+        results = {"meta": meta, **run.results, "failures": run.failures, "notes": run.notes}
         results["checks"] = checks(results)
         printed = report(results)
     except BaseException:

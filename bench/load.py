@@ -58,7 +58,6 @@ class Dataset:
     users: list[User]
     owned_ids: list[str]  # the benchmark user's events: PUT targets (only the owner may PUT)
     other_ids: list[str]  # everyone else's: GET targets, never changed by the benchmark
-    events: int
 
     @property
     def owner(self) -> User:
@@ -72,10 +71,10 @@ def when(rng: random.Random) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
-def event_body(rng: random.Random, usernames: list[str], name: str | None = None) -> dict[str, Any]:
+def event_body(rng: random.Random, usernames: list[str]) -> dict[str, Any]:
     start, end = when(rng)
     return {
-        "name": name or f"{rng.choice(NAMES)} {rng.randrange(1000)}",
+        "name": f"{rng.choice(NAMES)} {rng.randrange(1000)}",
         "starting_time": start,
         "end_time": end,
         "location": rng.choice(LOCATIONS),
@@ -129,7 +128,7 @@ def load(url: str, users: int, events: int, seed: int = 1) -> Dataset:
             answer.raise_for_status()
             ids = [e["id"] for e in answer.json()["events"]]
             (owned if number == 0 else others).extend(ids)
-    return Dataset(people, owned, others, events)
+    return Dataset(people, owned, others)
 
 
 def views_lag(url: str) -> int:

@@ -123,7 +123,7 @@ def parse(output: str) -> Result:
 
 def read(output: str) -> Result:
     def find(pattern: str) -> re.Match[str]:
-        match = re.search(pattern, output)
+        match = re.search(pattern, output, re.MULTILINE)
         if match is None:
             raise ValueError(f"no {pattern!r}")
         return match
@@ -136,8 +136,9 @@ def read(output: str) -> Result:
         requests=int(done[1]),
         seconds=milliseconds(done[2] + done[3]) / 1e3,
         rps=float(find(r"Requests/sec:\s+([\d.]+)")[1]),
-        p50_ms=milliseconds(find(r"50%\s+(\S+)")[1]),
-        p99_ms=milliseconds(find(r"99%\s+(\S+)")[1]),
+        # Anchored: "77.50%" in the thread stats above would match a bare "50%".
+        p50_ms=milliseconds(find(r"^\s+50%\s+(\S+)")[1]),
+        p99_ms=milliseconds(find(r"^\s+99%\s+(\S+)")[1]),
         non_2xx=int(failed[1]) if failed else 0,
         socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
     )
