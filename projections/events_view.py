@@ -78,12 +78,12 @@ class EventsView:
             "version": fact.originator_version, "position": position, "created_at": stamp,
             "updated_at": stamp, **self.search.values(fact.name, fact.location),
         }
-        seq = conn.execute(
+        conn.execute(
             f"INSERT INTO events_view{suffix} ({', '.join(row)}) "
-            f"VALUES ({', '.join('?' * len(row))}) RETURNING seq",
+            f"VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),
-        ).fetchone()["seq"]
-        self.search.indexed(conn, seq, fact.name, fact.location, suffix, new=True)
+        )
+        self.search.added(conn, event_id, suffix)
         self._set_people(conn, event_id, row["starting_time"], fact.participants, suffix)
 
     def _update(self, conn: Connection, position: int, fact: Any, suffix: str) -> None:
@@ -119,7 +119,7 @@ class EventsView:
             (*columns.values(), row["seq"]),
         )
         if words:
-            self.search.indexed(conn, row["seq"], named, located, suffix, new=False)
+            self.search.changed(conn, row["seq"], named, located, suffix)
         if "participants" in changes or "starting_time" in changes:
             people = changes.get("participants", json.loads(row["participants"]))
             start = columns.get("starting_time", row["starting_time"])

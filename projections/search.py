@@ -45,8 +45,10 @@ class Search(Protocol):
 
     def values(self, name: str, location: str) -> dict[str, Any]: ...
 
-    def indexed(self, conn: Connection, seq: int, name: str, location: str, suffix: str,
-                new: bool) -> None: ...
+    def added(self, conn: Connection, event_id: str, suffix: str) -> None: ...
+
+    def changed(self, conn: Connection, seq: int, name: str, location: str,
+                suffix: str) -> None: ...
 
     def removed(self, conn: Connection, seq: int, suffix: str) -> None: ...
 
@@ -74,18 +76,19 @@ class Fts5Search:
     def values(self, name: str, location: str) -> dict[str, Any]:
         return {}
 
-    def indexed(self, conn: Connection, seq: int, name: str, location: str, suffix: str,
-                new: bool) -> None:
-        if new:
-            conn.execute(
-                f"INSERT INTO events_search{suffix} (rowid, name, location) VALUES (?, ?, ?)",
-                (seq, name, location),
-            )
-        else:
-            conn.execute(
-                f"UPDATE events_search{suffix} SET name = ?, location = ? WHERE rowid = ?",
-                (name, location, seq),
-            )
+    def added(self, conn: Connection, event_id: str, suffix: str) -> None:
+        conn.execute(
+            f"INSERT INTO events_search{suffix} (rowid, name, location) "
+            f"SELECT seq, name, location FROM events_view{suffix} WHERE id = ?",
+            (event_id,),
+        )
+
+    def changed(self, conn: Connection, seq: int, name: str, location: str,
+                suffix: str) -> None:
+        conn.execute(
+            f"UPDATE events_search{suffix} SET name = ?, location = ? WHERE rowid = ?",
+            (name, location, seq),
+        )
 
     def removed(self, conn: Connection, seq: int, suffix: str) -> None:
         conn.execute(f"DELETE FROM events_search{suffix} WHERE rowid = ?", (seq,))
@@ -123,8 +126,11 @@ class TsvectorSearch:
         return {"search": " ".join(f"'{w}':{at}{weight}"
                                    for at, (w, weight) in enumerate(lexemes, start=1))}
 
-    def indexed(self, conn: Connection, seq: int, name: str, location: str, suffix: str,
-                new: bool) -> None:
+    def added(self, conn: Connection, event_id: str, suffix: str) -> None:
+        """Nothing beyond the row: its `search` column came with `values`."""
+
+    def changed(self, conn: Connection, seq: int, name: str, location: str,
+                suffix: str) -> None:
         """Nothing beyond the row: its `search` column came with `values`."""
 
     def removed(self, conn: Connection, seq: int, suffix: str) -> None:
