@@ -31,7 +31,7 @@ WRONG_CREDENTIALS = "the username or the password is wrong"
 async def signup(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SignupBody)
     await off_loop(services.people.check_free, data.username, data.email)
-    password_hash = await off_loop(hash_password, data.password)
+    password_hash = await hash_password(data.password)
     user_uuid = (await off_loop(services.app.register_user)).aggregate.id
     user_id = str(user_uuid)
     try:
@@ -67,7 +67,7 @@ async def signin(request: Request, services: Services) -> JSONResponse:
                        f"too many failed sign-ins; try again in {wait} seconds",
                        headers={"Retry-After": str(wait)})
     account = await services.people_reader.by_username(data.username)
-    ok = await off_loop(verify_password, account.password_hash if account else None, data.password)
+    ok = await verify_password(account.password_hash if account else None, data.password)
     if not ok or account is None:
         await off_loop(services.sessions.record_failure, [account_key, address_key],
                        policy.window_seconds, moment)

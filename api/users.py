@@ -53,9 +53,9 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
     if data.password is not None:
         if data.current_password is None:
             raise InvalidFieldsError({"current_password": "is required to change the password"})
-        if not await off_loop(verify_password, account.password_hash, data.current_password):
+        if not await verify_password(account.password_hash, data.current_password):
             raise InvalidFieldsError({"current_password": "is not your current password"})
-        changes["password_hash"] = await off_loop(hash_password, data.password)
+        changes["password_hash"] = await hash_password(data.password)
     if changes:
         await off_loop(services.people.update, user.id, changes, utc(now()))
         await off_loop(

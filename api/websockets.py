@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +27,8 @@ CLOSE_AUTH = 4401
 CLOSE_UNKNOWN = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_SLOW = 1013
+# Encoded messages kept for sockets still catching up (about a hub queue's worth).
+ENCODED_KEPT = 2000
 
 
 # sanic's websocket decorator is untyped
@@ -64,7 +67,7 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
             missed = await off_loop(replay, services.log, services.load_event,
                                     services.people.names, event_id, int(after), live_from)
             for message in missed:
-                await ws.send(json.dumps(message))
+                await ws.send(encoded(message))
         await pump(ws, subscriber, live_from, claims.expires_at)
     finally:
         hub.unsubscribe(subscriber)
@@ -80,7 +83,7 @@ async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
         while True:
             message = await subscriber.queue.get()
             if message["position"] > last:
-                await ws.send(json.dumps(message))
+                await ws.send(encoded(message))
                 last = message["position"]
 
     async def until_closed() -> None:
@@ -104,6 +107,21 @@ async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
         await ws.close(CLOSE_TOO_SLOW, "too far behind; reconnect with ?after=<position>")
     elif expiry.done() and not expiry.cancelled():
         await ws.close(CLOSE_AUTH, "the token has expired; reconnect with a fresh one and ?after")
+
+
+def encoded(message: dict[str, Any]) -> str:
+    """A message's JSON, made once however many sockets receive it (a position names exactly
+    one message, so it is the key)."""
+    position = message["position"]
+    text = _encoded.get(position)
+    if text is None:
+        text = _encoded[position] = json.dumps(message)
+        while len(_encoded) > ENCODED_KEPT:
+            _encoded.popitem(last=False)
+    return text
+
+
+_encoded: OrderedDict[int, str] = OrderedDict()
 
 
 async def authenticate(request: Request, ws: WebsocketImplProtocol,

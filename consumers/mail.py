@@ -13,6 +13,7 @@ import logging
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -165,6 +166,10 @@ class MailQueue:
         )
 
 
+# message id, attempts, next attempt, done at, outcome: one row of mail_delivery
+Outcome = tuple[str, int, float, float | None, str]
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One row of the outbox, as the mailer reads it."""
@@ -219,9 +224,24 @@ def compose(item: Outgoing, event: Event, names: Any, address: str, sender: str)
     body = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
     message.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
     method = "CANCEL" if kind in ("deleted", "removed") else "REQUEST"
-    message.add_attachment(calendar([fields], method), maintype="text", subtype="calendar",
+    message.add_attachment(event_calendar(fields, method), maintype="text", subtype="calendar",
                            filename="event.ics", params={"method": method})
     return message
+
+
+def event_calendar(fields: dict[str, Any], method: str) -> bytes:
+    """The .ics of one version of an event, built once for all its recipients."""
+    key = (fields["id"], fields["version"], method)
+    built = _calendars.get(key)
+    if built is None:
+        built = _calendars[key] = calendar([fields], method)
+        while len(_calendars) > CALENDARS_KEPT:
+            _calendars.popitem(last=False)
+    return built
+
+
+CALENDARS_KEPT = 256
+_calendars: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
 
 
 class Transport(Protocol):
@@ -352,31 +372,39 @@ class Mailer:
         return int(settled)
 
     async def send_due(self) -> int:
-        """Try every due message once; returns how many were delivered."""
+        """Try every due message once; returns how many were delivered. The recipients of one
+        change share its loaded event, and the pass's outcomes are recorded in one transaction
+        (a crash before that only means some are sent again, with the same Message-ID)."""
         delivered = 0
+        outcomes: list[Outcome] = []
+        events: dict[tuple[str, int], tuple[Event, Any] | None] = {}
         for item in self.due():
+            key = (item.event_id, item.version)
+            if key not in events:
+                event = self.load(UUID(item.event_id), item.version)
+                events[key] = (event, self.names(people_of([fields_of(event)]))) if event else None
             address = self.address(item.person_id)
-            event = self.load(UUID(item.event_id), item.version)
-            if address is None or event is None:
-                self._finish(item, "dropped: recipient or event erased")
+            loaded = events[key]
+            if address is None or loaded is None:
+                outcomes.append(self._finished(item, "dropped: recipient or event erased"))
                 continue
-            names = self.names(people_of([fields_of(event)]))
             try:
                 await self.transport.deliver(
-                    compose(item, event, names, address, self.sender), item.person_id
+                    compose(item, *loaded, address, self.sender), item.person_id
                 )
             except RecipientErasedError:
-                self._finish(item, "dropped: recipient erased")
+                outcomes.append(self._finished(item, "dropped: recipient erased"))
                 continue
             except (OSError, aiosmtplib.SMTPException) as exc:
-                self._retry(item, exc)
+                outcomes.append(self._retried(item, exc))
                 continue
             except Exception as exc:  # one bad message must never hold up the ones after it
                 log.exception("mail %s cannot be built or sent", item.message_id)
-                self._retry(item, exc)
+                outcomes.append(self._retried(item, exc))
                 continue
-            self._finish(item, "sent")
+            outcomes.append(self._finished(item, "sent"))
             delivered += 1
+        self._record(outcomes)
         return delivered
 
     async def run(self, stopped: threading.Event, interval: float = 0.5,
@@ -393,20 +421,21 @@ class Mailer:
             if not delivered:
                 await asyncio.sleep(interval)
 
-    def _finish(self, item: Outgoing, outcome: str) -> None:
-        self._record(item, item.attempts, 0.0, self.clock(), outcome)
+    def _finished(self, item: Outgoing, outcome: str) -> Outcome:
+        return (item.message_id, item.attempts, 0.0, self.clock(), outcome)
 
-    def _retry(self, item: Outgoing, exc: Exception) -> None:
+    def _retried(self, item: Outgoing, exc: Exception) -> Outcome:
         wait = min(2.0 ** item.attempts, RETRY_MAX_SECONDS)
         log.warning("mail %s not delivered (%s); retrying in %.0f s", item.message_id, exc, wait)
-        self._record(item, item.attempts + 1, self.clock() + wait, None, f"retrying: {exc}")
+        return (item.message_id, item.attempts + 1, self.clock() + wait, None, f"retrying: {exc}")
 
-    def _record(self, item: Outgoing, attempts: int, next_attempt: float,
-                done_at: float | None, outcome: str) -> None:
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
         with self.db.write() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO mail_delivery VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO "
                 "UPDATE SET attempts = excluded.attempts, next_attempt = excluded.next_attempt, "
                 "done_at = excluded.done_at, outcome = excluded.outcome",
-                (item.message_id, attempts, next_attempt, done_at, outcome),
+                outcomes,
             )
