@@ -3,6 +3,7 @@ fresh PostgreSQL database per test module), and helpers to sign people up."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -213,6 +214,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process:
+            # whatever the server left behind (its multiprocessing manager can outlive it)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @contextmanager

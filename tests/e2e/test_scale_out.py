@@ -53,10 +53,12 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Ser
 
 
 def lease_holders(server: Server) -> dict[int, int]:
-    """Process id → how many leases (advisory locks) it holds, across the instances."""
+    """Process id → how many leases (advisory locks) it holds in this database (pg_locks shows
+    every database of the server), across the instances."""
     found = server.rows(
         "SELECT a.application_name, count(*) FROM pg_locks l "
         "JOIN pg_stat_activity a ON a.pid = l.pid "
+        "JOIN pg_database d ON d.oid = l.database AND d.datname = current_database() "
         "WHERE l.locktype = 'advisory' AND l.granted GROUP BY a.application_name")
     return {int(name.rsplit(" ", 1)[1]): count for name, count in found}
 
