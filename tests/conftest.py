@@ -292,3 +292,32 @@ def event_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+@pytest.fixture(scope="module")
+def owner(http: httpx.Client) -> Person:
+    return sign_up(http, "owner")
+
+
+@pytest.fixture(scope="module")
+def other(http: httpx.Client) -> Person:
+    return sign_up(http, "other")
+
+
+def assert_error(
+    answer: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """The contract's error envelope, exactly: {"error": {"code", "message", "fields"}}."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/json"), answer.headers
+    body = answer.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "fields"}, error
+    assert isinstance(error["code"], str) and error["code"], error
+    assert isinstance(error["message"], str) and error["message"], error
+    assert isinstance(error["fields"], dict), error
+    assert "Traceback" not in answer.text
+    if code is not None:
+        assert error["code"] == code, error
+    return error  # type: ignore[no-any-return]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Person, at, event_body, sign_up
+from tests.conftest import Person, at, event_body
 
 PATH = "/api/batch_events/"
 
@@ -76,14 +76,8 @@ def read(http: httpx.Client, who: Person, event_id: str) -> httpx.Response:
     return http.get(f"/api/event/{event_id}", headers=who.headers)
 
 
-@pytest.fixture(scope="module")
-def owner(http: httpx.Client) -> Person:
-    return sign_up(http, "owner")
 
 
-@pytest.fixture(scope="module")
-def other(http: httpx.Client) -> Person:
-    return sign_up(http, "other")
 
 
 @pytest.fixture

@@ -92,14 +92,8 @@ def put(http: httpx.Client, who: Person, event_id: str, body: dict[str, Any],
                         headers={**who.headers, **headers})
 
 
-@pytest.fixture(scope="module")
-def owner(http: httpx.Client) -> Person:
-    return sign_up(http, "owner")
 
 
-@pytest.fixture(scope="module")
-def other(http: httpx.Client) -> Person:
-    return sign_up(http, "other")
 
 
 # ---------------------------------------------------------------------------------------------

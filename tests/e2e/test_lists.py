@@ -147,14 +147,8 @@ def snapshot(server: Server) -> dict[str, list[tuple[Any, ...]]]:
     return {table: server.rows(sql) for table, sql in tables.items()}
 
 
-@pytest.fixture(scope="module")
-def owner(http: httpx.Client) -> Person:
-    return sign_up(http, "owner")
 
 
-@pytest.fixture(scope="module")
-def other(http: httpx.Client) -> Person:
-    return sign_up(http, "other")
 
 
 # ---------------------------------------------------------------------------------------------

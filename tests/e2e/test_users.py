@@ -11,27 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Backend, Person, Server, event_body, serving, sign_up
+from tests.conftest import Backend, Person, Server, assert_error, event_body, serving, sign_up
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
 
-def assert_error(answer: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """The contract's error envelope, exactly: {"error": {"code", "message", "fields"}}."""
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/json"), answer.headers
-    body = answer.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == {"code", "message", "fields"}, error
-    assert isinstance(error["code"], str) and error["code"], error
-    assert isinstance(error["message"], str) and error["message"], error
-    assert isinstance(error["fields"], dict), error
-    assert "Traceback" not in answer.text
-    if code is not None:
-        assert error["code"] == code, error
-    return error  # type: ignore[no-any-return]
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -194,9 +194,6 @@ def worker_of_each(server: Server, sockets: list[ClientConnection]) -> list[int 
 # fixtures
 
 
-@pytest.fixture(scope="module")
-def owner(http: httpx.Client) -> Person:
-    return sign_up(http, "owner")
 
 
 @pytest.fixture(scope="module")
