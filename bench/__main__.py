@@ -119,9 +119,10 @@ def scenarios(data: Dataset, seed: int = 3) -> dict[str, tuple[list[wrk.Request]
 class Run:
     """One benchmark run: its plan, scratch directory and everything measured so far."""
 
-    def __init__(self, plan: Plan, workdir: Path) -> None:
+    def __init__(self, plan: Plan, workdir: Path, event_store: str | None) -> None:
         self.plan = plan
         self.workdir = workdir
+        self.event_store = event_store
         self.data_dir = workdir / "data"
         self.event_body = workdir / "baseline-event.json"
         self.list_body = workdir / "baseline-list.json"
@@ -229,7 +230,7 @@ class Run:
         """Everything measured against one `alphabet serve --workers N` (the data dir is kept
         between phases, so the second starts on the first's data)."""
         self.progress(f"starting alphabet serve --workers {workers}")
-        product = server.product(self.data_dir, workers, self.workdir)
+        product = server.product(self.data_dir, workers, self.workdir, self.event_store)
         try:
             if data is None:
                 data = self.load(product)
@@ -473,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run (about 3 minutes)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON results file")
+    parser.add_argument(
+        "--event-store", metavar="URL",
+        help="serve on PostgreSQL (an empty database, e.g. postgresql://postgres@127.0.0.1/"
+             "bench) for the HTTP, WebSocket, lag and memory figures; the in-process append "
+             "and replay figures stay on SQLite")
     args = parser.parse_args(argv)
     wrk.require()
     # 1,000 sockets need file descriptors: lift our soft limit, which the server inherits.
@@ -482,10 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = QUICK if args.quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="alphabet-bench-"))
-    run = Run(plan, workdir)
+    run = Run(plan, workdir, args.event_store)
     started = time.monotonic()
     meta: dict[str, Any] = {
         "mode": "quick" if args.quick else "full", "plan": asdict(plan),
+        "backend": "postgresql" if args.event_store else "sqlite",
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "python": platform.python_version(), "wrk_threads": wrk.THREADS,
         "loadavg_start": [round(x, 1) for x in os.getloadavg()],

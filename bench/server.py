@@ -143,15 +143,17 @@ class Server(Child):
         return time.monotonic() - started
 
 
-def product(data_dir: Path, workers: int, log_dir: Path) -> Server:
-    """`alphabet serve` on the embedded default (SQLite, in-process fan-out, .eml outbox)."""
+def product(data_dir: Path, workers: int, log_dir: Path, event_store: str | None) -> Server:
+    """`alphabet serve` on the embedded default (SQLite, in-process fan-out, .eml outbox), or
+    with its store and read models on the PostgreSQL database `event_store` names."""
     port = free_port()
+    env = {"ALPHABET_DATA_DIR": str(data_dir)}
+    if event_store:
+        env["ALPHABET_EVENT_STORE"] = event_store
     return Server(
         [sys.executable, "-m", "alphabet.cli", "serve", "--port", str(port),
          "--workers", str(workers)],
-        port, log_dir / f"alphabet-w{workers}-{port}.log",
-        {"ALPHABET_DATA_DIR": str(data_dir)},
-        ready_path="/readyz",
+        port, log_dir / f"alphabet-w{workers}-{port}.log", env, ready_path="/readyz",
     )
 
 
