@@ -87,11 +87,13 @@ async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
         while True:
             await ws.recv()
 
+    # The timer itself says the token expired: a loop's sleep may end a hair before the clock.
+    expiry = asyncio.create_task(asyncio.sleep(max(expires_at - time.time(), 0)))
     tasks = {
         asyncio.create_task(send_live()),
         asyncio.create_task(until_closed()),
         asyncio.create_task(subscriber.dropped.wait()),
-        asyncio.create_task(asyncio.sleep(max(expires_at - time.time(), 0))),
+        expiry,
     }
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -100,7 +102,7 @@ async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
             task.cancel()
     if subscriber.dropped.is_set():
         await ws.close(CLOSE_TOO_SLOW, "too far behind; reconnect with ?after=<position>")
-    elif expires_at <= time.time():
+    elif expiry.done() and not expiry.cancelled():
         await ws.close(CLOSE_AUTH, "the token has expired; reconnect with a fresh one and ?after")
 
 
