@@ -51,6 +51,9 @@ def placeholders(statement: str) -> str:
 
     return TOKENS.sub(swap, statement)
 
+# How long an erasure waits for transactions that could still see the erased rows.
+SCRUB_WAIT_SECONDS = 10.0
+
 
 class Buffered:
     """A statement's rows, fetched before its connection went back to the pool."""
@@ -206,8 +209,19 @@ class PostgresDatabase:
         """A deleted row stays in its page (and its index entries in theirs) until the page is
         rewritten; VACUUM FULL writes the tables afresh and drops the old files, so an erased
         person is gone from the data files as well as from every query. ANALYZE then samples
-        the planner's statistics (which may quote column values) from the rows that remain."""
-        self.connection().execute("VACUUM (FULL, ANALYZE) users, invitees")
+        the planner's statistics (which may quote column values) from the rows that remain.
+        A transaction that began before the erasure may still see the row, and VACUUM would
+        copy it into the new files: such transactions are waited for first (bounded)."""
+        conn = self.connection()
+        erased_at = conn.execute("SELECT clock_timestamp() AS now").fetchone()["now"]
+        deadline = time.monotonic() + SCRUB_WAIT_SECONDS
+        while time.monotonic() < deadline and conn.execute(
+            "SELECT count(*) AS older FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND xact_start < ?",
+            (erased_at,),
+        ).fetchone()["older"]:
+            time.sleep(0.05)
+        conn.execute("VACUUM (FULL, ANALYZE) users, invitees")
 
     def close(self) -> None:
         self.pool.close()
