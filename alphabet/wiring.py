@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
@@ -249,8 +251,7 @@ def run_notifier(settings: Settings, **_: Any) -> None:
     listener = listen(settings, app, notifier.wake)
     if listener is not None:
         listener.start()
-    signal.signal(signal.SIGTERM, lambda *_: notifier.stop())
-    signal.signal(signal.SIGINT, lambda *_: notifier.stop())
+    stop_on_signals(notifier.stop)
     notifier.run()
     app.close()
     db.close()
@@ -283,8 +284,7 @@ def run_consumers(settings: Settings, **_: Any) -> None:
         scheduler.stop()
         runner.stop()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals(stop)
     listener = listen(settings, app, runner.wake)
     if listener is not None:
         listener.start()
@@ -296,3 +296,19 @@ def run_consumers(settings: Settings, **_: Any) -> None:
     log.info("consumers started: %s", ", ".join(v.name for v in runner.views))
     runner.run()
     app.close()
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """A managed process stops on SIGTERM/SIGINT, and also when `alphabet serve` itself is
+    gone without telling it (killed with SIGKILL): an orphan would go on following the log."""
+    signal.signal(signal.SIGTERM, lambda *_: stop())
+    signal.signal(signal.SIGINT, lambda *_: stop())
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        log.warning("alphabet serve is gone; stopping")
+        stop()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
