@@ -10,6 +10,7 @@ from sanic import Request, json
 from sanic.exceptions import SanicException
 from sanic.response import JSONResponse
 
+from api.schemas import USERNAME_RULE
 from domain.errors import (
     ConflictError,
     DomainError,
@@ -91,7 +92,7 @@ def explain(error: Any) -> str:
         case "string_pattern_mismatch" if "x00" in str(error["ctx"].get("pattern", "")):
             return "must be one line of text, without control characters"
         case "string_pattern_mismatch":
-            return "must be 3-150 letters, digits and _.-+ (no @)"
+            return f"must be {USERNAME_RULE}"
         case "value_error":
             return str(error["ctx"]["error"])
     return str(error["msg"])

@@ -21,6 +21,7 @@ from api.schemas import EventList
 from consumers.calendar import calendar
 from domain.presentation import event_json, instant, people_of
 from projections.events_queries import Filters, Page
+from projections.events_view import EventsView
 
 bp = Blueprint("lists", url_prefix="/api")
 
@@ -91,7 +92,7 @@ async def read_your_writes(request: Request, services: Services) -> int:
     reached = await services.reader.position("events")
     if reached >= wanted:
         return reached
-    events_view = [view for view in services.follower.views if view.name == "events"]
+    events_view = [view for view in services.follower.views if view.name == EventsView.name]
     with suppress(TimeoutError):
         await asyncio.wait_for(off_loop(services.follower.run_once, events_view),
                                READ_YOUR_WRITES_SECONDS)

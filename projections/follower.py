@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -128,7 +128,6 @@ class Follower:
         *,
         batch: int = 1000,
         poll_seconds: float = 0.01,
-        on_batch: Callable[[], None] | None = None,
         leases: Leases | None = None,
     ) -> None:
         self.db = db
@@ -136,7 +135,6 @@ class Follower:
         self.views = views
         self.batch = batch
         self.poll_seconds = poll_seconds
-        self.on_batch = on_batch
         self.leases = leases or Alone()
         self._woken = threading.Event()
         self._stopped = threading.Event()
@@ -156,8 +154,6 @@ class Follower:
         for view in self.views if views is None else views:
             while position(self.db.connection(), view.name) < head:
                 applied += catch_up_batch(self.db, self.log, view, self.batch)
-        if applied and self.on_batch:
-            self.on_batch()
         return applied
 
     def run(self) -> None:

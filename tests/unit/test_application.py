@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -26,23 +26,9 @@ from domain.errors import (
 )
 from domain.events import Event
 from domain.users import User
+from tests.unit.fixtures import END, NOW, START, fields
 
-NOW = datetime(2031, 3, 1, 9, 0, tzinfo=UTC)
-START = NOW + timedelta(days=1)
-END = START + timedelta(hours=1)
 PLUS_TWO = timezone(timedelta(hours=2))
-
-
-def fields(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "name": "Standup",
-        "starting_time": START,
-        "end_time": END,
-        "location": "Tel Aviv Port",
-        "participants": ["p-1", "p-2"],
-    }
-    values.update(overrides)
-    return values
 
 
 class ObservedApplication(EventsApplication):

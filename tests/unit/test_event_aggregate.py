@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
 
 from domain.errors import ConflictError, ForbiddenError, GoneError, InvalidFieldsError
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT, Event, fact_by, fact_changes
+from tests.unit.fixtures import END, NOW, START, fields
 
 OWNER = "owner-1"
 STRANGER = "stranger-2"
-NOW = datetime(2031, 3, 1, 9, 0, tzinfo=UTC)
-START = NOW + timedelta(days=1)
-END = START + timedelta(hours=1)
-
-
-def fields(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "name": "Standup",
-        "starting_time": START,
-        "end_time": END,
-        "location": "Tel Aviv Port",
-        "participants": ["p-1", "p-2"],
-    }
-    values.update(overrides)
-    return values
 
 
 def new_event(**overrides: Any) -> Event:
