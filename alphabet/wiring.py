@@ -123,7 +123,7 @@ def migrate(settings: Settings) -> None:
         db.close()
 
 
-def async_reads(settings: Settings, db: StateDatabase) -> tuple[AsyncReads, AsyncReads]:
+def async_reads(settings: Settings) -> tuple[AsyncReads, AsyncReads]:
     """How the event loop reads: (pages and searches, single-row lookups). On PostgreSQL both
     share the worker's async pool; on SQLite pages go through aiosqlite and lookups run
     inline."""
@@ -132,8 +132,19 @@ def async_reads(settings: Settings, db: StateDatabase) -> tuple[AsyncReads, Asyn
 
         pooled = PostgresReads(settings.postgres.conninfo)
         return pooled, pooled
-    assert isinstance(db, SqliteDatabase)
-    return SqliteReads(settings.state_path), InlineReads(db)
+    return SqliteReads(settings.state_path), InlineReads(settings.state_path,
+                                                        settings.event_store_path)
+
+
+def store_version(settings: Settings, app: EventsApplication) -> str:
+    """SQL for the store's latest version of the events view row `v`, read beside the row
+    (SQLite: the store attached to the lookup connection; PostgreSQL: the same database)."""
+    recorder: Any = app.recorder  # both stores' recorders name their table so
+    table = recorder.events_table_name
+    if settings.postgres:
+        return (f"(SELECT MAX(originator_version) FROM {table} "
+                "WHERE originator_id = CAST(v.id AS uuid))")
+    return f"(SELECT MAX(originator_version) FROM store.{table} WHERE originator_id = v.id)"
 
 
 def leases(settings: Settings) -> Leases:
@@ -187,7 +198,7 @@ def services(settings: Settings) -> Services:
     app = event_application(settings)
     db = state_database(settings)
     secret = settings.secret()
-    pages, lookups = async_reads(settings, db)
+    pages, lookups = async_reads(settings)
     return Services(
         app=app,
         db=db,
@@ -204,7 +215,7 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
-        reader=EventsReader(pages, secret, db.dialect),
+        reader=EventsReader(pages, lookups, secret, db.dialect, store_version(settings, app)),
         people_reader=PeopleReader(lookups),
         hub=Hub(),
         load_event=event_loader(app),

@@ -14,7 +14,7 @@ from sanic_ext import openapi
 from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError
-from api.present import aggregate_json, fields_of_row, history_json
+from api.present import aggregate_json, history_json, row_fields
 from api.schemas import (
     EventChangeBody,
     EventCreateBody,
@@ -124,17 +124,12 @@ async def current_json(
     services: Services, event_id: UUID, user: CurrentUser
 ) -> dict[str, Any] | None:
     """The event from its view row, when that row is provably current: its version equals the
-    store's latest for the id. Else None, and the caller rebuilds the aggregate from the store
-    (a lagging view, a deletion). On SQLite the store's lookup is one indexed read, cheaper on
-    the event loop than a thread hop; over a network it goes off the loop."""
+    store's latest for the id, read in the same statement. Else None, and the caller rebuilds
+    the aggregate from the store (a lagging view, a deletion)."""
     row = await services.reader.current(str(event_id))
-    if row is None:
+    if row is None or row.pop("latest") != row["version"]:
         return None
-    latest = (services.app.latest_version(event_id) if services.db.dialect.name == "sqlite"
-              else await off_loop(services.app.latest_version, event_id))
-    if row["version"] != latest:
-        return None
-    fields = fields_of_row(row)
+    fields = row_fields(row)
     return event_json(fields, await services.people_reader.names(people_of([fields])), user.id)
 
 

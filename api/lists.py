@@ -16,7 +16,7 @@ from api.context import CurrentUser, Services, off_loop
 from api.docs import responses
 from api.errors import ApiError
 from api.events import ICS, parse_time
-from api.present import fields_of_row
+from api.present import fields_of_row, row_fields
 from api.schemas import EventList
 from consumers.calendar import calendar
 from domain.presentation import event_json, instant, people_of
@@ -79,7 +79,7 @@ async def page_json(request: Request, services: Services, user: CurrentUser,
                     found: Filters) -> JSONResponse:
     reached = await read_your_writes(request, services)
     page: Page = await services.reader.page(found, request.args.get("cursor"), limit(request))
-    rows = [fields_of_row(row) for row in page.rows]
+    rows = [row_fields(row) for row in page.rows]
     names = await services.people_reader.names(people_of(rows))
     return json({"events": [event_json(row, names, user.id) for row in rows], "next": page.next},
                 headers={"X-Position": str(reached)})

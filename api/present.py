@@ -19,12 +19,19 @@ from domain.presentation import (
 from projections.people import Account, PeopleReader
 
 
-def fields_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A view row's shown fields: times parsed back, participant ids decoded."""
+def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A view row's shown fields with participant ids decoded; times stay the view's instant
+    text, which event_json shows as it is."""
     fields = dict(row)
+    fields["participants"] = json.loads(fields["participants"])
+    return fields
+
+
+def fields_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A view row's fields as an aggregate's: times parsed back (for iCalendar)."""
+    fields = row_fields(row)
     for name in ("starting_time", "end_time", "created_at", "updated_at"):
         fields[name] = datetime.fromisoformat(fields[name])
-    fields["participants"] = json.loads(fields["participants"])
     return fields
 
 

@@ -127,12 +127,6 @@ class EventsApplication(Application[UUID]):
             raise GoneError(f'event "{event.name}" has been deleted')
         return event
 
-    def latest_version(self, event_id: UUID) -> int | None:
-        """The version of the last fact recorded for the id (one indexed read), to tell whether
-        a view row is current without rebuilding the aggregate."""
-        stored = self.recorder.select_events(event_id, desc=True, limit=1)
-        return stored[0].originator_version if stored else None
-
     def event_at_version(self, event_id: UUID, version: int) -> Event:
         latest = self._get(Event, event_id)
         if not 1 <= version <= latest.version:

@@ -19,7 +19,11 @@ def instant(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def utc(value: datetime) -> str:
+def utc(value: datetime | str) -> str:
+    """The client's form of an instant: RFC 3339 in UTC, fractions only when there are some.
+    A view row's `instant` text converts without parsing (lists show a hundred rows at once)."""
+    if isinstance(value, str):
+        return value.removesuffix(".000000Z") + "Z" if value.endswith(".000000Z") else value
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -53,7 +57,7 @@ def participants(ids: Iterable[str], names: Names, owner_view: bool) -> list[str
 
 
 def event_json(event: Mapping[str, Any], names: Names, viewer_id: str) -> dict[str, Any]:
-    """`event` is fields_of(aggregate) or fields_of_row(row)."""
+    """`event` is fields_of(aggregate) or a view row's fields (row_fields)."""
     owner = names.get(event["owner_id"])
     return {
         "id": event["id"],

@@ -228,21 +228,39 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class InlineReads:
-    """SQLite lookups answered on the event loop itself, through the database's connection for
-    that thread: an indexed single-row read takes microseconds, less than a hop to a thread
-    costs (SPEC §4); anything that scans goes through SqliteReads instead."""
+    """SQLite lookups answered on the event loop itself: an indexed single-row read takes
+    microseconds, less than a hop to a thread costs (SPEC §4); anything that scans goes through
+    SqliteReads instead. Its own read-only connection has the event store attached as `store`,
+    so a view row and the store's latest version for it come back from one query."""
 
-    def __init__(self, db: SqliteDatabase) -> None:
-        self.db = db
+    def __init__(self, path: Path, store: Path | None = None) -> None:
+        self.path = path
+        self.store = store
+        self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        """Nothing to open: the database's connections open on first use."""
+        """Idempotent: the people and events readers share one instance."""
+        if self._conn is None:
+            self._conn = read_only(self.path)
+            if self.store is not None:
+                self._conn.execute("ATTACH DATABASE ? AS store", (f"file:{self.store}?mode=ro",))
 
     async def close(self) -> None:
-        """Nothing to close beyond the database itself."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.db.connection().execute(sql, parameters)]
+        assert self._conn is not None, "InlineReads.open() was not awaited"
+        return [dict(row) for row in self._conn.execute(sql, parameters)]
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
 
 
 class SqliteReads:

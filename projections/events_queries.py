@@ -17,6 +17,7 @@ from projections.search import words
 
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
            "created_at, updated_at")
+VIEW_COLUMNS = ", ".join("v." + column.strip() for column in COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def page_query(
     if after:
         where.append(f"({start}, {ident}) > (?, ?)")
         params.extend(after)
-    sql = f"SELECT {', '.join('v.' + c.strip() for c in COLUMNS.split(','))} FROM {source}"
+    sql = f"SELECT {VIEW_COLUMNS} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {start}, {ident} LIMIT ?"
@@ -106,19 +107,25 @@ def page_query(
 
 
 class EventsReader:
-    """The view's questions, asked through a worker's async connection (SqliteReads or
-    PostgresReads) in its dialect."""
+    """The view's questions, asked through a worker's async connections in its dialect: pages
+    through `reads` (SqliteReads or PostgresReads), single rows through `lookups`."""
 
-    def __init__(self, reads: AsyncReads, secret: str, dialect: Dialect) -> None:
+    def __init__(self, reads: AsyncReads, lookups: AsyncReads, secret: str, dialect: Dialect,
+                 store_version: str) -> None:
         self.reads = reads
+        self.lookups = lookups
         self.secret = secret
         self.dialect = dialect
+        # A scalar SQL expression: the store's latest version for the view row `v`.
+        self.store_version = store_version
 
     async def open(self) -> None:
         await self.reads.open()
+        await self.lookups.open()
 
     async def close(self) -> None:
         await self.reads.close()
+        await self.lookups.close()
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
@@ -130,8 +137,11 @@ class EventsReader:
         return Page(found, cursor)
 
     async def current(self, event_id: str) -> dict[str, Any] | None:
-        rows = await self.reads.fetchall(
-            f"SELECT {COLUMNS} FROM events_view WHERE id = ?", (event_id,))
+        """The view row with `latest`, the store's latest version for the id, read in one
+        statement: the row is current exactly when its version equals `latest`."""
+        rows = await self.lookups.fetchall(
+            f"SELECT {VIEW_COLUMNS}, {self.store_version} AS latest FROM events_view v "
+            "WHERE v.id = ?", (event_id,))
         return rows[0] if rows else None
 
     async def position(self, view: str) -> int:

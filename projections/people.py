@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import ConflictError, InvalidFieldsError
-from projections.database import AsyncReads, StateDatabase
+from projections.database import AsyncReads, Connection, StateDatabase
 
 ACCOUNT_SQL = ("SELECT id, username, email, password_hash, created_at, updated_at FROM users "
                "WHERE {key} = ?")
+# A counter in the tracking table, raised in the same transaction as any change to what
+# names() answers for a known id (a rename, an erasure): readers that cache names compare it.
+NAMES_CHANGED = "people.names"
+CACHED_NAMES = 100_000
 NAMES_SQL = (
     ("SELECT id, username AS name FROM users WHERE id IN ({marks})", "user"),
     ("SELECT id, email AS name FROM invitees WHERE id IN ({marks})", "invitee"),
@@ -86,6 +90,8 @@ class People:
             conn.execute(
                 f"UPDATE users SET {assignments} WHERE id = ?", (*columns.values(), user_id)
             )
+            if "username" in changes:
+                names_changed(conn)
 
     def address(self, person_id: str) -> str | None:
         """Where to email a person (a user or an invitee); None once erased."""
@@ -99,6 +105,7 @@ class People:
     def erase(self, user_id: str) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            names_changed(conn)
         self.db.scrub()
 
     def resolve(self, entries: Iterable[str]) -> list[str]:
@@ -154,6 +161,10 @@ class PeopleReader:
 
     def __init__(self, reads: AsyncReads) -> None:
         self.reads = reads
+        # id → (kind, name), or None for an erased person; valid while NAMES_CHANGED holds
+        # at _names_seen. Names are read for every event shown, and change rarely.
+        self._names: dict[str, tuple[str, str] | None] = {}
+        self._names_seen = -1
 
     async def open(self) -> None:
         await self.reads.open()
@@ -168,16 +179,35 @@ class PeopleReader:
         return await self._one(ACCOUNT_SQL.format(key="username_key"), key(username))
 
     async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """As People.names."""
-        found: dict[str, tuple[str, str]] = {}
-        for sql, chunk, kind in names_queries(person_ids):
+        """As People.names, from a cache that one read of the change counter validates. Names
+        are fetched after the counter is read and kept only if no other call has since seen
+        another count, so the cache never holds a name older than its count."""
+        rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?",
+                                         (NAMES_CHANGED,))
+        seen = int(rows[0]["position"]) if rows else 0
+        if seen != self._names_seen or len(self._names) > CACHED_NAMES:
+            self._names = {}
+            self._names_seen = seen
+        known = self._names
+        ids = set(person_ids)
+        fetched: dict[str, tuple[str, str] | None] = dict.fromkeys(
+            person for person in ids if person not in known)
+        for sql, chunk, kind in names_queries(fetched):
             rows = await self.reads.fetchall(sql, chunk)
-            found.update((r["id"], (kind, r["name"])) for r in rows)
-        return found
+            fetched.update((r["id"], (kind, r["name"])) for r in rows)
+        if self._names_seen == seen:
+            known.update(fetched)
+        return {person: name for person in ids
+                if (name := known.get(person, fetched.get(person))) is not None}
 
     async def _one(self, sql: str, value: str) -> Account | None:
         rows = await self.reads.fetchall(sql, (value,))
         return account_of(rows[0]) if rows else None
+
+
+def names_changed(conn: Connection) -> None:
+    conn.execute("INSERT INTO tracking VALUES (?, 1) ON CONFLICT(view) DO UPDATE "
+                 "SET position = tracking.position + 1", (NAMES_CHANGED,))
 
 
 def account_of(row: Any) -> Account:

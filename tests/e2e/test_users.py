@@ -388,3 +388,31 @@ def test_erasure_also_covers_a_username_and_email_the_user_had_before_renaming(
     found = {what: erasure_server.holding(value) for what, value in secrets.items()}
     assert found == {what: [] for what in secrets}, f"personal data left on disk: {found}"
     assert_error(signin(http, renamed, "a later password"), 401)
+
+
+def test_events_show_a_rename_and_an_erasure_at_once_though_names_are_cached(
+        http: httpx.Client) -> None:
+    """Workers cache usernames; a rename or an erasure must still show in the very next read."""
+    owner = sign_up(http, "host")
+    guest = sign_up(http, "guest")
+    word = f"cached{uuid.uuid4().hex[:8]}"
+    created = http.post("/api/events/", headers=owner.headers,
+                        json=event_body(name=word, participants=[guest.username]))
+    assert created.status_code == 201, created.text
+    event_id = created.json()["event"]["id"]
+    one = f"/api/event/{event_id}"
+    listed = {"q": word, "min_position": created.headers["x-position"]}
+
+    def shown() -> tuple[list[str], list[list[str]]]:
+        event = http.get(one, headers=owner.headers)
+        page = http.get("/api/events/", params=listed, headers=owner.headers)
+        assert event.status_code == 200 and page.status_code == 200, (event.text, page.text)
+        return (event.json()["event"]["participants"],
+                [e["participants"] for e in page.json()["events"] if e["id"] == event_id])
+
+    assert shown() == ([guest.username], [[guest.username]])
+    renamed = f"renamed-{uuid.uuid4().hex[:8]}"
+    assert change(http, guest, {"username": renamed}).status_code == 200
+    assert shown() == ([renamed], [[renamed]])
+    assert http.delete(f"/api/user/{guest.id}", headers=guest.headers).status_code == 200
+    assert shown() == ([], [[]])
