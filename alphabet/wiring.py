@@ -144,7 +144,9 @@ def store_version(settings: Settings, app: EventsApplication) -> str:
     if settings.postgres:
         return (f"(SELECT MAX(originator_version) FROM {table} "
                 "WHERE originator_id = CAST(v.id AS uuid))")
-    return f"(SELECT MAX(originator_version) FROM store.{table} WHERE originator_id = v.id)"
+    # eventsourcing's SQLite recorder keeps ids as 32 hex digits, without dashes.
+    return (f"(SELECT MAX(originator_version) FROM store.{table} "
+            "WHERE originator_id = replace(v.id, '-', ''))")
 
 
 def leases(settings: Settings) -> Leases:

@@ -1,0 +1,68 @@
+"""What the event loop reads, on each backend's real store: a view row comes back with the
+store's latest version for it (how GET one event knows the row is current), and cached names
+follow renames and erasures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alphabet import wiring
+from alphabet.settings import Settings
+from api.context import Services
+from tests.conftest import Backend
+from tests.unit.fixtures import fields
+
+
+@pytest.fixture(scope="module")
+def settings(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    found = Settings.from_env({"ALPHABET_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+                               **backend.env})
+    wiring.migrate(settings=found)
+    return found
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    built = wiring.services(settings)
+    await built.reader.open()
+    await built.people_reader.open()
+    yield built
+    await built.reader.close()
+    await built.people_reader.close()
+    built.app.close()
+    built.db.close()
+
+
+async def test_a_view_row_comes_with_the_stores_latest_version_for_it(services: Services) -> None:
+    start = datetime.now(UTC) + timedelta(days=3)
+    created = services.app.create_event(
+        owner_id="owner-1", **fields(starting_time=start, end_time=start + timedelta(hours=1)))
+    event_id = created.aggregates[0].id
+    services.follower.run_once()
+    row = await services.reader.current(str(event_id))
+    assert row is not None and (row["version"], row["latest"]) == (1, 1)
+
+    services.app.update_event(event_id, by="owner-1", now=datetime.now(UTC),
+                              expected_version=None, changes={"name": "Renamed"})
+    lagging = await services.reader.current(str(event_id))
+    assert lagging is not None and (lagging["version"], lagging["latest"]) == (1, 2)
+    services.follower.run_once()
+    caught_up = await services.reader.current(str(event_id))
+    assert caught_up is not None and (caught_up["version"], caught_up["latest"]) == (2, 2)
+    assert await services.reader.current("00000000-0000-0000-0000-000000000000") is None
+
+
+async def test_cached_names_follow_a_rename_and_an_erasure(services: Services) -> None:
+    services.people.add_user("user-1", "alice", "alice@example.com", "x", "2031-01-01")
+    [invitee] = services.people.resolve(["guest@example.com"])
+    names = services.people_reader.names
+    assert (await names(["user-1", invitee, "nobody"])) == {
+        "user-1": ("user", "alice"), invitee: ("invitee", "guest@example.com")}
+    services.people.update("user-1", {"username": "alicia"}, "2031-01-02")
+    assert (await names(["user-1"])) == {"user-1": ("user", "alicia")}
+    services.people.erase("user-1")
+    assert (await names(["user-1", invitee])) == {
+        invitee: ("invitee", "guest@example.com")}
