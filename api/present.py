@@ -4,7 +4,6 @@ shown to the owner only, times as UTC instants."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +15,11 @@ from domain.presentation import (
     people_of,
     utc,
 )
+from projections.database import Row
 from projections.people import Account, PeopleReader
 
 
-def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_fields(row: Row) -> dict[str, Any]:
     """A view row's shown fields with participant ids decoded; times stay the view's instant
     text, which event_json shows as it is."""
     fields = dict(row)
@@ -27,7 +27,7 @@ def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def fields_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def fields_of_row(row: Row) -> dict[str, Any]:
     """A view row's fields as an aggregate's: times parsed back (for iCalendar)."""
     fields = row_fields(row)
     for name in ("starting_time", "end_time", "created_at", "updated_at"):

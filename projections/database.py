@@ -123,6 +123,15 @@ class StateDatabase(Protocol):
     def close(self) -> None: ...
 
 
+class Row(Protocol):
+    """A row read by column name: sqlite3.Row, or psycopg's dict row. Left as the driver made
+    it, since copying a page of rows into dicts costs as much as the query."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
 class AsyncReads(Protocol):
     """Queries from the event loop, for what can take a while (pages, searches)."""
 
@@ -130,7 +139,7 @@ class AsyncReads(Protocol):
 
     async def close(self) -> None: ...
 
-    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]: ...
+    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[Row]: ...
 
 
 class SqliteDialect:
@@ -250,9 +259,9 @@ class InlineReads:
             self._conn.close()
             self._conn = None
 
-    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[Row]:
         assert self._conn is not None, "InlineReads.open() was not awaited"
-        return [dict(row) for row in self._conn.execute(sql, parameters)]
+        return self._conn.execute(sql, parameters).fetchall()
 
 
 def read_only(path: Path) -> sqlite3.Connection:
@@ -280,7 +289,7 @@ class SqliteReads:
         if self._conn is not None:
             await self._conn.close()
 
-    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[Row]:
         assert self._conn is not None, "SqliteReads.open() was not awaited"
         async with self._conn.execute(sql, parameters) as rows:
-            return [dict(row) for row in await rows.fetchall()]
+            return list(await rows.fetchall())

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from domain.errors import InvalidFieldsError
-from projections.database import SQLITE, AsyncReads, Dialect
+from projections.database import SQLITE, AsyncReads, Dialect, Row
 from projections.search import words
 
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
@@ -39,11 +39,11 @@ class Filters:
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     next: str | None
 
 
-def encode_cursor(row: dict[str, Any], filters: Filters, secret: str) -> str:
+def encode_cursor(row: Row, filters: Filters, secret: str) -> str:
     start, event_id = row["starting_time"], row["id"]
     raw = json.dumps([start, event_id, filters.seal(start, event_id, secret)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -142,7 +142,7 @@ class EventsReader:
         rows = await self.lookups.fetchall(
             f"SELECT {VIEW_COLUMNS}, {self.store_version} AS latest FROM events_view v "
             "WHERE v.id = ?", (event_id,))
-        return rows[0] if rows else None
+        return dict(rows[0]) if rows else None
 
     async def position(self, view: str) -> int:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))

@@ -28,7 +28,7 @@ from eventsourcing import persistence
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
-from projections.database import SCHEMA, Connection, Dialect, Rows, Tables
+from projections.database import SCHEMA, Connection, Dialect, Row, Rows, Tables
 from projections.search import Search, TsvectorSearch
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class PostgresReads:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def fetchall(self, statement: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+    async def fetchall(self, statement: str, parameters: Sequence[Any]) -> list[Row]:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(placeholders(statement), parameters)
             return list(await cursor.fetchall())
