@@ -23,6 +23,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from alphabet.settings import Settings
 from api.context import Services, SigninPolicy
+from api.rendered import RenderedEvents
 from api.security import Tokens
 from consumers.hub import Hub
 from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, Transport
@@ -201,6 +202,7 @@ def services(settings: Settings) -> Services:
     db = state_database(settings)
     secret = settings.secret()
     pages, lookups = async_reads(settings)
+    people_reader = PeopleReader(lookups)
     return Services(
         app=app,
         db=db,
@@ -218,7 +220,8 @@ def services(settings: Settings) -> Services:
             secret=secret,
         ),
         reader=EventsReader(pages, lookups, secret, db.dialect, store_version(settings, app)),
-        people_reader=PeopleReader(lookups),
+        people_reader=people_reader,
+        rendered=RenderedEvents(people_reader),
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sanic import Request
 
 from api.errors import ApiError, invalid_body, unauthorized
+from api.rendered import RenderedEvents
 from api.security import TokenError, Tokens
 from consumers.hub import Hub
 from consumers.messages import LoadEvent
@@ -53,6 +54,7 @@ class Services:
     reader: EventsReader
     # lookups from the event loop (accounts, names); People is for threads
     people_reader: PeopleReader
+    rendered: RenderedEvents
     hub: Hub
     load_event: LoadEvent
     outbox: Path

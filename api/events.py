@@ -14,7 +14,8 @@ from sanic_ext import openapi
 from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse
 from api.docs import body, responses
 from api.errors import ApiError
-from api.present import aggregate_json, history_json, row_fields
+from api.present import aggregate_json, history_json
+from api.rendered import JSON, event_body
 from api.schemas import (
     EventChangeBody,
     EventCreateBody,
@@ -27,7 +28,7 @@ from consumers.calendar import calendar
 from domain.application import Written
 from domain.errors import NotFoundError
 from domain.events import Event
-from domain.presentation import event_json, fields_of, people_of
+from domain.presentation import fields_of
 
 bp = Blueprint("events", url_prefix="/api")
 
@@ -58,8 +59,12 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
                    headers={"ETag": f'"{event.version}"'})
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
-    if as_of is None and (current := await current_json(services, uid, user)) is not None:
-        return json({"event": current}, headers={"ETag": f'"{current["version"]}"'})
+    if as_of is None and (current := await services.reader.current(str(uid))) is not None \
+            and current["latest"] == current["version"]:
+        # The view row is provably current: its version is the store's latest, read with it.
+        [text] = await services.rendered.render([current], user.id)
+        return raw(event_body(text), content_type=JSON,
+                   headers={"ETag": f'"{current["version"]}"'})
     if as_of is None:
         event = await off_loop(services.app.get_event, uid)
     elif as_of.strip().isdigit():
@@ -118,19 +123,6 @@ def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
         if name in fields:
             fields[name] = fields[name].astimezone(UTC)
     return fields
-
-
-async def current_json(
-    services: Services, event_id: UUID, user: CurrentUser
-) -> dict[str, Any] | None:
-    """The event from its view row, when that row is provably current: its version equals the
-    store's latest for the id, read in the same statement. Else None, and the caller rebuilds
-    the aggregate from the store (a lagging view, a deletion)."""
-    row = await services.reader.current(str(event_id))
-    if row is None or row.pop("latest") != row["version"]:
-        return None
-    fields = row_fields(row)
-    return event_json(fields, await services.people_reader.names(people_of([fields])), user.id)
 
 
 async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:

@@ -8,18 +8,19 @@ from contextlib import suppress
 from typing import Any
 from urllib.parse import unquote
 
-from sanic import Blueprint, Request, json, raw
-from sanic.response import HTTPResponse, JSONResponse
+from sanic import Blueprint, Request, raw
+from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
 from api.context import CurrentUser, Services, off_loop
 from api.docs import responses
 from api.errors import ApiError
 from api.events import ICS, parse_time
-from api.present import fields_of_row, row_fields
+from api.present import fields_of_row
+from api.rendered import JSON, page_body
 from api.schemas import EventList
 from consumers.calendar import calendar
-from domain.presentation import event_json, instant, people_of
+from domain.presentation import instant
 from projections.events_queries import Filters, Page
 from projections.events_view import EventsView
 
@@ -52,7 +53,7 @@ def documented(func: Any) -> Any:
 @openapi.summary("List events by starting time, with filters and cursor pagination")
 @documented
 @responses({200: EventList, 422: None}, auth=True)
-async def list_events(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+async def list_events(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
     return await page_json(request, services, user, await filters(request, services))
 
 
@@ -61,7 +62,7 @@ async def list_events(request: Request, services: Services, user: CurrentUser) -
 @documented
 @responses({200: EventList, 422: None}, auth=True)
 async def search_events(request: Request, services: Services, user: CurrentUser,
-                        location: str) -> JSONResponse:
+                        location: str) -> HTTPResponse:
     found = await filters(request, services, location=unquote(location).strip("/"))
     return await page_json(request, services, user, found)
 
@@ -76,13 +77,12 @@ async def events_ics(request: Request, services: Services, user: CurrentUser) ->
 
 
 async def page_json(request: Request, services: Services, user: CurrentUser,
-                    found: Filters) -> JSONResponse:
+                    found: Filters) -> HTTPResponse:
     reached = await read_your_writes(request, services)
     page: Page = await services.reader.page(found, request.args.get("cursor"), limit(request))
-    rows = [row_fields(row) for row in page.rows]
-    names = await services.people_reader.names(people_of(rows))
-    return json({"events": [event_json(row, names, user.id) for row in rows], "next": page.next},
-                headers={"X-Position": str(reached)})
+    events = await services.rendered.render(page.rows, user.id)
+    return raw(page_body(events, {"next": page.next}), content_type=JSON,
+               headers={"X-Position": str(reached)})
 
 
 async def read_your_writes(request: Request, services: Services) -> int:

@@ -4,6 +4,7 @@ shown to the owner only, times as UTC instants."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,20 +20,22 @@ from projections.database import Row
 from projections.people import Account, PeopleReader
 
 
-def row_fields(row: Row) -> dict[str, Any]:
-    """A view row's shown fields with participant ids decoded; times stay the view's instant
-    text, which event_json shows as it is."""
+def fields_of_row(row: Row) -> dict[str, Any]:
+    """A view row's fields as an aggregate's: times parsed back (for iCalendar)."""
     fields = dict(row)
+    for name in ("starting_time", "end_time", "created_at", "updated_at"):
+        fields[name] = datetime.fromisoformat(fields[name])
     fields["participants"] = json.loads(fields["participants"])
     return fields
 
 
-def fields_of_row(row: Row) -> dict[str, Any]:
-    """A view row's fields as an aggregate's: times parsed back (for iCalendar)."""
-    fields = row_fields(row)
-    for name in ("starting_time", "end_time", "created_at", "updated_at"):
-        fields[name] = datetime.fromisoformat(fields[name])
-    return fields
+async def rows_json(rows: Sequence[Row], people: PeopleReader,
+                    viewer_id: str) -> list[dict[str, Any]]:
+    """View rows as a client sees them. The rows are shown as read (times in the view's
+    instant form, which utc() converts as text), each one's participants decoded once."""
+    ids = [json.loads(row["participants"]) for row in rows]
+    names = await people.names({row["owner_id"] for row in rows}.union(*ids))
+    return [event_json(row, names, viewer_id, shown) for row, shown in zip(rows, ids, strict=True)]
 
 
 async def aggregates_json(events: list[Event], people: PeopleReader,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from domain.events import Event
 
@@ -56,8 +56,15 @@ def participants(ids: Iterable[str], names: Names, owner_view: bool) -> list[str
     return shown
 
 
-def event_json(event: Mapping[str, Any], names: Names, viewer_id: str) -> dict[str, Any]:
-    """`event` is fields_of(aggregate) or a view row's fields (row_fields)."""
+class Fields(Protocol):
+    """An event's shown fields read by name: fields_of(aggregate), or a view row as the
+    driver returns it (whose participants are still JSON text: pass them decoded)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def event_json(event: Fields, names: Names, viewer_id: str,
+               participant_ids: Iterable[str] | None = None) -> dict[str, Any]:
     owner = names.get(event["owner_id"])
     return {
         "id": event["id"],
@@ -65,8 +72,9 @@ def event_json(event: Mapping[str, Any], names: Names, viewer_id: str) -> dict[s
         "starting_time": utc(event["starting_time"]),
         "end_time": utc(event["end_time"]),
         "location": event["location"],
-        "participants": participants(event["participants"], names,
-                                     viewer_id == event["owner_id"]),
+        "participants": participants(
+            event["participants"] if participant_ids is None else participant_ids, names,
+            viewer_id == event["owner_id"]),
         "owner": event["owner_id"],
         "owner_username": owner[1] if owner else None,
         "version": event["version"],

@@ -136,13 +136,13 @@ class EventsReader:
         cursor = encode_cursor(found[-1], filters, self.secret) if more and found else None
         return Page(found, cursor)
 
-    async def current(self, event_id: str) -> dict[str, Any] | None:
+    async def current(self, event_id: str) -> Row | None:
         """The view row with `latest`, the store's latest version for the id, read in one
         statement: the row is current exactly when its version equals `latest`."""
         rows = await self.lookups.fetchall(
             f"SELECT {VIEW_COLUMNS}, {self.store_version} AS latest FROM events_view v "
             "WHERE v.id = ?", (event_id,))
-        return dict(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     async def position(self, view: str) -> int:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))

@@ -178,16 +178,22 @@ class PeopleReader:
     async def by_username(self, username: str) -> Account | None:
         return await self._one(ACCOUNT_SQL.format(key="username_key"), key(username))
 
-    async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """As People.names, from a cache that one read of the change counter validates. Names
-        are fetched after the counter is read and kept only if no other call has since seen
-        another count, so the cache never holds a name older than its count."""
+    async def names_count(self) -> int:
+        """How many times names have changed (NAMES_CHANGED); a change empties the cache.
+        Anything cached from names() is valid while this count holds."""
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?",
                                          (NAMES_CHANGED,))
         seen = int(rows[0]["position"]) if rows else 0
         if seen != self._names_seen or len(self._names) > CACHED_NAMES:
             self._names = {}
             self._names_seen = seen
+        return seen
+
+    async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """As People.names, from a cache that one read of the change counter validates. Names
+        are fetched after the counter is read and kept only if no other call has since seen
+        another count, so the cache never holds a name older than its count."""
+        seen = await self.names_count()
         known = self._names
         ids = set(person_ids)
         fetched: dict[str, tuple[str, str] | None] = dict.fromkeys(

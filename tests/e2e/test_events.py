@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -174,6 +175,29 @@ def test_participants_are_usernames_and_invitee_addresses_which_only_the_owner_s
     assert created["changes"]["participants"] == [friend.username, "invitee"]
     assert "outsider@example.org" not in http.get(
         f"/api/event/{event['id']}/history", headers=other.headers).text
+
+
+def test_a_listed_event_shows_invitees_to_its_owner_only_whoever_looked_first(
+    http: httpx.Client, owner: Person, other: Person
+) -> None:
+    """Workers keep rendered events; the owner's rendering and everyone else's are apart."""
+    word = f"listed{uuid.uuid4().hex[:8]}"
+    event = create(http, owner, name=word, participants=["guest@example.org"])
+
+    def listed(who: Person) -> list[str]:
+        answer = http.get("/api/events/", params={"q": word, "min_position": log_head(http)},
+                          headers=who.headers)
+        assert answer.status_code == 200, answer.text
+        [shown] = answer.json()["events"]
+        assert shown["id"] == event["id"]
+        participants: list[str] = shown["participants"]
+        return participants
+
+    assert listed(other) == ["invitee"]
+    assert current(http, other, event["id"])["participants"] == ["invitee"]
+    assert listed(owner) == ["guest@example.org"]
+    assert current(http, owner, event["id"])["participants"] == ["guest@example.org"]
+    assert listed(other) == ["invitee"]
 
 
 def test_an_unknown_username_is_refused_with_422_naming_it_and_nothing_is_stored(

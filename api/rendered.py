@@ -1,0 +1,62 @@
+"""Events as JSON text, rendered from view rows once per worker and reused. A view row at a
+given version never changes (facts are immutable), and the names it shows hold until the
+people reader's change counter moves; so (id, version, whether the viewer is the owner) and
+that count decide the text completely. Lists show a hundred events per request, and decoding,
+naming and serialising them was most of a list's cost (py-spy, bench/)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from api.present import rows_json
+from projections.database import Row
+from projections.people import PeopleReader
+
+JSON = "application/json"
+# Entries kept per worker: a few thousand events' worth of the hottest pages, some MiB.
+RENDERED_KEPT = 20_000
+
+Key = tuple[str, int, bool]
+
+
+class RenderedEvents:
+    def __init__(self, people: PeopleReader, kept: int = RENDERED_KEPT) -> None:
+        self.people = people
+        self.kept = kept
+        self._texts: dict[Key, bytes] = {}
+        self._count = -1  # the names count the texts were rendered under
+
+    async def render(self, rows: Sequence[Row], viewer_id: str) -> list[bytes]:
+        """Each row's event JSON, in order. Missing texts are rendered after the names count
+        is read, and kept only if no other call has since seen another count."""
+        count = await self.people.names_count()
+        if count != self._count:
+            self._texts = {}
+            self._count = count
+        texts = self._texts
+        keys = [(row["id"], row["version"], row["owner_id"] == viewer_id) for row in rows]
+        found = [texts.get(key) for key in keys]
+        missing = [index for index, text in enumerate(found) if text is None]
+        made: dict[int, bytes] = {}
+        if missing:
+            shown = await rows_json([rows[index] for index in missing], self.people, viewer_id)
+            made = {index: json.dumps(event, ensure_ascii=False).encode()
+                    for index, event in zip(missing, shown, strict=True)}
+            if self._count == count:
+                while texts and len(texts) + len(made) > self.kept:
+                    del texts[next(iter(texts))]  # oldest first: dicts keep insertion order
+                texts.update((keys[index], text) for index, text in made.items())
+        return [made[index] if text is None else text for index, text in enumerate(found)]
+
+
+def page_body(events: Sequence[bytes], after: dict[str, object]) -> bytes:
+    """{"events": [...], plus the members in `after`}: the rendered texts are spliced in as
+    they are, not parsed and serialised again."""
+    rest = b"".join(b"," + json.dumps(name).encode() + b":" + json.dumps(value).encode()
+                    for name, value in after.items())
+    return b'{"events":[' + b",".join(events) + b"]" + rest + b"}"
+
+
+def event_body(event: bytes) -> bytes:
+    return b'{"event":' + event + b"}"
