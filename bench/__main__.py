@@ -343,7 +343,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
             add("append", f"HTTP POST, {writers} client(s), w{workers}",
                 append[f"http_w{workers}"][str(writers)]["ok_rps"], "facts/s", ceiling,
                 raw[best], target)
-        add("append", f"EventsApplication, {writers} thread(s)",
+        add("append", f"EventsApplication + group commit, {writers} thread(s)",
             append["in_process"][str(writers)], "facts/s", ceiling, raw[best], target)
     replayed = results["replay"]
     add("replay", f"replay events view, {replayed['facts']:,} facts",

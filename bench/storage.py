@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alphabet import wiring
+from alphabet.group_commit import GroupCommit
 from alphabet.settings import Settings
 from bench.load import LOCATIONS, MAX_PARTICIPANTS, NAMES
 from projections.follower import Log
@@ -84,9 +85,11 @@ def concurrently(writers: int, seconds: float, write: Callable[[int], Callable[[
 
 
 def append_in_process(directory: Path, writers: int, seconds: float) -> float:
-    """Facts/s saving one new event per save, from `writers` threads sharing one application
-    (as a server worker's thread pool does)."""
+    """Facts/s saving one new event per command, from `writers` threads sharing one
+    application with its group commit, as a server worker's thread pool does."""
     app = wiring.event_application(Settings(data_dir=directory))
+    group = GroupCommit(app)
+    group.start()
     owner = str(uuid.uuid4())
 
     def writer(index: int) -> Callable[[], None]:
@@ -100,6 +103,7 @@ def append_in_process(directory: Path, writers: int, seconds: float) -> float:
     try:
         return concurrently(writers, seconds, writer)
     finally:
+        group.stop()
         app.close()
 
 
