@@ -13,14 +13,18 @@ import logging
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
@@ -29,7 +33,7 @@ import aiosmtplib
 from consumers.calendar import calendar
 from consumers.messages import LoadEvent, LookUpNames
 from domain.events import Event
-from domain.presentation import changes_json, event_json, fields_of, people_of
+from domain.presentation import Names, changes_json, event_json, fields_of, people_of
 from domain.reminders import Reminder
 
 log = logging.getLogger(__name__)
@@ -191,14 +195,59 @@ SUBJECTS = {
     "reminder": 'Reminder: "{name}" starts at {start}',
 }
 
+# An email as the mailer builds it: compat32 headers, some set as email.header.Header.
+Mail: TypeAlias = "Message[str, str | Header]"
 
-def compose(item: Outgoing, event: Event, names: Any, address: str, sender: str) -> EmailMessage:
-    """The email for one outbox row: plain text and HTML parts and the event as .ics."""
+# Quoted-printable rather than utf-8's default base64: the dev outbox stays readable, and no line
+# (the HTML part is one) grows past what SMTP allows. A Charset of our own: add_charset would
+# change it for every user of the email package in the process.
+TEXT = Charset("utf-8")
+TEXT.body_encoding = QP
+# Every part is quoted-printable or base64, where "=_" never occurs, so these can be fixed:
+# the generator's own random boundaries cost a regular expression compiled per message to
+# check that they do not occur.
+BOUNDARIES = ("=_alphabet-events.alternative", "=_alphabet-events.mixed")
+
+
+def kind_for(item: Outgoing, event: Event) -> str:
+    """An update is news to its participants and an uninvitation to those it removed."""
+    if item.kind == "updated" and item.person_id not in event.participants:
+        return "removed"
+    return item.kind
+
+
+@dataclass(frozen=True)
+class Letter:
+    """The email of one change, the same for all its recipients (it counts participants rather
+    than naming anyone), so its MIME body is rendered once and each recipient's message only
+    adds headers. The stdlib's EmailMessage rebuilt and re-folded everything per recipient at
+    ~5 ms a message; this is compat32 email.mime, whose generator writes a string payload of
+    a multipart message as it stands."""
+
+    subject: str
+    content_type: str
+    body: str
+
+    def to(self, sender: str, address: str, message_id: str) -> Mail:
+        message: Mail = Message()
+        message["Subject"] = self.subject
+        message["From"] = sender
+        # An address or a Message-ID has no place to fold. Given the header's name, compat32
+        # moves a long one to a continuation line, and readers keep the leading space; a
+        # Header made without the name leaves it on the header's line.
+        message["To"] = Header(address)
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = Header(message_id)
+        message["MIME-Version"] = "1.0"
+        message["Content-Type"] = self.content_type
+        message.set_payload(self.body)
+        return message
+
+
+def letter(kind: str, event: Event, names: Names, changed: list[str]) -> Letter:
+    """Plain text and HTML parts and the event as .ics, for one version and kind of email."""
     fields = fields_of(event)
     shown = event_json(fields, names, "")
-    kind = item.kind
-    if kind == "updated" and item.person_id not in event.participants:
-        kind = "removed"
     start = shown["starting_time"]
     lines = [
         SUBJECTS[kind].format(name=shown["name"], start=start),
@@ -209,47 +258,48 @@ def compose(item: Outgoing, event: Event, names: Any, address: str, sender: str)
         # Counted, not named: a copy of an email outlives the erasure of the people it names.
         f"Participants: {len(shown['participants'])}",
     ]
-    if item.changed and kind in ("updated", "removed"):
-        changes = changes_json({k: getattr(event, k) for k in item.changed}, names, False)
+    if changed and kind in ("updated", "removed"):
+        changes = changes_json({k: getattr(event, k) for k in changed}, names, False)
         if "participants" in changes:
             changes["participants"] = f"now {len(changes['participants'])}"
         lines += ["", "What changed:"] + [f"  {k}: {v}" for k, v in changes.items()]
-    message = EmailMessage()
-    message["Subject"] = " ".join(lines[0].split())  # a header may not hold a line break
-    message["From"] = sender
-    message["To"] = address
-    message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = item.message_id
-    message.set_content("\n".join(lines) + "\n")
     body = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
-    message.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
     method = "CANCEL" if kind in ("deleted", "removed") else "REQUEST"
-    message.add_attachment(event_calendar(fields, method), maintype="text", subtype="calendar",
-                           filename="event.ics", params={"method": method})
-    return message
+    # utf-8's default base64: it keeps the .ics's CRLF line ends, which quoted-printable would not
+    ics = MIMEText(calendar([fields], method).decode(), "calendar", "utf-8")
+    ics.set_param("method", method)
+    ics.add_header("Content-Disposition", "attachment", filename="event.ics")
+    alternatives = MIMEMultipart("alternative", boundary=BOUNDARIES[0], _subparts=[
+        text_part("plain", "\n".join(lines) + "\n"),
+        text_part("html", f"<html><body>{body}</body></html>"),
+    ])
+    whole = MIMEMultipart("mixed", boundary=BOUNDARIES[1], _subparts=[alternatives, ics])
+    _, _, rendered = whole.as_string().partition("\n\n")  # the body: after the first blank line
+    # A header may not hold a line break. Encoded (RFC 2047) and folded here, once: compat32
+    # keeps a value's line breaks, so each message only copies it.
+    subject = Header(" ".join(lines[0].split()), header_name="Subject").encode()
+    return Letter(subject, str(whole["Content-Type"]), rendered)
 
 
-def event_calendar(fields: dict[str, Any], method: str) -> bytes:
-    """The .ics of one version of an event, built once for all its recipients."""
-    key = (fields["id"], fields["version"], method)
-    built = _calendars.get(key)
-    if built is None:
-        built = _calendars[key] = calendar([fields], method)
-        while len(_calendars) > CALENDARS_KEPT:
-            _calendars.popitem(last=False)
-    return built
-
-
-CALENDARS_KEPT = 256
-_calendars: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+def text_part(subtype: str, text: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(text, TEXT)
+    return part
 
 
 class Transport(Protocol):
-    async def deliver(self, message: EmailMessage, person_id: str) -> None: ...
+    """Where messages go. A delivery pass ends with end_pass(), so what a pass keeps open (an
+    SMTP connection, the outbox lock file) is shared by its messages and never outlives it."""
+
+    async def deliver(self, message: Mail, person_id: str) -> None: ...
+
+    async def end_pass(self) -> None: ...
 
 
 class SmtpTransport:
-    """smtp://user:password@host:port (add ?starttls=true for STARTTLS) or smtps:// (TLS)."""
+    """smtp://user:password@host:port (add ?starttls=true for STARTTLS) or smtps:// (TLS). One
+    connection serves a whole delivery pass: a connection, TLS handshake and login per message
+    cost more than the message."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -266,9 +316,43 @@ class SmtpTransport:
             "start_tls": query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes"),
             "timeout": 10,
         }
+        self.client: aiosmtplib.SMTP | None = None
 
-    async def deliver(self, message: EmailMessage, person_id: str) -> None:
-        await aiosmtplib.send(message, **self.options)
+    async def deliver(self, message: Mail, person_id: str) -> None:
+        if self.client is not None:
+            try:
+                await self.client.send_message(message)
+                return
+            except ConnectionError:
+                # The server hung up on the open connection (servers limit messages or idle
+                # time per connection): that says nothing about this message, so try it once
+                # more on a new one.
+                self._drop()
+            except BaseException:
+                self._drop()
+                raise
+        self.client = aiosmtplib.SMTP(**self.options)
+        try:
+            await self.client.connect()
+            await self.client.send_message(message)
+        except BaseException:
+            self._drop()
+            raise
+
+    async def end_pass(self) -> None:
+        if self.client is None:
+            return
+        try:
+            await self.client.quit()
+        except (OSError, aiosmtplib.SMTPException):
+            pass  # the messages are sent; a goodbye the server missed changes nothing
+        finally:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
 
 class RecipientErasedError(Exception):
@@ -278,31 +362,54 @@ class RecipientErasedError(Exception):
 class OutboxTransport:
     """The development default: one .eml file per message under <data dir>/outbox/<person id>/,
     so erasing a person can remove every file addressed to them. Writing and erasing take one
-    lock, and the recipient is looked up again under it, so no file outlives an erasure."""
+    lock, and the recipient is looked up again under it, so no file outlives an erasure. The
+    lock file stays open for a pass rather than being opened per message."""
 
     def __init__(self, directory: Path, address: Callable[[str], str | None]) -> None:
         self.directory = directory
         self.address = address
+        self.lock: IO[str] | None = None
 
-    async def deliver(self, message: EmailMessage, person_id: str) -> None:
-        with outbox_lock(self.directory):
+    async def deliver(self, message: Mail, person_id: str) -> None:
+        if self.lock is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.lock = lock_path(self.directory).open("a")
+        data = message.as_bytes()
+        path = self.directory / person_id / (
+            str(message["Message-ID"]).strip("<>").replace("@", "_") + ".eml")
+        with holding(self.lock):
             if self.address(person_id) is None:
                 raise RecipientErasedError(person_id)
-            folder = self.directory / person_id
-            folder.mkdir(parents=True, exist_ok=True)
-            name = str(message["Message-ID"]).strip("<>").replace("@", "_") + ".eml"
-            (folder / name).write_bytes(message.as_bytes())
+            try:
+                path.write_bytes(data)
+            except FileNotFoundError:  # the person's first message
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+
+    async def end_pass(self) -> None:
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+
+def lock_path(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".lock")
+
+
+@contextmanager
+def holding(handle: IO[str]) -> Iterator[None]:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
 def outbox_lock(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
-    with directory.with_name(directory.name + ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with lock_path(directory).open("a") as handle, holding(handle):
+        yield
 
 
 def erase_outbox(directory: Path, person_id: str) -> None:
@@ -331,7 +438,9 @@ class Mailer:
         self.load = load
         self.names = names
         self.address = address
-        self.sender = sender
+        # Parsed and put back together once: a non-ASCII display name is encoded (RFC 2047)
+        # and the address left as it is.
+        self.sender = formataddr(parseaddr(sender), "utf-8")
         self.clock = clock
         # Delivery state lives beside the outbox, not in it: a replay rebuilds the outbox from
         # the facts, but what was delivered is not in the facts and must not be forgotten (or
@@ -373,37 +482,48 @@ class Mailer:
 
     async def send_due(self) -> int:
         """Try every due message once; returns how many were delivered. The recipients of one
-        change share its loaded event, and the pass's outcomes are recorded in one transaction
-        (a crash before that only means some are sent again, with the same Message-ID)."""
+        change share its loaded event and its rendered letter, the transport keeps what it
+        opens (SMTP connection, lock file) for the pass, and the pass's outcomes are recorded
+        in one transaction (a crash before that only means some are sent again, with the same
+        Message-ID)."""
         delivered = 0
         outcomes: list[Outcome] = []
-        events: dict[tuple[str, int], tuple[Event, Any] | None] = {}
-        for item in self.due():
-            key = (item.event_id, item.version)
-            if key not in events:
-                event = self.load(UUID(item.event_id), item.version)
-                events[key] = (event, self.names(people_of([fields_of(event)]))) if event else None
-            address = self.address(item.person_id)
-            loaded = events[key]
-            if address is None or loaded is None:
-                outcomes.append(self._finished(item, "dropped: recipient or event erased"))
-                continue
-            try:
-                await self.transport.deliver(
-                    compose(item, *loaded, address, self.sender), item.person_id
-                )
-            except RecipientErasedError:
-                outcomes.append(self._finished(item, "dropped: recipient erased"))
-                continue
-            except (OSError, aiosmtplib.SMTPException) as exc:
-                outcomes.append(self._retried(item, exc))
-                continue
-            except Exception as exc:  # one bad message must never hold up the ones after it
-                log.exception("mail %s cannot be built or sent", item.message_id)
-                outcomes.append(self._retried(item, exc))
-                continue
-            outcomes.append(self._finished(item, "sent"))
-            delivered += 1
+        events: dict[tuple[str, int], tuple[Event, Names] | None] = {}
+        letters: dict[tuple[str, int, str], Letter] = {}
+        try:
+            for item in self.due():
+                key = (item.event_id, item.version)
+                if key not in events:
+                    event = self.load(UUID(item.event_id), item.version)
+                    events[key] = ((event, self.names(people_of([fields_of(event)])))
+                                   if event else None)
+                address = self.address(item.person_id)
+                loaded = events[key]
+                if address is None or loaded is None:
+                    outcomes.append(self._finished(item, "dropped: recipient or event erased"))
+                    continue
+                event, names = loaded
+                kind = kind_for(item, event)
+                try:
+                    made = letters.get((*key, kind))
+                    if made is None:
+                        made = letters[(*key, kind)] = letter(kind, event, names, item.changed)
+                    await self.transport.deliver(
+                        made.to(self.sender, address, item.message_id), item.person_id)
+                except RecipientErasedError:
+                    outcomes.append(self._finished(item, "dropped: recipient erased"))
+                    continue
+                except (OSError, aiosmtplib.SMTPException) as exc:
+                    outcomes.append(self._retried(item, exc))
+                    continue
+                except Exception as exc:  # one bad message must never hold up the ones after it
+                    log.exception("mail %s cannot be built or sent", item.message_id)
+                    outcomes.append(self._retried(item, exc))
+                    continue
+                outcomes.append(self._finished(item, "sent"))
+                delivered += 1
+        finally:
+            await self.transport.end_pass()
         self._record(outcomes)
         return delivered
 

@@ -1,13 +1,15 @@
 """Email on real components: a real event store and state database in SQLite files, the mail
 consumer built as alphabet.wiring builds it, and a real SMTP server (aiosmtpd) on loopback that
 can be stopped and started again on the same port. Covers who is written to on create, update
-and delete, what each email holds, deterministic Message-IDs, an SMTP outage and a consumer
-crash losing nothing, the retry backoff, erasure before delivery, the dev outbox, SMTP URLs and
-replaying the mail queue."""
+and delete, what each email holds (read back with the email package, non-ASCII names too),
+deterministic Message-IDs, an SMTP outage and a consumer crash losing nothing, the retry
+backoff, one SMTP connection per delivery pass, erasure before delivery and the outbox lock,
+the dev outbox, SMTP URLs and replaying the mail queue."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import threading
 import time
 import uuid
@@ -27,7 +29,14 @@ from icalendar import Calendar
 
 from alphabet import wiring
 from alphabet.settings import Postgres, Settings
-from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, erase_outbox
+from consumers.mail import (
+    Mailer,
+    MailQueue,
+    OutboxTransport,
+    SmtpTransport,
+    erase_outbox,
+    outbox_lock,
+)
 from domain.application import EventsApplication
 from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, catch_up_batch
@@ -48,6 +57,7 @@ class Received:
 
     recipients: tuple[str, ...]
     message: EmailMessage
+    connection: int  # which SMTP connection brought it, numbered from 0 in order of arrival
 
     @property
     def message_id(self) -> str:
@@ -88,17 +98,26 @@ class Received:
 
 
 class Inbox:
-    """An aiosmtpd handler keeping every message it accepts (it runs on the server's thread)."""
+    """An aiosmtpd handler keeping every message it accepts (it runs on the server's thread).
+    With `hang_up` it closes each connection once a message is accepted, as servers that limit
+    messages per connection do."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._received: list[Received] = []
+        self._sessions: list[Any] = []  # one per connection (aiosmtpd's Session)
+        self.hang_up = False
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = BytesParser(policy=policy.default).parsebytes(envelope.content)
         assert isinstance(message, EmailMessage)
         with self._lock:
-            self._received.append(Received(tuple(envelope.rcpt_tos), message))
+            if not any(known is session for known in self._sessions):
+                self._sessions.append(session)
+            connection = next(n for n, known in enumerate(self._sessions) if known is session)
+            self._received.append(Received(tuple(envelope.rcpt_tos), message, connection))
+        if self.hang_up:  # after the reply below has gone out, before the next command
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 Message accepted for delivery"
 
     def received(self) -> list[Received]:
@@ -186,11 +205,11 @@ class System:
         return cls(settings, app, db, People(db), wiring.follower(settings, app, db),
                    clock or Clock())
 
-    def mailer(self) -> Mailer:
+    def mailer(self, sender: str | None = None) -> Mailer:
         """wiring.mailer's transport, loader and address book, on this system's clock."""
         built = wiring.mailer(self.settings, self.app, self.db)
         return Mailer(self.db, built.transport, built.load, built.names, built.address,
-                      built.sender, clock=self.clock)
+                      sender or self.settings.mail_from, clock=self.clock)
 
     def close(self) -> None:
         self.app.close()
@@ -339,6 +358,84 @@ async def test_every_email_has_a_plain_text_part_an_html_part_and_the_event_as_i
     text = updated.message.get_body(("plain",))
     assert text is not None and "Haifa Bay" in text.get_content()
     assert "What changed" in text.get_content() and "location" in text.get_content()
+
+
+def read_outbox(outbox: Path) -> dict[str, tuple[bytes, EmailMessage]]:
+    """Every .eml in the dev outbox by Message-ID: its bytes and the email package's reading."""
+    found = {}
+    for path in outbox.glob("*/*.eml"):
+        raw = path.read_bytes()
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        assert isinstance(message, EmailMessage)
+        found[str(message["Message-ID"])] = (raw, message)
+    return found
+
+
+async def test_a_change_for_several_recipients_with_a_non_ascii_name_reads_back_right(
+    system_factory: Any
+) -> None:
+    system: System = system_factory(None)
+    owner, _ = system.add_user("owner")
+    kept, kept_address = system.add_user("kept")
+    dropped, dropped_address = system.add_user("dropped")
+    invitee_address = f"outsider_{uuid.uuid4().hex[:6]}@outside.example"
+    # long enough that its encoded subject must be folded over several lines
+    name = "Réunion d'équipe – café ☕ avec les collègues de Zürich, Kraków et Łódź"
+    event_id = system.create_event(owner, [system.username(kept), system.username(dropped),
+                                           invitee_address], name="Kick-off")
+    version = system.update_event(owner, event_id, name=name, location="Tōkyō 東京",
+                                  participants=[system.username(kept), invitee_address])
+    invitee = system.invitee_id(invitee_address)
+    system.follower.run_once()
+    sent_at = time.time()
+    assert await system.mailer(sender="Événements Alphabet <events@localhost>").send_due() == 6
+
+    messages = read_outbox(system.settings.outbox_dir)
+    updates = {person: messages[message_id(event_id, version, person, "updated")]
+               for person in (kept, invitee, dropped)}
+    assert len(messages) == 6
+    addresses = {kept: kept_address, invitee: invitee_address, dropped: dropped_address}
+    for person, (raw, message) in updates.items():
+        head = raw.split(b"\n\n", 1)[0].decode("ascii")  # headers are 7-bit, non-ASCII encoded
+        subject = head[head.index("Subject:"):].split("\n")
+        subject = subject[:next(n for n, line in enumerate(subject[1:], 1) if line[:1] != " ")]
+        assert len(subject) > 1 and all(line.split()[-1].startswith("=?utf-8?")
+                                        for line in subject)  # RFC 2047, folded
+        assert max(len(line) for line in subject) <= 78
+        assert str(message["To"]) == addresses[person]
+        assert str(message["Message-ID"]) == message_id(event_id, version, person, "updated")
+        sender = message["From"].addresses[0]
+        assert (sender.display_name, sender.addr_spec) == ("Événements Alphabet",
+                                                           "events@localhost")
+        assert abs(message["Date"].datetime.timestamp() - sent_at) < 60
+        assert [p.get_content_type() for p in message.walk()] == [
+            "multipart/mixed", "multipart/alternative", "text/plain", "text/html",
+            "text/calendar"]
+        (attachment,) = message.iter_attachments()
+        assert attachment.get_filename() == "event.ics"
+        ics = Calendar.from_ical(attachment.get_content())
+        (vevent,) = ics.walk("VEVENT")
+        assert (str(vevent["UID"]), int(str(vevent["SEQUENCE"]))) == (event_id, version)
+        assert (str(vevent["SUMMARY"]), str(vevent["LOCATION"])) == (name, "Tōkyō 東京")
+        assert str(ics["METHOD"]) == attachment.get_param("method")
+        plain, rich = message.get_body(("plain",)), message.get_body(("html",))
+        assert plain is not None and rich is not None
+        assert f"What:  {name}" in plain.get_content()
+        assert html.escape(name) in rich.get_content()
+
+    kept_update, dropped_update = updates[kept][1], updates[dropped][1]
+    assert str(kept_update["Subject"]) == f'Updated: "{name}"'
+    assert str(dropped_update["Subject"]) == f'You are no longer invited to "{name}"'
+    (kept_ics,), (dropped_ics,) = (m.iter_attachments() for m in (kept_update, dropped_update))
+    assert (kept_ics.get_param("method"), dropped_ics.get_param("method")) == ("REQUEST", "CANCEL")
+    # The current participants' emails are one body under different headers.
+    kept_body, invitee_body = (updates[p][0].split(b"\n\n", 1)[1] for p in (kept, invitee))
+    assert kept_body == invitee_body
+    text = kept_update.get_body(("plain",))
+    assert text is not None
+    assert "Participants: 2" in text.get_content()
+    assert f"  name: {name}" in text.get_content()
+    assert "  participants: now 2" in text.get_content()
 
 
 async def test_an_update_emails_current_participants_and_tells_the_removed_they_are_uninvited(
@@ -531,6 +628,46 @@ async def test_failed_deliveries_back_off_one_then_two_then_four_seconds(
     assert waits == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(4.0)]
 
 
+async def test_a_delivery_pass_sends_its_messages_over_one_smtp_connection(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guests = [system.username(system.add_user("guest")[0]) for _ in range(4)]
+    event_id = system.create_event(owner, guests)
+    system.follower.run_once()
+    mailer = system.mailer()
+    assert await mailer.send_due() == 4
+    system.update_event(owner, event_id, location="Haifa Bay")
+    system.follower.run_once()
+    assert await mailer.send_due() == 4
+
+    received = smtp.received()
+    # one connection per pass: the first closed when its pass ended
+    assert [r.connection for r in received] == [0] * 4 + [1] * 4
+    assert [r.kind for r in received] == ["created"] * 4 + ["updated"] * 4
+    assert_duplicates_only_by_message_id(received)
+
+
+async def test_a_server_that_hangs_up_after_each_message_still_gets_the_whole_pass_once(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    smtp.inbox.hang_up = True
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guests = [system.add_user("guest") for _ in range(3)]
+    system.create_event(owner, [system.username(g) for g, _ in guests])
+    system.follower.run_once()
+
+    assert await system.mailer().send_due() == 3
+
+    received = smtp.received()
+    assert sorted(r.to for r in received) == sorted(address for _, address in guests)
+    assert [r.connection for r in received] == [0, 1, 2]
+    assert all(row["outcome"] == "sent" and row["attempts"] == 0
+               for row in system.outbox_rows())
+
+
 async def test_an_event_name_with_a_line_break_neither_stops_nor_loses_any_mail(
     smtp: SmtpServer, system_factory: Any
 ) -> None:
@@ -616,6 +753,38 @@ async def test_the_dev_outbox_writes_one_eml_file_per_message_under_the_recipien
         for message in parsed:
             assert isinstance(message, EmailMessage)
             assert message.get_body(("plain",)) is not None
+
+
+async def test_a_delivery_waits_for_an_erasure_holding_the_outbox_lock_and_then_writes_nothing(
+    system_factory: Any
+) -> None:
+    system: System = system_factory(None)
+    owner, _ = system.add_user("owner")
+    erased, _ = system.add_user("erased")
+    kept, _ = system.add_user("kept")
+    system.create_event(owner, [system.username(erased), system.username(kept)])
+    system.follower.run_once()
+    mailer = system.mailer()
+    outbox = system.settings.outbox_dir
+    passes: list[int] = []
+    delivering = threading.Thread(target=lambda: passes.append(asyncio.run(mailer.send_due())))
+
+    with outbox_lock(outbox):  # as erase_outbox takes it
+        delivering.start()
+        time.sleep(0.3)
+        assert delivering.is_alive(), "the delivery did not wait for the lock"
+        assert not list(outbox.glob("*/*.eml"))
+        system.people.erase(erased)
+    delivering.join(10)
+
+    assert passes == [1]
+    assert not (outbox / erased).exists()
+    assert len(list((outbox / kept).glob("*.eml"))) == 1
+    rows = {row["person_id"]: row["outcome"] for row in system.outbox_rows()}
+    assert rows[kept] == "sent" and rows[erased].startswith("dropped")
+    # A pass keeps the lock file open, yet between passes erasure finds it free.
+    erase_outbox(outbox, kept)
+    assert not (outbox / kept).exists()
 
 
 async def test_erasing_a_person_removes_their_eml_folder_and_no_other_email_names_them(
