@@ -16,7 +16,7 @@ from alphabet.group_commit import GroupCommit
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
 from api import auth, batch, events, health, lists, users, websockets
-from api.context import CurrentUser, Services, current_user
+from api.context import Services
 from api.errors import handle
 
 MAX_BODY = 1024 * 1024
@@ -63,7 +63,6 @@ def create_app(settings: Settings | None = None) -> App:
                       websockets.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
-    app.ext.add_dependency(CurrentUser, current_user)
 
     @app.main_process_start
     async def prepare(app: App) -> None:
@@ -80,7 +79,6 @@ def create_app(settings: Settings | None = None) -> App:
         app.ctx.group_commit.start()
         await app.ctx.services.reader.open()
         await app.ctx.services.people_reader.open()
-        app.ext.dependency(app.ctx.services)
         for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
             app.add_task(task, name=f"notifications-{number}")
 

@@ -10,7 +10,7 @@ from sanic import Blueprint, Request, empty, json
 from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
-from api.context import Services, client_address, now, off_loop, parse
+from api.context import Services, client_address, now, off_loop, parse, served
 from api.docs import body, responses
 from api.errors import ApiError, unauthorized
 from api.present import user_json
@@ -28,6 +28,7 @@ WRONG_CREDENTIALS = "the username or the password is wrong"
 @openapi.summary("Create an account and sign in")
 @body(SignupBody)
 @responses({201: SignupOut, 409: None, 422: None})
+@served
 async def signup(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SignupBody)
     await off_loop(services.people.check_free, data.username, data.email)
@@ -51,6 +52,7 @@ async def signup(request: Request, services: Services) -> JSONResponse:
 @openapi.summary("Sign in with username and password")
 @body(SigninBody)
 @responses({200: TokenPair, 401: None, 429: None})
+@served
 async def signin(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SigninBody)
     policy = services.signin
@@ -81,6 +83,7 @@ async def signin(request: Request, services: Services) -> JSONResponse:
 @openapi.summary("Exchange a refresh token for a new pair (the old one is spent)")
 @body(RefreshBody)
 @responses({200: TokenPair, 401: None})
+@served
 async def refresh(request: Request, services: Services) -> JSONResponse:
     data = parse(request, RefreshBody)
     claims = _refresh_claims(services, data.refresh)
@@ -97,6 +100,7 @@ async def refresh(request: Request, services: Services) -> JSONResponse:
 @openapi.summary("Revoke a refresh token")
 @body(RefreshBody)
 @responses({204: None, 401: None})
+@served
 async def signout(request: Request, services: Services) -> HTTPResponse:
     data = parse(request, RefreshBody)
     claims = _refresh_claims(services, data.refresh)

@@ -11,7 +11,7 @@ from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, command, now, off_loop
+from api.context import CurrentUser, Services, command, now, off_loop, signed_in
 from api.docs import body, responses
 from api.errors import ApiError, explain, invalid_body
 from api.events import position_header, to_utc
@@ -30,6 +30,7 @@ Batch = TypeVar("Batch", BatchCreates, BatchChanges, BatchIds)
 @openapi.summary(f"Create up to {MAX_BATCH} events at once, all or nothing")
 @body(BatchCreates)
 @responses({201: EventList, 422: None}, auth=True)
+@signed_in
 async def create_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     items = [item.model_dump() for item in parse_items(request, BatchCreates, "events")]
     fields = await off_loop(each, items, lambda item: checked(services, item))
@@ -41,6 +42,7 @@ async def create_batch(request: Request, services: Services, user: CurrentUser) 
 @openapi.summary(f"Change up to {MAX_BATCH} events at once (each item has its id), all or nothing")
 @body(BatchChanges)
 @responses({200: EventList, 422: None}, auth=True)
+@signed_in
 async def change_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     items = parse_items(request, BatchChanges, "events")
     changes = await off_loop(
@@ -57,6 +59,7 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
 @openapi.summary(f"Delete up to {MAX_BATCH} events at once (a list of ids), all or nothing")
 @body(BatchIds)
 @responses({200: EventList, 422: None}, auth=True)
+@signed_in
 async def delete_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     ids = parse_items(request, BatchIds, "ids")
     written = await command(services, services.app.delete_events, by=user.id, event_ids=ids)

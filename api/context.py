@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sanic import Request
@@ -28,6 +29,8 @@ from projections.sessions import Sessions
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,32 @@ class CurrentUser:
 def services(request: Request) -> Services:
     found: Services = request.app.ctx.services
     return found
+
+
+def served(
+    handler: Callable[Concatenate[Request, Services, P], Awaitable[R]],
+) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+    """Hands a handler the worker's services. Plain calls rather than sanic-ext's injection,
+    whose signal dispatch cost about a tenth of a small request (py-spy, bench/)."""
+
+    @wraps(handler)
+    async def with_services(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await handler(request, services(request), *args, **kwargs)
+
+    return with_services
+
+
+def signed_in(
+    handler: Callable[Concatenate[Request, Services, CurrentUser, P], Awaitable[R]],
+) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+    """Hands a handler the worker's services and the signed-in user, or answers 401."""
+
+    @wraps(handler)
+    async def with_user(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await handler(request, services(request), await current_user(request),
+                             *args, **kwargs)
+
+    return with_user
 
 
 async def current_user(request: Request) -> CurrentUser:

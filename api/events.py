@@ -11,7 +11,7 @@ from sanic import Blueprint, Request, json, raw
 from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse
+from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse, signed_in
 from api.docs import body, responses
 from api.errors import ApiError
 from api.present import aggregate_json, history_json
@@ -39,6 +39,7 @@ ICS = "text/calendar; charset=utf-8"
 @openapi.summary("Create an event; every participant is emailed its details")
 @body(EventCreateBody)
 @responses({201: EventWritten, 422: None}, auth=True)
+@signed_in
 async def create_event(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     data = parse(request, EventCreateBody)
     fields = await command_fields(services, data.model_dump(exclude_unset=True))
@@ -51,6 +52,7 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
                  "gives it as iCalendar")
 @openapi.parameter("as_of", str, description="a version (integer) or an RFC 3339 time")
 @responses({200: EventEnvelope, 404: None, 410: None, 422: None}, auth=True)
+@signed_in
 async def get_event(request: Request, services: Services, user: CurrentUser,
                     event_id: str) -> HTTPResponse:
     if event_id.endswith(".ics"):
@@ -81,6 +83,7 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
 @body(EventChangeBody)
 @responses({200: EventWritten, 403: None, 404: None, 409: None, 410: None, 412: None,
             422: None}, auth=True)
+@signed_in
 async def change_event(request: Request, services: Services, user: CurrentUser,
                        event_id: str) -> JSONResponse:
     uid = event_uuid(event_id)
@@ -97,6 +100,7 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
 @bp.delete("/event/<event_id:str>")
 @openapi.summary("Delete an event (only the owner); participants are told")
 @responses({200: Message, 403: None, 404: None, 410: None, 412: None}, auth=True)
+@signed_in
 async def delete_event(request: Request, services: Services, user: CurrentUser,
                        event_id: str) -> JSONResponse:
     written = await command(services, services.app.delete_event, event_uuid(event_id), by=user.id,
@@ -109,6 +113,7 @@ async def delete_event(request: Request, services: Services, user: CurrentUser,
 @bp.get("/event/<event_id:str>/history")
 @openapi.summary("The audit trail: every fact recorded about the event")
 @responses({200: HistoryOut, 404: None}, auth=True)
+@signed_in
 async def event_history(request: Request, services: Services, user: CurrentUser,
                         event_id: str) -> JSONResponse:
     facts = await off_loop(services.app.history, event_uuid(event_id))

@@ -7,7 +7,7 @@ from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 from sanic_ext import openapi
 
-from api.context import Services, off_loop
+from api.context import Services, off_loop, served
 
 bp = Blueprint("health")
 
@@ -20,6 +20,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 @bp.get("/readyz")
 @openapi.summary("The event store answers; each view's lag behind it in log positions")
+@served
 async def readyz(request: Request, services: Services) -> JSONResponse:
     try:
         head = await off_loop(services.log.head)

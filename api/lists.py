@@ -12,7 +12,7 @@ from sanic import Blueprint, Request, raw
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, off_loop
+from api.context import CurrentUser, Services, off_loop, signed_in
 from api.docs import responses
 from api.errors import ApiError
 from api.events import ICS, parse_time
@@ -53,6 +53,7 @@ def documented(func: Any) -> Any:
 @openapi.summary("List events by starting time, with filters and cursor pagination")
 @documented
 @responses({200: EventList, 422: None}, auth=True)
+@signed_in
 async def list_events(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
     return await page_json(request, services, user, await filters(request, services))
 
@@ -61,6 +62,7 @@ async def list_events(request: Request, services: Services, user: CurrentUser) -
 @openapi.summary("Events whose location has these words (case and accents ignored)")
 @documented
 @responses({200: EventList, 422: None}, auth=True)
+@signed_in
 async def search_events(request: Request, services: Services, user: CurrentUser,
                         location: str) -> HTTPResponse:
     found = await filters(request, services, location=unquote(location).strip("/"))
@@ -70,6 +72,7 @@ async def search_events(request: Request, services: Services, user: CurrentUser,
 @bp.get("/events.ics")
 @openapi.summary("The listed events as an iCalendar file (same filters as the list)")
 @documented
+@signed_in
 async def events_ics(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
     page = await services.reader.page(await filters(request, services),
                                       request.args.get("cursor"), limit(request, default=MAX_LIMIT))

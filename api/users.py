@@ -8,7 +8,7 @@ from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, command, now, off_loop, parse
+from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
 from api.docs import body, responses
 from api.present import user_json
 from api.schemas import Message, UserChangeBody, UserEnvelope
@@ -25,6 +25,7 @@ bp = Blueprint("users", url_prefix="/api/user")
 @bp.get("/me")
 @openapi.summary("Your own account")
 @responses({200: UserEnvelope}, auth=True)
+@signed_in
 async def me(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     return json({"user": user_json(await _account(services, user.id), user.id)})
 
@@ -32,6 +33,7 @@ async def me(request: Request, services: Services, user: CurrentUser) -> JSONRes
 @bp.get("/<user_id:str>")
 @openapi.summary("A user's profile (the email only when it is you)")
 @responses({200: UserEnvelope, 404: None}, auth=True)
+@signed_in
 async def get_user(request: Request, services: Services, user: CurrentUser,
                    user_id: str) -> JSONResponse:
     return json({"user": user_json(await _account(services, user_id), user.id)})
@@ -41,6 +43,7 @@ async def get_user(request: Request, services: Services, user: CurrentUser,
 @openapi.summary("Change your username, email or password")
 @body(UserChangeBody)
 @responses({200: UserEnvelope, 403: None, 404: None, 409: None, 422: None}, auth=True)
+@signed_in
 async def change_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
     account = await _own(services, user, user_id)
@@ -70,6 +73,7 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
 @bp.delete("/<user_id:str>")
 @openapi.summary("Delete your account: its events are cancelled and its personal data erased")
 @responses({200: Message, 403: None, 404: None}, auth=True)
+@signed_in
 async def delete_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
     await _own(services, user, user_id)
