@@ -17,7 +17,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any
 
@@ -102,8 +102,16 @@ class Session:
         return Buffered(cursor.fetchall() if cursor.description else [])
 
     def executemany(self, statement: str, parameters: Iterable[Sequence[Any]], /) -> None:
-        with self.conn.cursor() as cursor:
-            cursor.executemany(placeholders(statement), list(parameters))
+        """Row by row in a pipeline, which is what psycopg's executemany sends too, but
+        without its eager PREPARE: psycopg 3.3 sends the DEALLOCATE ALL that a DROP or ALTER
+        left pending on the connection only once executemany is done, dropping the statement
+        executemany has just prepared ("prepared statement _pg3_N does not exist" at its next
+        use, as after a replay's swap)."""
+        query = placeholders(statement)
+        pipeline = nullcontext() if self.pipelined else self.conn.pipeline()
+        with pipeline, self.conn.cursor() as cursor:
+            for row in parameters:
+                cursor.execute(query, row)
 
 
 class Pooled:

@@ -3,13 +3,14 @@ answering from the live tables until one short transaction renames the new ones 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
-from projections.database import Connection, StateDatabase
+from projections.database import Connection, SqliteDialect, StateDatabase
 from projections.follower import (
+    Fact,
     Log,
     View,
-    catch_up_batch,
     claim,
     create,
     position,
@@ -17,6 +18,42 @@ from projections.follower import (
 )
 
 SUFFIX = "__rebuild"
+# Facts per transaction: the write lock is held only while a batch's rows are written, and
+# a larger batch folds more of an event's facts into one row and writes its rows in key order.
+BATCH = 10_000
+
+
+class Loader(Protocol):
+    """Writes a view's facts into its rebuild tables: `fold` takes a batch in (outside any
+    transaction), `write` writes it inside the caller's."""
+
+    def fold(self, facts: Sequence[tuple[int, Fact]]) -> None: ...
+
+    def write(self, conn: Connection) -> None: ...
+
+
+@runtime_checkable
+class Loadable(Protocol):
+    """A view with a faster way to fill tables created empty and without their indexes (which
+    replay makes once the rows are in) than applying its facts one by one."""
+
+    def loader(self, reads: Connection, suffix: str) -> Loader: ...
+
+
+class OneByOne:
+    """Any other view: its facts applied one by one, as its follower applies them."""
+
+    def __init__(self, view: View, suffix: str) -> None:
+        self.view = view
+        self.suffix = suffix
+        self.facts: Sequence[tuple[int, Fact]] = ()
+
+    def fold(self, facts: Sequence[tuple[int, Fact]]) -> None:
+        self.facts = facts
+
+    def write(self, conn: Connection) -> None:
+        for at, fact in self.facts:
+            self.view.apply(conn, at, fact, self.suffix)
 
 
 def replay(
@@ -24,30 +61,36 @@ def replay(
     log: Log,
     view: View,
     *,
-    batch: int = 1000,
+    batch: int = BATCH,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> int:
     """Rebuild `view`; returns the position it was rebuilt to. `progress(done, total)` is told
     after every batch (total is the log's head when the rebuild started)."""
     tracking = view.name + SUFFIX
+    loader = _loader(db, view)
+    loadable = not isinstance(loader, OneByOne)
     with db.write() as conn:
         _drop(conn, view, SUFFIX)
-        create(conn, view, SUFFIX)
+        _create_empty(conn, view, loadable)
         conn.execute("DELETE FROM tracking WHERE view = ?", (tracking,))
     total = log.head()
     done = 0
-    while done < total and catch_up_batch(db, log, view, batch, SUFFIX, tracking):
-        done = position(db.connection(), tracking)
+    while done < total and (facts := log.read(done, batch)):
+        loader.fold(facts)
+        with db.write() as conn:
+            _load(conn, loader, tracking, facts)
+        done = facts[-1][0]
         progress(done, total)
+    if loadable:
+        _index(db, view)
     with db.write() as conn:
         # The live view's tracking row first, as its follower takes it before the tables: the
         # follower then waits for the swap instead of deadlocking with it.
         claim(conn, view.name)
         # Facts written during the rebuild are applied under the lock, then the swap.
         while facts := log.read(position(conn, tracking), batch):
-            for at, fact in facts:
-                view.apply(conn, at, fact, SUFFIX)
-            set_position(conn, tracking, facts[-1][0])
+            loader.fold(facts)
+            _load(conn, loader, tracking, facts)
         rebuilt = position(conn, tracking)
         _drop(conn, view, "")
         db.dialect.rename(conn, view, SUFFIX)
@@ -55,6 +98,37 @@ def replay(
         set_position(conn, view.name, rebuilt)
         conn.execute("DELETE FROM tracking WHERE view = ?", (tracking,))
     return rebuilt
+
+
+def _loader(db: StateDatabase, view: View) -> Loader:
+    if isinstance(view, Loadable):
+        return view.loader(db.connection(), SUFFIX)
+    return OneByOne(view, SUFFIX)
+
+
+def _create_empty(conn: Connection, view: View, loadable: bool) -> None:
+    """A loadable view's tables come without their indexes: building an index once over all
+    the rows costs less than keeping it in order row by row."""
+    if loadable:
+        for statement in view.schema(SUFFIX):
+            conn.execute(statement)
+    else:
+        create(conn, view, SUFFIX)
+
+
+def _index(db: StateDatabase, view: View) -> None:
+    """Where the dialect's rename takes a table's indexes along (PostgreSQL), they are built
+    now, so the swap only renames. SQLite cannot rename an index: its swap builds the live
+    ones, and any built here would be dropped unused."""
+    if not isinstance(db.dialect, SqliteDialect):
+        with db.write() as conn:
+            create(conn, view, SUFFIX)
+
+
+def _load(conn: Connection, loader: Loader, tracking: str,
+          facts: Sequence[tuple[int, Fact]]) -> None:
+    loader.write(conn)
+    set_position(conn, tracking, facts[-1][0])
 
 
 def _drop(conn: Connection, view: View, suffix: str) -> None:

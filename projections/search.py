@@ -45,7 +45,7 @@ class Search(Protocol):
 
     def values(self, name: str, location: str) -> dict[str, Any]: ...
 
-    def added(self, conn: Connection, event_id: str, suffix: str) -> None: ...
+    def added(self, conn: Connection, condition: str, value: Any, suffix: str) -> None: ...
 
     def changed(self, conn: Connection, seq: int, name: str, location: str,
                 suffix: str) -> None: ...
@@ -76,11 +76,13 @@ class Fts5Search:
     def values(self, name: str, location: str) -> dict[str, Any]:
         return {}
 
-    def added(self, conn: Connection, event_id: str, suffix: str) -> None:
+    def added(self, conn: Connection, condition: str, value: Any, suffix: str) -> None:
+        """Indexes the view rows `v` matching `condition` (one `?`, for `value`): one
+        event's, or a loaded batch's, copied inside the database."""
         conn.execute(
             f"INSERT INTO events_search{suffix} (rowid, name, location) "
-            f"SELECT seq, name, location FROM events_view{suffix} WHERE id = ?",
-            (event_id,),
+            f"SELECT v.seq, v.name, v.location FROM events_view{suffix} v WHERE {condition}",
+            (value,),
         )
 
     def changed(self, conn: Connection, seq: int, name: str, location: str,
@@ -126,7 +128,7 @@ class TsvectorSearch:
         return {"search": " ".join(f"'{w}':{at}{weight}"
                                    for at, (w, weight) in enumerate(lexemes, start=1))}
 
-    def added(self, conn: Connection, event_id: str, suffix: str) -> None:
+    def added(self, conn: Connection, condition: str, value: Any, suffix: str) -> None:
         """Nothing beyond the row: its `search` column came with `values`."""
 
     def changed(self, conn: Connection, seq: int, name: str, location: str,

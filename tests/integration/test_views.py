@@ -36,6 +36,7 @@ CHUNK = 500
 CREATE_CHUNKS = 8  # 4,000 events created, 500 per atomic save
 UPDATES = 300
 DELETES = 100
+CHURNED = 40
 LOCATIONS = ("Tel Aviv Port", "Haifa Bay", "Jérusalem Old City", "Café Tél Avív")
 
 # The follower the server runs, built like alphabet.wiring.follower but with small batches so a
@@ -187,6 +188,39 @@ def reference(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir / "state.sqlite"
 
 
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Events made one by one, a third of them deleted at once (the newest row, so SQLite gives
+    its number to the next event), the oldest deleted now and then, the oldest changed now
+    and then: a replay in small batches meets each of these within a batch and across one."""
+    path = tmp_path_factory.mktemp("churn") / "events.sqlite"
+    app = EventsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                                 "SQLITE_DBNAME": str(path)})
+    owner = str(uuid.uuid4())
+    people = [str(uuid.uuid4()) for _ in range(5)]
+    base = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    alive: list[uuid.UUID] = []
+    for i in range(CHURNED):
+        start = base + timedelta(hours=i)
+        alive.append(app.create_event(
+            owner_id=owner, name=f"Churn {i}", starting_time=start,
+            end_time=start + timedelta(hours=1), location=LOCATIONS[i % len(LOCATIONS)],
+            participants=people[i % 3:i % 3 + 2],
+        ).aggregates[0].id)
+        if i % 3 == 1:
+            app.delete_event(alive.pop(), by=owner, expected_version=None)
+        if i % 5 == 4:
+            app.delete_event(alive.pop(0), by=owner, expected_version=None)
+        if i % 4 == 2:
+            changes = {"name": f"Renamed {i}", "participants": people[i % 4:],
+                       "starting_time": start, "end_time": start + timedelta(hours=2)}
+            app.update_event(alive[0], by=owner, now=datetime.now(UTC), expected_version=None,
+                             changes=changes)
+    head = Log(app.recorder, app.mapper).head()
+    app.close()
+    return Store(path, head)
+
+
 # ---------------------------------------------------------------------------------------------
 # tracking: crash, restart, concurrency
 
@@ -302,6 +336,51 @@ def test_replaying_a_caught_up_view_beside_the_live_one_changes_no_row(
         "SELECT name FROM sqlite_master WHERE name LIKE '%rebuild%'"
     ).fetchall()
     assert leftovers == []
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 5, 1000])
+def test_a_replay_in_any_batches_numbers_and_fills_the_rows_as_the_follower_did(
+    churn: Store, tmp_path: Path, batch: int
+) -> None:
+    app = churn.application()
+    log = Log(app.recorder, app.mapper)
+    Follower(state(tmp_path / "followed"), log, [EventsView()], batch=1).run_once()
+    assert replay(state(tmp_path / "replayed"), log, EventsView(), batch=batch) == churn.head
+    app.close()
+    followed = snapshot(tmp_path / "followed" / "state.sqlite")
+    assert snapshot(tmp_path / "replayed" / "state.sqlite") == followed
+    # numbers were given again: fewer than one per event made
+    assert max(row[0] for row in followed["events_view"]) < CHURNED
+
+
+def test_facts_saved_while_a_replay_runs_are_in_the_view_it_swaps_in(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.sqlite"
+    with sqlite3.connect(store.path) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    app = Store(path, store.head).application()
+    log = Log(app.recorder, app.mapper)
+    (_, first), (_, second) = log.read(0, 2)
+    owner, now = first.owner_id, datetime.now(UTC)
+
+    def save_during_the_replay(done: int, total: int) -> None:
+        if done == CHUNK:
+            app.create_event(owner_id=owner, name="Late", starting_time=now + timedelta(days=9),
+                             end_time=now + timedelta(days=10), location="Haifa Bay",
+                             participants=[owner])
+            app.update_event(first.originator_id, by=owner, now=now, expected_version=None,
+                             changes={"location": "Acre", "participants": []})
+            app.delete_event(second.originator_id, by=owner, expected_version=None)
+
+    rebuilt = state(tmp_path / "rebuilt")
+    assert replay(rebuilt, log, EventsView(), batch=CHUNK,
+                  progress=save_during_the_replay) == store.head + 3
+    Follower(state(tmp_path / "followed"), log, [EventsView()]).run_once()
+    app.close()
+    assert snapshot(tmp_path / "rebuilt" / "state.sqlite") == snapshot(
+        tmp_path / "followed" / "state.sqlite")
+    assert position(rebuilt.connection(), "events") == store.head + 3
 
 
 # ---------------------------------------------------------------------------------------------

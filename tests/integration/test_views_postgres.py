@@ -28,9 +28,9 @@ from projections.follower import Fact, Follower, Log, catch_up_batch, position
 from projections.postgres import POSTGRES, placeholders
 from projections.replay import replay
 from tests.conftest import ROOT, Backend, fresh
-from tests.integration.test_views import SHAPES, Store, reference, store
+from tests.integration.test_views import CHURNED, SHAPES, Store, churn, reference, store
 
-__all__ = ["reference", "store"]  # fixtures shared with the SQLite tests
+__all__ = ["churn", "reference", "store"]  # fixtures shared with the SQLite tests
 pytestmark = pytest.mark.postgres
 
 # The view's columns both backends have (PostgreSQL adds `search`, SQLite has its FTS table).
@@ -262,6 +262,23 @@ def test_replay_rebuilds_the_view_row_for_row_and_leaves_no_rebuild_names(
         ("public.events_view_seq_seq",)]
     assert rows(database, "SELECT last_value FROM events_view_seq_seq") == rows(
         database, "SELECT max(seq) FROM events_view")
+
+
+def test_a_replay_in_small_batches_numbers_the_rows_as_the_follower_did(
+    churn: Store, tmp_path: Path
+) -> None:
+    with fresh("postgres") as own:
+        db = wiring.state_database(settings_for(own, tmp_path))
+        app = churn.application()
+        log = Log(app.recorder, app.mapper)
+        Follower(db, log, [EventsView(POSTGRES)], batch=1).run_once()
+        followed = view_rows(lambda sql: rows(own, sql))
+        assert replay(db, log, EventsView(POSTGRES), batch=2) == churn.head
+        app.close()
+        db.close()
+        assert view_rows(lambda sql: rows(own, sql)) == followed
+        # an identity never gives a number twice: the next row follows every event made
+        assert rows(own, "SELECT last_value FROM events_view_seq_seq") == [(CHURNED,)]
 
 
 class Lines:
