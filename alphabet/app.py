@@ -94,6 +94,8 @@ def create_app(settings: Settings | None = None) -> App:
     @app.main_process_ready
     async def manage(app: App) -> None:
         app.manager.manage("Consumers", wiring.run_consumers, {"settings": settings})
+        if not settings.kafka_url:  # with Kafka, `alphabet worker` delivers mail
+            app.manager.manage("Mailer", wiring.run_mailer, {"settings": settings})
         if settings.redis_url:
             app.manager.manage("Notifier", wiring.run_notifier, {"settings": settings})
 

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 # the cadence at which a standby tries to take over a role whose holder died.
 SQLITE_POLL_SECONDS = 0.01
 POSTGRES_POLL_SECONDS = 1.0
+# How much the mail process defers to the others (os.nice: 0 is the default, 19 the least).
+MAILER_NICENESS = 10
 
 
 def event_application(settings: Settings, *, create_tables: bool = False) -> EventsApplication:
@@ -282,21 +284,19 @@ def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mai
 
 
 def run_consumers(settings: Settings, **_: Any) -> None:
-    """Views, mail and reminders for all workers, in one managed process beside them (on
+    """Views and the reminder clock for all workers, in one managed process beside them (on
     PostgreSQL, each role runs in one such process across all instances). Killing it is safe
-    at any instant: each batch and its position commit together, and mail is sent at least
-    once with a Message-ID that shows a duplicate."""
+    at any instant: each batch and its position commit together. The clock stays here at the
+    usual priority: it costs a query a second, and the facts it records take the event
+    store's write lock, which a process the OS puts off must not hold while writers wait."""
     app = event_application(settings)
     db = state_database(settings)
     shared = leases(settings)
     runner = follower(settings, app, db, shared)
     scheduler = Scheduler(db, app.record_reminder, lambda: datetime.now(UTC), runner.wake,
                           leading=partial(shared.holds, "scheduler"))
-    stopped = threading.Event()
-    delivery = mailer(settings, app, db)
 
     def stop(*_: Any) -> None:
-        stopped.set()
         scheduler.stop()
         runner.stop()
 
@@ -306,12 +306,27 @@ def run_consumers(settings: Settings, **_: Any) -> None:
         listener.start()
     if not settings.kafka_url:
         threading.Thread(target=scheduler.run, name="reminders", daemon=True).start()
-        leading = partial(shared.holds, "mailer")
-        threading.Thread(target=lambda: asyncio.run(delivery.run(stopped, leading=leading)),
-                         name="mail", daemon=True).start()
     log.info("consumers started: %s", ", ".join(v.name for v in runner.views))
     runner.run()
     app.close()
+
+
+def run_mailer(settings: Settings, **_: Any) -> None:
+    """Mail delivery (reminders included) in a managed process of its own at a lower OS
+    priority: sending can wait, so a backlog yields the CPU to the workers serving requests
+    and to the views' follower (how soon a write is visible), and no longer shares the
+    follower's GIL. On PostgreSQL one such process across all instances holds the mailer's
+    lease. Killing it is safe at any instant: mail is sent at least once, with a Message-ID
+    that shows a duplicate."""
+    os.nice(MAILER_NICENESS)  # first, so every thread started below inherits it
+    app = event_application(settings)
+    db = state_database(settings)
+    stopped = threading.Event()
+    stop_on_signals(stopped.set)
+    leading = partial(leases(settings).holds, "mailer")
+    asyncio.run(mailer(settings, app, db).run(stopped, leading=leading))
+    app.close()
+    db.close()
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from alphabet.wiring import MAILER_NICENESS
 from tests.conftest import Backend, Person, Server, event_body, serving, sign_up
+from tests.e2e.test_websockets import descendants
 from tests.integration.test_mail import Received, SmtpServer, assert_duplicates_only_by_message_id
 
 DEADLINE_SECONDS = 15.0
@@ -139,3 +142,19 @@ def test_an_email_held_up_by_an_smtp_outage_arrives_after_the_server_restarts(
         assert text is not None and "Haifa Bay" in text.get_content()
     assert outbox_attempts(mail_server, event_id, 2) == []
     assert_duplicates_only_by_message_id(smtp.received())
+
+
+def test_mail_is_delivered_by_a_process_of_its_own_at_a_lower_os_priority(
+    mail_server: Server,
+) -> None:
+    assert mail_server.process is not None
+    niceness = {}
+    for pid in descendants(mail_server.process.pid) | {mail_server.process.pid}:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        niceness[pid] = int(stat.rsplit(")", 1)[1].split()[16])
+    # the mailer alone defers; the workers and the views' follower keep the usual priority
+    assert sorted(niceness.values()).count(MAILER_NICENESS) == 1, niceness
+    assert set(niceness.values()) == {0, MAILER_NICENESS}, niceness
