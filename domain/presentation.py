@@ -16,7 +16,7 @@ Names = Mapping[str, tuple[str, str]]
 
 def instant(value: datetime) -> str:
     """A fixed-width UTC text form, so text order is time order in indexes and cursors."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
 
 
 def utc(value: datetime | str) -> str:
