@@ -11,7 +11,6 @@ setup(
         "sanic>=25.12,<26",
         "sanic-ext>=25.12,<26",
         "pyjwt>=2.8,<3",
-        "aiosqlite>=0.20,<1",
         "redis>=5,<9",
         "aiosmtplib>=3,<6",
         "argon2-cffi>=23.1,<26",

@@ -38,7 +38,6 @@ from projections.database import (
     Dialect,
     InlineReads,
     SqliteDatabase,
-    SqliteReads,
     StateDatabase,
 )
 from projections.events_queries import EventsReader
@@ -126,17 +125,14 @@ def migrate(settings: Settings) -> None:
         db.close()
 
 
-def async_reads(settings: Settings) -> tuple[AsyncReads, AsyncReads]:
-    """How the event loop reads: (pages and searches, single-row lookups). On PostgreSQL both
-    share the worker's async pool; on SQLite pages go through aiosqlite and lookups run
-    inline."""
+def async_reads(settings: Settings) -> AsyncReads:
+    """How the event loop reads: on PostgreSQL through the worker's async pool, on SQLite
+    inline (projections.database.InlineReads says why)."""
     if settings.postgres:
         from projections.postgres import PostgresReads
 
-        pooled = PostgresReads(settings.postgres.conninfo)
-        return pooled, pooled
-    return SqliteReads(settings.state_path), InlineReads(settings.state_path,
-                                                        settings.event_store_path)
+        return PostgresReads(settings.postgres.conninfo)
+    return InlineReads(settings.state_path, settings.event_store_path)
 
 
 def store_version(settings: Settings, app: EventsApplication) -> str:
@@ -203,8 +199,8 @@ def services(settings: Settings) -> Services:
     app = event_application(settings)
     db = state_database(settings)
     secret = settings.secret()
-    pages, lookups = async_reads(settings)
-    people_reader = PeopleReader(lookups)
+    reads = async_reads(settings)
+    people_reader = PeopleReader(reads)
     return Services(
         app=app,
         db=db,
@@ -221,7 +217,7 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
-        reader=EventsReader(pages, lookups, secret, db.dialect, store_version(settings, app)),
+        reader=EventsReader(reads, secret, db.dialect, store_version(settings, app)),
         people_reader=people_reader,
         rendered=RenderedEvents(people_reader),
         hub=Hub(),

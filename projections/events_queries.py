@@ -1,6 +1,6 @@
-"""Questions the events view answers, asked from async code (aiosqlite, or psycopg's async
-connections): pages of events by time with filters, location search, and how far the view has
-got."""
+"""Questions the events view answers, asked from the event loop (SQLite inline, or psycopg's
+async connections): pages of events by time with filters, location search, and how far the
+view has got."""
 
 from __future__ import annotations
 
@@ -107,13 +107,12 @@ def page_query(
 
 
 class EventsReader:
-    """The view's questions, asked through a worker's async connections in its dialect: pages
-    through `reads` (SqliteReads or PostgresReads), single rows through `lookups`."""
+    """The view's questions, asked through a worker's async reads (InlineReads or
+    PostgresReads) in its dialect."""
 
-    def __init__(self, reads: AsyncReads, lookups: AsyncReads, secret: str, dialect: Dialect,
+    def __init__(self, reads: AsyncReads, secret: str, dialect: Dialect,
                  store_version: str) -> None:
         self.reads = reads
-        self.lookups = lookups
         self.secret = secret
         self.dialect = dialect
         # A scalar SQL expression: the store's latest version for the view row `v`.
@@ -121,11 +120,9 @@ class EventsReader:
 
     async def open(self) -> None:
         await self.reads.open()
-        await self.lookups.open()
 
     async def close(self) -> None:
         await self.reads.close()
-        await self.lookups.close()
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
@@ -139,7 +136,7 @@ class EventsReader:
     async def current(self, event_id: str) -> Row | None:
         """The view row with `latest`, the store's latest version for the id, read in one
         statement: the row is current exactly when its version equals `latest`."""
-        rows = await self.lookups.fetchall(
+        rows = await self.reads.fetchall(
             f"SELECT {VIEW_COLUMNS}, {self.store_version} AS latest FROM events_view v "
             "WHERE v.id = ?", (event_id,))
         return rows[0] if rows else None
