@@ -69,6 +69,9 @@ class Services:
 class CurrentUser:
     id: str
     username: str
+    # The people reader's names count when this request signed in: whatever the request
+    # shows of names is at least as fresh as that.
+    names_count: int
 
 
 def services(request: Request) -> Services:
@@ -112,10 +115,10 @@ async def current_user(request: Request) -> CurrentUser:
         claims = found.tokens.check(token.strip(), "access")
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
-    account = await found.people_reader.by_id(claims.user_id)
+    account, names_count = await found.people_reader.signed_in(claims.user_id)
     if account is None:
         raise unauthorized("this account no longer exists")
-    return CurrentUser(account.id, account.username)
+    return CurrentUser(account.id, account.username, names_count)
 
 
 def parse(request: Request, model: type[M]) -> M:

@@ -64,7 +64,7 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
     if as_of is None and (current := await services.reader.current(str(uid))) is not None \
             and current["latest"] == current["version"]:
         # The view row is provably current: its version is the store's latest, read with it.
-        [text] = await services.rendered.render([current], user.id)
+        [text] = await services.rendered.render([current], user.id, user.names_count)
         return raw(event_body(text), content_type=JSON,
                    headers={"ETag": f'"{current["version"]}"'})
     if as_of is None:

@@ -27,10 +27,10 @@ class RenderedEvents:
         self._texts: dict[Key, bytes] = {}
         self._count = -1  # the names count the texts were rendered under
 
-    async def render(self, rows: Sequence[Row], viewer_id: str) -> list[bytes]:
-        """Each row's event JSON, in order. Missing texts are rendered after the names count
-        is read, and kept only if no other call has since seen another count."""
-        count = await self.people.names_count()
+    async def render(self, rows: Sequence[Row], viewer_id: str, count: int) -> list[bytes]:
+        """Each row's event JSON, in order, as of names `count` (read by the caller before
+        the rows: CurrentUser.names_count). Missing texts are kept only if no other call has
+        since seen another count."""
         if count != self._count:
             self._texts = {}
             self._count = count

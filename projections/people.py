@@ -164,6 +164,9 @@ class PeopleReader:
         # id → (kind, name), or None for an erased person; valid while NAMES_CHANGED holds
         # at _names_seen. Names are read for every event shown, and change rarely.
         self._names: dict[str, tuple[str, str] | None] = {}
+        # Accounts by id for signing requests in, or None for an erased one: what they show
+        # (id, username) changes only with the same count.
+        self._accounts: dict[str, Account | None] = {}
         self._names_seen = -1
 
     async def open(self) -> None:
@@ -184,10 +187,23 @@ class PeopleReader:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?",
                                          (NAMES_CHANGED,))
         seen = int(rows[0]["position"]) if rows else 0
-        if seen != self._names_seen or len(self._names) > CACHED_NAMES:
+        if seen != self._names_seen or len(self._names) + len(self._accounts) > CACHED_NAMES:
             self._names = {}
+            self._accounts = {}
             self._names_seen = seen
         return seen
+
+    async def signed_in(self, user_id: str) -> tuple[Account | None, int]:
+        """The account a token names, or None once erased, with the names count it holds
+        for: one read of the count on every request, and the account's row only when the
+        count has moved (a rename or an erasure moves it)."""
+        seen = await self.names_count()
+        if user_id in self._accounts:
+            return self._accounts[user_id], seen
+        account = await self.by_id(user_id)
+        if self._names_seen == seen:
+            self._accounts[user_id] = account
+        return account, seen
 
     async def names(self, person_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """As People.names, from a cache that one read of the change counter validates. Names

@@ -66,3 +66,16 @@ async def test_cached_names_follow_a_rename_and_an_erasure(services: Services) -
     services.people.erase("user-1")
     assert (await names(["user-1", invitee])) == {
         invitee: ("invitee", "guest@example.com")}
+
+
+async def test_a_signed_in_account_follows_a_rename_and_an_erasure(services: Services) -> None:
+    services.people.add_user("user-2", "bob", "bob@example.com", "x", "2031-01-01")
+    reader = services.people_reader
+    account, count = await reader.signed_in("user-2")
+    assert account is not None and account.username == "bob"
+    assert await reader.signed_in("user-2") == (account, count)
+    services.people.update("user-2", {"username": "robert"}, "2031-01-02")
+    renamed, later = await reader.signed_in("user-2")
+    assert renamed is not None and renamed.username == "robert" and later > count
+    services.people.erase("user-2")
+    assert (await reader.signed_in("user-2"))[0] is None
