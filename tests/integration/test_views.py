@@ -126,16 +126,21 @@ def build_up_to(db: StateDatabase, log: Log, last: int) -> None:
 # fixtures
 
 
+def new_store(tmp_path_factory: pytest.TempPathFactory, name: str, people: int
+              ) -> tuple[Path, EventsApplication, str, list[str], datetime]:
+    """An empty store with an owner, `people` participant ids and a start two days ahead."""
+    path = tmp_path_factory.mktemp(name) / "events.sqlite"
+    app = EventsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                                 "SQLITE_DBNAME": str(path)})
+    base = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    return path, app, str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(people)], base
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """A few thousand facts: batch creates, then updates (renames, moves in time, participant
     changes, relocations) and deletes, each saved on its own."""
-    path = tmp_path_factory.mktemp("store") / "events.sqlite"
-    app = EventsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                                 "SQLITE_DBNAME": str(path)})
-    owner = str(uuid.uuid4())
-    people = [str(uuid.uuid4()) for _ in range(12)]
-    base = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    path, app, owner, people, base = new_store(tmp_path_factory, "store", 12)
     ids: list[uuid.UUID] = []
     for chunk in range(CREATE_CHUNKS):
         items = [
@@ -193,12 +198,7 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Events made one by one, a third of them deleted at once (the newest row, so SQLite gives
     its number to the next event), the oldest deleted now and then, the oldest changed now
     and then: a replay in small batches meets each of these within a batch and across one."""
-    path = tmp_path_factory.mktemp("churn") / "events.sqlite"
-    app = EventsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                                 "SQLITE_DBNAME": str(path)})
-    owner = str(uuid.uuid4())
-    people = [str(uuid.uuid4()) for _ in range(5)]
-    base = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    path, app, owner, people, base = new_store(tmp_path_factory, "churn", 5)
     alive: list[uuid.UUID] = []
     for i in range(CHURNED):
         start = base + timedelta(hours=i)
