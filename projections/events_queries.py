@@ -98,12 +98,16 @@ def page_query(
     if after:
         where.append(f"({start}, {ident}) > (?, ?)")
         params.extend(after)
-    sql = f"SELECT {VIEW_COLUMNS} FROM {source}"
     if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {start}, {ident} LIMIT ?"
+        source += " WHERE " + " AND ".join(where)
+    order = f" ORDER BY {start}, {ident}"
     params.append(limit)
-    return sql, params
+    if match and not filters.participant_id and search.sort_keys_first:
+        # Matches come in no useful order and are sorted: sort their keys alone, then read
+        # the page's rows.
+        return (f"SELECT {VIEW_COLUMNS} FROM (SELECT v.seq FROM {source}{order} LIMIT ?) k "
+                f"{dialect.ordered_join} events_view v ON v.seq = k.seq{order}", params)
+    return f"SELECT {VIEW_COLUMNS} FROM {source}{order} LIMIT ?", params
 
 
 class EventsReader:

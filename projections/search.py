@@ -38,6 +38,8 @@ class Search(Protocol):
     source: str
     match: str
     condition: str
+    # Whether a page searched by words sorts the matches' keys alone, then reads its rows.
+    sort_keys_first: bool
 
     def schema(self, suffix: str) -> list[str]: ...
 
@@ -64,6 +66,8 @@ class Fts5Search:
     source = "events_search s CROSS JOIN events_view v ON v.seq = s.rowid"
     match = "events_search MATCH ?"
     condition = "v.seq IN (SELECT rowid FROM events_search WHERE events_search MATCH ?)"
+    # Sorting whole rows of 200 matches took twice as long as sorting their keys.
+    sort_keys_first = True
 
     def schema(self, suffix: str) -> list[str]:
         return [f"""CREATE VIRTUAL TABLE IF NOT EXISTS events_search{suffix} USING fts5(
@@ -116,6 +120,8 @@ class TsvectorSearch:
     source = "events_view v"
     match = "v.search @@ ?::tsquery"
     condition = "v.search @@ ?::tsquery"
+    # The planner would join the sorted keys back by reading the whole view.
+    sort_keys_first = False
 
     def schema(self, suffix: str) -> list[str]:
         return []
