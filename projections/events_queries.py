@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import InvalidFieldsError
@@ -33,7 +33,8 @@ class Filters:
     def seal(self, start: str, event_id: str, secret: str) -> str:
         """Binds a cursor's place to these filters; keyed, so a client can neither forge a
         cursor nor re-aim one at other filters."""
-        text = json.dumps([asdict(self), start, event_id], sort_keys=True)
+        # vars(), not asdict(): the same flat mapping, without asdict's deep copy per page
+        text = json.dumps([vars(self), start, event_id], sort_keys=True)
         return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()[:24]
 
 
