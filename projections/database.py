@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,16 +84,33 @@ class Tables(Protocol):
     def indexes(self, suffix: str = "") -> dict[str, str]: ...
 
 
+class Numbering(Protocol):
+    """How a view's table numbers a new row (its seq), followed by a loader that numbers the
+    rows itself: `overriding` is what an INSERT giving the number must say."""
+
+    overriding: str
+
+    def next(self, top: Callable[[], int]) -> int: ...
+
+    def drawn(self, conn: Connection, table: str) -> None: ...
+
+
 class Dialect(Protocol):
     """The SQL that differs: how a table numbers its rows, whether a table may drop its rowid,
-    how to join in the order written, how words are searched, and how a rebuilt view's tables
-    take the live names."""
+    how to join in the order written, how words are searched, how a JSON list of participants
+    becomes rows, and how a rebuilt view's tables take the live names (`renames_indexes`:
+    whether their indexes go along, or must be made again after the swap)."""
 
     name: str
     serial_key: str
     without_rowid: str
     ordered_join: str
     search: Search
+    # The FROM item listing a view row `v`'s participants as rows `j` of one column, `value`.
+    participants: str
+    renames_indexes: bool
+
+    def numbering(self) -> Numbering: ...
 
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None: ...
 
@@ -147,6 +164,11 @@ class SqliteDialect:
     # SQLite's planner never reorders the tables of a CROSS JOIN
     ordered_join = "CROSS JOIN"
     search: Search = Fts5Search()
+    participants = "json_each(v.participants) j"
+    renames_indexes = False
+
+    def numbering(self) -> Numbering:
+        return RowidNumbering()
 
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None:
         """SQLite cannot rename an index: the rebuilt ones are dropped here and made again
@@ -158,6 +180,19 @@ class SqliteDialect:
 
 
 SQLITE = SqliteDialect()
+
+
+class RowidNumbering:
+    """SQLite's INTEGER PRIMARY KEY: a new row takes the largest number in the table + 1, so
+    the number of a deleted last row is given again."""
+
+    overriding = ""
+
+    def next(self, top: Callable[[], int]) -> int:
+        return top() + 1
+
+    def drawn(self, conn: Connection, table: str) -> None:
+        """Nothing to keep: the table's next number follows from its rows."""
 
 
 class SqliteDatabase:

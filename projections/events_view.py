@@ -4,19 +4,13 @@ with whom" for lists and location search without replaying aggregates."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from domain.events import Event
 from domain.presentation import instant
 from projections.database import SQLITE, Connection, Dialect
 from projections.follower import Fact
-
-# The FROM item listing a view row `v`'s participants as rows `j` of one column, `value`.
-PARTICIPANTS = {
-    "sqlite": "json_each(v.participants) j",
-    "postgresql": "json_array_elements_text(v.participants::json) AS j(value)",
-}
 
 
 class EventsView:
@@ -177,7 +171,7 @@ class EventsView:
         """The event_people rows (person_id, starting_time, event_id) of the view rows `v`
         matching `condition`: one query for adding and removing them alike."""
         return (f"SELECT j.value, v.starting_time, v.id "
-                f"FROM events_view{suffix} v, {PARTICIPANTS[self.dialect.name]} "
+                f"FROM events_view{suffix} v, {self.dialect.participants} "
                 f"WHERE {condition}")
 
 
@@ -193,7 +187,7 @@ class EventsLoader:
         self.view = view
         self.reads = reads
         self.suffix = suffix
-        self.numbers = numbering(view.dialect)
+        self.numbers = view.dialect.numbering()
         # the rows of the events created in this batch and alive, by id, in seq order
         self.fresh: dict[str, dict[str, Any]] = {}
         self.order: list[str] = []  # their ids, the deleted ones dropped lazily
@@ -256,51 +250,6 @@ class EventsLoader:
         view.search.added(conn, "v.seq >= ?", first, suffix)
         view.add_people(conn, "v.seq >= ?", first, suffix)
         self.numbers.drawn(conn, f"events_view{suffix}")
-
-
-class Numbering(Protocol):
-    """How the view's table numbers a new row (its seq), followed by a loader that numbers
-    the rows itself: `overriding` is what an INSERT giving the number must say."""
-
-    overriding: str
-
-    def next(self, top: Callable[[], int]) -> int: ...
-
-    def drawn(self, conn: Connection, table: str) -> None: ...
-
-
-class RowidNumbering:
-    """SQLite's INTEGER PRIMARY KEY: a new row takes the largest number in the table + 1, so
-    the number of a deleted last row is given again."""
-
-    overriding = ""
-
-    def next(self, top: Callable[[], int]) -> int:
-        return top() + 1
-
-    def drawn(self, conn: Connection, table: str) -> None:
-        """Nothing to keep: the table's next number follows from its rows."""
-
-
-class IdentityNumbering:
-    """PostgreSQL's identity column: numbers drawn from a sequence, never given twice. The
-    sequence is told how far the loader's numbers went, so the follower's next row follows."""
-
-    overriding = " OVERRIDING SYSTEM VALUE"
-
-    def __init__(self) -> None:
-        self.last = 0
-
-    def next(self, top: Callable[[], int]) -> int:
-        self.last += 1
-        return self.last
-
-    def drawn(self, conn: Connection, table: str) -> None:
-        conn.execute("SELECT setval(pg_get_serial_sequence(?, 'seq'), ?)", (table, self.last))
-
-
-def numbering(dialect: Dialect) -> Numbering:
-    return IdentityNumbering() if dialect.name == "postgresql" else RowidNumbering()
 
 
 def owned_event_ids(conn: Connection, owner_id: str) -> list[str]:

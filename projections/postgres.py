@@ -28,7 +28,7 @@ from eventsourcing import persistence
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
-from projections.database import SCHEMA, Connection, Dialect, Row, Rows, Tables
+from projections.database import SCHEMA, Connection, Dialect, Numbering, Row, Rows, Tables
 from projections.search import Search, TsvectorSearch
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,23 @@ class Pooled:
             Session(conn).executemany(statement, parameters)
 
 
+class IdentityNumbering:
+    """PostgreSQL's identity column: numbers drawn from a sequence, never given twice. The
+    sequence is told how far the loader's numbers went, so the follower's next row follows."""
+
+    overriding = " OVERRIDING SYSTEM VALUE"
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self, top: Callable[[], int]) -> int:
+        self.last += 1
+        return self.last
+
+    def drawn(self, conn: Connection, table: str) -> None:
+        conn.execute("SELECT setval(pg_get_serial_sequence(?, 'seq'), ?)", (table, self.last))
+
+
 class PostgresDialect:
     name = "postgresql"
     serial_key = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
@@ -136,6 +153,11 @@ class PostgresDialect:
     # PostgreSQL has no ON for a CROSS JOIN, and plans the order from statistics itself
     ordered_join = "JOIN"
     search: Search = TsvectorSearch()
+    participants = "json_array_elements_text(v.participants::json) AS j(value)"
+    renames_indexes = True
+
+    def numbering(self) -> Numbering:
+        return IdentityNumbering()
 
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None:
         """Tables, their indexes and their identity sequences all take the live names, so

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from projections.database import Connection, SqliteDialect, StateDatabase
+from projections.database import Connection, StateDatabase
 from projections.follower import (
     Fact,
     Log,
@@ -120,7 +120,7 @@ def _index(db: StateDatabase, view: View) -> None:
     """Where the dialect's rename takes a table's indexes along (PostgreSQL), they are built
     now, so the swap only renames. SQLite cannot rename an index: its swap builds the live
     ones, and any built here would be dropped unused."""
-    if not isinstance(db.dialect, SqliteDialect):
+    if db.dialect.renames_indexes:
         with db.write() as conn:
             create(conn, view, SUFFIX)
 
