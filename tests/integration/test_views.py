@@ -122,6 +122,35 @@ def build_up_to(db: StateDatabase, log: Log, last: int) -> None:
         set_position(conn, view.name, at)
 
 
+def race_two_followers(store: Store, db: StateDatabase, view: EventsView, batch: int,
+                       timeout: float) -> tuple[list[int], list[BaseException]]:
+    """Two threads catching `view` up in one state database at once, each reading the log
+    through its own recorder: how many facts each applied, and what either raised."""
+    start = threading.Barrier(2)
+    applied = [0, 0]
+    failures: list[BaseException] = []
+
+    def follow(slot: int) -> None:
+        app = store.application()
+        log = Log(app.recorder, app.mapper)
+        try:
+            start.wait()
+            while count := catch_up_batch(db, log, view, batch):
+                applied[slot] += count
+                time.sleep(0.001)  # out of the lock for a moment, so the other gets a turn
+        except BaseException as exc:  # reported by the caller, with the thread's traceback
+            failures.append(exc)
+        finally:
+            app.close()
+
+    threads = [threading.Thread(target=follow, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return applied, failures
+
+
 # ---------------------------------------------------------------------------------------------
 # fixtures
 
@@ -289,29 +318,7 @@ def test_two_threads_catching_up_one_state_database_apply_every_fact_exactly_onc
     store: Store, reference: Path, tmp_path: Path
 ) -> None:
     db = state(tmp_path)
-    view = EventsView()
-    start = threading.Barrier(2)
-    applied: list[int] = [0, 0]
-    failures: list[BaseException] = []
-
-    def follow(slot: int) -> None:
-        app = store.application()  # each follower reads the log through its own recorder
-        log = Log(app.recorder, app.mapper)
-        try:
-            start.wait()
-            while count := catch_up_batch(db, log, view, 20):
-                applied[slot] += count
-                time.sleep(0.001)  # out of the lock for a moment, so the other gets a turn
-        except BaseException as exc:  # reported below, with the thread's traceback
-            failures.append(exc)
-        finally:
-            app.close()
-
-    threads = [threading.Thread(target=follow, args=(slot,)) for slot in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    applied, failures = race_two_followers(store, db, EventsView(), batch=20, timeout=120)
     assert not failures, failures
     assert all(applied), f"one thread never got a batch: {applied}"
     assert sum(applied) == store.head

@@ -24,11 +24,19 @@ from alphabet.settings import Postgres, Settings
 from projections.database import Connection, StateDatabase
 from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
-from projections.follower import Fact, Follower, Log, catch_up_batch, position
+from projections.follower import Fact, Follower, Log, position
 from projections.postgres import POSTGRES, placeholders
 from projections.replay import replay
 from tests.conftest import ROOT, Backend, fresh
-from tests.integration.test_views import CHURNED, SHAPES, Store, churn, reference, store
+from tests.integration.test_views import (
+    CHURNED,
+    SHAPES,
+    Store,
+    churn,
+    race_two_followers,
+    reference,
+    store,
+)
 
 __all__ = ["churn", "reference", "store"]  # fixtures shared with the SQLite tests
 pytestmark = pytest.mark.postgres
@@ -214,28 +222,8 @@ def test_two_threads_catching_up_apply_every_fact_exactly_once(
 ) -> None:
     with fresh("postgres") as own:
         db = wiring.state_database(settings_for(own, tmp_path))
-        view = EventsView(POSTGRES)
-        start = threading.Barrier(2)
-        applied = [0, 0]
-        failures: list[BaseException] = []
-
-        def follow(slot: int) -> None:
-            app = store.application()
-            log = Log(app.recorder, app.mapper)
-            try:
-                start.wait()
-                while count := catch_up_batch(db, log, view, 50):
-                    applied[slot] += count
-            except BaseException as exc:  # reported below
-                failures.append(exc)
-            finally:
-                app.close()
-
-        threads = [threading.Thread(target=follow, args=(slot,)) for slot in (0, 1)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
+        applied, failures = race_two_followers(store, db, EventsView(POSTGRES), batch=50,
+                                               timeout=300)
         db.close()
         assert not failures, failures
         assert all(applied), f"one thread never got a batch: {applied}"
