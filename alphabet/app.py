@@ -82,8 +82,7 @@ def create_app(settings: Settings | None = None) -> App:
         app.ctx.services = wiring.services(settings)
         app.ctx.group_commit = GroupCommit(app.ctx.services.app)
         app.ctx.group_commit.start()
-        await app.ctx.services.reader.open()
-        await app.ctx.services.people_reader.open()
+        await app.ctx.services.reads.open()
         for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
             app.add_task(task, name=f"notifications-{number}")
 
@@ -91,8 +90,7 @@ def create_app(settings: Settings | None = None) -> App:
     async def stop(app: App) -> None:
         services: Services = app.ctx.services
         app.ctx.group_commit.stop()
-        await services.reader.close()
-        await services.people_reader.close()
+        await services.reads.close()
         services.app.close()
         services.db.close()
 

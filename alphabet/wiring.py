@@ -226,6 +226,7 @@ def services(settings: Settings) -> Services:
             trusted_proxies=settings.trusted_proxies,
             secret=secret,
         ),
+        reads=reads,
         reader=EventsReader(reads, secret, db.dialect, store_version(settings, app)),
         people_reader=people_reader,
         rendered=RenderedEvents(people_reader),

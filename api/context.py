@@ -21,7 +21,7 @@ from api.security import TokenError, Tokens
 from consumers.hub import Hub
 from consumers.messages import LoadEvent
 from domain.application import EventsApplication, Written
-from projections.database import StateDatabase
+from projections.database import AsyncReads, StateDatabase
 from projections.events_queries import EventsReader
 from projections.follower import Follower, Log
 from projections.people import People, PeopleReader
@@ -54,6 +54,9 @@ class Services:
     sessions: Sessions
     tokens: Tokens
     signin: SigninPolicy
+    # The worker's one connection (SQLite) or pool (PostgreSQL) for the event loop's reads,
+    # shared by the two readers below: opened when the worker starts, closed when it stops.
+    reads: AsyncReads
     reader: EventsReader
     # lookups from the event loop (accounts, names); People is for threads
     people_reader: PeopleReader

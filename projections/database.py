@@ -277,17 +277,14 @@ class InlineReads:
     (py-spy, bench/). Its own read-only connection has the event store attached as `store`, so
     a view row and the store's latest version for it come back from one query."""
 
-    def __init__(self, path: Path, store: Path | None = None) -> None:
+    def __init__(self, path: Path, store: Path) -> None:
         self.path = path
         self.store = store
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        """Idempotent: the people and events readers share one instance."""
-        if self._conn is None:
-            self._conn = read_only(self.path)
-            if self.store is not None:
-                self._conn.execute("ATTACH DATABASE ? AS store", (f"file:{self.store}?mode=ro",))
+        self._conn = read_only(self.path)
+        self._conn.execute("ATTACH DATABASE ? AS store", (f"file:{self.store}?mode=ro",))
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -123,12 +123,6 @@ class EventsReader:
         # A scalar SQL expression: the store's latest version for the view row `v`.
         self.store_version = store_version
 
-    async def open(self) -> None:
-        await self.reads.open()
-
-    async def close(self) -> None:
-        await self.reads.close()
-
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
         sql, params = page_query(filters, after, limit + 1, self.dialect)

@@ -169,12 +169,6 @@ class PeopleReader:
         self._accounts: dict[str, Account | None] = {}
         self._names_seen = -1
 
-    async def open(self) -> None:
-        await self.reads.open()
-
-    async def close(self) -> None:
-        await self.reads.close()
-
     async def by_id(self, user_id: str) -> Account | None:
         return await self._one(ACCOUNT_SQL.format(key="id"), user_id)
 

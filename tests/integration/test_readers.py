@@ -27,11 +27,9 @@ def settings(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Sett
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
     built = wiring.services(settings)
-    await built.reader.open()
-    await built.people_reader.open()
+    await built.reads.open()
     yield built
-    await built.reader.close()
-    await built.people_reader.close()
+    await built.reads.close()
     built.app.close()
     built.db.close()
 
