@@ -84,7 +84,7 @@ async def page_json(request: Request, services: Services, user: CurrentUser,
     reached = await read_your_writes(request, services)
     page: Page = await services.reader.page(found, request.args.get("cursor"), limit(request))
     events = await services.rendered.render(page.rows, user.id, user.names_count)
-    return raw(page_body(events, {"next": page.next}), content_type=JSON,
+    return raw(page_body(events, page.next), content_type=JSON,
                headers={"X-Position": str(reached)})
 
 

@@ -50,12 +50,11 @@ class RenderedEvents:
         return [made[index] if text is None else text for index, text in enumerate(found)]
 
 
-def page_body(events: Sequence[bytes], after: dict[str, object]) -> bytes:
-    """{"events": [...], plus the members in `after`}: the rendered texts are spliced in as
-    they are, not parsed and serialised again."""
-    rest = b"".join(b"," + json.dumps(name).encode() + b":" + json.dumps(value).encode()
-                    for name, value in after.items())
-    return b'{"events":[' + b",".join(events) + b"]" + rest + b"}"
+def page_body(events: Sequence[bytes], next_cursor: str | None) -> bytes:
+    """{"events": [...], "next": ...}: the rendered texts are spliced in as they are, not
+    parsed and serialised again."""
+    return (b'{"events":[' + b",".join(events) + b'],"next":' + json.dumps(next_cursor).encode()
+            + b"}")
 
 
 def event_body(event: bytes) -> bytes:
