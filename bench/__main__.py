@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,13 +25,18 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from bench import load, server, sockets, storage, wrk
+from bench import compare, load, server, sockets, storage, wrk
+from bench.cpu import CpuMeter, per_request
 from bench.load import Dataset
+from bench.postgres import DEFAULT_SERVER, scratch_database
+from bench.text import cpu, number, percent, table
 
 CONNECTIONS = (16, 64)
 WORKERS = (1, 2)
 APPEND_WRITERS = (1, 32)
 ROTATION = 1000  # distinct events a GET or PUT scenario walks through
+SCALE_OUT_INSTANCES = 2
+SCALE_OUT_SCENARIOS = ("get_one", "list", "search", "put", "post")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -122,6 +128,7 @@ class Run:
     def __init__(self, plan: Plan, workdir: Path, event_store: str | None) -> None:
         self.plan = plan
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.event_store = event_store
         self.data_dir = workdir / "data"
         self.event_body = workdir / "baseline-event.json"
@@ -136,30 +143,36 @@ class Run:
     def progress(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
-    def drive(self, target: server.Server, name: str, requests: list[wrk.Request],
-              token: str | None, connections: int, seconds: float) -> wrk.Result:
-        waited = target.quiet()
-        if waited >= server.QUIET_SECONDS:
-            self.notes.append(f"{name} at {connections} connections began on a server still "
-                              f"busy after {waited:.0f} s")
-        result = wrk.run(target.url, name, requests, token, connections, seconds, self.workdir)
+    def drive(self, targets: list[server.Server], name: str, requests: list[wrk.Request],
+              token: str | None, connections: int, seconds: float) -> dict[str, Any]:
+        """One wrk run against one server, or several at once (instances sharing a database),
+        with the CPU each part of the machine spent per request meanwhile."""
+        for target in targets:
+            waited = target.quiet()
+            if waited >= server.QUIET_SECONDS:
+                self.notes.append(f"{name} at {connections} connections began on a server "
+                                  f"still busy after {waited:.0f} s")
+        meter = CpuMeter([target.pid for target in targets], self.event_store)
+        before = meter.read()
+        result = wrk.spread([target.url for target in targets], name, requests, token,
+                            connections, seconds, self.workdir)
+        spent = per_request(before, meter.read(), result.requests)
         if result.non_2xx or result.socket_errors:
             self.failures.append(f"{name} at {connections} connections: {result.non_2xx} "
                                  f"non-2xx answers, {result.socket_errors} socket errors")
         if not result.requests:
             self.notes.append(f"{name} at {connections} connections: no answer came back "
                               f"within the {seconds:.0f} s run (answers take longer than that)")
-        return result
+        return {**result.as_dict(), "cpu_us": spent}
 
-    def measure(self, target: server.Server, name: str, requests: list[wrk.Request],
+    def measure(self, targets: list[server.Server], name: str, requests: list[wrk.Request],
                 token: str | None, connections: tuple[int, ...],
                 warm_up: bool = True) -> dict[str, Any]:
         """A short discarded run first (a fresh worker's caches, SQLite's page cache), then
         one measured run per connection count."""
         if warm_up and self.plan.warmup_seconds:
-            self.drive(target, name, requests, token, connections[0], self.plan.warmup_seconds)
-        return {str(c): self.drive(target, name, requests, token, c,
-                                   self.plan.wrk_seconds).as_dict()
+            self.drive(targets, name, requests, token, connections[0], self.plan.warmup_seconds)
+        return {str(c): self.drive(targets, name, requests, token, c, self.plan.wrk_seconds)
                 for c in connections}
 
     def load(self, product: server.Server) -> Dataset:
@@ -192,13 +205,13 @@ class Run:
         rotations = scenarios(data)
         for name, (requests, authorised) in rotations.items():
             self.progress(f"wrk {name} (workers {workers})")
-            measured[name] = self.measure(product, name, requests,
+            measured[name] = self.measure([product], name, requests,
                                           token if authorised else None, CONNECTIONS)
         self.results["http"][f"w{workers}"] = measured
         self.progress(f"HTTP appends with {' and '.join(map(str, APPEND_WRITERS))} clients "
                       f"(workers {workers})")
         self.results["append"][f"http_w{workers}"] = self.measure(
-            product, "append", rotations["post"][0], token, APPEND_WRITERS, warm_up=False)
+            [product], "append", rotations["post"][0], token, APPEND_WRITERS, warm_up=False)
 
     def visibility(self, product: server.Server, data: Dataset, workers: int) -> None:
         token = data.owner.access
@@ -237,13 +250,13 @@ class Run:
             else:
                 self.results["rss_mib"][f"w{workers}_loaded"] = product.rss_mib()
             load.sign_in(product.url, data.owner)  # access tokens last 15 minutes
-            queued, sent = load.mail_counts(self.data_dir)
+            queued, sent = load.mail_counts(self.data_dir, self.event_store)
             started = time.monotonic()
             self.http(product, data, workers)
             if workers in self.plan.visibility_workers:
                 self.visibility(product, data, workers)
             self.results["rss_mib"][f"w{workers}_end"] = product.rss_mib()
-            queued_end, sent_end = load.mail_counts(self.data_dir)
+            queued_end, sent_end = load.mail_counts(self.data_dir, self.event_store)
             seconds = time.monotonic() - started
             self.results["mail"][f"w{workers}"] = {
                 "pending_start": None if queued is None else queued - sent,
@@ -262,9 +275,9 @@ class Run:
             one = [wrk.Request("GET", "/api/event/00000000-0000-0000-0000-000000000000")]
             page = [wrk.Request("GET", "/api/events/")]
             self.results["baseline_http"][f"w{workers}"] = {
-                "event": self.measure(bare, "bare-event", one, None, CONNECTIONS,
+                "event": self.measure([bare], "bare-event", one, None, CONNECTIONS,
                                       warm_up=False),
-                "list": self.measure(bare, "bare-list", page, None, CONNECTIONS,
+                "list": self.measure([bare], "bare-list", page, None, CONNECTIONS,
                                      warm_up=False),
             }
         finally:
@@ -290,12 +303,72 @@ class Run:
                 self.workdir / f"raw-{writers}.sqlite", writers, plan.append_seconds,
                 replayed.state_bytes)
 
-    def execute(self) -> None:
+    def scale_out(self, data: Dataset) -> None:
+        """Several instances (`alphabet serve --workers 1` each, a data dir and port of their
+        own, one signing key) on this run's PostgreSQL database, driven at once, beside the
+        first of them alone: measured route by route, one after the other, so both figures
+        see the same machine."""
+        secret = (self.data_dir / "secret_key").read_text(encoding="utf-8").strip()
+        self.progress(f"scale-out: {SCALE_OUT_INSTANCES} instances on one database")
+        fleet: list[server.Server] = []
+        try:
+            for number in range(SCALE_OUT_INSTANCES):
+                data_dir = self.data_dir if number == 0 else self.workdir / f"instance-{number}"
+                fleet.append(server.product(data_dir, 1, self.workdir, self.event_store, secret))
+            load.sign_in(fleet[0].url, data.owner)
+            rotations = scenarios(data)
+            measured: dict[str, Any] = {}
+            for name in SCALE_OUT_SCENARIOS:
+                requests, _ = rotations[name]
+                self.progress(f"wrk {name}: one instance, then {len(fleet)}")
+                measured[name] = {
+                    str(len(targets)): self.measure(targets, f"{name}-x{len(targets)}", requests,
+                                                    data.owner.access, CONNECTIONS)
+                    for targets in (fleet[:1], fleet)
+                }
+        finally:
+            for instance in fleet:
+                instance.stop()
+        self.results["scale_out"] = {"instances": SCALE_OUT_INSTANCES, "http": measured}
+
+    def execute(self, scale_out: bool = False) -> None:
         data = None
         for workers in WORKERS:
             data = self.phase(data, workers)
             self.baseline(workers)
+        if scale_out and data is not None:
+            self.scale_out(data)
         self.storage()
+
+    def share(self, other: Run) -> None:
+        """Take the baselines and in-process storage figures another run of this same
+        invocation measured (they do not depend on the product's backend)."""
+        self.results["baseline_http"] = other.results["baseline_http"]
+        self.results["replay"] = other.results["replay"]
+        for key in ("in_process", "raw_one_row"):
+            self.results["append"][key] = other.results["append"][key]
+
+    def summary(self, meta: dict[str, Any]) -> dict[str, Any]:
+        results = {"meta": meta, **self.results, "failures": self.failures,
+                   "notes": self.notes}
+        results["checks"] = checks(results)
+        return results
+
+
+def both_backends(runs: dict[str, Run], scale_out: bool) -> None:
+    """SQLite and PostgreSQL in one invocation: at each workers count one backend's phase
+    right after the other's (each on data it loaded itself, the same users and events), the
+    bare baseline once for both, and the in-process storage figures (SQLite's) once."""
+    data: dict[str, Dataset] = {}
+    for workers in WORKERS:
+        for name, run in runs.items():
+            run.progress(f"--- {name}")
+            data[name] = run.phase(data.get(name), workers)
+        runs["sqlite"].baseline(workers)
+    if scale_out:
+        runs["postgresql"].scale_out(data["postgresql"])
+    runs["sqlite"].storage()
+    runs["postgresql"].share(runs["sqlite"])
 
 
 # ---- the report ----------------------------------------------------------------------------
@@ -367,24 +440,6 @@ LATENCIES = (
 LATENCY_TARGETS = {("ws_idle", "p99_ms"): WS_IDLE_P99, ("visible", "p50_ms"): VISIBLE_P50}
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in [headers, ["-" * w for w in widths], *rows]
-    )
-
-
-def number(value: float | None, digits: int = 0) -> str:
-    return "" if value is None else f"{value:,.{digits}f}"
-
-
-def percent(share: float | None) -> str:
-    if share is None:
-        return ""
-    return f"{share:.1%}" if share < 0.1 else f"{share:.0%}"
-
-
 def report(results: dict[str, Any]) -> str:
     found = results["checks"]
     http_rows = []
@@ -395,7 +450,8 @@ def report(results: dict[str, Any]) -> str:
                 m = bare[body][c]
                 http_rows.append([str(workers), c, f"bare Sanic, {body} body", number(m["rps"]),
                                   number(m["p50_ms"], 2), number(m["p99_ms"], 2),
-                                  str(m["non_2xx"]), str(m["socket_errors"]), "", "", "", ""])
+                                  str(m["non_2xx"]), str(m["socket_errors"]),
+                                  cpu(m.get("cpu_us", {})), "", "", "", ""])
             for x in found:
                 if x["group"] != "http" or (x["workers"], x["connections"]) != (workers, int(c)):
                     continue
@@ -403,7 +459,7 @@ def report(results: dict[str, Any]) -> str:
                 http_rows.append([
                     str(workers), c, SCENARIO_LABELS[x["scenario"]], number(m["rps"]),
                     number(m["p50_ms"], 2), number(m["p99_ms"], 2), str(m["non_2xx"]),
-                    str(m["socket_errors"]), percent(x["ratio"]),
+                    str(m["socket_errors"]), cpu(m.get("cpu_us", {})), percent(x["ratio"]),
                     percent(x.get("ratio_to_list_body")), x["target"], x["verdict"],
                 ])
     storage_rows = [
@@ -431,7 +487,8 @@ def report(results: dict[str, Any]) -> str:
         f"{number(m['pending_end']) or '?'} at end, {m['per_second']:,.0f}/s delivered"
         for w, m in ((w, results["mail"][f"w{w}"]) for w in WORKERS))
     parts = [
-        f"Alphabet Events benchmark ({meta['mode']}): {meta['cpus']} CPUs, load average "
+        f"Alphabet Events benchmark ({meta['mode']}, {meta['backend']}): {meta['cpus']} CPUs, "
+        "load average "
         f"{meta['loadavg_start']} at start, {meta['loadavg_end']} at end; "
         f"{meta['plan']['users']:,} users, {meta['plan']['events']:,} events loaded in "
         f"{results['load']['seconds']} s",
@@ -441,9 +498,10 @@ def report(results: dict[str, Any]) -> str:
         "ratios, not absolute figures, and only between calm runs.",
         "",
         "HTTP: ratio = req/s / bare Sanic serving one event's body at the same connections and "
-        "workers; 'list body' = the same for a bare route serving a real list page",
+        "workers; 'list body' = the same for a bare route serving a real list page; CPU µs per "
+        "request: product/PostgreSQL/wrk/rest of the machine",
         table(["workers", "conns", "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx",
-               "sock err", "ratio", "list body", "target", "verdict"], http_rows),
+               "sock err", "CPU µs", "ratio", "list body", "target", "verdict"], http_rows),
         "",
         "Appends and replay (facts/s) against raw sqlite3 with the store's durability "
         "(WAL, synchronous=FULL)",
@@ -462,6 +520,8 @@ def report(results: dict[str, Any]) -> str:
             f"{k} {v:,.0f}" for k, v in results["rss_mib"].items()),
         f"Mail outbox beside the measurements: {mail}",
     ]
+    if "scale_out" in results:
+        parts += ["", compare.scale_out_report(results["scale_out"], SCENARIO_LABELS)]
     if results["notes"]:
         parts += ["", "NOTES:", *(f"  {n}" for n in results["notes"])]
     if results["failures"]:
@@ -479,7 +539,23 @@ def main(argv: list[str] | None = None) -> int:
         help="serve on PostgreSQL (an empty database, e.g. postgresql://postgres@127.0.0.1/"
              "bench) for the HTTP, WebSocket, lag and memory figures; the in-process append "
              "and replay figures stay on SQLite")
+    parser.add_argument(
+        "--both-backends", action="store_true",
+        help="serve on SQLite and on PostgreSQL in this one run, and print PostgreSQL's "
+             "figures per route as a ratio to SQLite's (about twice as long); the PostgreSQL "
+             "database is created with a random name on --postgres and dropped afterwards")
+    parser.add_argument(
+        "--postgres", metavar="URL", default=DEFAULT_SERVER,
+        help="the PostgreSQL server --both-backends uses (default: %(default)s)")
+    parser.add_argument(
+        "--scale-out", action="store_true",
+        help=f"on PostgreSQL, also {SCALE_OUT_INSTANCES} instances on one database driven at "
+             "once, beside one")
     args = parser.parse_args(argv)
+    if args.both_backends and args.event_store:
+        parser.error("--both-backends makes its own database: leave out --event-store")
+    if args.scale_out and not (args.both_backends or args.event_store):
+        parser.error("--scale-out needs PostgreSQL: --both-backends or --event-store URL")
     wrk.require()
     # 1,000 sockets need file descriptors: lift our soft limit, which the server inherits.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -488,39 +564,60 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = QUICK if args.quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="alphabet-bench-"))
-    run = Run(plan, workdir, args.event_store)
     started = time.monotonic()
     meta: dict[str, Any] = {
         "mode": "quick" if args.quick else "full", "plan": asdict(plan),
-        "backend": "postgresql" if args.event_store else "sqlite",
+        "backend": "both" if args.both_backends else
+                   "postgresql" if args.event_store else "sqlite",
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "python": platform.python_version(), "wrk_threads": wrk.THREADS,
         "loadavg_start": [round(x, 1) for x in os.getloadavg()],
     }
-    try:
-        run.execute()
-        meta["seconds"] = round(time.monotonic() - started)
-        meta["loadavg_end"] = [round(x, 1) for x in os.getloadavg()]
-        results = {"meta": meta, **run.results, "failures": run.failures, "notes": run.notes}
-        results["checks"] = checks(results)
-        printed = report(results)
-    except BaseException:
-        partial = workdir / "partial-results.json"
-        partial.write_text(json.dumps({"meta": meta, **run.results, "failures": run.failures},
-                                      indent=2, ensure_ascii=False), encoding="utf-8")
-        print(f"benchmark aborted; what was measured is in {partial}, logs and data beside it",
-              file=sys.stderr)
-        raise
-    finally:
-        server.stop_all()
+    runs: dict[str, Run] = {}
+    with ExitStack() as stack:
+        try:
+            if args.both_backends:
+                database = stack.enter_context(scratch_database(args.postgres))
+                runs["sqlite"] = Run(plan, workdir / "sqlite", None)
+                runs["postgresql"] = Run(plan, workdir / "postgresql", database)
+                both_backends(runs, args.scale_out)
+            else:
+                runs[meta["backend"]] = Run(plan, workdir, args.event_store)
+                runs[meta["backend"]].execute(args.scale_out)
+            meta["seconds"] = round(time.monotonic() - started)
+            meta["loadavg_end"] = [round(x, 1) for x in os.getloadavg()]
+            each = {name: run.summary({**meta, "backend": name}) for name, run in runs.items()}
+            printed = [report(results) for results in each.values()]
+            if args.both_backends:
+                compared = {
+                    "http": compare.http_rows(each["sqlite"], each["postgresql"],
+                                              SCENARIO_LABELS),
+                    "latency": compare.latency_rows(each["sqlite"], each["postgresql"],
+                                                    dict(LATENCIES)),
+                }
+                printed.append(compare.report(compared["http"], compared["latency"]))
+                results = {"meta": meta, **each, "comparison": compared}
+            else:
+                [results] = each.values()
+        except BaseException:
+            partial = workdir / "partial-results.json"
+            partial.write_text(json.dumps(
+                {"meta": meta, **{name: {**run.results, "failures": run.failures}
+                                  for name, run in runs.items()}},
+                indent=2, ensure_ascii=False), encoding="utf-8")
+            print(f"benchmark aborted; what was measured is in {partial}, logs and data beside "
+                  "it", file=sys.stderr)
+            raise
+        finally:
+            server.stop_all()  # before the scratch database is dropped
     print()
-    print(printed)
+    print("\n\n".join(printed))
     print(f"\ntotal {meta['seconds']} s; results in {args.out}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n",
                         encoding="utf-8")
     shutil.rmtree(workdir, ignore_errors=True)
-    return 1 if run.failures else 0
+    return 1 if any(run.failures for run in runs.values()) else 0
 
 
 if __name__ == "__main__":

@@ -137,13 +137,18 @@ def views_lag(url: str) -> int:
     return int(sum(v["lag"] for v in views.values()))
 
 
-def mail_counts(data_dir: Path) -> tuple[int | None, int]:
-    """Emails queued so far (rows of the mail view's outbox) and delivered so far (the
-    embedded default writes each as an .eml file under <data dir>/outbox/). The mailer works
+def mail_counts(data_dir: Path, event_store: str | None = None) -> tuple[int | None, int]:
+    """Emails queued so far (rows of the mail view's outbox) and delivered so far (without
+    SMTP the product writes each as an .eml file under <data dir>/outbox/). The mailer works
     through its backlog beside every measurement, so its size and pace belong in the report;
-    no endpoint tells them. The queue is read from the state file (read-only) and is None if
-    the product's outbox table has changed shape."""
+    no endpoint tells them. The queue is read from the state file (read-only), or from the
+    PostgreSQL database `event_store`, and is None if the product's outbox table has changed
+    shape."""
     delivered = sum(1 for _ in (data_dir / "outbox").glob("*/*.eml"))
+    if event_store:
+        from bench.postgres import outbox_size
+
+        return outbox_size(event_store), delivered
     try:
         with closing(sqlite3.connect(f"file:{data_dir / 'state.sqlite'}?mode=ro", uri=True,
                                      timeout=10)) as conn:

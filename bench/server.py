@@ -69,21 +69,9 @@ class Child:
 
     def rss_mib(self) -> float:
         """Resident memory of the process and all its descendants (workers, managed
-        processes), from /proc: psutil is not a dependency, and this kernel has no
-        /proc/<pid>/task/*/children, so parents are read from /proc/*/stat."""
-        parents: dict[int, int] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-        tree = [self.pid]
-        for pid in tree:
-            tree.extend(child for child, parent in parents.items() if parent == pid)
+        processes), from /proc: psutil is not a dependency."""
         total_kib = 0
-        for pid in tree:
+        for pid in descendants(self.pid):
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -92,6 +80,46 @@ class Child:
                 if line.startswith("VmRSS:"):
                     total_kib += int(line.split()[1])
         return total_kib / 1024
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """Every process now: pid → (parent pid, command line)."""
+    found: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            found[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), command)
+    return found
+
+
+def descendants(root: int, running: dict[int, tuple[int, str]] | None = None) -> list[int]:
+    """`root` and every process below it. This kernel has no /proc/<pid>/task/*/children, so
+    parents are read from /proc/*/stat."""
+    running = processes() if running is None else running
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, (parent, _) in running.items() if parent == pid)
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every core has spent busy so far (the first line of /proc/stat, less idle and
+    iowait)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_all() -> None:
@@ -143,11 +171,15 @@ class Server(Child):
         return time.monotonic() - started
 
 
-def product(data_dir: Path, workers: int, log_dir: Path, event_store: str | None) -> Server:
+def product(data_dir: Path, workers: int, log_dir: Path, event_store: str | None,
+            secret: str | None = None) -> Server:
     """`alphabet serve` on the embedded default (SQLite, in-process fan-out, .eml outbox), or
-    with its store and read models on the PostgreSQL database `event_store` names."""
+    with its store and read models on the PostgreSQL database `event_store` names; instances
+    sharing a database must share their signing key too (`secret`)."""
     port = free_port()
     env = {"ALPHABET_DATA_DIR": str(data_dir)}
+    if secret:
+        env["ALPHABET_SECRET_KEY"] = secret
     if event_store:
         env["ALPHABET_EVENT_STORE"] = event_store
     return Server(

@@ -147,17 +147,49 @@ def read(output: str) -> Result:
 def run(url: str, name: str, requests: list[Request], token: str | None, connections: int,
         seconds: float, workdir: Path) -> Result:
     """One bounded wrk run (-d); the Lua script is kept in workdir for a look afterwards."""
-    lua = workdir / f"wrk-{name}-{connections}.lua"
-    threads = min(THREADS, connections)  # wrk wants at least one connection per thread
-    tag = f"{name}.{connections}.{uuid.uuid4().hex[:8]}."
-    lua.write_text(script(requests, token, threads, tag), encoding="utf-8")
+    return spread([url], name, requests, token, connections, seconds, workdir)
+
+
+def spread(urls: list[str], name: str, requests: list[Request], token: str | None,
+           connections: int, seconds: float, workdir: Path) -> Result:
+    """wrk against each of `urls` at once, the connections and the two threads shared out
+    between them (a wrk process drives one server), their answers added up: how the bench
+    drives several instances of the product, as a load balancer would."""
+    count = len(urls)
+    threads = max(1, min(THREADS, connections) // count)  # wrk wants a connection per thread
+    each = max(threads, connections // count)
     duration = f"{max(1, round(seconds))}s"
-    completed = subprocess.run(
-        [require(), f"-t{threads}", f"-c{connections}", f"-d{duration}", f"--timeout={TIMEOUT}",
-         "--latency", "-s", str(lua), url],
-        capture_output=True, text=True, timeout=seconds + 60, check=False,
+    started: list[tuple[Path, subprocess.Popen[str]]] = []
+    for index, url in enumerate(urls):
+        lua = workdir / f"wrk-{name}-{connections}{'' if count == 1 else f'-{index}'}.lua"
+        tag = f"{name}.{connections}.{index}.{uuid.uuid4().hex[:8]}."
+        lua.write_text(script(requests, token, threads, tag), encoding="utf-8")
+        started.append((lua, subprocess.Popen(
+            [require(), f"-t{threads}", f"-c{each}", f"-d{duration}", f"--timeout={TIMEOUT}",
+             "--latency", "-s", str(lua), url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )))
+    results = []
+    for lua, process in started:
+        stdout, stderr = process.communicate(timeout=seconds + 60)
+        lua.with_suffix(".txt").write_text(stdout + stderr, encoding="utf-8")
+        if process.returncode != 0:
+            raise RuntimeError(f"wrk failed ({process.returncode}): {stderr}")
+        results.append(parse(stdout))
+    return combined(results)
+
+
+def combined(results: list[Result]) -> Result:
+    """Several wrk runs as one: counts and rates added; the latencies are each run's worst,
+    since wrk reports percentiles, not the samples they could be merged from."""
+    if len(results) == 1:
+        return results[0]
+    return Result(
+        requests=sum(r.requests for r in results),
+        seconds=max(r.seconds for r in results),
+        rps=sum(r.rps for r in results),
+        p50_ms=max(r.p50_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
     )
-    lua.with_suffix(".txt").write_text(completed.stdout + completed.stderr, encoding="utf-8")
-    if completed.returncode != 0:
-        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr}")
-    return parse(completed.stdout)
