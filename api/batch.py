@@ -110,5 +110,6 @@ def parse_items(request: Request, model: type[Batch], key: str) -> Any:
 async def batch_json(
     services: Services, written: Written, user: CurrentUser, status: int
 ) -> JSONResponse:
-    shown = await aggregates_json(written.aggregates, services.people_reader, user.id)
+    shown = await aggregates_json(written.aggregates, services.people_reader, user.id,
+                                  user.names_count)
     return json({"events": shown}, status=status, headers=position_header(written))

@@ -108,8 +108,46 @@ def signed_in(
     return with_user
 
 
-async def current_user(request: Request) -> CurrentUser:
-    """Checked on every request, so a deleted account's tokens stop working at once."""
+@dataclass(frozen=True)
+class Visitor:
+    """A request whose access token is valid, its account not yet looked up."""
+
+    user_id: str
+    people: PeopleReader
+
+    async def signed_in(self, names_count: int | None = None) -> CurrentUser:
+        """The signed-in user, or 401 once the account is erased. `names_count` is the people
+        reader's count as the handler's own statement read it beside its rows: then the
+        account comes from the reader's cache, with no statement of its own."""
+        account, count = await self.people.signed_in(self.user_id, names_count)
+        if account is None:
+            raise unauthorized("this account no longer exists")
+        return CurrentUser(account.id, account.username, count)
+
+
+def visited(
+    handler: Callable[Concatenate[Request, Services, Visitor, P], Awaitable[R]],
+) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+    """As `signed_in`, for handlers whose one statement reads the names count beside their
+    rows (GET one event, lists): they confirm the account with it (`Visitor.signed_in`), one
+    round trip to PostgreSQL fewer on each such request. An erased account is still told so
+    before anything else: a handler that fails first confirms the account before its own
+    error goes out."""
+
+    @wraps(handler)
+    async def with_visitor(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        visitor = visiting(request)
+        try:
+            return await handler(request, services(request), visitor, *args, **kwargs)
+        except Exception:
+            await visitor.signed_in()
+            raise
+
+    return with_visitor
+
+
+def visiting(request: Request) -> Visitor:
+    """The token's user, or 401 for a missing or bad token."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("sign in first: send the header Authorization: Bearer <access token>")
@@ -118,10 +156,12 @@ async def current_user(request: Request) -> CurrentUser:
         claims = found.tokens.check(token.strip(), "access")
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
-    account, names_count = await found.people_reader.signed_in(claims.user_id)
-    if account is None:
-        raise unauthorized("this account no longer exists")
-    return CurrentUser(account.id, account.username, names_count)
+    return Visitor(claims.user_id, found.people_reader)
+
+
+async def current_user(request: Request) -> CurrentUser:
+    """Checked on every request, so a deleted account's tokens stop working at once."""
+    return await visiting(request).signed_in()
 
 
 def parse(request: Request, model: type[M]) -> M:

@@ -11,7 +11,18 @@ from sanic import Blueprint, Request, json, raw
 from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse, signed_in
+from api.context import (
+    CurrentUser,
+    Services,
+    Visitor,
+    command,
+    if_match,
+    now,
+    off_loop,
+    parse,
+    signed_in,
+    visited,
+)
 from api.docs import body, responses
 from api.errors import ApiError
 from api.present import aggregate_json, history_json
@@ -52,17 +63,19 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
                  "gives it as iCalendar")
 @openapi.parameter("as_of", str, description="a version (integer) or an RFC 3339 time")
 @responses({200: EventEnvelope, 404: None, 410: None, 422: None}, auth=True)
-@signed_in
-async def get_event(request: Request, services: Services, user: CurrentUser,
+@visited
+async def get_event(request: Request, services: Services, visitor: Visitor,
                     event_id: str) -> HTTPResponse:
     if event_id.endswith(".ics"):
+        await visitor.signed_in()
         event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
         return raw(calendar([fields_of(event)]), content_type=ICS,
                    headers={"ETag": f'"{event.version}"'})
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
-    if as_of is None and (current := await services.reader.current(str(uid))) is not None \
-            and current["latest"] == current["version"]:
+    current = await services.reader.current(str(uid)) if as_of is None else None
+    user = await visitor.signed_in(current["names_count"] if current is not None else None)
+    if current is not None and current["latest"] == current["version"]:
         # The view row is provably current: its version is the store's latest, read with it.
         [text] = await services.rendered.render([current], user.id, user.names_count)
         return raw(event_body(text), content_type=JSON,
@@ -73,7 +86,7 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
         event = await off_loop(services.app.event_at_version, uid, int(as_of))
     else:
         event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
-    shown = await aggregate_json(event, services.people_reader, user.id)
+    shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)
     return json({"event": shown}, headers={"ETag": f'"{event.version}"'})
 
 
@@ -119,7 +132,7 @@ async def event_history(request: Request, services: Services, user: CurrentUser,
     facts = await off_loop(services.app.history, event_uuid(event_id))
     owner_id = facts[0].owner_id
     return json({"history": await history_json(facts, services.people_reader, user.id,
-                                                owner_id)})
+                                                owner_id, user.names_count)})
 
 
 def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +154,7 @@ async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str
 async def written_json(services: Services, written: Written, user: CurrentUser, message: str,
                        status: int = 200) -> JSONResponse:
     event: Event = written.aggregate
-    shown = await aggregate_json(event, services.people_reader, user.id)
+    shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)
     headers = {"ETag": f'"{event.version}"', **position_header(written)}
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"

@@ -12,7 +12,7 @@ from sanic import Blueprint, Request, raw
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, off_loop, signed_in
+from api.context import CurrentUser, Services, Visitor, off_loop, signed_in, visited
 from api.docs import responses
 from api.errors import ApiError
 from api.events import ICS, parse_time
@@ -53,20 +53,20 @@ def documented(func: Any) -> Any:
 @openapi.summary("List events by starting time, with filters and cursor pagination")
 @documented
 @responses({200: EventList, 422: None}, auth=True)
-@signed_in
-async def list_events(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
-    return await page_json(request, services, user, await filters(request, services))
+@visited
+async def list_events(request: Request, services: Services, visitor: Visitor) -> HTTPResponse:
+    return await page_json(request, services, visitor, await filters(request, services))
 
 
 @bp.get("/search_event/<location:path>")
 @openapi.summary("Events whose location has these words (case and accents ignored)")
 @documented
 @responses({200: EventList, 422: None}, auth=True)
-@signed_in
-async def search_events(request: Request, services: Services, user: CurrentUser,
+@visited
+async def search_events(request: Request, services: Services, visitor: Visitor,
                         location: str) -> HTTPResponse:
     found = await filters(request, services, location=unquote(location).strip("/"))
-    return await page_json(request, services, user, found)
+    return await page_json(request, services, visitor, found)
 
 
 @bp.get("/events.ics")
@@ -79,27 +79,28 @@ async def events_ics(request: Request, services: Services, user: CurrentUser) ->
     return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
 
 
-async def page_json(request: Request, services: Services, user: CurrentUser,
+async def page_json(request: Request, services: Services, visitor: Visitor,
                     found: Filters) -> HTTPResponse:
-    reached = await read_your_writes(request, services)
+    """One statement reads the page, the names count it is shown under and the view's
+    position (X-Position); waiting for ?min_position comes first."""
+    await read_your_writes(request, services)
     page: Page = await services.reader.page(found, request.args.get("cursor"), limit(request))
+    user = await visitor.signed_in(page.names_count)
     events = await services.rendered.render(page.rows, user.id, user.names_count)
     return raw(page_body(events, page.next), content_type=JSON,
-               headers={"X-Position": str(reached)})
+               headers={"X-Position": str(page.reached)})
 
 
-async def read_your_writes(request: Request, services: Services) -> int:
+async def read_your_writes(request: Request, services: Services) -> None:
     """Wait until the view has applied the client's own write. Rather than sleep, the worker
     brings the view up to date itself (the follower's batches are idempotent by position)."""
     wanted = integer(request, "min_position", 0)
-    reached = await services.reader.position("events")
-    if reached >= wanted:
-        return reached
+    if wanted <= 0 or await services.reader.position("events") >= wanted:
+        return
     events_view = [view for view in services.follower.views if view.name == EventsView.name]
     with suppress(TimeoutError):
         await asyncio.wait_for(off_loop(services.follower.run_once, events_view),
                                READ_YOUR_WRITES_SECONDS)
-    return await services.reader.position("events")
 
 
 async def filters(request: Request, services: Services, **given: str) -> Filters:

@@ -29,34 +29,37 @@ def fields_of_row(row: Row) -> dict[str, Any]:
     return fields
 
 
-async def rows_json(rows: Sequence[Row], people: PeopleReader,
-                    viewer_id: str) -> list[dict[str, Any]]:
+async def rows_json(rows: Sequence[Row], people: PeopleReader, viewer_id: str,
+                    names_count: int | None = None) -> list[dict[str, Any]]:
     """View rows as a client sees them. The rows are shown as read (times in the view's
-    instant form, which utc() converts as text), each one's participants decoded once."""
+    instant form, which utc() converts as text), each one's participants decoded once.
+    `names_count`, where the caller has read it, saves people.names() reading it again."""
     ids = [json.loads(row["participants"]) for row in rows]
-    names = await people.names({row["owner_id"] for row in rows}.union(*ids))
+    names = await people.names({row["owner_id"] for row in rows}.union(*ids), names_count)
     return [event_json(row, names, viewer_id, shown) for row, shown in zip(rows, ids, strict=True)]
 
 
-async def aggregates_json(events: list[Event], people: PeopleReader,
-                          viewer_id: str) -> list[dict[str, Any]]:
+async def aggregates_json(events: list[Event], people: PeopleReader, viewer_id: str,
+                          names_count: int | None = None) -> list[dict[str, Any]]:
     fields = [fields_of(event) for event in events]
-    names = await people.names(people_of(fields))
+    names = await people.names(people_of(fields), names_count)
     return [event_json(one, names, viewer_id) for one in fields]
 
 
-async def aggregate_json(event: Event, people: PeopleReader, viewer_id: str) -> dict[str, Any]:
-    return (await aggregates_json([event], people, viewer_id))[0]
+async def aggregate_json(event: Event, people: PeopleReader, viewer_id: str,
+                         names_count: int | None = None) -> dict[str, Any]:
+    return (await aggregates_json([event], people, viewer_id, names_count))[0]
 
 
 async def history_json(
-    facts: list[Any], people: PeopleReader, viewer_id: str, owner_id: str
+    facts: list[Any], people: PeopleReader, viewer_id: str, owner_id: str,
+    names_count: int | None = None,
 ) -> list[dict[str, Any]]:
     ids = {owner_id}
     for fact in facts:
         ids.update(fact_changes(fact).get("participants", []))
         ids.add(fact_by(fact) or owner_id)
-    names = await people.names(ids)
+    names = await people.names(ids, names_count)
     entries = []
     for fact in facts:
         changes = changes_json(fact_changes(fact), names, viewer_id == owner_id)

@@ -40,7 +40,8 @@ class RenderedEvents:
         missing = [index for index, text in enumerate(found) if text is None]
         made: dict[int, bytes] = {}
         if missing:
-            shown = await rows_json([rows[index] for index in missing], self.people, viewer_id)
+            shown = await rows_json([rows[index] for index in missing], self.people,
+                                    viewer_id, count)
             made = {index: json.dumps(event, ensure_ascii=False).encode()
                     for index, event in zip(missing, shown, strict=True)}
             if self._count == count:

@@ -277,6 +277,25 @@ def test_deleting_yourself_answers_a_message_and_ends_every_way_back_in_at_once(
     assert_error(http.delete(f"/api/user/{person.id}", headers=person.headers), 401)
 
 
+def test_a_deleted_users_token_reads_no_event_or_list_and_hears_401_before_any_other_error(
+        http: httpx.Client, person: Person) -> None:
+    """GET one event and the lists confirm the account with the names count their own query
+    reads; a worker that had the account cached must still refuse it at once."""
+    host = sign_up(http, "host")
+    created = http.post("/api/events/", headers=host.headers, json=event_body())
+    assert created.status_code == 201, created.text
+    one = f"/api/event/{created.json()['event']['id']}"
+    reads = [one, "/api/events/", "/api/search_event/Tel%20Aviv"]
+    for path in reads:  # the account is now cached wherever these were answered
+        assert http.get(path, headers=person.headers).status_code == 200
+    assert http.delete(f"/api/user/{person.id}", headers=person.headers).status_code == 200
+    for path in [*reads, f"/api/event/{uuid.uuid4()}", "/api/event/not-an-id",
+                 "/api/events/?limit=0", "/api/events/?starts_after=yesterday",
+                 f"{one}?as_of=0", f"{one}.ics"]:
+        assert_error(http.get(path, headers=person.headers), 401)
+        assert http.get(path, headers=host.headers).status_code != 401, path
+
+
 def test_a_deleted_users_username_and_email_can_be_registered_again(http: httpx.Client,
                                                                     person: Person) -> None:
     assert http.delete(f"/api/user/{person.id}", headers=person.headers).status_code == 200
