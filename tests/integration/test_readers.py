@@ -4,8 +4,10 @@ follow renames and erasures."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +79,21 @@ async def test_a_signed_in_account_follows_a_rename_and_an_erasure(services: Ser
     assert renamed is not None and renamed.username == "robert" and later > count
     services.people.erase("user-2")
     assert (await reader.signed_in("user-2"))[0] is None
+
+
+async def test_reads_go_on_when_postgresql_ends_the_connections_a_worker_keeps(
+        services: Services, backend: Backend) -> None:
+    """A restart of PostgreSQL (or an administrator) ends every session of the database; the
+    worker's next reads open new connections instead of failing on the dead ones."""
+    if backend.url is None:
+        pytest.skip("SQLite reads a file: there is no connection to end")
+    others = ("FROM pg_stat_activity WHERE datname = current_database() "
+              "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+    [reached, *_] = await asyncio.gather(
+        *(services.reader.position("events") for _ in range(8)))
+    ended = backend.rows(Path(), f"SELECT pg_terminate_backend(pid) {others}")
+    assert ended and all(row[0] for row in ended)
+    while backend.rows(Path(), f"SELECT 1 {others}"):
+        await asyncio.sleep(0.05)
+    assert await asyncio.gather(*(services.reader.position("events") for _ in range(8))) \
+        == [reached] * 8
