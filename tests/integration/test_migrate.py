@@ -52,3 +52,22 @@ def test_migrations_started_together_all_succeed_and_a_later_one_changes_nothing
         again = migrate(backend, tmp_path)
         assert again.wait(timeout=120) == 0
         assert tables(backend, tmp_path) == made
+
+
+@pytest.mark.postgres
+def test_migrate_turns_off_fastupdate_on_a_search_index_made_with_it(tmp_path: Path) -> None:
+    """A database made before the search index went without GIN's pending list keeps its
+    index through CREATE INDEX IF NOT EXISTS; migrate alters it, once."""
+    with fresh("postgres") as backend:
+        options = ("SELECT reloptions FROM pg_class WHERE relname = 'events_view_search' "
+                   "AND relnamespace = current_schema()::regnamespace")
+        assert migrate(backend, tmp_path).wait(timeout=120) == 0
+        assert backend.rows(tmp_path, options) == [(["fastupdate=off"],)]
+        import psycopg
+
+        assert backend.url is not None
+        with psycopg.connect(backend.url, autocommit=True) as conn:
+            conn.execute("ALTER INDEX events_view_search RESET (fastupdate)")
+        assert backend.rows(tmp_path, options) == [(None,)]
+        assert migrate(backend, tmp_path).wait(timeout=120) == 0
+        assert backend.rows(tmp_path, options) == [(["fastupdate=off"],)]
