@@ -156,6 +156,12 @@ class AsyncReads(Protocol):
 
     async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[Row]: ...
 
+    async def lookup(self, sql: str, column: str, key: str) -> Row | None:
+        """The row of `sql` whose `column` is `key`, or None. `sql` selects by
+        `<column> IN ({keys})`: a reader that pays a round trip per statement asks for the
+        keys of every lookup waiting at once in one statement."""
+        ...
+
 
 class SqliteDialect:
     name = "sqlite"
@@ -294,6 +300,11 @@ class InlineReads:
     async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[Row]:
         assert self._conn is not None, "InlineReads.open() was not awaited"
         return self._conn.execute(sql, parameters).fetchall()
+
+    async def lookup(self, sql: str, column: str, key: str) -> Row | None:
+        """One key at a time: an inline read costs no round trip to share."""
+        rows = await self.fetchall(sql.replace("{keys}", "?"), (key,))
+        return rows[0] if rows else None
 
 
 def read_only(path: Path) -> sqlite3.Connection:

@@ -133,6 +133,8 @@ class EventsReader:
         self.dialect = dialect
         # A scalar SQL expression: the store's latest version for the view row `v`.
         self.store_version = store_version
+        self.current_sql = (f"SELECT {VIEW_COLUMNS}, {store_version} AS latest, {NAMES_COUNT} "
+                            "AS names_count FROM events_view v WHERE v.id IN ({keys})")
 
     async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
         """A page and its counters in one statement; an empty page reads them alone."""
@@ -149,10 +151,7 @@ class EventsReader:
         """The view row with `latest`, the store's latest version for the id, and the names
         count, read in one statement: the row is current exactly when its version equals
         `latest`."""
-        rows = await self.reads.fetchall(
-            f"SELECT {VIEW_COLUMNS}, {self.store_version} AS latest, {NAMES_COUNT} AS "
-            "names_count FROM events_view v WHERE v.id = ?", (event_id,))
-        return rows[0] if rows else None
+        return await self.reads.lookup(self.current_sql, "id", event_id)
 
     async def position(self, view: str) -> int:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))

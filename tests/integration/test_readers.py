@@ -55,6 +55,23 @@ async def test_a_view_row_comes_with_the_stores_latest_version_for_it(services: 
     assert await services.reader.current("00000000-0000-0000-0000-000000000000") is None
 
 
+async def test_lookups_asked_at_once_each_get_their_own_row(services: Services) -> None:
+    """On PostgreSQL the lookups waiting together go out as one statement; each must still get
+    its own row, or None."""
+    start = datetime.now(UTC) + timedelta(days=3)
+    ids = [str(services.app.create_event(
+        owner_id="owner-1", **fields(name=f"Lookup {n}", starting_time=start,
+                                     end_time=start + timedelta(hours=1))).aggregates[0].id)
+           for n in range(3)]
+    services.follower.run_once()
+    missing = "00000000-0000-0000-0000-000000000001"
+    asked = [ids[0], ids[1], missing, ids[0], ids[2]]
+    rows = await asyncio.gather(*(services.reader.current(event_id) for event_id in asked))
+    assert [row and (row["id"], row["name"]) for row in rows] == [
+        (ids[0], "Lookup 0"), (ids[1], "Lookup 1"), None, (ids[0], "Lookup 0"),
+        (ids[2], "Lookup 2")]
+
+
 async def test_cached_names_follow_a_rename_and_an_erasure(services: Services) -> None:
     services.people.add_user("user-1", "alice", "alice@example.com", "x", "2031-01-01")
     [invitee] = services.people.resolve(["guest@example.com"])
