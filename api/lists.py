@@ -21,7 +21,7 @@ from api.rendered import JSON, page_body
 from api.schemas import EventList
 from consumers.calendar import calendar
 from domain.presentation import instant
-from projections.events_queries import Filters, Page
+from projections.events_queries import Filters, Moved, Page
 from projections.events_view import EventsView
 
 bp = Blueprint("lists", url_prefix="/api")
@@ -75,18 +75,27 @@ async def search_events(request: Request, services: Services, visitor: Visitor,
 @signed_in
 async def events_ics(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
     page = await services.reader.page(await filters(request, services),
-                                      request.args.get("cursor"), limit(request, default=MAX_LIMIT))
+                                      request.args.get("cursor"), limit(request, default=MAX_LIMIT),
+                                      whole=True)
     return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
 
 
 async def page_json(request: Request, services: Services, visitor: Visitor,
                     found: Filters) -> HTTPResponse:
-    """One statement reads the page, the names count it is shown under and the view's
-    position (X-Position); waiting for ?min_position comes first."""
+    """One statement reads the page's keys, the names count it is shown under and the view's
+    position (X-Position), a second the whole rows of events this worker has no text for;
+    waiting for ?min_position comes first."""
     await read_your_writes(request, services)
-    page: Page = await services.reader.page(found, request.args.get("cursor"), limit(request))
+    reader, cursor, size = services.reader, request.args.get("cursor"), limit(request)
+    page: Page = await reader.page(found, cursor, size)
     user = await visitor.signed_in(page.names_count)
-    events = await services.rendered.render(page.rows, user.id, user.names_count)
+    try:
+        events = await services.rendered.render(page.rows, user.id, user.names_count,
+                                                reader.complete)
+    except Moved:  # an event changed between the two statements: read the page whole
+        page = await reader.page(found, cursor, size, whole=True)
+        user = await visitor.signed_in(page.names_count)
+        events = await services.rendered.render(page.rows, user.id, user.names_count)
     return raw(page_body(events, page.next), content_type=JSON,
                headers={"X-Position": str(page.reached)})
 

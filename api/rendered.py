@@ -7,7 +7,7 @@ naming and serialising them was most of a list's cost (py-spy, bench/)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from api.present import rows_json
 from projections.database import Row
@@ -18,6 +18,8 @@ JSON = "application/json"
 RENDERED_KEPT = 20_000
 
 Key = tuple[str, int, bool]
+# The whole rows of key rows (a page read only what decides a text): EventsReader.complete.
+Complete = Callable[[Sequence[Row]], Awaitable[list[Row]]]
 
 
 class RenderedEvents:
@@ -27,10 +29,12 @@ class RenderedEvents:
         self._texts: dict[Key, bytes] = {}
         self._count = -1  # the names count the texts were rendered under
 
-    async def render(self, rows: Sequence[Row], viewer_id: str, count: int) -> list[bytes]:
-        """Each row's event JSON, in order, as of names `count` (read by the caller before
-        the rows: CurrentUser.names_count). Missing texts are kept only if no other call has
-        since seen another count."""
+    async def render(self, rows: Sequence[Row], viewer_id: str, count: int,
+                     complete: Complete | None = None) -> list[bytes]:
+        """Each row's event JSON, in order, as of names `count` (read by the caller with or
+        before the rows: CurrentUser.names_count). Missing texts are kept only if no other
+        call has since seen another count. Rows that hold only their keys are `complete`d
+        where their text is missing."""
         if count != self._count:
             self._texts = {}
             self._count = count
@@ -40,8 +44,10 @@ class RenderedEvents:
         missing = [index for index, text in enumerate(found) if text is None]
         made: dict[int, bytes] = {}
         if missing:
-            shown = await rows_json([rows[index] for index in missing], self.people,
-                                    viewer_id, count)
+            wanted = [rows[index] for index in missing]
+            if complete is not None:
+                wanted = await complete(wanted)
+            shown = await rows_json(wanted, self.people, viewer_id, count)
             made = {index: json.dumps(event, ensure_ascii=False).encode()
                     for index, event in zip(missing, shown, strict=True)}
             if self._count == count:

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,11 @@ from projections.search import words
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
            "created_at, updated_at")
 VIEW_COLUMNS = ", ".join("v." + column.strip() for column in COLUMNS.split(","))
+# What a page needs of a row whose text a worker has rendered already (api.rendered: id,
+# version and owner decide it) and its cursor (starting time, id). A page of 100 whole rows
+# cost PostgreSQL ~400 µs and psycopg ~600 µs to turn into Python, keys alone about half;
+# whole rows are read afterwards for the texts a worker lacks (EventsReader.complete).
+KEY_COLUMNS = "v.id, v.owner_id, v.version, v.starting_time"
 # Read in the same statement as a page's rows (each a scalar the database computes once): the
 # names count the rows are shown under, and how far the view has got (a list's X-Position).
 # On PostgreSQL each statement is a round trip costing more than the query itself (~100 µs
@@ -73,10 +79,12 @@ def decode_cursor(cursor: str, filters: Filters, secret: str) -> tuple[str, str]
 
 
 def page_query(
-    filters: Filters, after: tuple[str, str] | None, limit: int, dialect: Dialect = SQLITE
+    filters: Filters, after: tuple[str, str] | None, limit: int, dialect: Dialect = SQLITE,
+    columns: str = VIEW_COLUMNS,
 ) -> tuple[str, list[Any]]:
-    """The SQL for one page. Each shape is driven by an index: the participant's rows, the
-    full-text match, or the (starting_time, id) index; never a scan of the whole view."""
+    """The SQL for one page (`columns` of its rows, and the COUNTERS). Each shape is driven by
+    an index: the participant's rows, the full-text match, or the (starting_time, id) index;
+    never a scan of the whole view."""
     for name, text in (("location", filters.location), ("q", filters.q)):
         if text is not None and not words(text):
             raise InvalidFieldsError({name: "must contain at least one letter or digit"})
@@ -116,10 +124,15 @@ def page_query(
     if match and not filters.participant_id and search.sort_keys_first:
         # Matches come in no useful order and are sorted: sort their keys alone, then read
         # the page's rows.
-        return (f"SELECT {VIEW_COLUMNS}, {COUNTERS} FROM (SELECT v.seq FROM {source}{order} "
+        return (f"SELECT {columns}, {COUNTERS} FROM (SELECT v.seq FROM {source}{order} "
                 f"LIMIT ?) k {dialect.ordered_join} events_view v ON v.seq = k.seq{order}",
                 params)
-    return f"SELECT {VIEW_COLUMNS}, {COUNTERS} FROM {source}{order} LIMIT ?", params
+    return f"SELECT {columns}, {COUNTERS} FROM {source}{order} LIMIT ?", params
+
+
+class Moved(Exception):
+    """An event changed between the statement that read a page's keys and the one that read
+    its whole rows: the page must be read again, whole."""
 
 
 class EventsReader:
@@ -136,16 +149,33 @@ class EventsReader:
         self.current_sql = (f"SELECT {VIEW_COLUMNS}, {store_version} AS latest, {NAMES_COUNT} "
                             "AS names_count FROM events_view v WHERE v.id IN ({keys})")
 
-    async def page(self, filters: Filters, cursor: str | None, limit: int) -> Page:
-        """A page and its counters in one statement; an empty page reads them alone."""
+    async def page(self, filters: Filters, cursor: str | None, limit: int,
+                   whole: bool = False) -> Page:
+        """A page and its counters in one statement (an empty page reads them alone): the
+        rows' KEY_COLUMNS, or all their columns when `whole`."""
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
-        sql, params = page_query(filters, after, limit + 1, self.dialect)
+        sql, params = page_query(filters, after, limit + 1, self.dialect,
+                                 VIEW_COLUMNS if whole else KEY_COLUMNS)
         found = await self.reads.fetchall(sql, params)
         counters = found[0] if found else (await self.reads.fetchall(f"SELECT {COUNTERS}", ()))[0]
         more = len(found) > limit
         found = found[:limit]
         cursor = encode_cursor(found[-1], filters, self.secret) if more and found else None
         return Page(found, cursor, int(counters["names_count"]), int(counters["reached"]))
+
+    async def complete(self, keys: Sequence[Row]) -> list[Row]:
+        """The whole rows of a page's key rows, in order, at the versions the page read; Moved
+        if one has changed (or gone) since."""
+        marks = ",".join("?" * len(keys))
+        rows = await self.reads.fetchall(
+            f"SELECT {VIEW_COLUMNS} FROM events_view v WHERE v.id IN ({marks})",
+            [key["id"] for key in keys])
+        by_id = {row["id"]: row for row in rows}
+        whole = [by_id.get(key["id"]) for key in keys]
+        if any(row is None or row["version"] != key["version"]
+               for row, key in zip(whole, keys, strict=True)):
+            raise Moved
+        return [row for row in whole if row is not None]
 
     async def current(self, event_id: str) -> Row | None:
         """The view row with `latest`, the store's latest version for the id, and the names

@@ -8,12 +8,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
 from alphabet import wiring
 from alphabet.settings import Settings
 from api.context import Services
+from projections.events_queries import Filters, Moved
 from tests.conftest import Backend
 from tests.unit.fixtures import fields
 
@@ -70,6 +72,29 @@ async def test_lookups_asked_at_once_each_get_their_own_row(services: Services) 
     assert [row and (row["id"], row["name"]) for row in rows] == [
         (ids[0], "Lookup 0"), (ids[1], "Lookup 1"), None, (ids[0], "Lookup 0"),
         (ids[2], "Lookup 2")]
+
+
+async def test_a_page_reads_keys_and_its_whole_rows_only_at_the_versions_it_read(
+        services: Services) -> None:
+    """Lists read the keys of a page, then the whole rows of events a worker has no text for;
+    an event that changed between the two reads makes the page be read again."""
+    start = datetime.now(UTC) + timedelta(days=400)
+    ids = [str(services.app.create_event(
+        owner_id="owner-1", **fields(name=f"Paged {n}", starting_time=start,
+                                     end_time=start + timedelta(hours=1))).aggregates[0].id)
+           for n in range(3)]
+    services.follower.run_once()
+    page = await services.reader.page(Filters(q="Paged"), None, 10)
+    assert sorted(row["id"] for row in page.rows) == sorted(ids)
+    assert "name" not in list(page.rows[0].keys())
+    whole = await services.reader.complete(page.rows)
+    assert [row["id"] for row in whole] == [row["id"] for row in page.rows]
+    assert {row["name"] for row in whole} == {"Paged 0", "Paged 1", "Paged 2"}
+    services.app.update_event(UUID(ids[1]), by="owner-1", now=datetime.now(UTC),
+                              expected_version=None, changes={"name": "Paged again"})
+    services.follower.run_once()
+    with pytest.raises(Moved):
+        await services.reader.complete(page.rows)
 
 
 async def test_cached_names_follow_a_rename_and_an_erasure(services: Services) -> None:
