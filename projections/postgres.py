@@ -216,9 +216,22 @@ class PostgresDatabase:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Pipelined: a follower's batch sends its inserts and updates without waiting for
-        each (the statements it reads from still wait), 1.7x the facts per second."""
-        with self.pool.connection() as conn, conn.transaction(), conn.pipeline():
-            yield Session(conn, pipelined=True)
+        each (the statements it reads from still wait), 1.7x the facts per second. BEGIN and
+        COMMIT are statements of the pipeline too, where psycopg's transaction() would wait
+        for each (it syncs the pipeline after BEGIN and at COMMIT): a transaction that only
+        writes costs one round trip instead of three, a follower's batch three instead of
+        five."""
+        with self.pool.connection() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    yield Session(conn, pipelined=True)
+                    conn.execute("COMMIT")
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status in (
+                        TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                    conn.execute("ROLLBACK")
+                raise
 
     def create_schema(self, statements: Sequence[str] = ()) -> None:
         """Idempotent, and safe when several processes start at once: the advisory lock
