@@ -255,15 +255,20 @@ class PostgresDatabase:
         rewritten; VACUUM FULL writes the tables afresh and drops the old files, so an erased
         person is gone from the data files as well as from every query. ANALYZE then samples
         the planner's statistics (which may quote column values) from the rows that remain.
-        A transaction that began before the erasure may still see the row, and VACUUM would
-        copy it into the new files: such transactions are waited for first (bounded)."""
+        VACUUM keeps a deleted row while any session of the database holds a transaction id
+        or a snapshot older than the deletion: a reader that may still see it, or a writer
+        between two statements (an id, no snapshot), which holds the horizon back all the
+        same. Those are waited for first (bounded), or VACUUM FULL would copy the row into
+        the new files."""
         conn = self.connection()
-        erased_at = conn.execute("SELECT clock_timestamp() AS now").fetchone()["now"]
+        horizon = conn.execute(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot()) AS next").fetchone()["next"]
         deadline = time.monotonic() + SCRUB_WAIT_SECONDS
         while time.monotonic() < deadline and conn.execute(
             "SELECT count(*) AS older FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND xact_start < ?",
-            (erased_at,),
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+            "AND (age(backend_xmin) > age(?::xid8::xid) OR age(backend_xid) > age(?::xid8::xid))",
+            (horizon, horizon),
         ).fetchone()["older"]:
             time.sleep(0.05)
         conn.execute("VACUUM (FULL, ANALYZE) users, invitees")

@@ -3,6 +3,7 @@ over real HTTP against a real `alphabet serve` process (SPEC §4 Users)."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -407,6 +408,32 @@ def test_erasure_also_covers_a_username_and_email_the_user_had_before_renaming(
     found = {what: erasure_server.holding(value) for what, value in secrets.items()}
     assert found == {what: [] for what in secrets}, f"personal data left on disk: {found}"
     assert_error(signin(http, renamed, "a later password"), 401)
+
+
+def test_erasure_waits_for_a_transaction_that_was_writing_when_the_user_was_deleted(
+        erasure_http: httpx.Client, erasure_server: Server) -> None:
+    """A writer between two statements holds a transaction id and no snapshot; VACUUM keeps
+    every row deleted after that id began, so erasure must wait for it too."""
+    database = erasure_server.backend.url
+    if database is None:
+        pytest.skip("SQLite has one writer at a time, and erasure is that writer")
+    import psycopg
+
+    http = erasure_http
+    doomed, secrets = distinctive_person(http)
+    wait_until_views_caught_up(http)
+    with psycopg.connect(database) as writer:  # a transaction, left open between statements
+        writer.execute("INSERT INTO signin_failures VALUES (%s, 1, 0)",
+                       (f"held-{uuid.uuid4().hex}",))
+        ending = threading.Timer(2.0, writer.rollback)
+        ending.start()
+        try:
+            answer = http.delete(f"/api/user/{doomed.id}", headers=doomed.headers)
+        finally:
+            ending.join()
+    assert answer.status_code == 200, answer.text
+    found = {what: erasure_server.holding(value) for what, value in secrets.items()}
+    assert found == {what: [] for what in secrets}, f"personal data left on disk: {found}"
 
 
 def test_events_show_a_rename_and_an_erasure_at_once_though_names_are_cached(
