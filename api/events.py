@@ -3,7 +3,7 @@ read the audit trail or an earlier state."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +11,18 @@ from sanic import Blueprint, Request, json, raw
 from sanic.response import HTTPResponse, JSONResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse, signed_in
+from api.context import (
+    LARGEST,
+    CurrentUser,
+    Services,
+    command,
+    if_match,
+    now,
+    off_loop,
+    parse,
+    signed_in,
+    whole_number,
+)
 from api.docs import body, responses
 from api.errors import ApiError
 from api.present import aggregate_json, history_json
@@ -42,7 +53,7 @@ ICS = "text/calendar; charset=utf-8"
 @signed_in
 async def create_event(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     data = parse(request, EventCreateBody)
-    fields = await command_fields(services, data.model_dump(exclude_unset=True))
+    fields = await command_fields(services, data.model_dump())
     written = await command(services, services.app.create_event, owner_id=user.id, **fields)
     return await written_json(services, written, user, "Event created", status=201)
 
@@ -69,8 +80,12 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
                    headers={"ETag": f'"{current["version"]}"'})
     if as_of is None:
         event = await off_loop(services.app.get_event, uid)
-    elif as_of.strip().isdigit():
-        event = await off_loop(services.app.event_at_version, uid, int(as_of))
+    elif as_of.strip().isascii() and as_of.strip().isdigit():
+        version = whole_number(as_of)
+        if version is None:
+            raise ApiError(422, "invalid_fields", f"as_of: no version is above {LARGEST}",
+                           {"as_of": f"a version must be at most {LARGEST}"})
+        event = await off_loop(services.app.event_at_version, uid, version)
     else:
         event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
     shown = await aggregate_json(event, services.people_reader, user.id)
@@ -89,7 +104,7 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
     uid = event_uuid(event_id)
     expected = if_match(request)
     data = parse(request, EventChangeBody)
-    changes = await command_fields(services, data.model_dump(exclude_none=True))
+    changes = await command_fields(services, data.model_dump(exclude_unset=True))
     written = await command(
         services, services.app.update_event, uid, by=user.id, now=now(),
         expected_version=expected, changes=changes,
@@ -122,17 +137,9 @@ async def event_history(request: Request, services: Services, user: CurrentUser,
                                                 owner_id)})
 
 
-def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
-    """Facts hold instants in UTC, whatever offset the client wrote."""
-    for name in ("starting_time", "end_time"):
-        if name in fields:
-            fields[name] = fields[name].astimezone(UTC)
-    return fields
-
-
 async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
-    """Times to UTC instants and participants to person ids, as the facts hold them."""
-    fields = to_utc(fields)
+    """Participants to person ids, as the facts hold them (the domain takes times in any
+    offset, checks their range and keeps them in UTC)."""
     if "participants" in fields:
         fields["participants"] = await off_loop(services.people.resolve, fields["participants"])
     return fields

@@ -12,7 +12,7 @@ from sanic import Blueprint, Request, raw
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, off_loop, signed_in
+from api.context import LARGEST, CurrentUser, Services, off_loop, signed_in, whole_number
 from api.docs import responses
 from api.errors import ApiError
 from api.events import ICS, parse_time
@@ -20,6 +20,8 @@ from api.present import fields_of_row
 from api.rendered import JSON, page_body
 from api.schemas import EventList
 from consumers.calendar import calendar
+from domain.errors import InvalidFieldsError
+from domain.events import time_problem
 from domain.presentation import instant
 from projections.events_queries import Filters, Page
 from projections.events_view import EventsView
@@ -74,6 +76,7 @@ async def search_events(request: Request, services: Services, user: CurrentUser,
 @documented
 @signed_in
 async def events_ics(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
+    await read_your_writes(request, services)
     page = await services.reader.page(await filters(request, services),
                                       request.args.get("cursor"), limit(request, default=MAX_LIMIT))
     return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
@@ -123,26 +126,26 @@ def time_arg(request: Request, name: str) -> str | None:
     if value is None:
         return None
     try:
-        return instant(parse_time(value))
+        moment = parse_time(value)
     except ApiError:
         raise ApiError(422, "invalid_fields", f"{name} must be an RFC 3339 time with an offset, "
                        "e.g. 2026-12-01T18:00:00Z", {name: "not a time with an offset"}) from None
+    if (problem := time_problem(moment)) is not None:
+        raise InvalidFieldsError({name: problem})
+    return instant(moment)
 
 
 def limit(request: Request, default: int = DEFAULT_LIMIT) -> int:
-    value = integer(request, "limit", default)
-    if not 1 <= value <= MAX_LIMIT:
-        raise ApiError(422, "invalid_fields", f"limit must be between 1 and {MAX_LIMIT}",
-                       {"limit": f"must be between 1 and {MAX_LIMIT}"})
-    return value
+    return integer(request, "limit", default, 1, MAX_LIMIT)
 
 
-def integer(request: Request, name: str, default: int) -> int:
-    value = request.args.get(name)
-    if value is None:
+def integer(request: Request, name: str, default: int, minimum: int = 0,
+            maximum: int = LARGEST) -> int:
+    text = request.args.get(name)
+    if text is None:
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(422, "invalid_fields", f"{name} must be a whole number",
-                       {name: "must be a whole number"}) from None
+    value = whole_number(text, minimum, maximum)
+    if value is None:
+        problem = f"must be a whole number from {minimum} to {maximum} (digits 0-9)"
+        raise ApiError(422, "invalid_fields", f"{name} {problem}", {name: problem})
+    return value

@@ -14,7 +14,7 @@ from uuid import UUID
 from sanic import Blueprint, Request
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
-from api.context import Services, off_loop
+from api.context import Services, off_loop, whole_number
 from api.security import Claims, TokenError
 from consumers.hub import Subscriber
 from consumers.notify import replay
@@ -50,8 +50,9 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
     if event_id is not None and not await known_event(services, event_id):
         await ws.close(CLOSE_UNKNOWN, f"no event with id {event_id}")
         return
-    after = request.args.get("after")
-    if after is not None and not after.isdigit():
+    given = request.args.get("after")
+    after = None if given is None else whole_number(given)
+    if given is not None and after is None:
         await ws.close(CLOSE_BAD_REQUEST, "after must be a log position (a whole number)")
         return
     hub = services.hub
@@ -63,9 +64,9 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
         # write answered before the socket opened is never announced on it as new.
         live_from = max(hub.position, await off_loop(services.log.head))
         await ws.send(json.dumps({"type": "ready", "position": live_from}))
-        if after is not None and int(after) < live_from:
+        if after is not None and after < live_from:
             missed = await off_loop(replay, services.log, services.load_event,
-                                    services.people.names, event_id, int(after), live_from)
+                                    services.people.names, event_id, after, live_from)
             for message in missed:
                 await ws.send(encoded(message))
         await pump(ws, subscriber, live_from, claims.expires_at)
