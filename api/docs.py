@@ -83,6 +83,10 @@ class Operation:
     query: Sequence[Query] = ()
     headers: Sequence[RequestHeader] = ()
     links: Mapping[int, Mapping[str, dict[str, Any]]] = field(default_factory=dict)
+    # A variant the same route serves under its path plus a suffix (an event's .ics), with an
+    # operationId of its own; the route's own name otherwise.
+    suffix: str = ""
+    operation_id: str | None = None
 
 
 IF_MATCH = RequestHeader("If-Match", 'the version you read (its ETag, "3" or W/"3"); the '
@@ -95,7 +99,7 @@ def documented(summary: str, responses: Mapping[int, Answer | None], *,
                body: type[BaseModel] | None = None, auth: bool = False,
                query: Sequence[Query] = (), headers: Sequence[RequestHeader] = (),
                links: Mapping[int, Mapping[str, dict[str, Any]]] | None = None,
-               ) -> Callable[[F], F]:
+               suffix: str = "", operation_id: str | None = None) -> Callable[[F], F]:
     """Declares a route's operation. The answers any such route can give are added here: 401
     when it needs a token, 400/413/422 when it reads a JSON body, 400/412 with If-Match, and
     414/431 for every request."""
@@ -111,18 +115,18 @@ def documented(summary: str, responses: Mapping[int, Answer | None], *,
     for status in EVERY_REQUEST:
         answers.setdefault(status, Answer())
     declared = Operation(summary, answers, body, auth, tuple(query), tuple(headers),
-                         dict(links or {}))
+                         dict(links or {}), suffix, operation_id)
 
     def declare(func: F) -> F:
-        func.__dict__["openapi"] = declared
+        func.__dict__.setdefault("openapi", []).append(declared)
         return func
 
     return declare
 
 
-def operation_of(handler: Any) -> Operation | None:
-    found = getattr(handler, "openapi", None)
-    return found if isinstance(found, Operation) else None
+def operations_of(handler: Any) -> list[Operation]:
+    found = getattr(handler, "openapi", [])
+    return [entry for entry in found if isinstance(entry, Operation)]
 
 
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -131,18 +135,17 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "location": {"description": "words the location must contain (case and accents ignored)",
                  "schema": {"type": "string", "minLength": 1}},
 }
-_PARAMETER = re.compile(r"<(\w+)(?::(\w+)(?:=(\w+))?)?>")
+_PARAMETER = re.compile(r"<(\w+)(?::[^>]*)?>")
 
 
 def openapi_path(uri: str) -> tuple[str, list[str]]:
-    """A sanic route's URI as an OpenAPI path, and its path parameters' names: <id:str> is
-    {id}, and <id:ext=ics> (an id with a file extension) is {id}.ics."""
+    """A sanic route's URI as an OpenAPI path ({id} for <id:str>), and its path parameters'
+    names."""
     names: list[str] = []
 
     def template(match: re.Match[str]) -> str:
         names.append(match.group(1))
-        suffix = f".{match.group(3)}" if match.group(2) == "ext" and match.group(3) else ""
-        return "{" + match.group(1) + "}" + suffix
+        return "{" + match.group(1) + "}"
 
     path = _PARAMETER.sub(template, uri)
     return "/" + path.strip("/"), names
@@ -156,8 +159,7 @@ def openapi_document(app: Sanic[Any, Any], title: str, version: str, description
     """The whole document: one operation per documented route and method, operationIds
     from the route names (so an alias and PATCH beside PUT get their own)."""
     routes = [(route, declared) for route in sorted(app.router.routes, key=lambda r: r.uri)
-              if (declared := operation_of(route.handler)) is not None
-              and not route.extra.websocket]
+              if not route.extra.websocket for declared in operations_of(route.handler)]
     models: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorOut, SERIALIZATION)}
     for _, declared in routes:
         if declared.body is not None:
@@ -171,12 +173,16 @@ def openapi_document(app: Sanic[Any, Any], title: str, version: str, description
     for route, declared in routes:
         path, names = openapi_path(route.uri)
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = operation_json(
-                declared, route.name.rsplit(".", 1)[-1], names, refs)
+            operation_id = declared.operation_id or route.name.rsplit(".", 1)[-1]
+            paths.setdefault(path + declared.suffix, {})[method.lower()] = operation_json(
+                declared, operation_id, names, refs)
+    # A path that extends another comes first ({event_id}.ics before {event_id}): tools that
+    # try templates in document order (openapi-core) then match the more specific one.
+    ordered = sorted(paths.items(), key=lambda item: (item[0].split("{")[0], -len(item[0])))
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "version": version, "description": description},
-        "paths": paths,
+        "paths": dict(ordered),
         "components": {
             "schemas": schemas.get("$defs", {}),
             "headers": HEADERS,

@@ -72,9 +72,15 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
             auth=True, headers=[IF_NONE_MATCH],
             query=[Query("as_of", {"type": "string"},
                          "a version (a whole number) or an RFC 3339 time with its offset")])
+@documented("One event as an iCalendar file",
+            {200: Answer(headers=VERSIONED, media=CALENDAR), 304: Answer(headers=VERSIONED),
+             404: None, 410: None},
+            auth=True, headers=[IF_NONE_MATCH], suffix=".ics", operation_id="get_event_ics")
 @signed_in
 async def get_event(request: Request, services: Services, user: CurrentUser,
                     event_id: str) -> HTTPResponse:
+    if event_id.endswith(".ics"):
+        return await event_ics(request, services, event_id.removesuffix(".ics"))
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
     if as_of is None and (current := await services.reader.current(str(uid))) is not None \
@@ -97,14 +103,8 @@ async def get_event(request: Request, services: Services, user: CurrentUser,
     return json({"event": shown}, headers={"ETag": etag(event.version)})
 
 
-@bp.get("/event/<event_id:ext=ics>")
-@documented("One event as an iCalendar file",
-            {200: Answer(headers=VERSIONED, media=CALENDAR), 304: Answer(headers=VERSIONED),
-             404: None, 410: None},
-            auth=True, headers=[IF_NONE_MATCH])
-@signed_in
-async def get_event_ics(request: Request, services: Services, user: CurrentUser,
-                        event_id: str, ext: str) -> HTTPResponse:
+async def event_ics(request: Request, services: Services, event_id: str) -> HTTPResponse:
+    """GET /api/event/{id}.ics (the same route: an id never ends in .ics)."""
     event = await off_loop(services.app.get_event, event_uuid(event_id))
     if unchanged := not_modified(request, event.version):
         return unchanged

@@ -9,9 +9,8 @@ import json
 import time
 from collections import OrderedDict
 from typing import Any
-from uuid import UUID
-
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from sanic import Blueprint, Request
 from sanic.response import JSONResponse
