@@ -173,9 +173,10 @@ def openapi_document(app: Sanic[Any, Any], title: str, version: str, description
     for route, declared in routes:
         path, names = openapi_path(route.uri)
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
-            operation_id = declared.operation_id or route.name.rsplit(".", 1)[-1]
-            paths.setdefault(path + declared.suffix, {})[method.lower()] = operation_json(
-                declared, operation_id, names, refs)
+            _, tag, name = route.name.split(".")  # app.blueprint.handler
+            paths.setdefault(path + declared.suffix, {})[method.lower()] = {
+                "tags": [tag], **operation_json(declared, declared.operation_id or name, names,
+                                                refs)}
     # A path that extends another comes first ({event_id}.ics before {event_id}): tools that
     # try templates in document order (openapi-core) then match the more specific one.
     ordered = sorted(paths.items(), key=lambda item: (item[0].split("{")[0], -len(item[0])))
