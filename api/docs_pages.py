@@ -2,7 +2,7 @@
 /docs/redoc. Their scripts and styles are served by the app itself from the files the
 drf-spectacular-sidecar package ships (Swagger UI's dist and ReDoc's standalone bundle, kept
 current upstream), so the docs work with no network; that package's Django dependency is
-installed but never imported (only its files are read)."""
+installed but never imported (only its files are read). Swagger UI's online validator badge is off."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ SWAGGER_UI = f"""<!DOCTYPE html>
   <script src="{ASSETS}/swagger-ui/swagger-ui-bundle.js"></script>
   <script>
     window.ui = SwaggerUIBundle({{url: "{DOCUMENT}", dom_id: "#swagger-ui",
-                                 deepLinking: true, persistAuthorization: true}});
+                                 deepLinking: true, persistAuthorization: true,
+                                 validatorUrl: null}});
   </script>
 </body>
 </html>
@@ -73,6 +74,10 @@ async def swagger_ui(request: Request) -> HTTPResponse:
     return html(SWAGGER_UI)
 
 
+# ReDoc's bundle shows its vendor's logo from a CDN: images from elsewhere are not loaded.
+OWN_IMAGES = {"Content-Security-Policy": "img-src 'self' data:"}
+
+
 @bp.get("/redoc")
 async def redoc(request: Request) -> HTTPResponse:
-    return html(REDOC)
+    return html(REDOC, headers=OWN_IMAGES)

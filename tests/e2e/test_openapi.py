@@ -9,7 +9,6 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-
 from tests.conftest import Person, event_body, sign_up
 
 # (method, path as the document spells it, success status, takes a body)
