@@ -2,7 +2,8 @@
 /docs/redoc. Their scripts and styles are served by the app itself from the files the
 drf-spectacular-sidecar package ships (Swagger UI's dist and ReDoc's standalone bundle, kept
 current upstream), so the docs work with no network; that package's Django dependency is
-installed but never imported (only its files are read). Swagger UI's online validator badge is off."""
+installed but never imported (only its files are read). Swagger UI's online validator badge
+is off."""
 
 from __future__ import annotations
 
