@@ -20,6 +20,7 @@ from alphabet.settings import Settings
 from api import auth, batch, events, health, lists, users, websockets
 from api.context import Services
 from api.errors import handle
+from api.request import Request
 
 MAX_BODY = 1024 * 1024
 
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     suffix = next(_names)
     app = Sanic("alphabet" if suffix == 0 else f"alphabet{suffix}", strict_slashes=False,
-                log_config=logging_config(settings.log_level, settings.log_format))
+                log_config=logging_config(settings.log_level, settings.log_format),
+                request_class=Request)
     app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.OAS_URL_PREFIX = "/docs"

@@ -78,7 +78,8 @@ class Settings:
     secret_key: str | None = None
     access_token_minutes: int = 15
     refresh_token_days: int = 7
-    signin_failures_per_account: int = 5
+    signin_failures_per_account_and_address: int = 5
+    signin_failures_per_account: int = 100
     signin_failures_per_address: int = 50
     signin_window_seconds: int = 900
     trusted_proxies: frozenset[str] = frozenset()
@@ -124,7 +125,9 @@ class Settings:
             secret_key=text("SECRET_KEY", "") or None,
             access_token_minutes=number("ACCESS_TOKEN_MINUTES", 15),
             refresh_token_days=number("REFRESH_TOKEN_DAYS", 7),
-            signin_failures_per_account=number("SIGNIN_FAILURES_PER_ACCOUNT", 5),
+            signin_failures_per_account_and_address=number(
+                "SIGNIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", 5),
+            signin_failures_per_account=number("SIGNIN_FAILURES_PER_ACCOUNT", 100),
             signin_failures_per_address=number("SIGNIN_FAILURES_PER_ADDRESS", 50),
             signin_window_seconds=number("SIGNIN_WINDOW_SECONDS", 900),
             trusted_proxies=frozenset(

@@ -178,6 +178,12 @@ class UserEnvelope(Schema):
     user: UserOut
 
 
+class UserChanged(UserEnvelope):
+    access: str | None = Field(None, description="only when the password changed: every "
+                               "other session has ended, and this is a fresh pair for yours")
+    refresh: str | None = Field(None, description="as `access`")
+
+
 class TokenPair(Schema):
     access: str
     refresh: str

@@ -8,10 +8,11 @@ from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 from sanic_ext import openapi
 
+from api.auth import issue
 from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
 from api.docs import body, responses
 from api.present import user_json
-from api.schemas import Message, UserChangeBody, UserEnvelope
+from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
 from api.security import hash_password, verify_password
 from consumers.mail import erase_outbox
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
@@ -39,7 +40,7 @@ async def get_user(request: Request, services: Services, user: CurrentUser,
 @bp.put("/<user_id:str>")
 @openapi.summary("Change your username, email or password (`me` is you)")
 @body(UserChangeBody)
-@responses({200: UserEnvelope, 403: None, 404: None, 409: None, 422: None}, auth=True)
+@responses({200: UserChanged, 403: None, 404: None, 409: None, 422: None}, auth=True)
 @signed_in
 async def change_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
@@ -64,7 +65,13 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
             profile_fields=sorted(set(changes) - {"password_hash"}),
             password="password_hash" in changes,
         )
-    return json({"user": user_json(await _account(services, user.id), user.id)})
+    account = await _account(services, user.id)
+    if "password_hash" not in changes:
+        return json({"user": user_json(account, user.id)})
+    # A new password ends every session of the account (tokens carry the password's stamp,
+    # and every refresh token is revoked); the one that changed it gets a fresh pair.
+    await off_loop(services.sessions.revoke_all, user.id)
+    return json({"user": user_json(account, user.id), **await issue(services, account)})
 
 
 @bp.delete("/<user_id:str>")

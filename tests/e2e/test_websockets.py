@@ -401,8 +401,10 @@ async def test_a_token_that_expires_while_connected_closes_the_socket_with_4401(
     """Sixteen sockets: the expiry must be told with 4401 every time, not most of the time."""
     secret = (server.data_dir / "secret_key").read_text().strip()
     now = int(time.time())
+    stamp = jwt.decode(watcher.access, options={"verify_signature": False})["pwd"]
     short_lived = jwt.encode({"sub": watcher.id, "type": "access", "jti": str(uuid.uuid4()),
-                              "iat": now, "exp": now + 2}, secret, algorithm="HS256")
+                              "iat": now, "exp": now + 2, "pwd": stamp}, secret,
+                             algorithm="HS256")
 
     async def close_code_at_expiry(stagger: float) -> int | None:
         await asyncio.sleep(stagger)  # connect at different sub-millisecond offsets
