@@ -34,6 +34,7 @@ setup(
             "httpx>=0.27,<1",
             "websockets>=12,<18",
             "aiosmtpd>=1.4,<2",
+            "hypothesis>=6.100,<7",
         ],
     },
     entry_points={"console_scripts": ["alphabet=alphabet.cli:main"]},
