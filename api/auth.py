@@ -26,7 +26,14 @@ from api.context import (
 from api.docs import body, responses
 from api.errors import ApiError, unauthorized
 from api.present import user_json
-from api.schemas import RefreshBody, SigninBody, SignupBody, SignupOut, TokenPair
+from api.schemas import (
+    RefreshBody,
+    SigninBody,
+    SignupBody,
+    SignupOut,
+    TokenPair,
+    is_username,
+)
 from api.security import Claims, TokenError, hash_password, verify_password
 from domain.errors import ConflictError
 from domain.presentation import utc
@@ -81,7 +88,8 @@ async def signin(request: Request, services: Services) -> JSONResponse:
         raise ApiError(429, "rate_limited",
                        f"too many failed sign-ins; try again in {wait} seconds",
                        headers={"Retry-After": str(wait)})
-    account = await services.people_reader.by_username(data.username)
+    account = (await services.people_reader.by_username(data.username)
+               if is_username(data.username) else None)
     ok = await verify_password(account.password_hash if account else None, data.password)
     if not ok or account is None:
         await off_loop(services.sessions.record_failure, [keys.pair, keys.address, keys.account],

@@ -94,10 +94,19 @@ async def delete_user(request: Request, services: Services, user: CurrentUser,
 
 
 async def _account(services: Services, user_id: str) -> Account:
-    account = await services.people_reader.by_id(user_id)
+    account = await services.people_reader.by_id(user_id) if _is_uuid(user_id) else None
     if account is None:
         raise NotFoundError(f"no user with id {user_id}")
     return account
+
+
+def _is_uuid(text: str) -> bool:
+    """Account ids are UUIDs: nothing else is looked up."""
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _resolve(user: CurrentUser, user_id: str) -> str:
