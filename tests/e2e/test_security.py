@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import (
+    REDIS_URL,
     Backend,
     Person,
     Server,
@@ -28,7 +28,6 @@ from tests.conftest import (
 )
 from tests.e2e.test_websockets import all_workers_ready, worker_of_each
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # The longest wait for a condition on a busy machine; a test passes as soon as it holds.
 CEILING = 60.0
 NEW_PASSWORD = "a brand new secret"
@@ -191,19 +190,6 @@ async def test_sockets_opened_before_a_password_change_close_with_4401(
 
 async def test_a_deleted_accounts_sockets_close_with_4401_at_once(server: Server) -> None:
     await deleting_closes_every_socket(server, spread=False)
-
-
-@pytest.fixture
-def redis_namespace() -> Iterator[str]:
-    namespace = f"test-{uuid.uuid4().hex}"
-    yield namespace
-    connection = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(connection.scan_iter(f"{namespace}:*"))
-        if keys:
-            connection.delete(*keys)
-    finally:
-        connection.close()
 
 
 @pytest.mark.redis
