@@ -9,14 +9,13 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
-from sanic_ext import openapi
 
 from api.context import CurrentUser, Services, command, now, off_loop, signed_in
-from api.docs import body, responses
+from api.docs import WRITTEN, Answer, documented
 from api.errors import ApiError, explain, invalid_body
 from api.events import position_header
 from api.present import aggregates_json
-from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventList
+from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventsOut
 from domain.application import Refused, Written, each, sift
 from domain.events import check_fields
 
@@ -26,9 +25,8 @@ Batch = TypeVar("Batch", BatchCreates, BatchChanges, BatchIds)
 
 
 @bp.post("/batch_events")
-@openapi.summary(f"Create up to {MAX_BATCH} events at once, all or nothing")
-@body(BatchCreates)
-@responses({201: EventList, 422: None}, auth=True)
+@documented(f"Create up to {MAX_BATCH} events at once, all or nothing",
+            {201: Answer(EventsOut, WRITTEN)}, body=BatchCreates, auth=True)
 @signed_in
 async def create_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     items, refused = parse_items(request, BatchCreates, "events")
@@ -39,9 +37,8 @@ async def create_batch(request: Request, services: Services, user: CurrentUser) 
 
 
 @bp.put("/batch_events")
-@openapi.summary(f"Change up to {MAX_BATCH} events at once (each item has its id), all or nothing")
-@body(BatchChanges)
-@responses({200: EventList, 422: None}, auth=True)
+@documented(f"Change up to {MAX_BATCH} events at once (each item has its id), all or nothing",
+            {200: Answer(EventsOut, WRITTEN)}, body=BatchChanges, auth=True)
 @signed_in
 async def change_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     items, refused = parse_items(request, BatchChanges, "events")
@@ -57,9 +54,8 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
 
 
 @bp.delete("/batch_events")
-@openapi.summary(f"Delete up to {MAX_BATCH} events at once (a list of ids), all or nothing")
-@body(BatchIds)
-@responses({200: EventList, 422: None}, auth=True)
+@documented(f"Delete up to {MAX_BATCH} events at once (a list of ids), all or nothing",
+            {200: Answer(EventsOut, WRITTEN)}, body=BatchIds, auth=True)
 @signed_in
 async def delete_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     ids, refused = parse_items(request, BatchIds, "ids")

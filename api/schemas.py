@@ -231,6 +231,12 @@ class EventList(Schema):
     next: str | None = Field(description="cursor of the next page, or null on the last")
 
 
+class EventsOut(Schema):
+    """A batch's answer: every event it wrote, in the order given (no cursor: nothing to page)."""
+
+    events: list[EventOut]
+
+
 class EventWritten(Schema):
     message: str
     event: EventOut
@@ -238,6 +244,25 @@ class EventWritten(Schema):
 
 class Message(Schema):
     message: str
+
+
+class Health(Schema):
+    status: str
+
+
+class ViewLag(Schema):
+    position: int
+    lag: int
+
+
+class Readiness(Schema):
+    """Further fields may say more about each view or about what is wrong."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(description='"ready", or what is wrong')
+    position: int | None = Field(None, description="the event log's head")
+    views: dict[str, ViewLag] | None = None
+    reason: str | None = Field(None, description="why the service is not ready")
 
 
 class HistoryEntry(Schema):

@@ -6,11 +6,10 @@ from uuid import UUID
 
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
-from sanic_ext import openapi
 
 from api.auth import issue
 from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
-from api.docs import body, responses
+from api.docs import WRITTEN, Answer, documented
 from api.present import user_json
 from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
 from api.security import hash_password, verify_password
@@ -29,8 +28,8 @@ ME = "me"
 
 
 @bp.get("/<user_id:str>")
-@openapi.summary("A user's profile (the email only when it is you); `me` is you")
-@responses({200: UserEnvelope, 404: None}, auth=True)
+@documented("A user's profile (the email only when it is you); `me` is you",
+            {200: Answer(UserEnvelope), 404: None}, auth=True)
 @signed_in
 async def get_user(request: Request, services: Services, user: CurrentUser,
                    user_id: str) -> JSONResponse:
@@ -38,9 +37,9 @@ async def get_user(request: Request, services: Services, user: CurrentUser,
 
 
 @bp.put("/<user_id:str>")
-@openapi.summary("Change your username, email or password (`me` is you)")
-@body(UserChangeBody)
-@responses({200: UserChanged, 403: None, 404: None, 409: None, 422: None}, auth=True)
+@documented("Change your username, email or password (`me` is you)",
+            {200: Answer(UserChanged), 403: None, 404: None, 409: None},
+            body=UserChangeBody, auth=True)
 @signed_in
 async def change_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
@@ -75,9 +74,9 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
 
 
 @bp.delete("/<user_id:str>")
-@openapi.summary("Delete your account (`me` is you): its events are cancelled and its personal "
-                 "data erased")
-@responses({200: Message, 403: None, 404: None}, auth=True)
+@documented("Delete your account (`me` is you): its events are cancelled and its personal "
+            "data erased",
+            {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True)
 @signed_in
 async def delete_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:

@@ -10,12 +10,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from sanic import Blueprint, Request
+from sanic.response import JSONResponse
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from api.context import PASSWORD_CHANGED, Services, off_loop, whole_number
+from api.errors import envelope
 from api.security import Claims, TokenError
 from consumers.hub import Subscriber
 from consumers.notify import replay
@@ -31,6 +34,27 @@ CLOSE_TOO_SLOW = 1013
 ACCOUNT_GONE = "this account no longer exists"
 # Encoded messages kept for sockets still catching up (about a hub queue's worth).
 ENCODED_KEPT = 2000
+
+
+@bp.on_request
+async def check_origin(request: Request) -> JSONResponse | None:
+    """A browser page may open a WebSocket to any site (no CORS applies to it), so with
+    ALPHABET_CORS_ORIGINS set, a handshake from a page of another origin is refused. A
+    client that sends no Origin is not a browser page and is let through."""
+    origin = request.headers.get("origin")
+    if origin is None or origin_allowed(origin, request.app.config.CORS_ORIGINS,
+                                        request.headers.get("host", "")):
+        return None
+    return envelope(403, "forbidden", f"WebSocket connections from {origin} are not allowed "
+                    "(ALPHABET_CORS_ORIGINS)")
+
+
+def origin_allowed(origin: str, allowed: str, host: str) -> bool:
+    """Unset or * allows any origin; else one of the comma-separated origins, or the server's
+    own (a page it served itself)."""
+    origins = {entry.strip().rstrip("/") for entry in allowed.split(",") if entry.strip()}
+    return not origins or "*" in origins or origin.rstrip("/") in origins \
+        or urlsplit(origin).netloc == host
 
 
 # sanic's websocket decorator is untyped
