@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+# A reminder's lead time, at most a year (see Settings.from_env).
+MAX_REMINDER_MINUTES = 366 * 24 * 60
+
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
@@ -101,7 +104,7 @@ class Settings:
         def text(name: str, default: str) -> str:
             return env.get(f"ALPHABET_{name}", "").strip() or default
 
-        def number(name: str, default: int) -> int:
+        def number(name: str, default: int, maximum: int | None = None) -> int:
             raw = text(name, str(default))
             try:
                 value = int(raw)
@@ -111,6 +114,8 @@ class Settings:
                 ) from None
             if value < 1:
                 raise SettingsError(f"ALPHABET_{name} must be at least 1, not {value}")
+            if maximum is not None and value > maximum:
+                raise SettingsError(f"ALPHABET_{name} must be at most {maximum}, not {value}")
             return value
 
         def choice(name: str, allowed: tuple[str, ...]) -> str:
@@ -140,7 +145,9 @@ class Settings:
             redis_namespace=text("REDIS_NAMESPACE", "alphabet"),
             smtp_url=text("SMTP_URL", "") or None,
             mail_from=text("MAIL_FROM", "Alphabet Events <events@localhost>"),
-            reminder_minutes=number("REMINDER_MINUTES", 30),
+            # At most a year: the supported times (domain.events) leave centuries of room
+            # before the first start for the reminder's offset, never a negative year.
+            reminder_minutes=number("REMINDER_MINUTES", 30, maximum=MAX_REMINDER_MINUTES),
             kafka_url=text("KAFKA_URL", "") or None,
             postgres=Postgres.from_url(store) if (store := text("EVENT_STORE", "")) else None,
         )
