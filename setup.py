@@ -34,6 +34,10 @@ setup(
             "httpx>=0.27,<1",
             "websockets>=12,<18",
             "aiosmtpd>=1.4,<2",
+            # emails and their calendars read by parsers of others, as mail and calendar
+            # programs read them (with Mozilla's ical.js from npm: tests/js)
+            "mail-parser>=4.1,<5",
+            "vobject>=0.9.7,<0.10",
         ],
     },
     entry_points={"console_scripts": ["alphabet=alphabet.cli:main"]},
