@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from alphabet.settings import Settings
+    from domain.application import EventsApplication
+    from projections.database import StateDatabase
 
 USAGE_ERROR = 2  # as argparse exits for a bad argument
 
@@ -71,6 +73,19 @@ def at_least_one(text: str) -> int:
     return value
 
 
+def fail(command: str, message: str, code: int = USAGE_ERROR) -> int:
+    print(f"alphabet {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def stores(settings: Settings) -> tuple[EventsApplication, StateDatabase]:
+    """The event store and the state database, their tables made where missing."""
+    from alphabet import wiring
+
+    wiring.migrate(settings)
+    return wiring.event_application(settings), wiring.state_database(settings)
+
+
 def url(host: str, number: int) -> str:
     return f"http://[{host}]:{number}" if ":" in host else f"http://{host}:{number}"
 
@@ -99,8 +114,7 @@ def cannot_listen(host: str, number: int) -> str | None:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     problem = cannot_listen(args.host, args.port)
     if problem:
-        print(f"alphabet serve: error: {problem}", file=sys.stderr)
-        return USAGE_ERROR
+        return fail("serve", problem)
     from functools import partial
 
     from sanic import Sanic
@@ -148,18 +162,13 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
     try:
         event_id = UUID(args.event_id)
     except ValueError:
-        print(f"alphabet history: error: {args.event_id!r} is not an event id (a UUID)",
-              file=sys.stderr)
-        return USAGE_ERROR
-    from alphabet import wiring
+        return fail("history", f"{args.event_id!r} is not an event id (a UUID)")
     from domain.errors import DomainError
     from domain.events import fact_by, fact_changes
     from domain.presentation import utc
     from projections.people import People
 
-    wiring.migrate(settings)
-    app = wiring.event_application(settings)
-    db = wiring.state_database(settings)
+    app, db = stores(settings)
     try:
         facts = app.history(event_id)
         people = {fact_by(fact) for fact in facts}
@@ -167,8 +176,7 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
             people.update(fact_changes(fact).get("participants", []))
         names = People(db).names(p for p in people if p)
     except DomainError as exc:
-        print(f"alphabet history: error: {exc}", file=sys.stderr)
-        return 1
+        return fail("history", str(exc), 1)
     finally:
         app.close()
         db.close()
@@ -200,12 +208,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     chosen = [v for v in wiring.views(settings) if args.view in (None, v.name)]
     if not chosen:
         names = ", ".join(v.name for v in wiring.views(settings))
-        print(f"alphabet replay: error: no view named {args.view!r} (there is: {names})",
-              file=sys.stderr)
-        return USAGE_ERROR
-    wiring.migrate(settings)
-    app = wiring.event_application(settings)
-    db = wiring.state_database(settings)
+        return fail("replay", f"no view named {args.view!r} (there is: {names})")
+    app, db = stores(settings)
     log_ = Log(app.recorder, app.mapper)
     for view in chosen:
         with tqdm(desc=f"replay {view.name}", unit="fact", total=log_.head()) as bar:
@@ -223,9 +227,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.kafka_url:
-        print("alphabet worker: error: it needs ALPHABET_KAFKA_URL (e.g. kafka://localhost:9092);"
-              " without Kafka, `alphabet serve` runs mail and reminders itself", file=sys.stderr)
-        return USAGE_ERROR
+        return fail("worker", "it needs ALPHABET_KAFKA_URL (e.g. kafka://localhost:9092); "
+                    "without Kafka, `alphabet serve` runs mail and reminders itself")
     from alphabet import wiring
     from alphabet.worker import run_worker  # faust is imported only by this command
 

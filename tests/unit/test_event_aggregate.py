@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -421,5 +422,5 @@ def test_stamps_rise_by_at_least_a_second_though_facts_come_within_one() -> None
         stamps.append(event.stamp)
 
     assert all(stamp.microsecond == 0 for stamp in stamps)
-    assert [b - a for a, b in zip(stamps, stamps[1:])] == [timedelta(seconds=1)] * 3
+    assert [b - a for a, b in pairwise(stamps)] == [timedelta(seconds=1)] * 3
     assert stamps[0] == event.created_on.replace(microsecond=0)
