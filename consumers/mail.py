@@ -208,7 +208,7 @@ LEADS = {
 # message: it carries the event as a plain file, so no app takes it for a change or asks for
 # an answer again.
 METHODS = {"created": "REQUEST", "updated": "REQUEST", "removed": "CANCEL", "deleted": "CANCEL"}
-# Who changed what, in the words of the "What changed" lines.
+# How the "What changed" lines name each field.
 CHANGED = {"name": "name", "starting_time": "starts", "end_time": "ends",
            "location": "location", "participants": "participants"}
 UNKNOWN_ORGANISER = "The organiser"
