@@ -133,8 +133,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         workers take the first request; through the logs, so it keeps their format."""
         import logging
 
-        logging.getLogger("alphabet").info("Alphabet Events serving on %s (docs at %s/docs)",
-                                         served, served)
+        logging.getLogger("alphabet").info(
+            "Alphabet Events serving on %s (docs at %s/docs)", served, served)
 
     app.register_listener(announce, "main_process_ready")
     Sanic.serve(primary=app, app_loader=loader)
