@@ -72,10 +72,10 @@ class Invitation:
     """An iTIP message about one event for one attendee: REQUEST (invited, or the event
     changed) or CANCEL (the event is cancelled, or the attendee was removed from it).
 
-    Each attendee's copy lists that attendee alone, as RFC 5546 §3.2.2 lets an organiser do:
-    listing everyone would put every participant's address into every other participant's
-    mailbox, beyond the reach of an erasure. So the text is made once per change and only the
-    ATTENDEE line differs per recipient."""
+    Each attendee's copy lists that attendee alone (a REQUEST needs at least one ATTENDEE, RFC
+    5546 §3.2.2): listing everyone would put every participant's address into every other
+    participant's mailbox, beyond the reach of an erasure. So the text is made once per change
+    and only the ATTENDEE line differs per recipient."""
 
     def __init__(self, event: Mapping[str, Any], method: str, organiser: Person,
                  *, whole_event_cancelled: bool = False) -> None:
