@@ -45,6 +45,10 @@ setup(
             "playwright>=1.50,<2",
             # property tests of the domain (tests/unit, tests/integration)
             "hypothesis>=6.100,<7",
+            # emails and their calendars read by parsers of others, as mail and calendar
+            # programs read them (with Mozilla's ical.js from npm: tests/js)
+            "mail-parser>=4.1,<5",
+            "vobject>=0.9.7,<0.10",
         ],
     },
     entry_points={"console_scripts": ["alphabet=alphabet.cli:main"]},

@@ -4,9 +4,12 @@ blueprints; clients are created when a worker starts and closed when it stops.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
+from typing import Any
 
 from sanic import Sanic
 from sanic.config import Config
@@ -65,6 +68,14 @@ _names = itertools.count()
 App = Sanic[Config, SimpleNamespace]
 
 
+async def until_cancelled(work: Coroutine[Any, Any, None]) -> None:
+    """A task that runs as long as the worker: Sanic cancels it when the worker stops, and
+    warns of every task that ends so ("was cancelled before it completed"). For these,
+    following the log until the server stops, cancellation is the normal end."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+
+
 def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     suffix = next(_names)
@@ -106,7 +117,7 @@ def create_app(settings: Settings | None = None) -> App:
         app.ctx.group_commit.start()
         await app.ctx.services.reads.open()
         for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
-            app.add_task(task, name=f"notifications-{number}")
+            app.add_task(until_cancelled(task), name=f"notifications-{number}")
 
     @app.after_server_stop
     async def stop(app: App) -> None:

@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -75,6 +76,27 @@ def quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
+# A host name as DNS has it (RFC 1123 labels): what the right of a Message-ID should be.
+LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+DOMAIN_NAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
+
+
+def mail_from(value: str) -> str:
+    address = parseaddr(value)[1]
+    domain = address.rpartition("@")[2]
+    if "@" not in address or not DOMAIN_NAME.fullmatch(domain):
+        raise SettingsError("ALPHABET_MAIL_FROM must be an email address, with a display name "
+                            f"if you like (Alphabet Events <events@example.com>), not {value!r}")
+    return value
+
+
+def mail_domain(value: str) -> str:
+    if not DOMAIN_NAME.fullmatch(value):
+        raise SettingsError("ALPHABET_MAIL_DOMAIN must be a domain name (mail.example.com), "
+                            f"not {value!r}")
+    return value.lower()
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -93,6 +115,7 @@ class Settings:
     redis_namespace: str = "alphabet"
     smtp_url: str | None = None
     mail_from: str = "Alphabet Events <events@localhost>"
+    mail_domain: str | None = None
     reminder_minutes: int = 30
     kafka_url: str | None = None
     postgres: Postgres | None = None
@@ -144,13 +167,20 @@ class Settings:
             redis_url=text("REDIS_URL", "") or None,
             redis_namespace=text("REDIS_NAMESPACE", "alphabet"),
             smtp_url=text("SMTP_URL", "") or None,
-            mail_from=text("MAIL_FROM", "Alphabet Events <events@localhost>"),
+            mail_from=mail_from(text("MAIL_FROM", "Alphabet Events <events@localhost>")),
+            mail_domain=mail_domain(domain) if (domain := text("MAIL_DOMAIN", "")) else None,
             # At most a year: the supported times (domain.events) leave centuries of room
             # before the first start for the reminder's offset, never a negative year.
             reminder_minutes=number("REMINDER_MINUTES", 30, maximum=MAX_REMINDER_MINUTES),
             kafka_url=text("KAFKA_URL", "") or None,
             postgres=Postgres.from_url(store) if (store := text("EVENT_STORE", "")) else None,
         )
+
+    @property
+    def message_domain(self) -> str:
+        """The right-hand side of every Message-ID: ALPHABET_MAIL_DOMAIN, or else the domain of
+        the From address, so that messages identify themselves as the sender's."""
+        return self.mail_domain or parseaddr(self.mail_from)[1].rpartition("@")[2].lower()
 
     @property
     def event_store_path(self) -> Path:

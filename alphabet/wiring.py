@@ -287,7 +287,7 @@ def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mai
     transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
                             else OutboxTransport(settings.outbox_dir, people.address))
     return Mailer(db, transport, event_loader(app), people.names, people.address,
-                  settings.mail_from)
+                  settings.mail_from, settings.message_domain)
 
 
 def run_consumers(settings: Settings, **_: Any) -> None:
