@@ -22,27 +22,34 @@ from projections.people import Account
 bp = Blueprint("users", url_prefix="/api/user")
 
 
-# Every route below takes `me` for the signed-in user's own id: one route per method, so
-# `me` works for whatever methods /api/user/{user_id} has.
+# Every route below takes `me` for the signed-in user's own id, so `me` works for whatever
+# methods /api/user/{user_id} has; /api/user/me is also a path of its own for each of them,
+# so generated clients get functions that need no id.
 ME = "me"
 
 
+@bp.get("/me", name="me")
 @bp.get("/<user_id:str>")
+@documented("Your own account", {200: Answer(UserEnvelope)}, auth=True, routes=["me"])
 @documented("A user's profile (the email only when it is you); `me` is you",
-            {200: Answer(UserEnvelope), 404: None}, auth=True)
+            {200: Answer(UserEnvelope), 404: None}, auth=True, routes=["get_user"])
 @signed_in
 async def get_user(request: Request, services: Services, user: CurrentUser,
-                   user_id: str) -> JSONResponse:
+                   user_id: str = ME) -> JSONResponse:
     return json({"user": user_json(await _account(services, _resolve(user, user_id)), user.id)})
 
 
+@bp.put("/me", name="change_me")
 @bp.put("/<user_id:str>")
+@documented("Change your own username, email or password",
+            {200: Answer(UserChanged), 409: None}, body=UserChangeBody, auth=True,
+            routes=["change_me"])
 @documented("Change your username, email or password (`me` is you)",
             {200: Answer(UserChanged), 403: None, 404: None, 409: None},
-            body=UserChangeBody, auth=True)
+            body=UserChangeBody, auth=True, routes=["change_user"])
 @signed_in
 async def change_user(request: Request, services: Services, user: CurrentUser,
-                      user_id: str) -> JSONResponse:
+                      user_id: str = ME) -> JSONResponse:
     account = await _own(services, user, user_id)
     data = parse(request, UserChangeBody)
     changes = {
@@ -73,13 +80,17 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
     return json({"user": user_json(account, user.id), **await issue(services, account)})
 
 
+@bp.delete("/me", name="delete_me")
 @bp.delete("/<user_id:str>")
+@documented("Delete your own account: its events are cancelled and its personal data erased",
+            {200: Answer(Message, WRITTEN)}, auth=True, routes=["delete_me"])
 @documented("Delete your account (`me` is you): its events are cancelled and its personal "
             "data erased",
-            {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True)
+            {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True,
+            routes=["delete_user"])
 @signed_in
 async def delete_user(request: Request, services: Services, user: CurrentUser,
-                      user_id: str) -> JSONResponse:
+                      user_id: str = ME) -> JSONResponse:
     await _own(services, user, user_id)
     # Bring the events view up to the log's head first, so no event the user owns is missed.
     await off_loop(services.follower.run_once)
