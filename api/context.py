@@ -35,8 +35,11 @@ P = ParamSpec("P")
 
 @dataclass(frozen=True)
 class SigninPolicy:
-    """How many failed sign-ins an account and a client address may have per window."""
+    """How many failed sign-ins may come per window: for one account from one client address
+    (`per_pair`), from one address whatever the account, and for one account from addresses
+    it has never signed in from (see api.auth.retry_after)."""
 
+    per_pair: int
     per_account: int
     per_address: int
     window_seconds: int
@@ -77,6 +80,9 @@ class CurrentUser:
     names_count: int
 
 
+PASSWORD_CHANGED = "the password has changed since this token was issued; sign in again"
+
+
 def services(request: Request) -> Services:
     found: Services = request.app.ctx.services
     return found
@@ -113,15 +119,19 @@ class Visitor:
     """A request whose access token is valid, its account not yet looked up."""
 
     user_id: str
-    people: PeopleReader
+    stamp: str  # the token's credential stamp: a password change since voids it
+    found: Services
 
     async def signed_in(self, names_count: int | None = None) -> CurrentUser:
-        """The signed-in user, or 401 once the account is erased. `names_count` is the people
-        reader's count as the handler's own statement read it beside its rows: then the
-        account comes from the reader's cache, with no statement of its own."""
-        account, count = await self.people.signed_in(self.user_id, names_count)
+        """The signed-in user, or 401 once the account is erased or its password changed.
+        `names_count` is the people reader's count as the handler's own statement read it
+        beside its rows: then the account comes from the reader's cache, with no statement
+        of its own."""
+        account, count = await self.found.people_reader.signed_in(self.user_id, names_count)
         if account is None:
             raise unauthorized("this account no longer exists")
+        if self.stamp != self.found.tokens.stamp(account.password_hash):
+            raise unauthorized(PASSWORD_CHANGED)
         return CurrentUser(account.id, account.username, count)
 
 
@@ -156,7 +166,7 @@ def visiting(request: Request) -> Visitor:
         claims = found.tokens.check(token.strip(), "access")
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
-    return Visitor(claims.user_id, found.people_reader)
+    return Visitor(claims.user_id, claims.stamp, found)
 
 
 async def current_user(request: Request) -> CurrentUser:

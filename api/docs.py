@@ -83,10 +83,12 @@ class Operation:
     query: Sequence[Query] = ()
     headers: Sequence[RequestHeader] = ()
     links: Mapping[int, Mapping[str, dict[str, Any]]] = field(default_factory=dict)
-    # A variant the same route serves under its path plus a suffix (an event's .ics), with an
-    # operationId of its own; the route's own name otherwise.
+    # What a route's path holds after its parameter, inside the parameter's pattern (an
+    # event's .ics).
     suffix: str = ""
-    operation_id: str | None = None
+    # The names of the handler's routes this documents (/api/user/me beside /{user_id}, whose
+    # answers differ); every route of the handler when empty.
+    routes: frozenset[str] = frozenset()
 
 
 IF_MATCH = RequestHeader("If-Match", 'the version you read (its ETag, "3" or W/"3"); the '
@@ -99,7 +101,7 @@ def documented(summary: str, responses: Mapping[int, Answer | None], *,
                body: type[BaseModel] | None = None, auth: bool = False,
                query: Sequence[Query] = (), headers: Sequence[RequestHeader] = (),
                links: Mapping[int, Mapping[str, dict[str, Any]]] | None = None,
-               suffix: str = "", operation_id: str | None = None) -> Callable[[F], F]:
+               suffix: str = "", routes: Sequence[str] = ()) -> Callable[[F], F]:
     """Declares a route's operation. The answers any such route can give are added here: 401
     when it needs a token, 400/413/422 when it reads a JSON body, 400/412 with If-Match, and
     414/431 for every request."""
@@ -115,7 +117,7 @@ def documented(summary: str, responses: Mapping[int, Answer | None], *,
     for status in EVERY_REQUEST:
         answers.setdefault(status, Answer())
     declared = Operation(summary, answers, body, auth, tuple(query), tuple(headers),
-                         dict(links or {}), suffix, operation_id)
+                         dict(links or {}), suffix, frozenset(routes))
 
     def declare(func: F) -> F:
         func.__dict__.setdefault("openapi", []).append(declared)
@@ -159,7 +161,8 @@ def openapi_document(app: Sanic[Any, Any], title: str, version: str, description
     """The whole document: one operation per documented route and method, operationIds
     from the route names (so an alias and PATCH beside PUT get their own)."""
     routes = [(route, declared) for route in sorted(app.router.routes, key=lambda r: r.uri)
-              if not route.extra.websocket for declared in operations_of(route.handler)]
+              if not route.extra.websocket for declared in operations_of(route.handler)
+              if not declared.routes or route.name.split(".")[-1] in declared.routes]
     models: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorOut, SERIALIZATION)}
     for _, declared in routes:
         if declared.body is not None:
@@ -175,7 +178,7 @@ def openapi_document(app: Sanic[Any, Any], title: str, version: str, description
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
             _, tag, name = route.name.split(".")  # app.blueprint.handler
             paths.setdefault(path + declared.suffix, {})[method.lower()] = {
-                "tags": [tag], **operation_json(declared, declared.operation_id or name, names,
+                "tags": [tag], **operation_json(declared, name, names,
                                                 refs)}
     # A path that extends another comes first ({event_id}.ics before {event_id}): tools that
     # try templates in document order (openapi-core) then match the more specific one.

@@ -55,6 +55,11 @@ from domain.presentation import fields_of
 
 bp = Blueprint("events", url_prefix="/api")
 
+# An event's id holds no dot, so /api/event/{id}.ics is a route of its own, answering GET only
+# (one route for both had PUT, PATCH and DELETE in the .ics path's Allow).
+EVENT = "/event/<event_id:[^/.]+>"
+EVENT_ICS = r"/event/<event_id:[^/]+\.ics>"
+
 ICS = "text/calendar; charset=utf-8"
 
 
@@ -78,23 +83,16 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
     return await written_json(services, written, user, "Event created", status=201)
 
 
-@bp.get("/event/<event_id:str>")
+@bp.get(EVENT)
 @documented("One event, as it is now or (with as_of) as it was",
             {200: Answer(EventEnvelope, VERSIONED), 304: Answer(headers=VERSIONED), 404: None,
              410: None, 422: None},
             auth=True, headers=[IF_NONE_MATCH],
             query=[Query("as_of", {"type": "string"},
                          "a version (a whole number) or an RFC 3339 time with its offset")])
-@documented("One event as an iCalendar file",
-            {200: Answer(headers=VERSIONED, media=CALENDAR), 304: Answer(headers=VERSIONED),
-             404: None, 410: None},
-            auth=True, headers=[IF_NONE_MATCH], suffix=".ics", operation_id="get_event_ics")
 @visited
 async def get_event(request: Request, services: Services, visitor: Visitor,
                     event_id: str) -> HTTPResponse:
-    if event_id.endswith(".ics"):
-        await visitor.signed_in()
-        return await event_ics(request, services, event_id.removesuffix(".ics"))
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
     current = await services.reader.current(str(uid)) if as_of is None else None
@@ -122,17 +120,23 @@ async def get_event(request: Request, services: Services, visitor: Visitor,
     return json({"event": shown}, headers={"ETag": etag(event.version)})
 
 
-async def event_ics(request: Request, services: Services, event_id: str) -> HTTPResponse:
-    """GET /api/event/{id}.ics (the same route: an id never ends in .ics)."""
-    event = await off_loop(services.app.get_event, event_uuid(event_id))
+@bp.get(EVENT_ICS, name="get_event_ics")
+@documented("One event as an iCalendar file",
+            {200: Answer(headers=VERSIONED, media=CALENDAR), 304: Answer(headers=VERSIONED),
+             404: None, 410: None},
+            auth=True, headers=[IF_NONE_MATCH], suffix=".ics")
+@signed_in
+async def event_ics(request: Request, services: Services, user: CurrentUser,
+                    event_id: str) -> HTTPResponse:
+    event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
     if unchanged := not_modified(request, event.version):
         return unchanged
     return raw(calendar([fields_of(event)]), content_type=ICS,
                headers={"ETag": etag(event.version)})
 
 
-@bp.put("/event/<event_id:str>")
-@bp.patch("/event/<event_id:str>", name="patch_event")
+@bp.put(EVENT)
+@bp.patch(EVENT, name="patch_event")
 @documented("Change an event (fields given are merged; only the owner; not once started)",
             {200: Answer(EventWritten, EVENT_WRITTEN), 403: None, 404: None, 409: None,
              410: None},
@@ -151,7 +155,7 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
     return await written_json(services, written, user, "Event updated")
 
 
-@bp.delete("/event/<event_id:str>")
+@bp.delete(EVENT)
 @documented("Delete an event (only the owner); participants are told",
             {200: Answer(Message, WRITTEN), 403: None, 404: None, 410: None},
             auth=True, headers=[IF_MATCH])
@@ -165,7 +169,7 @@ async def delete_event(request: Request, services: Services, user: CurrentUser,
                 headers=position_header(written))
 
 
-@bp.get("/event/<event_id:str>/history")
+@bp.get(EVENT + "/history")
 @documented("The audit trail: every fact recorded about the event",
             {200: Answer(HistoryOut), 404: None}, auth=True)
 @signed_in
