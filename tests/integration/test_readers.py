@@ -57,15 +57,21 @@ async def test_a_view_row_comes_with_the_stores_latest_version_for_it(services: 
     assert await services.reader.current("00000000-0000-0000-0000-000000000000") is None
 
 
-async def test_lookups_asked_at_once_each_get_their_own_row(services: Services) -> None:
-    """On PostgreSQL the lookups waiting together go out as one statement; each must still get
-    its own row, or None."""
-    start = datetime.now(UTC) + timedelta(days=3)
+def viewed(services: Services, name: str, days: int) -> list[str]:
+    """Three events named `name 0`..`name 2`, `days` ahead, applied to the view."""
+    start = datetime.now(UTC) + timedelta(days=days)
     ids = [str(services.app.create_event(
-        owner_id="owner-1", **fields(name=f"Lookup {n}", starting_time=start,
+        owner_id="owner-1", **fields(name=f"{name} {n}", starting_time=start,
                                      end_time=start + timedelta(hours=1))).aggregates[0].id)
            for n in range(3)]
     services.follower.run_once()
+    return ids
+
+
+async def test_lookups_asked_at_once_each_get_their_own_row(services: Services) -> None:
+    """On PostgreSQL the lookups waiting together go out as one statement; each must still get
+    its own row, or None."""
+    ids = viewed(services, "Lookup", days=3)
     missing = "00000000-0000-0000-0000-000000000001"
     asked = [ids[0], ids[1], missing, ids[0], ids[2]]
     rows = await asyncio.gather(*(services.reader.current(event_id) for event_id in asked))
@@ -78,12 +84,7 @@ async def test_a_page_reads_keys_and_its_whole_rows_only_at_the_versions_it_read
         services: Services) -> None:
     """Lists read the keys of a page, then the whole rows of events a worker has no text for;
     an event that changed between the two reads makes the page be read again."""
-    start = datetime.now(UTC) + timedelta(days=400)
-    ids = [str(services.app.create_event(
-        owner_id="owner-1", **fields(name=f"Paged {n}", starting_time=start,
-                                     end_time=start + timedelta(hours=1))).aggregates[0].id)
-           for n in range(3)]
-    services.follower.run_once()
+    ids = viewed(services, "Paged", days=400)
     page = await services.reader.page(Filters(q="Paged"), None, 10)
     assert sorted(row["id"] for row in page.rows) == sorted(ids)
     assert "name" not in list(page.rows[0].keys())
