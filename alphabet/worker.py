@@ -122,7 +122,7 @@ class Roles(Service):
 
     def __init__(self, relay: Relay, delivery: Mailer, scheduler: Scheduler,
                  leads: dict[str, Lead], health: HealthServer, extra: list[Any],
-                 **kwargs: Any) -> None:
+                 group_lag: GroupLag, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.relay = relay
         self.delivery = delivery
@@ -130,6 +130,7 @@ class Roles(Service):
         self.leads = leads
         self.health = health
         self.extra = extra
+        self.group_lag = group_lag
         self.stopped = asyncio.Event()
         self.delivery_stopped = threading.Event()
         self.running: list[asyncio.Task[None]] = []
@@ -167,6 +168,7 @@ class Roles(Service):
             task.cancel()
         await asyncio.gather(*self.running, return_exceptions=True)
         await self.health.stop()
+        await self.group_lag.close()
 
 
 def run_worker(settings: Settings) -> None:
@@ -216,7 +218,7 @@ def run_worker(settings: Settings) -> None:
     roles = Roles(relay, mailer(settings, app, db),
                   Scheduler(db, app.record_reminder, lambda: datetime.now(UTC)), leads,
                   HealthServer(host, port, report),
-                  [] if listener is None else [listener.run_async()])
+                  [] if listener is None else [listener.run_async()], group_lag)
     worker = Consuming(faust_app.app, roles, gate, loglevel=settings.log_level.lower(),
                        logging_config=logging_config(settings.log_level, settings.log_format))
     try:

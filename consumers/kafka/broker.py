@@ -56,7 +56,8 @@ class GroupLag:
 
     async def measure(self) -> dict[int, int]:
         """Partition → records not yet committed by the group (all of them before its first
-        commit). Raises the client's error when the broker does not answer."""
+        commit; never below 0, though faust can commit one past the end). Raises the client's
+        error when the broker does not answer."""
         try:
             if self.admin is None or self.ends is None:
                 self.admin = AIOKafkaAdminClient(bootstrap_servers=self.options.bootstrap,
@@ -74,8 +75,8 @@ class GroupLag:
         except Exception:
             await self.close()
             raise
-        return {tp.partition: ends[tp] - max(committed[tp].offset if tp in committed else 0, 0)
-                for tp in partitions}
+        done = {tp: max(committed[tp].offset, 0) for tp in partitions if tp in committed}
+        return {tp.partition: max(ends[tp] - done.get(tp, 0), 0) for tp in partitions}
 
     async def close(self) -> None:
         if self.admin is not None:
