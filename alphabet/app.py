@@ -11,28 +11,33 @@ from types import SimpleNamespace
 from sanic import Sanic
 from sanic.config import Config
 from sanic_ext.extensions.http.extension import HTTPExtension
-from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
 from alphabet import wiring
 from alphabet.group_commit import GroupCommit
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
-from api import auth, batch, events, health, lists, users, websockets
+from api import auth, batch, docs_pages, events, health, lists, users, websockets
 from api.context import Services
+from api.docs import openapi_document
 from api.errors import handle
 
 MAX_BODY = 1024 * 1024
+CORS_MAX_AGE = 3600
 
 DESCRIPTION = """Event-sourced calendar events: every change is an immutable fact.
 
 Authenticate with `Authorization: Bearer <access token>` from /api/auth/signin/.
 Every write answers `X-Position`, its position in the event log; `ETag` is an event's version
-and `If-Match` pins it. Errors are `{"error": {"code", "message", "fields"}}`.
+and `If-Match` pins it (`If-None-Match` on a read answers 304 while it is current). Errors are
+`{"error": {"code", "message", "fields"}}`. A method a path does not have answers 405 with
+`Allow`.
 
-## WebSockets (OpenAPI cannot describe them)
+## WebSockets (OpenAPI cannot describe them; `x-websockets` lists them too)
 
-* `ws/events/{event_id}/` — a message for each change of that event;
-  `ws/events/` — the feed of every change (leading and trailing slashes optional).
+* `/ws/events/{event_id}` — a message for each change of that event;
+  `/ws/events` — the feed of every change (a trailing slash is optional).
+* When `ALPHABET_CORS_ORIGINS` is set, a handshake whose `Origin` is neither one of those
+  origins nor the server's own is refused with 403.
 * Authenticate with `?token=<access token>`, or send `{"token": "..."}` as the first message
   within 5 s. A missing or bad token closes the socket with code 4401, an unknown event with
   4404; an expired token closes it with 4401 (reconnect with `?after=`).
@@ -45,6 +50,16 @@ and `If-Match` pins it. Errors are `{"error": {"code", "message", "fields"}}`.
 * A client that falls more than 1,000 messages behind is closed with 1013 (resume with `after`).
 """
 
+WEBSOCKETS = {
+    "/ws/events": "every change of every event, in log order",
+    "/ws/events/{event_id}": "every change of one event, in log order",
+    "query": {"token": "an access token (or send {\"token\": ...} first, within 5 s)",
+              "after": "a log position: replay what came after it, then go on live"},
+    "messages": ["ready", "event.created", "event.updated", "event.deleted", "event.reminder"],
+    "close codes": {"4400": "a bad ?after", "4401": "no, a bad or an expired token",
+                    "4404": "no such event", "1013": "too far behind (resume with ?after)"},
+}
+
 _names = itertools.count()
 App = Sanic[Config, SimpleNamespace]
 
@@ -56,18 +71,23 @@ def create_app(settings: Settings | None = None) -> App:
                 log_config=logging_config(settings.log_level, settings.log_format))
     app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.FALLBACK_ERROR_FORMAT = "json"
-    app.config.OAS_URL_PREFIX = "/docs"
-    app.config.OAS_UI_DEFAULT = "swagger"
     app.config.CORS_ORIGINS = settings.cors_origins
-    # sanic-ext's docs and CORS, without its injection: handlers get their services from
-    # api.context's decorators, and the injection's per-request signal cost ~5% of a GET.
-    app.extend(built_in_extensions=False, extensions=[OpenAPIExtension, HTTPExtension])
-    app.ext.openapi.describe("Alphabet Events", version="0.1.0", description=DESCRIPTION)
-    app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
+    # What a page script on an allowed origin may send and read: Authorization cannot be
+    # covered by "*" (Fetch standard), so the list is explicit; preflights are cached an hour.
+    app.config.CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "If-Match",
+                                     "If-None-Match"]
+    app.config.CORS_EXPOSE_HEADERS = ["ETag", "X-Position", "Location", "Retry-After"]
+    app.config.CORS_MAX_AGE = CORS_MAX_AGE
+    # sanic-ext's CORS alone: its injection's per-request signal cost ~5% of a GET (handlers
+    # get their services from api.context's decorators) and its OpenAPI generator falls short
+    # (api.docs builds the document).
+    app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp,
-                      websockets.bp):
+                      websockets.bp, docs_pages.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
+    app.ctx.openapi = openapi_document(app, "Alphabet Events", "0.1.0", DESCRIPTION,
+                                       {"x-websockets": WEBSOCKETS})
 
     @app.main_process_start
     async def prepare(app: App) -> None:

@@ -8,10 +8,9 @@ import time
 
 from sanic import Blueprint, Request, empty, json
 from sanic.response import HTTPResponse, JSONResponse
-from sanic_ext import openapi
 
 from api.context import Services, client_address, now, off_loop, parse, served
-from api.docs import body, responses
+from api.docs import Answer, documented
 from api.errors import ApiError, unauthorized
 from api.present import user_json
 from api.schemas import RefreshBody, SigninBody, SignupBody, SignupOut, TokenPair
@@ -25,9 +24,8 @@ WRONG_CREDENTIALS = "the username or the password is wrong"
 
 
 @bp.post("/auth/signup")
-@openapi.summary("Create an account and sign in")
-@body(SignupBody)
-@responses({201: SignupOut, 409: None, 422: None})
+@documented("Create an account and sign in", {201: Answer(SignupOut), 409: None},
+            body=SignupBody)
 @served
 async def signup(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SignupBody)
@@ -49,9 +47,9 @@ async def signup(request: Request, services: Services) -> JSONResponse:
 
 
 @bp.post("/auth/signin")
-@openapi.summary("Sign in with username and password")
-@body(SigninBody)
-@responses({200: TokenPair, 401: None, 429: None})
+@documented("Sign in with username and password",
+            {200: Answer(TokenPair), 401: None, 429: Answer(headers=("Retry-After",))},
+            body=SigninBody)
 @served
 async def signin(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SigninBody)
@@ -80,9 +78,9 @@ async def signin(request: Request, services: Services) -> JSONResponse:
 
 @bp.post("/auth/refresh")
 @bp.post("/token/refresh", name="token_refresh")
-@openapi.summary("Exchange a refresh token for a new pair (the old one is spent)")
-@body(RefreshBody)
-@responses({200: TokenPair, 401: None})
+@documented("Exchange a refresh token for a new pair (the old one is spent); "
+            "/api/token/refresh is the same", {200: Answer(TokenPair), 401: None},
+            body=RefreshBody)
 @served
 async def refresh(request: Request, services: Services) -> JSONResponse:
     data = parse(request, RefreshBody)
@@ -97,9 +95,7 @@ async def refresh(request: Request, services: Services) -> JSONResponse:
 
 
 @bp.post("/auth/signout")
-@openapi.summary("Revoke a refresh token")
-@body(RefreshBody)
-@responses({204: None, 401: None})
+@documented("Revoke a refresh token", {204: None, 401: None}, body=RefreshBody)
 @served
 async def signout(request: Request, services: Services) -> HTTPResponse:
     data = parse(request, RefreshBody)

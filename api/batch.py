@@ -9,16 +9,14 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
-from sanic_ext import openapi
 
 from api.context import CurrentUser, Services, command, now, off_loop, signed_in
-from api.docs import body, responses
+from api.docs import WRITTEN, Answer, documented
 from api.errors import ApiError, explain, invalid_body
-from api.events import position_header, to_utc
+from api.events import position_header
 from api.present import aggregates_json
-from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventList
-from domain.application import Written, each
-from domain.errors import InvalidItemsError
+from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventsOut
+from domain.application import Refused, Written, each, sift
 from domain.events import check_fields
 
 bp = Blueprint("batch", url_prefix="/api")
@@ -27,48 +25,47 @@ Batch = TypeVar("Batch", BatchCreates, BatchChanges, BatchIds)
 
 
 @bp.post("/batch_events")
-@openapi.summary(f"Create up to {MAX_BATCH} events at once, all or nothing")
-@body(BatchCreates)
-@responses({201: EventList, 422: None}, auth=True)
+@documented(f"Create up to {MAX_BATCH} events at once, all or nothing",
+            {201: Answer(EventsOut, WRITTEN)}, body=BatchCreates, auth=True)
 @signed_in
 async def create_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
-    items = [item.model_dump() for item in parse_items(request, BatchCreates, "events")]
-    fields = await off_loop(each, items, lambda item: checked(services, item))
+    items, refused = parse_items(request, BatchCreates, "events")
+    fields = await off_loop(each, [item.model_dump() for item in items],
+                            lambda item: checked(services, item), refused)
     written = await command(services, services.app.create_events, owner_id=user.id, items=fields)
     return await batch_json(services, written, user, 201)
 
 
 @bp.put("/batch_events")
-@openapi.summary(f"Change up to {MAX_BATCH} events at once (each item has its id), all or nothing")
-@body(BatchChanges)
-@responses({200: EventList, 422: None}, auth=True)
+@documented(f"Change up to {MAX_BATCH} events at once (each item has its id), all or nothing",
+            {200: Answer(EventsOut, WRITTEN)}, body=BatchChanges, auth=True)
 @signed_in
 async def change_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
-    items = parse_items(request, BatchChanges, "events")
-    changes = await off_loop(
-        each, items, lambda item: command_fields(services, item.model_dump(exclude_none=True,
-                                                                           exclude={"id"}))
+    items, refused = parse_items(request, BatchChanges, "events")
+    # Every item's problems in one answer: those of its fields here, those of its event in
+    # the command.
+    changes, refused = await off_loop(
+        sift, items, lambda item: (item.id, command_fields(
+            services, item.model_dump(exclude_unset=True, exclude={"id"}))), refused,
     )
     written = await command(services, services.app.update_events, by=user.id, now=now(),
-        items=[(item.id, change) for item, change in zip(items, changes, strict=True)],
-    )
+                            items=changes, refused=refused)
     return await batch_json(services, written, user, 200)
 
 
 @bp.delete("/batch_events")
-@openapi.summary(f"Delete up to {MAX_BATCH} events at once (a list of ids), all or nothing")
-@body(BatchIds)
-@responses({200: EventList, 422: None}, auth=True)
+@documented(f"Delete up to {MAX_BATCH} events at once (a list of ids), all or nothing",
+            {200: Answer(EventsOut, WRITTEN)}, body=BatchIds, auth=True)
 @signed_in
 async def delete_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
-    ids = parse_items(request, BatchIds, "ids")
-    written = await command(services, services.app.delete_events, by=user.id, event_ids=ids)
+    ids, refused = parse_items(request, BatchIds, "ids")
+    written = await command(services, services.app.delete_events, by=user.id, event_ids=ids,
+                            refused=refused)
     return await batch_json(services, written, user, 200)
 
 
 def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
     """As api.events.command_fields, for one item, on a worker thread already."""
-    fields = to_utc(fields)
     if "participants" in fields:
         fields["participants"] = services.people.resolve(fields["participants"])
     return fields
@@ -82,8 +79,10 @@ def checked(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def parse_items(request: Request, model: type[Batch], key: str) -> Any:
-    """A JSON array, or an object holding it under `key`; item errors are reported by index."""
+def parse_items(request: Request, model: type[Batch], key: str) -> tuple[Any, Refused]:
+    """A JSON array, or an object holding it under `key`: its valid items, in order, and the
+    problems of the others by index (the rules then check the valid ones, so a batch is
+    answered with every item's problems at once)."""
     try:
         body = TypeAdapter(Any).validate_json(request.body or b"")
     except ValidationError as exc:
@@ -94,17 +93,18 @@ def parse_items(request: Request, model: type[Batch], key: str) -> Any:
         raise ApiError(422, "invalid_fields", f"the body must be a JSON array (or {{\"{key}\": "
                        f"[...]}}) of at most {MAX_BATCH} items")
     try:
-        return model.model_validate_json(json_dumps(body), strict=True).root
+        return model.model_validate_json(json_dumps(body), strict=True).root, {}
     except ValidationError as exc:
-        items: dict[str, dict[str, str]] = {}
+        refused: dict[int, dict[str, str]] = {}
         for error in exc.errors(include_url=False, include_input=False):
             if not error["loc"]:
                 raise ApiError(422, "invalid_fields",
                                f"a batch holds at most {MAX_BATCH} items") from None
             index, *field = error["loc"]
             name = ".".join(str(part) for part in field) or "item"
-            items.setdefault(str(index), {}).setdefault(name, explain(error))
-        raise InvalidItemsError(items) from None
+            refused.setdefault(int(index), {}).setdefault(name, explain(error))
+    valid = [item for index, item in enumerate(body) if index not in refused]
+    return model.model_validate_json(json_dumps(valid), strict=True).root, refused
 
 
 async def batch_json(

@@ -167,12 +167,26 @@ async def command(services: Services, func: Callable[..., Written], *args: Any,
     return written
 
 
+# The largest log position or version either database can hold (a signed 64-bit integer).
+LARGEST = 2**63 - 1
+
+
+def whole_number(text: str, minimum: int = 0, maximum: int = LARGEST) -> int | None:
+    """`text` as a whole number in [minimum, maximum], or None. Only ASCII digits count:
+    int() would also take "١٢" (Arabic-Indic digits), "1_000", signs and spaces."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if minimum <= value <= maximum else None
+
+
 def if_match(request: Request) -> int | None:
     """The version a client pinned with If-Match ("3", 3, W/"3"); None for absent or *."""
     raw = request.headers.get("if-match")
     if raw is None or raw.strip() == "*":
         return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    version = whole_number(raw.strip().removeprefix("W/").strip('"'), minimum=1)
+    if version is None:
         raise ApiError(400, "bad_request", 'If-Match must be a version such as "3" (the ETag)')
-    return int(value)
+    return version

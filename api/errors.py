@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sanic import Request, json
+from sanic.constants import HTTP_METHODS
 from sanic.exceptions import SanicException
 from sanic.response import JSONResponse
 
@@ -41,7 +42,9 @@ SANIC_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    414: "uri_too_long",
     416: "range_not_satisfiable",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
@@ -117,11 +120,54 @@ def handle(request: Request, exc: Exception) -> JSONResponse:
         items = exc.items if isinstance(exc, InvalidItemsError) else None
         return envelope(status, code, str(exc), exc.fields, items=items)
     if isinstance(exc, SanicException):
-        status = exc.status_code
+        status, message = sanic_status(request, exc)
         if status >= 500:
             log.exception("server error on %s %s", request.method, request.path, exc_info=exc)
-        message = "the request body is larger than 1 MiB" if status == 413 else str(exc)
-        return envelope(status, SANIC_CODES.get(status, "error"), message,
-                        headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405 and "Allow" not in headers:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return envelope(status, SANIC_CODES.get(status, "error"), message, headers=headers)
     log.exception("unexpected error on %s %s", request.method, request.path, exc_info=exc)
     return envelope(500, "internal", "something went wrong on our side; it has been logged")
+
+
+# Sanic reports a request head over REQUEST_MAX_HEADER_SIZE as a 413 with this message, whether
+# it is the request line (the URL) or the header fields that are too long.
+HEAD_TOO_LARGE = "Request header exceeds the size limit"
+
+
+def sanic_status(request: Request, exc: SanicException) -> tuple[int, str]:
+    """The status and a true message for Sanic's own refusals."""
+    status = exc.status_code
+    config = request.app.config
+    if status == 413 and str(exc) == HEAD_TOO_LARGE:
+        limit = config.REQUEST_MAX_HEADER_SIZE
+        if _request_line_fits(request, limit):
+            return 431, f"the request's header fields are larger than {limit / 2**10:g} KiB"
+        return 414, f"the URL is longer than {limit / 2**10:g} KiB"
+    if status == 413:
+        return 413, f"the request body is larger than {config.REQUEST_MAX_SIZE / 2**20:g} MiB"
+    return status, str(exc)
+
+
+def _request_line_fits(request: Request, limit: int) -> bool:
+    """Whether the received head's first line (method, URL, version) ended within the limit.
+    Sanic hands its error handler a stand-in request without the head, so this reads what the
+    connection received; if that cannot be read, the headers are blamed."""
+    received = getattr(getattr(request, "stream", None), "recv_buffer", None)
+    if not isinstance(received, bytes | bytearray):
+        return True
+    return b"\r\n" in received[:limit]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the requested path answers. Sanic's router names them only for a path
+    without parameters, and a 405 must carry them all in Allow (RFC 9110 §15.5.6)."""
+    allowed = []
+    for method in HTTP_METHODS:
+        try:
+            request.app.router.get(request.path, method, request.headers.getone("host", None))
+        except SanicException:
+            continue
+        allowed.append(str(method))
+    return allowed

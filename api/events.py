@@ -3,16 +3,37 @@ read the audit trail or an earlier state."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sanic import Blueprint, Request, json, raw
 from sanic.response import HTTPResponse, JSONResponse
-from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, command, if_match, now, off_loop, parse, signed_in
-from api.docs import body, responses
+from api.conditional import etag, not_modified
+from api.context import (
+    LARGEST,
+    CurrentUser,
+    Services,
+    command,
+    if_match,
+    now,
+    off_loop,
+    parse,
+    signed_in,
+    whole_number,
+)
+from api.docs import (
+    CALENDAR,
+    EVENT_WRITTEN,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    VERSIONED,
+    WRITTEN,
+    Answer,
+    Query,
+    documented,
+)
 from api.errors import ApiError
 from api.present import aggregate_json, history_json
 from api.rendered import JSON, event_body
@@ -35,61 +56,90 @@ bp = Blueprint("events", url_prefix="/api")
 ICS = "text/calendar; charset=utf-8"
 
 
+# Where a created event's id leads: each operation on it (schemathesis follows these links).
+EVENT_LINKS = {
+    name: {"operationId": name, "parameters": {"event_id": "$response.body#/event/id"}}
+    for name in ("get_event", "get_event_ics", "change_event", "patch_event", "delete_event",
+                 "event_history")
+}
+
+
 @bp.post("/events")
-@openapi.summary("Create an event; every participant is emailed its details")
-@body(EventCreateBody)
-@responses({201: EventWritten, 422: None}, auth=True)
+@documented("Create an event; every participant is emailed its details",
+            {201: Answer(EventWritten, (*EVENT_WRITTEN, "Location"))},
+            body=EventCreateBody, auth=True, links={201: EVENT_LINKS})
 @signed_in
 async def create_event(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
     data = parse(request, EventCreateBody)
-    fields = await command_fields(services, data.model_dump(exclude_unset=True))
+    fields = await command_fields(services, data.model_dump())
     written = await command(services, services.app.create_event, owner_id=user.id, **fields)
     return await written_json(services, written, user, "Event created", status=201)
 
 
 @bp.get("/event/<event_id:str>")
-@openapi.summary("One event, as it is now or (with as_of) as it was; /api/event/{id}.ics "
-                 "gives it as iCalendar")
-@openapi.parameter("as_of", str, description="a version (integer) or an RFC 3339 time")
-@responses({200: EventEnvelope, 404: None, 410: None, 422: None}, auth=True)
+@documented("One event, as it is now or (with as_of) as it was",
+            {200: Answer(EventEnvelope, VERSIONED), 304: Answer(headers=VERSIONED), 404: None,
+             410: None, 422: None},
+            auth=True, headers=[IF_NONE_MATCH],
+            query=[Query("as_of", {"type": "string"},
+                         "a version (a whole number) or an RFC 3339 time with its offset")])
+@documented("One event as an iCalendar file",
+            {200: Answer(headers=VERSIONED, media=CALENDAR), 304: Answer(headers=VERSIONED),
+             404: None, 410: None},
+            auth=True, headers=[IF_NONE_MATCH], suffix=".ics", operation_id="get_event_ics")
 @signed_in
 async def get_event(request: Request, services: Services, user: CurrentUser,
                     event_id: str) -> HTTPResponse:
     if event_id.endswith(".ics"):
-        event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
-        return raw(calendar([fields_of(event)]), content_type=ICS,
-                   headers={"ETag": f'"{event.version}"'})
+        return await event_ics(request, services, event_id.removesuffix(".ics"))
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
     if as_of is None and (current := await services.reader.current(str(uid))) is not None \
             and current["latest"] == current["version"]:
         # The view row is provably current: its version is the store's latest, read with it.
+        if unchanged := not_modified(request, current["version"]):
+            return unchanged
         [text] = await services.rendered.render([current], user.id, user.names_count)
         return raw(event_body(text), content_type=JSON,
-                   headers={"ETag": f'"{current["version"]}"'})
+                   headers={"ETag": etag(current["version"])})
     if as_of is None:
         event = await off_loop(services.app.get_event, uid)
-    elif as_of.strip().isdigit():
-        event = await off_loop(services.app.event_at_version, uid, int(as_of))
+    elif as_of.strip().isascii() and as_of.strip().isdigit():
+        version = whole_number(as_of)
+        if version is None:
+            raise ApiError(422, "invalid_fields", f"as_of: no version is above {LARGEST}",
+                           {"as_of": f"a version must be at most {LARGEST}"})
+        event = await off_loop(services.app.event_at_version, uid, version)
     else:
         event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
+    if unchanged := not_modified(request, event.version):
+        return unchanged
     shown = await aggregate_json(event, services.people_reader, user.id)
-    return json({"event": shown}, headers={"ETag": f'"{event.version}"'})
+    return json({"event": shown}, headers={"ETag": etag(event.version)})
+
+
+async def event_ics(request: Request, services: Services, event_id: str) -> HTTPResponse:
+    """GET /api/event/{id}.ics (the same route: an id never ends in .ics)."""
+    event = await off_loop(services.app.get_event, event_uuid(event_id))
+    if unchanged := not_modified(request, event.version):
+        return unchanged
+    return raw(calendar([fields_of(event)]), content_type=ICS,
+               headers={"ETag": etag(event.version)})
 
 
 @bp.put("/event/<event_id:str>")
 @bp.patch("/event/<event_id:str>", name="patch_event")
-@openapi.summary("Change an event (fields given are merged; only the owner; not once started)")
-@body(EventChangeBody)
-@responses({200: EventWritten, 403: None, 404: None, 409: None, 410: None, 412: None,
-            422: None}, auth=True)
+@documented("Change an event (fields given are merged; only the owner; not once started)",
+            {200: Answer(EventWritten, EVENT_WRITTEN), 403: None, 404: None, 409: None,
+             410: None},
+            body=EventChangeBody, auth=True, headers=[IF_MATCH])
 @signed_in
 async def change_event(request: Request, services: Services, user: CurrentUser,
                        event_id: str) -> JSONResponse:
     uid = event_uuid(event_id)
     expected = if_match(request)
     data = parse(request, EventChangeBody)
-    changes = await command_fields(services, data.model_dump(exclude_none=True))
+    changes = await command_fields(services, data.model_dump(exclude_unset=True))
     written = await command(
         services, services.app.update_event, uid, by=user.id, now=now(),
         expected_version=expected, changes=changes,
@@ -98,8 +148,9 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
 
 
 @bp.delete("/event/<event_id:str>")
-@openapi.summary("Delete an event (only the owner); participants are told")
-@responses({200: Message, 403: None, 404: None, 410: None, 412: None}, auth=True)
+@documented("Delete an event (only the owner); participants are told",
+            {200: Answer(Message, WRITTEN), 403: None, 404: None, 410: None},
+            auth=True, headers=[IF_MATCH])
 @signed_in
 async def delete_event(request: Request, services: Services, user: CurrentUser,
                        event_id: str) -> JSONResponse:
@@ -111,8 +162,8 @@ async def delete_event(request: Request, services: Services, user: CurrentUser,
 
 
 @bp.get("/event/<event_id:str>/history")
-@openapi.summary("The audit trail: every fact recorded about the event")
-@responses({200: HistoryOut, 404: None}, auth=True)
+@documented("The audit trail: every fact recorded about the event",
+            {200: Answer(HistoryOut), 404: None}, auth=True)
 @signed_in
 async def event_history(request: Request, services: Services, user: CurrentUser,
                         event_id: str) -> JSONResponse:
@@ -122,17 +173,9 @@ async def event_history(request: Request, services: Services, user: CurrentUser,
                                                 owner_id)})
 
 
-def to_utc(fields: dict[str, Any]) -> dict[str, Any]:
-    """Facts hold instants in UTC, whatever offset the client wrote."""
-    for name in ("starting_time", "end_time"):
-        if name in fields:
-            fields[name] = fields[name].astimezone(UTC)
-    return fields
-
-
 async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
-    """Times to UTC instants and participants to person ids, as the facts hold them."""
-    fields = to_utc(fields)
+    """Participants to person ids, as the facts hold them (the domain takes times in any
+    offset, checks their range and keeps them in UTC)."""
     if "participants" in fields:
         fields["participants"] = await off_loop(services.people.resolve, fields["participants"])
     return fields
@@ -142,7 +185,7 @@ async def written_json(services: Services, written: Written, user: CurrentUser, 
                        status: int = 200) -> JSONResponse:
     event: Event = written.aggregate
     shown = await aggregate_json(event, services.people_reader, user.id)
-    headers = {"ETag": f'"{event.version}"', **position_header(written)}
+    headers = {"ETag": etag(event.version), **position_header(written)}
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"
     return json({"message": message, "event": shown}, status=status, headers=headers)

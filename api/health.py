@@ -5,21 +5,23 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
-from sanic_ext import openapi
 
 from api.context import Services, off_loop, served
+from api.docs import Answer, documented
+from api.schemas import Health, Readiness
 
 bp = Blueprint("health")
 
 
 @bp.get("/healthz")
-@openapi.summary("The process is up")
+@documented("The process is up", {200: Answer(Health)})
 async def healthz(request: Request) -> JSONResponse:
     return json({"status": "ok"})
 
 
 @bp.get("/readyz")
-@openapi.summary("The event store answers; each view's lag behind it in log positions")
+@documented("The event store answers; each view's lag behind it in log positions",
+            {200: Answer(Readiness), 503: Answer(Readiness)})
 @served
 async def readyz(request: Request, services: Services) -> JSONResponse:
     try:

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from typing import Any
 from urllib.parse import unquote
 
 from sanic import Blueprint, Request, raw
 from sanic.response import HTTPResponse
-from sanic_ext import openapi
 
-from api.context import CurrentUser, Services, off_loop, signed_in
-from api.docs import responses
+from api.context import LARGEST, CurrentUser, Services, off_loop, signed_in, whole_number
+from api.docs import CALENDAR, Answer, Query, documented
 from api.errors import ApiError
 from api.events import ICS, parse_time
 from api.present import fields_of_row
 from api.rendered import JSON, page_body
 from api.schemas import EventList
 from consumers.calendar import calendar
+from domain.errors import InvalidFieldsError
+from domain.events import time_problem
 from domain.presentation import instant
 from projections.events_queries import Filters, Page
 from projections.events_view import EventsView
@@ -31,37 +31,34 @@ MAX_LIMIT = 1000
 # How long a list waits for the view to reach a client's ?min_position.
 READ_YOUR_WRITES_SECONDS = 2.0
 
-LIST_PARAMETERS = [
-    ("limit", int, f"page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT}"),
-    ("cursor", str, "the `next` of the previous page (valid only with the same filters)"),
-    ("starts_after", str, "RFC 3339: starting_time at or after"),
-    ("starts_before", str, "RFC 3339: starting_time before"),
-    ("location", str, "words the location must contain (case and accents ignored)"),
-    ("q", str, "words the name must contain (case and accents ignored)"),
-    ("participant", str, "a participant's username"),
-    ("min_position", int, "wait (up to 2 s) until the view has reached this X-Position"),
+TEXT = {"type": "string"}
+TIME = {"type": "string", "format": "date-time"}
+FILTERS = [
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+          f"page size, default {DEFAULT_LIMIT} ({MAX_LIMIT} for .ics), at most {MAX_LIMIT}"),
+    Query("cursor", TEXT, "the `next` of the previous page (valid only with the same filters)"),
+    Query("starts_after", TIME, "RFC 3339: starting_time at or after"),
+    Query("starts_before", TIME, "RFC 3339: starting_time before"),
+    Query("location", TEXT, "words the location must contain (case and accents ignored)"),
+    Query("q", TEXT, "words the name must contain (case and accents ignored)"),
+    Query("participant", TEXT, "a participant's username"),
+    Query("min_position", {"type": "integer", "minimum": 0},
+          "wait (up to 2 s) until the view has reached this X-Position"),
 ]
-
-
-def documented(func: Any) -> Any:
-    for name, kind, description in LIST_PARAMETERS:
-        func = openapi.parameter(name, kind, description=description)(func)
-    return func
+PAGE = {200: Answer(EventList, ("X-Position",)), 422: None}
 
 
 @bp.get("/events")
-@openapi.summary("List events by starting time, with filters and cursor pagination")
-@documented
-@responses({200: EventList, 422: None}, auth=True)
+@documented("List events by starting time, with filters and cursor pagination", PAGE,
+            auth=True, query=FILTERS)
 @signed_in
 async def list_events(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
     return await page_json(request, services, user, await filters(request, services))
 
 
 @bp.get("/search_event/<location:path>")
-@openapi.summary("Events whose location has these words (case and accents ignored)")
-@documented
-@responses({200: EventList, 422: None}, auth=True)
+@documented("Events whose location has these words (case and accents ignored)", PAGE,
+            auth=True, query=FILTERS)
 @signed_in
 async def search_events(request: Request, services: Services, user: CurrentUser,
                         location: str) -> HTTPResponse:
@@ -70,10 +67,11 @@ async def search_events(request: Request, services: Services, user: CurrentUser,
 
 
 @bp.get("/events.ics")
-@openapi.summary("The listed events as an iCalendar file (same filters as the list)")
-@documented
+@documented("The listed events as an iCalendar file (same filters as the list)",
+            {200: Answer(media=CALENDAR), 422: None}, auth=True, query=FILTERS)
 @signed_in
 async def events_ics(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
+    await read_your_writes(request, services)
     page = await services.reader.page(await filters(request, services),
                                       request.args.get("cursor"), limit(request, default=MAX_LIMIT))
     return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
@@ -123,26 +121,26 @@ def time_arg(request: Request, name: str) -> str | None:
     if value is None:
         return None
     try:
-        return instant(parse_time(value))
+        moment = parse_time(value)
     except ApiError:
         raise ApiError(422, "invalid_fields", f"{name} must be an RFC 3339 time with an offset, "
                        "e.g. 2026-12-01T18:00:00Z", {name: "not a time with an offset"}) from None
+    if (problem := time_problem(moment)) is not None:
+        raise InvalidFieldsError({name: problem})
+    return instant(moment)
 
 
 def limit(request: Request, default: int = DEFAULT_LIMIT) -> int:
-    value = integer(request, "limit", default)
-    if not 1 <= value <= MAX_LIMIT:
-        raise ApiError(422, "invalid_fields", f"limit must be between 1 and {MAX_LIMIT}",
-                       {"limit": f"must be between 1 and {MAX_LIMIT}"})
-    return value
+    return integer(request, "limit", default, 1, MAX_LIMIT)
 
 
-def integer(request: Request, name: str, default: int) -> int:
-    value = request.args.get(name)
-    if value is None:
+def integer(request: Request, name: str, default: int, minimum: int = 0,
+            maximum: int = LARGEST) -> int:
+    text = request.args.get(name)
+    if text is None:
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(422, "invalid_fields", f"{name} must be a whole number",
-                       {name: "must be a whole number"}) from None
+    value = whole_number(text, minimum, maximum)
+    if value is None:
+        problem = f"must be a whole number from {minimum} to {maximum} (digits 0-9)"
+        raise ApiError(422, "invalid_fields", f"{name} {problem}", {name: problem})
+    return value

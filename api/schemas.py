@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     RootModel,
     StringConstraints,
+    field_validator,
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
@@ -80,6 +81,32 @@ class Body(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ChangeBody(Body):
+    """Fields to change: a field left out keeps its value, and null is refused (naming the
+    field) rather than read as "leave it", so a client that means to clear a field learns
+    it cannot. The schema says so too: the fields are optional, never nullable."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null; leave the field out to keep its value")
+        return value
+
+
+def kept() -> Any:
+    """The default of a field a change may leave out: None in Python (so the field's type
+    is `X | None`), and in the schema neither a default nor null."""
+    return Field(None, json_schema_extra=_never_null)
+
+
+def _never_null(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+    schema.pop("nullable", None)
+    if "anyOf" in schema:  # pydantic's own JSON Schema writes X | None as anyOf
+        schema["anyOf"] = [s for s in schema["anyOf"] if s != {"type": "null"}]
+
+
 class SignupBody(Body):
     username: Username
     email: Email
@@ -95,11 +122,11 @@ class RefreshBody(Body):
     refresh: str
 
 
-class UserChangeBody(Body):
-    username: Username | None = None
-    email: Email | None = None
-    password: Password | None = None
-    current_password: str | None = None
+class UserChangeBody(ChangeBody):
+    username: Username | None = kept()
+    email: Email | None = kept()
+    password: Password | None = kept()
+    current_password: str | None = kept()
 
 
 class EventCreateBody(Body):
@@ -110,12 +137,12 @@ class EventCreateBody(Body):
     participants: Participants = []
 
 
-class EventChangeBody(Body):
-    name: Text | None = None
-    starting_time: AwareDatetime | None = None
-    end_time: AwareDatetime | None = None
-    location: Text | None = None
-    participants: Participants | None = None
+class EventChangeBody(ChangeBody):
+    name: Text | None = kept()
+    starting_time: AwareDatetime | None = kept()
+    end_time: AwareDatetime | None = kept()
+    location: Text | None = kept()
+    participants: Participants | None = kept()
 
 
 class BatchChangeItem(EventChangeBody):
@@ -186,6 +213,12 @@ class EventList(Schema):
     next: str | None = Field(description="cursor of the next page, or null on the last")
 
 
+class EventsOut(Schema):
+    """A batch's answer: every event it wrote, in the order given (no cursor: nothing to page)."""
+
+    events: list[EventOut]
+
+
 class EventWritten(Schema):
     message: str
     event: EventOut
@@ -193,6 +226,25 @@ class EventWritten(Schema):
 
 class Message(Schema):
     message: str
+
+
+class Health(Schema):
+    status: str
+
+
+class ViewLag(Schema):
+    position: int
+    lag: int
+
+
+class Readiness(Schema):
+    """Further fields may say more about each view or about what is wrong."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(description='"ready", or what is wrong')
+    position: int | None = Field(None, description="the event log's head")
+    views: dict[str, ViewLag] | None = None
+    reason: str | None = Field(None, description="why the service is not ready")
 
 
 class HistoryEntry(Schema):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type"]
+# A JWT in compact form: three base64url parts. Anything else (other characters, bytes that are
+# not UTF-8, a megabyte of text) is refused before the JWT library sees it.
+COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_TOKEN = 4096
 # Verified tokens remembered per worker (a few MB at most); the memo is simply emptied when full.
 VERIFIED_KEPT = 20_000
 
@@ -95,6 +100,8 @@ class Tokens:
     def _verify(self, token: str) -> tuple[Claims, str]:
         """The signature check, done once per token: a token's text fixes its claims, so a
         verified token is remembered (its expiry is still checked on every use)."""
+        if len(token) > MAX_TOKEN or not COMPACT.fullmatch(token):
+            raise TokenError("the token is not valid")
         try:
             claims = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS}

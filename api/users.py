@@ -6,10 +6,9 @@ from uuid import UUID
 
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
-from sanic_ext import openapi
 
 from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
-from api.docs import body, responses
+from api.docs import WRITTEN, Answer, documented
 from api.present import user_json
 from api.schemas import Message, UserChangeBody, UserEnvelope
 from api.security import hash_password, verify_password
@@ -22,27 +21,24 @@ from projections.people import Account
 bp = Blueprint("users", url_prefix="/api/user")
 
 
-@bp.get("/me")
-@openapi.summary("Your own account")
-@responses({200: UserEnvelope}, auth=True)
-@signed_in
-async def me(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
-    return json({"user": user_json(await _account(services, user.id), user.id)})
+# Every route below takes `me` for the signed-in user's own id: one route per method, so
+# `me` works for whatever methods /api/user/{user_id} has.
+ME = "me"
 
 
 @bp.get("/<user_id:str>")
-@openapi.summary("A user's profile (the email only when it is you)")
-@responses({200: UserEnvelope, 404: None}, auth=True)
+@documented("A user's profile (the email only when it is you); `me` is you",
+            {200: Answer(UserEnvelope), 404: None}, auth=True)
 @signed_in
 async def get_user(request: Request, services: Services, user: CurrentUser,
                    user_id: str) -> JSONResponse:
-    return json({"user": user_json(await _account(services, user_id), user.id)})
+    return json({"user": user_json(await _account(services, _resolve(user, user_id)), user.id)})
 
 
 @bp.put("/<user_id:str>")
-@openapi.summary("Change your username, email or password")
-@body(UserChangeBody)
-@responses({200: UserEnvelope, 403: None, 404: None, 409: None, 422: None}, auth=True)
+@documented("Change your username, email or password (`me` is you)",
+            {200: Answer(UserEnvelope), 403: None, 404: None, 409: None},
+            body=UserChangeBody, auth=True)
 @signed_in
 async def change_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
@@ -71,8 +67,9 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
 
 
 @bp.delete("/<user_id:str>")
-@openapi.summary("Delete your account: its events are cancelled and its personal data erased")
-@responses({200: Message, 403: None, 404: None}, auth=True)
+@documented("Delete your account (`me` is you): its events are cancelled and its personal "
+            "data erased",
+            {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True)
 @signed_in
 async def delete_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str) -> JSONResponse:
@@ -95,7 +92,12 @@ async def _account(services: Services, user_id: str) -> Account:
     return account
 
 
+def _resolve(user: CurrentUser, user_id: str) -> str:
+    return user.id if user_id == ME else user_id
+
+
 async def _own(services: Services, user: CurrentUser, user_id: str) -> Account:
+    user_id = _resolve(user, user_id)
     if user_id != user.id:
         await _account(services, user_id)
         raise ForbiddenError("you may only change or delete your own account")

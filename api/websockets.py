@@ -9,12 +9,15 @@ import json
 import time
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from sanic import Blueprint, Request
+from sanic.response import JSONResponse
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
-from api.context import Services, off_loop
+from api.context import Services, off_loop, whole_number
+from api.errors import envelope
 from api.security import Claims, TokenError
 from consumers.hub import Subscriber
 from consumers.notify import replay
@@ -29,6 +32,27 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_SLOW = 1013
 # Encoded messages kept for sockets still catching up (about a hub queue's worth).
 ENCODED_KEPT = 2000
+
+
+@bp.on_request
+async def check_origin(request: Request) -> JSONResponse | None:
+    """A browser page may open a WebSocket to any site (no CORS applies to it), so with
+    ALPHABET_CORS_ORIGINS set, a handshake from a page of another origin is refused. A
+    client that sends no Origin is not a browser page and is let through."""
+    origin = request.headers.get("origin")
+    if origin is None or origin_allowed(origin, request.app.config.CORS_ORIGINS,
+                                        request.headers.get("host", "")):
+        return None
+    return envelope(403, "forbidden", f"WebSocket connections from {origin} are not allowed "
+                    "(ALPHABET_CORS_ORIGINS)")
+
+
+def origin_allowed(origin: str, allowed: str, host: str) -> bool:
+    """Unset or * allows any origin; else one of the comma-separated origins, or the server's
+    own (a page it served itself)."""
+    origins = {entry.strip().rstrip("/") for entry in allowed.split(",") if entry.strip()}
+    return not origins or "*" in origins or origin.rstrip("/") in origins \
+        or urlsplit(origin).netloc == host
 
 
 # sanic's websocket decorator is untyped
@@ -50,8 +74,9 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
     if event_id is not None and not await known_event(services, event_id):
         await ws.close(CLOSE_UNKNOWN, f"no event with id {event_id}")
         return
-    after = request.args.get("after")
-    if after is not None and not after.isdigit():
+    given = request.args.get("after")
+    after = None if given is None else whole_number(given)
+    if given is not None and after is None:
         await ws.close(CLOSE_BAD_REQUEST, "after must be a log position (a whole number)")
         return
     hub = services.hub
@@ -63,9 +88,9 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
         # write answered before the socket opened is never announced on it as new.
         live_from = max(hub.position, await off_loop(services.log.head))
         await ws.send(json.dumps({"type": "ready", "position": live_from}))
-        if after is not None and int(after) < live_from:
+        if after is not None and after < live_from:
             missed = await off_loop(replay, services.log, services.load_event,
-                                    services.people.names, event_id, int(after), live_from)
+                                    services.people.names, event_id, after, live_from)
             for message in missed:
                 await ws.send(encoded(message))
         await pump(ws, subscriber, live_from, claims.expires_at)

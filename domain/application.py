@@ -4,7 +4,7 @@ eventsourcing is synchronous; callers in async code run these methods off the ev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -29,6 +29,8 @@ from domain.users import User
 MAX_ATTEMPTS = 50
 
 A = TypeVar("A", Event, User)
+# A batch's items already found invalid: index in the batch → field → problem.
+Refused = Mapping[int, dict[str, str]]
 
 
 @dataclass
@@ -101,24 +103,41 @@ class EventsApplication(Application[UUID]):
         ))
 
     def update_events(
-        self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]]
+        self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]],
+        refused: Refused | None = None,
     ) -> Written:
-        """Batch update: every item checked (problems reported by index), then one atomic save."""
-        ids = unique_ids([event_id for event_id, _ in items])
+        """Batch update: every item checked (problems reported by index, with those `refused`
+        already), then one atomic save."""
+        ids = unique_ids([event_id for event_id, _ in items], refused)
         return self.execute(Command(
-            lambda: each(ids, lambda event_id: self.get_event_for_write(event_id, by, None)),
+            lambda: [self._loaded_for_write(event_id, by) for event_id in ids],
             lambda events: each(
                 list(zip(events, items, strict=True)),
-                lambda pair: pair[0].change(by=by, now=now, **pair[1][1]),
+                lambda pair: loaded(pair[0]).change(by=by, now=now, **pair[1][1]),
+                refused,
             ),
         ))
 
-    def delete_events(self, *, by: str, event_ids: Sequence[UUID]) -> Written:
-        ids = unique_ids(event_ids)
+    def delete_events(self, *, by: str, event_ids: Sequence[UUID],
+                      refused: Refused | None = None) -> Written:
+        ids = unique_ids(event_ids, refused)
+
+        def delete(event: Event | DomainError) -> dict[str, Any]:
+            loaded(event).delete(by=by)
+            return {}
+
         return self.execute(Command(
-            lambda: each(ids, lambda event_id: self.get_event_for_write(event_id, by, None)),
-            lambda events: each(events, lambda event: event.delete(by=by) or {}),
+            lambda: [self._loaded_for_write(event_id, by) for event_id in ids],
+            lambda events: each(events, delete, refused),
         ))
+
+    def _loaded_for_write(self, event_id: UUID, by: str) -> Event | DomainError:
+        """A batch item's event, or why it cannot be written: the batch's act reports every
+        item's problem, those found loading and those found changing alike."""
+        try:
+            return self.get_event_for_write(event_id, by, None)
+        except DomainError as exc:
+            return exc
 
     def get_event(self, event_id: UUID, version: int | None = None) -> Event:
         """The event as it is (or was at `version`); a deleted one is Gone, not missing."""
@@ -237,24 +256,54 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def each(items: Sequence[T], act: Callable[[T], R]) -> list[R]:
+def each(items: Sequence[T], act: Callable[[T], R], refused: Refused | None = None) -> list[R]:
     """Apply `act` to every item, collecting every refusal by index before giving up, so a
-    batch is answered with all its problems at once and nothing is stored."""
-    done: list[R] = []
-    problems: dict[str, dict[str, str]] = {}
-    for index, item in enumerate(items):
-        try:
-            done.append(act(item))
-        except DomainError as exc:
-            problems[str(index)] = exc.fields or {"error": str(exc)}
+    batch is answered with all its problems at once and nothing is stored. `refused` holds
+    the problems already found in other items of the batch, by their index in it; `items`
+    are the batch's other items, in order."""
+    done, problems = sift(items, act, refused)
     if problems:
-        raise InvalidItemsError(problems)
+        raise InvalidItemsError(report(problems))
     return done
 
 
-def unique_ids(ids: Sequence[UUID]) -> Sequence[UUID]:
-    repeated = {str(i): {"id": "appears more than once in the batch"}
-                for i, event_id in enumerate(ids) if event_id in ids[:i]}
+def sift(items: Sequence[T], act: Callable[[T], R],
+         refused: Refused | None = None) -> tuple[list[R], dict[int, dict[str, str]]]:
+    """As `each`, without giving up: what `act` made of the items it accepted (in order), and
+    the problems of the whole batch so far, `refused` and the items `act` refused."""
+    problems = dict(refused or {})
+    done: list[R] = []
+    for index, item in zip(indexes(len(items), problems), items, strict=True):
+        try:
+            done.append(act(item))
+        except DomainError as exc:
+            problems[index] = exc.fields or {"error": str(exc)}
+    return done, problems
+
+
+def indexes(count: int, refused: Refused) -> list[int]:
+    """The indexes in the whole batch of `count` items that are not `refused`."""
+    return [i for i in range(count + len(refused)) if i not in refused][:count]
+
+
+def report(problems: Refused) -> dict[str, dict[str, str]]:
+    return {str(index): problems[index] for index in sorted(problems)}
+
+
+def loaded(event: Event | DomainError) -> Event:
+    if isinstance(event, DomainError):
+        raise event
+    return event
+
+
+def unique_ids(ids: Sequence[UUID], refused: Refused | None = None) -> Sequence[UUID]:
+    refused = refused or {}
+    seen: set[UUID] = set()
+    repeated = {}
+    for index, event_id in zip(indexes(len(ids), refused), ids, strict=True):
+        if event_id in seen:
+            repeated[index] = {"id": "appears more than once in the batch"}
+        seen.add(event_id)
     if repeated:
-        raise InvalidItemsError(repeated)
+        raise InvalidItemsError(report({**refused, **repeated}))
     return ids

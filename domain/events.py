@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
@@ -12,6 +12,15 @@ from domain.errors import ConflictError, ForbiddenError, GoneError, InvalidField
 MAX_TEXT = 200
 MAX_PARTICIPANTS = 1000
 FIELDS = ("name", "starting_time", "end_time", "location", "participants")
+TIMES = ("starting_time", "end_time")
+# The instants an event may start and end at (UTC, the end exclusive). Everything that reads
+# the facts computes with these times in Python's datetime, whose years run from 1 to 9999:
+# the views, the reminder clock (which subtracts its offset), mail and calendar files. Centuries
+# of margin on either side leave room for any reminder offset, and a client's UTC offset can
+# never push a time out of that range once it is inside this one.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+OUT_OF_RANGE = "must be from 1900-01-01T00:00:00Z up to (not including) 9000-01-01T00:00:00Z"
 
 
 class Event(Aggregate):
@@ -72,7 +81,7 @@ class Event(Aggregate):
             "participants": _unique(participants),
         }
         check_fields(fields)
-        return cls(owner_id=owner_id, **fields)
+        return cls(owner_id=owner_id, **in_utc(fields))
 
     def state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FIELDS}
@@ -91,9 +100,13 @@ class Event(Aggregate):
             return {}
         if self.starting_time <= now:
             raise ConflictError("the event has already started; it can no longer be changed")
-        if "starting_time" in changes and changes["starting_time"] < now:
-            raise InvalidFieldsError({"starting_time": "must not be in the past"})
-        check_fields({**self.state(), **changes})
+        problems = field_problems({**self.state(), **changes})
+        if "starting_time" in changes and "starting_time" not in problems \
+                and changes["starting_time"] < now:
+            problems["starting_time"] = "must not be in the past"
+        if problems:
+            raise InvalidFieldsError(problems)
+        changes = in_utc(changes)
         self._record_update(changes=changes, by=by)
         return changes
 
@@ -119,6 +132,13 @@ class Event(Aggregate):
 
 def check_fields(fields: dict[str, Any]) -> None:
     """Collect every broken rule at once, so a client can fix all fields in one go."""
+    problems = field_problems(fields)
+    if problems:
+        raise InvalidFieldsError(problems)
+
+
+def field_problems(fields: dict[str, Any]) -> dict[str, str]:
+    """Each field that breaks a rule, with the rule in words."""
     problems: dict[str, str] = {}
     for name in ("name", "location"):
         value = fields[name]
@@ -126,12 +146,30 @@ def check_fields(fields: dict[str, Any]) -> None:
             problems[name] = "must not be empty"
         elif len(value) > MAX_TEXT:
             problems[name] = f"must be at most {MAX_TEXT} characters (got {len(value)})"
-    if fields["end_time"] <= fields["starting_time"]:
+    for name in TIMES:
+        if (problem := time_problem(fields[name])) is not None:
+            problems[name] = problem
+    if not problems.keys() & set(TIMES) and fields["end_time"] <= fields["starting_time"]:
         problems["end_time"] = "must be after starting_time"
     if len(fields["participants"]) > MAX_PARTICIPANTS:
         problems["participants"] = f"at most {MAX_PARTICIPANTS} participants"
-    if problems:
-        raise InvalidFieldsError(problems)
+    return problems
+
+
+def time_problem(value: datetime) -> str | None:
+    """What is wrong with a time an event (or a filter of events) is given, if anything."""
+    if value.utcoffset() is None:
+        return "must include its UTC offset"
+    if not EARLIEST <= value < LATEST:
+        return OUT_OF_RANGE
+    return None
+
+
+def in_utc(fields: dict[str, Any]) -> dict[str, Any]:
+    """Facts hold instants in UTC, whatever offset the client wrote (times already checked
+    to be in range, so the conversion cannot overflow)."""
+    return {name: value.astimezone(UTC) if name in TIMES else value
+            for name, value in fields.items()}
 
 
 def fact_by(fact: object) -> str | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 
 from tests.conftest import Person, event_body, sign_up
 
@@ -89,6 +90,24 @@ def test_the_openapi_document_is_json_for_openapi_3_with_a_title_and_version(
     assert document["info"]["title"]
     assert document["info"]["version"]
     assert isinstance(document["paths"], dict) and document["paths"]
+
+
+def test_openapi_spec_validator_finds_the_served_document_valid(
+    document: dict[str, Any]
+) -> None:
+    validate(document)  # raises with the first error it finds
+
+
+def test_every_operation_has_an_operation_id_of_its_own(document: dict[str, Any]) -> None:
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    assert {"refresh", "token_refresh", "change_event", "patch_event", "search_events",
+            "get_event_ics"} <= set(ids)
+
+
+def test_websockets_are_described_but_not_operations(document: dict[str, Any]) -> None:
+    assert not [path for path in document["paths"] if path.startswith("/ws")]
+    assert set(document["x-websockets"]) >= {"/ws/events", "/ws/events/{event_id}"}
 
 
 def test_every_reference_in_the_document_resolves(document: dict[str, Any]) -> None:
@@ -180,7 +199,7 @@ def test_a_documented_response_matches_what_the_server_sends(
 
 
 def test_the_docs_ui_answers_html(http: httpx.Client) -> None:
-    for path in ("/docs", "/docs/"):
+    for path in ("/docs", "/docs/", "/docs/redoc"):
         answer = http.get(path, follow_redirects=True)
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"].startswith("text/html")
