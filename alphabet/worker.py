@@ -29,7 +29,7 @@ from consumers.kafka.agents import add_agents
 from consumers.kafka.app import TOPIC, KafkaOptions, create_faust_app
 from consumers.kafka.broker import GroupLag, ensure_topic
 from consumers.kafka.health import HealthServer
-from consumers.kafka.relay import RETRY_MAX_SECONDS, Relay
+from consumers.kafka.relay import Relay, backoff
 from consumers.mail import Mailer
 from consumers.messages import event_id_of
 from consumers.remind import Scheduler
@@ -104,7 +104,7 @@ class BrokerGate(Service):
                 break
             except (KafkaError, OSError, RuntimeError) as exc:
                 failures += 1
-                wait = min(0.5 * 2 ** failures, RETRY_MAX_SECONDS)
+                wait = backoff(failures)
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.error("Kafka broker at %s cannot be reached (%s); trying again in %.0f s "
                           "(mail delivery and reminders go on meanwhile)",

@@ -49,6 +49,11 @@ class Producer(Protocol):
 KeyOf = Callable[[Notification, Any], str]
 
 
+def backoff(failures: int) -> float:
+    """Seconds to wait after the n-th failure in a row to reach the broker: 1, 2, 4 … 30."""
+    return min(0.5 * 2.0 ** failures, RETRY_MAX_SECONDS)
+
+
 async def relay_once(producer: Producer, recorder: LogSource, after: int, key_of: KeyOf,
                      mapper: Mapper[Any], limit: int = 500) -> int:
     """Publish the next batch of the log after `after` and wait for the broker's
@@ -104,7 +109,7 @@ class Relay:
                     moved = await self._publish(producer)
                 except (KafkaError, OSError, RuntimeError) as exc:
                     failures += 1
-                    wait = min(0.5 * 2 ** failures, RETRY_MAX_SECONDS)
+                    wait = backoff(failures)
                     self.error = f"{type(exc).__name__}: {exc}"
                     log.warning("relay: Kafka at %s does not answer (%s); publishing again from "
                                 "its committed position in %.0f s", self.options.url,
