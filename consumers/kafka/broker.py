@@ -56,8 +56,8 @@ class GroupLag:
 
     async def measure(self) -> dict[int, int]:
         """Partition → records not yet committed by the group (all of them before its first
-        commit; never below 0, though faust can commit one past the end). Raises the client's
-        error when the broker does not answer."""
+        commit; never below 0: Tansu can report a stale end). Raises the client's error when
+        the broker does not answer."""
         try:
             if self.admin is None or self.ends is None:
                 self.admin = AIOKafkaAdminClient(bootstrap_servers=self.options.bootstrap,

@@ -6,8 +6,10 @@ ALPHABET_TEST_REQUIRE_BROKER=1 (CI sets it), when it fails instead."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.resources
+import json
 import os
 import signal
 import socket
@@ -22,6 +24,7 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from tests.conftest import ROOT, Server, free_port
 from tests.integration.test_mail import Inbox, SmtpServer
@@ -202,6 +205,26 @@ class Worker:
 
     def kill(self) -> None:
         stop_group(self.process, signal.SIGKILL)
+
+
+def read_topic(broker: Broker) -> list[tuple[int, int, int]]:
+    """Every record of the facts topic, read from its start: (partition, offset, log position).
+    (Read, not judged by the end offsets: Tansu's storage reports stale ones at times.)"""
+
+    async def read() -> list[tuple[int, int, int]]:
+        consumer = AIOKafkaConsumer("alphabet.facts", auto_offset_reset="earliest",
+                                    bootstrap_servers=broker.url.removeprefix("kafka://"))
+        await consumer.start()
+        found = []
+        try:
+            while batch := await consumer.getmany(timeout_ms=3000):
+                found += [(record.partition, record.offset, json.loads(record.value)["position"])
+                          for records in batch.values() for record in records]
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(read())
 
 
 class TimedInbox(Inbox):

@@ -6,8 +6,6 @@ measured properly by bench/kafka.py; here only "eventually" is asserted."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
 import signal
 import threading
@@ -18,7 +16,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 
 from tests.conftest import Person, Server, event_body, fresh, sign_up
@@ -29,6 +26,7 @@ from tests.e2e.kafka_stack import (
     TimedInbox,
     Worker,
     all_arrive,
+    read_topic,
     running,
     tally,
     timed_smtp,
@@ -188,23 +186,8 @@ def test_the_first_email_arrives_soon_after_a_cold_start(stack: Stack) -> None:
 
 
 def published(broker: Broker) -> Counter[int]:
-    """How many times each log position is on the facts topic, read from its start. (Read, not
-    counted from the end offsets: Tansu's S3 engine reports stale ones.)"""
-
-    async def read() -> Counter[int]:
-        consumer = AIOKafkaConsumer("alphabet.facts", auto_offset_reset="earliest",
-                                    bootstrap_servers=broker.url.removeprefix("kafka://"))
-        await consumer.start()
-        found: Counter[int] = Counter()
-        try:
-            while batch := await consumer.getmany(timeout_ms=3000):
-                found.update(json.loads(record.value)["position"]
-                             for records in batch.values() for record in records)
-        finally:
-            await consumer.stop()
-        return found
-
-    return asyncio.run(read())
+    """How many times each log position is on the facts topic."""
+    return Counter(position for _, _, position in read_topic(broker))
 
 
 def test_the_broker_restarting_while_writes_go_on_loses_nothing(stack: Stack) -> None:
