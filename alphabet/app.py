@@ -4,9 +4,12 @@ blueprints; clients are created when a worker starts and closed when it stops.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
+from typing import Any
 
 from sanic import Sanic
 from sanic.config import Config
@@ -20,6 +23,7 @@ from api import auth, batch, docs_pages, events, health, lists, users, websocket
 from api.context import Services
 from api.docs import openapi_document
 from api.errors import handle
+from api.request import Request
 
 MAX_BODY = 1024 * 1024
 CORS_MAX_AGE = 3600
@@ -64,11 +68,20 @@ _names = itertools.count()
 App = Sanic[Config, SimpleNamespace]
 
 
+async def until_cancelled(work: Coroutine[Any, Any, None]) -> None:
+    """A task that runs as long as the worker: Sanic cancels it when the worker stops, and
+    warns of every task that ends so ("was cancelled before it completed"). For these,
+    following the log until the server stops, cancellation is the normal end."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+
+
 def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     suffix = next(_names)
     app = Sanic("alphabet" if suffix == 0 else f"alphabet{suffix}", strict_slashes=False,
-                log_config=logging_config(settings.log_level, settings.log_format))
+                log_config=logging_config(settings.log_level, settings.log_format),
+                request_class=Request)
     app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.CORS_ORIGINS = settings.cors_origins
@@ -104,7 +117,7 @@ def create_app(settings: Settings | None = None) -> App:
         app.ctx.group_commit.start()
         await app.ctx.services.reads.open()
         for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
-            app.add_task(task, name=f"notifications-{number}")
+            app.add_task(until_cancelled(task), name=f"notifications-{number}")
 
     @app.after_server_stop
     async def stop(app: App) -> None:

@@ -1,31 +1,142 @@
-"""The `alphabet` command: serve, migrate, history, replay, worker."""
+"""The `alphabet` command: serve, migrate, history, replay, worker.
+
+It starts fast and fails plainly. Each command imports what it needs (Sanic, eventsourcing,
+tqdm, the wiring) when it runs, so `alphabet --help` or a mistyped argument costs little more
+than Python's own start; a bad argument, a bad setting or a port that cannot be listened on is
+one line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from functools import partial
-from uuid import UUID
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from sanic import Sanic
-from sanic.worker.loader import AppLoader
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from alphabet.settings import Settings
+    from domain.application import EventsApplication
+    from projections.database import StateDatabase
 
-from alphabet import wiring
-from alphabet.app import create_app
-from alphabet.settings import Settings, SettingsError
-from domain.errors import DomainError
-from domain.events import fact_by, fact_changes
-from domain.presentation import utc
-from projections.follower import Log
-from projections.replay import replay as rebuild
+USAGE_ERROR = 2  # as argparse exits for a bad argument
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (it prints the whole usage first), pointing to
+    --help instead, and every default shown in help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Version(argparse.Action):
+    """--version, read from the installed package's metadata only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            shown = version("alphabet-events")
+        except PackageNotFoundError:
+            shown = "(version unknown: not installed)"
+        print(f"{parser.prog} {shown}")
+        parser.exit()
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1 to 65535)")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def fail(command: str, message: str, code: int = USAGE_ERROR) -> int:
+    print(f"alphabet {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def stores(settings: Settings) -> tuple[EventsApplication, StateDatabase]:
+    """The event store and the state database, their tables made where missing."""
+    from alphabet import wiring
+
+    wiring.migrate(settings)
+    return wiring.event_application(settings), wiring.state_database(settings)
+
+
+def url(host: str, number: int) -> str:
+    return f"http://[{host}]:{number}" if ":" in host else f"http://{host}:{number}"
+
+
+def cannot_listen(host: str, number: int) -> str | None:
+    """Why the server could not listen on host:port, found before anything starts: Sanic binds
+    only after the start-up work, and a failure there is a traceback. The socket is made as
+    Sanic makes it (SO_REUSEADDR, so a port left in TIME_WAIT is no obstacle)."""
+    import socket
+    from ipaddress import ip_address
+
+    try:
+        family = socket.AF_INET6 if ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:  # a host name
+        family = socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, number))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            return f"cannot listen on {url(host, number)}: {reason[:1].lower()}{reason[1:]}"
+    return None
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
+    problem = cannot_listen(args.host, args.port)
+    if problem:
+        return fail("serve", problem)
+    from functools import partial
+
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from alphabet.app import create_app
+
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=False,
                 access_log=args.access_log, motd=False)
+    served = url(args.host, args.port)
+
+    async def announce(_: Any) -> None:
+        """Once the port is bound (Sanic binds in the main process before this), before the
+        workers take the first request; through the logs, so it keeps their format."""
+        import logging
+
+        logging.getLogger("alphabet").info(
+            "Alphabet Events serving on %s (docs at %s/docs)", served, served)
+
+    app.register_listener(announce, "main_process_ready")
     Sanic.serve(primary=app, app_loader=loader)
     return 0
 
@@ -33,6 +144,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Create the event store's and the state database's tables where missing (`serve` and
     `worker` do this too when they start); safe to run any number of times."""
+    from alphabet import wiring
+
     wiring.migrate(settings)
     where = (f"PostgreSQL database {settings.postgres.dbname!r} on {settings.postgres.host}"
              if settings.postgres else f"{settings.data_dir}/")
@@ -41,24 +154,44 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def history(settings: Settings, args: argparse.Namespace) -> int:
-    """A readable audit trail; people are shown by id (names live outside the facts)."""
-    wiring.migrate(settings)
-    app = wiring.event_application(settings)
+    """A readable audit trail. Facts name people by id; they are shown by name where the name
+    still exists (usernames, and invitees' addresses: this is the operator's view, as the API
+    shows them to the owner), and as deleted users where it does not."""
+    from uuid import UUID
+
     try:
         event_id = UUID(args.event_id)
     except ValueError:
-        print(f"error: {args.event_id!r} is not an event id (a UUID)", file=sys.stderr)
-        return 2
+        return fail("history", f"{args.event_id!r} is not an event id (a UUID)")
+    from domain.errors import DomainError
+    from domain.events import fact_by, fact_changes
+    from domain.presentation import utc
+    from projections.people import People
+
+    app, db = stores(settings)
     try:
         facts = app.history(event_id)
+        people = {fact_by(fact) for fact in facts}
+        for fact in facts:
+            people.update(fact_changes(fact).get("participants", []))
+        names = People(db).names(p for p in people if p)
     except DomainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail("history", str(exc), 1)
+    finally:
+        app.close()
+        db.close()
+
+    def who(person: str | None) -> str:
+        if person is None:
+            return "(nobody)"
+        return names[person][1] if person in names else f"(deleted user {person})"
+
     for fact in facts:
         print(f"v{fact.originator_version}  {utc(fact.timestamp)}  {type(fact).__name__}"
-              f"  by {fact_by(fact)}")
+              f"  by {who(fact_by(fact))}")
         for name, value in fact_changes(fact).items():
-            shown = utc(value) if hasattr(value, "astimezone") else value
+            shown = (", ".join(map(who, value)) if name == "participants"
+                     else utc(value) if hasattr(value, "astimezone") else value)
             print(f"    {name}: {shown}")
     return 0
 
@@ -66,23 +199,26 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild views from position 0 beside the live ones and swap them in; a running server
     keeps answering from the old tables until the swap."""
+    from tqdm import tqdm
+
+    from alphabet import wiring
+    from projections.follower import Log
+    from projections.replay import replay as rebuild
+
     chosen = [v for v in wiring.views(settings) if args.view in (None, v.name)]
     if not chosen:
         names = ", ".join(v.name for v in wiring.views(settings))
-        print(f"error: no view named {args.view!r} (there is: {names})", file=sys.stderr)
-        return 2
-    wiring.migrate(settings)
-    app = wiring.event_application(settings)
-    db = wiring.state_database(settings)
-    log = Log(app.recorder, app.mapper)
+        return fail("replay", f"no view named {args.view!r} (there is: {names})")
+    app, db = stores(settings)
+    log_ = Log(app.recorder, app.mapper)
     for view in chosen:
-        with tqdm(desc=f"replay {view.name}", unit="fact", total=log.head()) as bar:
+        with tqdm(desc=f"replay {view.name}", unit="fact", total=log_.head()) as bar:
 
             def advance(done: int, total: int) -> None:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            rebuilt = rebuild(db, log, view, progress=advance)
+            rebuilt = rebuild(db, log_, view, progress=advance)
         print(f"{view.name}: rebuilt to position {rebuilt} and swapped in")
     app.close()
     db.close()
@@ -91,9 +227,9 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.kafka_url:
-        print("error: alphabet worker needs ALPHABET_KAFKA_URL (e.g. kafka://localhost:9092); "
-              "without Kafka, `alphabet serve` runs mail and reminders itself", file=sys.stderr)
-        return 2
+        return fail("worker", "it needs ALPHABET_KAFKA_URL (e.g. kafka://localhost:9092); "
+                    "without Kafka, `alphabet serve` runs mail and reminders itself")
+    from alphabet import wiring
     from alphabet.worker import run_worker  # faust is imported only by this command
 
     wiring.migrate(settings)
@@ -101,31 +237,51 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="alphabet", description="Alphabet Events backend")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="serve the HTTP API (and run the views' follower)")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--workers", type=int, default=1)
+def parser() -> Parser:
+    top = Parser(prog="alphabet", description="Alphabet Events backend")
+    top.add_argument("--version", action=Version)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("serve", help="serve the HTTP API (and run the views' follower)",
+                              description="Serve the HTTP API, with the views' follower and "
+                              "the mailer beside the workers; migrates first.")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    run.add_argument("--port", type=port, default=8000, help="port to listen on")
+    run.add_argument("--workers", type=at_least_one, default=1,
+                     help="worker processes serving requests")
     run.add_argument("--access-log", action="store_true", help="log every request")
     run.set_defaults(func=serve)
     schema = commands.add_parser("migrate", help="create the tables where missing (idempotent)")
     schema.set_defaults(func=migrate)
     trail = commands.add_parser("history", help="print an event's audit trail")
-    trail.add_argument("event_id")
+    trail.add_argument("event_id", help="the event's id")
     trail.set_defaults(func=history)
     again = commands.add_parser("replay", help="rebuild read models from the event store")
-    again.add_argument("view", nargs="?", help="one view (default: all)")
+    again.add_argument("view", nargs="?", help="one view (events, mail or reminders; "
+                       "default: all)")
     again.set_defaults(func=replay)
     kafka = commands.add_parser("worker", help="run the Kafka relay and the faust agents")
     kafka.set_defaults(func=worker)
-    args = parser.parse_args(argv)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = parser()
+    args = command.parse_args(argv)
+    from alphabet.settings import Settings, SettingsError
+
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
-        parser.error(str(exc))
-    result: int = args.func(settings, args)
+    except SettingsError as exc:  # a variable, not an argument: --help would not help
+        command.exit(USAGE_ERROR, f"{command.prog}: error: {exc}\n")
+    try:
+        result: int = args.func(settings, args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read our output has stopped reading (`alphabet history ID | head -1`): no
+        # fault of ours, and nothing to report. Python would raise it again when it flushes
+        # stdout at exit, so stdout goes to /dev/null first (the signal module's recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result
 
 

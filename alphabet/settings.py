@@ -8,8 +8,12 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+# A reminder's lead time, at most a year (see Settings.from_env).
+MAX_REMINDER_MINUTES = 366 * 24 * 60
 
 
 class SettingsError(ValueError):
@@ -81,13 +85,35 @@ def quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
+# A host name as DNS has it (RFC 1123 labels): what the right of a Message-ID should be.
+LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+DOMAIN_NAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
+
+
+def mail_from(value: str) -> str:
+    address = parseaddr(value)[1]
+    domain = address.rpartition("@")[2]
+    if "@" not in address or not DOMAIN_NAME.fullmatch(domain):
+        raise SettingsError("ALPHABET_MAIL_FROM must be an email address, with a display name "
+                            f"if you like (Alphabet Events <events@example.com>), not {value!r}")
+    return value
+
+
+def mail_domain(value: str) -> str:
+    if not DOMAIN_NAME.fullmatch(value):
+        raise SettingsError("ALPHABET_MAIL_DOMAIN must be a domain name (mail.example.com), "
+                            f"not {value!r}")
+    return value.lower()
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
     secret_key: str | None = None
     access_token_minutes: int = 15
     refresh_token_days: int = 7
-    signin_failures_per_account: int = 5
+    signin_failures_per_account_and_address: int = 5
+    signin_failures_per_account: int = 100
     signin_failures_per_address: int = 50
     signin_window_seconds: int = 900
     trusted_proxies: frozenset[str] = frozenset()
@@ -98,6 +124,7 @@ class Settings:
     redis_namespace: str = "alphabet"
     smtp_url: str | None = None
     mail_from: str = "Alphabet Events <events@localhost>"
+    mail_domain: str | None = None
     reminder_minutes: int = 30
     kafka_url: str | None = None
     kafka_partitions: int = 8
@@ -113,7 +140,7 @@ class Settings:
         def text(name: str, default: str) -> str:
             return env.get(f"ALPHABET_{name}", "").strip() or default
 
-        def number(name: str, default: int) -> int:
+        def number(name: str, default: int, maximum: int | None = None) -> int:
             raw = text(name, str(default))
             try:
                 value = int(raw)
@@ -123,6 +150,8 @@ class Settings:
                 ) from None
             if value < 1:
                 raise SettingsError(f"ALPHABET_{name} must be at least 1, not {value}")
+            if maximum is not None and value > maximum:
+                raise SettingsError(f"ALPHABET_{name} must be at most {maximum}, not {value}")
             return value
 
         def choice(name: str, allowed: tuple[str, ...]) -> str:
@@ -137,7 +166,9 @@ class Settings:
             secret_key=text("SECRET_KEY", "") or None,
             access_token_minutes=number("ACCESS_TOKEN_MINUTES", 15),
             refresh_token_days=number("REFRESH_TOKEN_DAYS", 7),
-            signin_failures_per_account=number("SIGNIN_FAILURES_PER_ACCOUNT", 5),
+            signin_failures_per_account_and_address=number(
+                "SIGNIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", 5),
+            signin_failures_per_account=number("SIGNIN_FAILURES_PER_ACCOUNT", 100),
             signin_failures_per_address=number("SIGNIN_FAILURES_PER_ADDRESS", 50),
             signin_window_seconds=number("SIGNIN_WINDOW_SECONDS", 900),
             trusted_proxies=frozenset(
@@ -149,8 +180,11 @@ class Settings:
             redis_url=text("REDIS_URL", "") or None,
             redis_namespace=text("REDIS_NAMESPACE", "alphabet"),
             smtp_url=text("SMTP_URL", "") or None,
-            mail_from=text("MAIL_FROM", "Alphabet Events <events@localhost>"),
-            reminder_minutes=number("REMINDER_MINUTES", 30),
+            mail_from=mail_from(text("MAIL_FROM", "Alphabet Events <events@localhost>")),
+            mail_domain=mail_domain(domain) if (domain := text("MAIL_DOMAIN", "")) else None,
+            # At most a year: the supported times (domain.events) leave centuries of room
+            # before the first start for the reminder's offset, never a negative year.
+            reminder_minutes=number("REMINDER_MINUTES", 30, maximum=MAX_REMINDER_MINUTES),
             kafka_url=text("KAFKA_URL", "") or None,
             kafka_partitions=number("KAFKA_PARTITIONS", 8),
             kafka_group=text("KAFKA_GROUP", "alphabet-events"),
@@ -158,6 +192,12 @@ class Settings:
             worker_health=address("WORKER_HEALTH", text("WORKER_HEALTH", "127.0.0.1:6066")),
             postgres=Postgres.from_url(store) if (store := text("EVENT_STORE", "")) else None,
         )
+
+    @property
+    def message_domain(self) -> str:
+        """The right-hand side of every Message-ID: ALPHABET_MAIL_DOMAIN, or else the domain of
+        the From address, so that messages identify themselves as the sender's."""
+        return self.mail_domain or parseaddr(self.mail_from)[1].rpartition("@")[2].lower()
 
     @property
     def event_store_path(self) -> Path:

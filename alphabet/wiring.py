@@ -220,6 +220,7 @@ def services(settings: Settings) -> Services:
         tokens=Tokens(secret, settings.access_token_minutes * 60,
                       settings.refresh_token_days * 86400),
         signin=SigninPolicy(
+            per_pair=settings.signin_failures_per_account_and_address,
             per_account=settings.signin_failures_per_account,
             per_address=settings.signin_failures_per_address,
             window_seconds=settings.signin_window_seconds,
@@ -286,7 +287,7 @@ def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mai
     transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
                             else OutboxTransport(settings.outbox_dir, people.address))
     return Mailer(db, transport, event_loader(app), people.names, people.address,
-                  settings.mail_from)
+                  settings.mail_from, settings.message_domain)
 
 
 def run_consumers(settings: Settings, **_: Any) -> None:

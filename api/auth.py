@@ -4,23 +4,46 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
+from dataclasses import dataclass
+from json import dumps as json_text
 
 from sanic import Blueprint, Request, empty, json
 from sanic.response import HTTPResponse, JSONResponse
 
-from api.context import Services, client_address, now, off_loop, parse, served
+from api.context import (
+    PASSWORD_CHANGED,
+    Services,
+    SigninPolicy,
+    client_address,
+    now,
+    off_loop,
+    parse,
+    served,
+)
 from api.docs import Answer, documented
 from api.errors import ApiError, unauthorized
 from api.present import user_json
-from api.schemas import RefreshBody, SigninBody, SignupBody, SignupOut, TokenPair
+from api.schemas import (
+    RefreshBody,
+    SigninBody,
+    SignupBody,
+    SignupOut,
+    TokenPair,
+    is_username,
+)
 from api.security import Claims, TokenError, hash_password, verify_password
 from domain.errors import ConflictError
 from domain.presentation import utc
+from projections.people import Account
+from projections.sessions import Window
 
 bp = Blueprint("auth", url_prefix="/api")
 
 WRONG_CREDENTIALS = "the username or the password is wrong"
+# How long an address an account signed in from stays exempt from the account's own ceiling.
+KNOWN_SECONDS = 90 * 86400
 
 
 @bp.post("/auth/signup")
@@ -42,7 +65,7 @@ async def signup(request: Request, services: Services) -> JSONResponse:
         raise
     account = await services.people_reader.by_id(user_id)
     assert account is not None
-    tokens = await _issue(services, user_id)
+    tokens = await issue(services, account)
     return json({**tokens, "user": user_json(account, user_id)}, status=201)
 
 
@@ -54,26 +77,25 @@ async def signup(request: Request, services: Services) -> JSONResponse:
 async def signin(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SigninBody)
     policy = services.signin
-    account_key = "account:" + _digest(policy.secret, data.username.casefold())
-    address = client_address(request, policy.trusted_proxies)
-    address_key = "address:" + _digest(policy.secret, address)
+    keys = Counters.of(policy.secret, data.username,
+                       client_address(request, policy.trusted_proxies))
     moment = time.time()
-    wait = await off_loop(lambda: max(
-        services.sessions.failures_retry_after(account_key, policy.per_account, moment),
-        services.sessions.failures_retry_after(address_key, policy.per_address, moment),
-    ))
+    windows = await off_loop(services.sessions.signin_counts, keys.all, moment)
+    wait = retry_after(policy, keys, windows, moment)
     if wait:
         raise ApiError(429, "rate_limited",
                        f"too many failed sign-ins; try again in {wait} seconds",
                        headers={"Retry-After": str(wait)})
-    account = await services.people_reader.by_username(data.username)
+    account = (await services.people_reader.by_username(data.username)
+               if is_username(data.username) else None)
     ok = await verify_password(account.password_hash if account else None, data.password)
     if not ok or account is None:
-        await off_loop(services.sessions.record_failure, [account_key, address_key],
+        await off_loop(services.sessions.record_failure, [keys.pair, keys.address, keys.account],
                        policy.window_seconds, moment)
         raise unauthorized(WRONG_CREDENTIALS)
-    await off_loop(services.sessions.clear_failures, account_key)
-    return json(await _issue(services, account.id))
+    await off_loop(services.sessions.clear_failures, keys.pair)
+    await off_loop(services.sessions.remember, keys.known, moment + KNOWN_SECONDS)
+    return json(await issue(services, account))
 
 
 @bp.post("/auth/refresh")
@@ -91,7 +113,12 @@ async def refresh(request: Request, services: Services) -> JSONResponse:
                            "has been signed out, sign in again")
     if not rotation.ok or rotation.user_id is None:
         raise unauthorized("this refresh token is no longer valid; sign in again")
-    return json(await _issue(services, rotation.user_id, rotation.family))
+    account = await services.people_reader.by_id(rotation.user_id)
+    if account is None:
+        raise unauthorized("this account no longer exists")
+    if claims.stamp != services.tokens.stamp(account.password_hash):
+        raise unauthorized(PASSWORD_CHANGED)
+    return json(await issue(services, account, rotation.family))
 
 
 @bp.post("/auth/signout")
@@ -111,11 +138,51 @@ def _refresh_claims(services: Services, token: str) -> Claims:
         raise unauthorized(str(exc)) from None
 
 
-async def _issue(services: Services, user_id: str, family: str | None = None) -> dict[str, str]:
-    refresh_token, claims = services.tokens.refresh(user_id, family)
-    await off_loop(services.sessions.add_refresh, claims.jti, claims.family or "", user_id,
+async def issue(services: Services, account: Account, family: str | None = None
+                ) -> dict[str, str]:
+    """A new token pair for the account, under its current credential stamp."""
+    stamp = services.tokens.stamp(account.password_hash)
+    refresh_token, claims = services.tokens.refresh(account.id, stamp, family)
+    await off_loop(services.sessions.add_refresh, claims.jti, claims.family or "", account.id,
                    claims.expires_at)
-    return {"access": services.tokens.access(user_id), "refresh": refresh_token}
+    return {"access": services.tokens.access(account.id, stamp), "refresh": refresh_token}
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The sign-in counters one attempt touches, by key: keyed hashes, never a raw username
+    or address."""
+
+    pair: str  # failures for this account from this address
+    address: str  # failures from this address, whatever the account
+    account: str  # failures for this account, from any address
+    known: str  # there while this account has signed in from this address lately
+
+    @classmethod
+    def of(cls, secret: str, username: str, address: str) -> Counters:
+        name = username.casefold()
+        pair = _digest(secret, json_text([name, address]))
+        return cls("pair:" + pair, "address:" + _digest(secret, address),
+                   "account:" + _digest(secret, name), "known:" + pair)
+
+    @property
+    def all(self) -> list[str]:
+        return [self.pair, self.address, self.account, self.known]
+
+
+def retry_after(policy: SigninPolicy, keys: Counters, windows: dict[str, Window],
+                now: float) -> int:
+    """Seconds until this attempt may be made (0: now). Failures lock out the address that
+    made them — from that account (`per_pair`), or from every account (`per_address`) — and
+    never the owner elsewhere: a stranger's five wrong passwords cost the stranger, not the
+    owner. Against many addresses guessing one account, the account has a much higher
+    ceiling of its own (`per_account`), which holds only for addresses it has not signed in
+    from lately, so an owner is not locked out even then from where they usually sign in."""
+    limits = [(keys.pair, policy.per_pair), (keys.address, policy.per_address)]
+    if keys.known not in windows:
+        limits.append((keys.account, policy.per_account))
+    return max((math.ceil(windows[key].ends - now) for key, limit in limits
+                if key in windows and windows[key].count >= limit), default=0)
 
 
 def _digest(secret: str, value: str) -> str:

@@ -35,8 +35,11 @@ P = ParamSpec("P")
 
 @dataclass(frozen=True)
 class SigninPolicy:
-    """How many failed sign-ins an account and a client address may have per window."""
+    """How many failed sign-ins may come per window: for one account from one client address
+    (`per_pair`), from one address whatever the account, and for one account from addresses
+    it has never signed in from (see api.auth.retry_after)."""
 
+    per_pair: int
     per_account: int
     per_address: int
     window_seconds: int
@@ -75,6 +78,9 @@ class CurrentUser:
     # The people reader's names count when this request signed in: whatever the request
     # shows of names is at least as fresh as that.
     names_count: int
+
+
+PASSWORD_CHANGED = "the password has changed since this token was issued; sign in again"
 
 
 def services(request: Request) -> Services:
@@ -121,6 +127,8 @@ async def current_user(request: Request) -> CurrentUser:
     account, names_count = await found.people_reader.signed_in(claims.user_id)
     if account is None:
         raise unauthorized("this account no longer exists")
+    if claims.stamp != found.tokens.stamp(account.password_hash):
+        raise unauthorized(PASSWORD_CHANGED)
     return CurrentUser(account.id, account.username, names_count)
 
 

@@ -87,6 +87,9 @@ class Operation:
     # operationId of its own; the route's own name otherwise.
     suffix: str = ""
     operation_id: str | None = None
+    # The names of the handler's routes this documents (/api/user/me beside /{user_id}, whose
+    # answers differ); every route of the handler when empty.
+    routes: frozenset[str] = frozenset()
 
 
 IF_MATCH = RequestHeader("If-Match", 'the version you read (its ETag, "3" or W/"3"); the '
@@ -99,7 +102,8 @@ def documented(summary: str, responses: Mapping[int, Answer | None], *,
                body: type[BaseModel] | None = None, auth: bool = False,
                query: Sequence[Query] = (), headers: Sequence[RequestHeader] = (),
                links: Mapping[int, Mapping[str, dict[str, Any]]] | None = None,
-               suffix: str = "", operation_id: str | None = None) -> Callable[[F], F]:
+               suffix: str = "", operation_id: str | None = None,
+               routes: Sequence[str] = ()) -> Callable[[F], F]:
     """Declares a route's operation. The answers any such route can give are added here: 401
     when it needs a token, 400/413/422 when it reads a JSON body, 400/412 with If-Match, and
     414/431 for every request."""
@@ -115,7 +119,7 @@ def documented(summary: str, responses: Mapping[int, Answer | None], *,
     for status in EVERY_REQUEST:
         answers.setdefault(status, Answer())
     declared = Operation(summary, answers, body, auth, tuple(query), tuple(headers),
-                         dict(links or {}), suffix, operation_id)
+                         dict(links or {}), suffix, operation_id, frozenset(routes))
 
     def declare(func: F) -> F:
         func.__dict__.setdefault("openapi", []).append(declared)
@@ -159,7 +163,8 @@ def openapi_document(app: Sanic[Any, Any], title: str, version: str, description
     """The whole document: one operation per documented route and method, operationIds
     from the route names (so an alias and PATCH beside PUT get their own)."""
     routes = [(route, declared) for route in sorted(app.router.routes, key=lambda r: r.uri)
-              if not route.extra.websocket for declared in operations_of(route.handler)]
+              if not route.extra.websocket for declared in operations_of(route.handler)
+              if not declared.routes or route.name.split(".")[-1] in declared.routes]
     models: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorOut, SERIALIZATION)}
     for _, declared in routes:
         if declared.body is not None:

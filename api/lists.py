@@ -16,7 +16,7 @@ from api.errors import ApiError
 from api.events import ICS, parse_time
 from api.present import fields_of_row
 from api.rendered import JSON, page_body
-from api.schemas import EventList
+from api.schemas import EventList, is_username
 from consumers.calendar import calendar
 from domain.errors import InvalidFieldsError
 from domain.events import time_problem
@@ -104,7 +104,8 @@ async def filters(request: Request, services: Services, **given: str) -> Filters
     args = request.args
     participant_id = None
     if (username := args.get("participant")) is not None:
-        account = await services.people_reader.by_username(username)
+        account = await services.people_reader.by_username(username) \
+            if is_username(username) else None
         # An unknown username matches no event; the nil id keeps the page empty.
         participant_id = account.id if account else "00000000-0000-0000-0000-000000000000"
     return Filters(

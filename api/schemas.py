@@ -3,6 +3,7 @@ name every bad field) and give the OpenAPI document its schemas."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -23,6 +24,13 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT
 
 USERNAME_RULE = "3-150 letters, digits and _.-+ (no @)"
+USERNAME_PATTERN = r"^[\w.+-]{3,150}$"
+
+
+def is_username(text: str) -> bool:
+    """Whether any account could have this name: only such a text is ever looked up (a
+    database need not be asked about, say, a NUL byte, which PostgreSQL cannot even hold)."""
+    return re.fullmatch(USERNAME_PATTERN, text) is not None
 
 
 def _email(value: str) -> str:
@@ -34,10 +42,14 @@ def _email(value: str) -> str:
 
 def _participant(value: str) -> str:
     """An entry with @ is an outside invitee's address; any other is a username."""
-    return _email(value) if "@" in value else value
+    if "@" in value:
+        return _email(value)
+    if not is_username(value):
+        raise ValueError(f"not a username ({USERNAME_RULE}) nor an email address")
+    return value
 
 
-Username = Annotated[str, StringConstraints(pattern=r"^[\w.+-]{3,150}$")]
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
 # One line of text: a line break or other control character in a name breaks mail headers
@@ -176,6 +188,12 @@ class UserOut(Schema):
 
 class UserEnvelope(Schema):
     user: UserOut
+
+
+class UserChanged(UserEnvelope):
+    access: str | None = Field(None, description="only when the password changed: every "
+                               "other session has ended, and this is a fresh pair for yours")
+    refresh: str | None = Field(None, description="as `access`")
 
 
 class TokenPair(Schema):

@@ -7,10 +7,11 @@ from uuid import UUID
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 
+from api.auth import issue
 from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
 from api.docs import WRITTEN, Answer, documented
 from api.present import user_json
-from api.schemas import Message, UserChangeBody, UserEnvelope
+from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
 from api.security import hash_password, verify_password
 from consumers.mail import erase_outbox
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
@@ -21,27 +22,34 @@ from projections.people import Account
 bp = Blueprint("users", url_prefix="/api/user")
 
 
-# Every route below takes `me` for the signed-in user's own id: one route per method, so
-# `me` works for whatever methods /api/user/{user_id} has.
+# Every route below takes `me` for the signed-in user's own id, so `me` works for whatever
+# methods /api/user/{user_id} has; /api/user/me is also a path of its own for each of them,
+# so generated clients get functions that need no id.
 ME = "me"
 
 
+@bp.get("/me", name="me")
 @bp.get("/<user_id:str>")
+@documented("Your own account", {200: Answer(UserEnvelope)}, auth=True, routes=["me"])
 @documented("A user's profile (the email only when it is you); `me` is you",
-            {200: Answer(UserEnvelope), 404: None}, auth=True)
+            {200: Answer(UserEnvelope), 404: None}, auth=True, routes=["get_user"])
 @signed_in
 async def get_user(request: Request, services: Services, user: CurrentUser,
-                   user_id: str) -> JSONResponse:
+                   user_id: str = ME) -> JSONResponse:
     return json({"user": user_json(await _account(services, _resolve(user, user_id)), user.id)})
 
 
+@bp.put("/me", name="change_me")
 @bp.put("/<user_id:str>")
+@documented("Change your own username, email or password",
+            {200: Answer(UserChanged), 409: None}, body=UserChangeBody, auth=True,
+            routes=["change_me"])
 @documented("Change your username, email or password (`me` is you)",
-            {200: Answer(UserEnvelope), 403: None, 404: None, 409: None},
-            body=UserChangeBody, auth=True)
+            {200: Answer(UserChanged), 403: None, 404: None, 409: None},
+            body=UserChangeBody, auth=True, routes=["change_user"])
 @signed_in
 async def change_user(request: Request, services: Services, user: CurrentUser,
-                      user_id: str) -> JSONResponse:
+                      user_id: str = ME) -> JSONResponse:
     account = await _own(services, user, user_id)
     data = parse(request, UserChangeBody)
     changes = {
@@ -63,16 +71,26 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
             profile_fields=sorted(set(changes) - {"password_hash"}),
             password="password_hash" in changes,
         )
-    return json({"user": user_json(await _account(services, user.id), user.id)})
+    account = await _account(services, user.id)
+    if "password_hash" not in changes:
+        return json({"user": user_json(account, user.id)})
+    # A new password ends every session of the account (tokens carry the password's stamp,
+    # and every refresh token is revoked); the one that changed it gets a fresh pair.
+    await off_loop(services.sessions.revoke_all, user.id)
+    return json({"user": user_json(account, user.id), **await issue(services, account)})
 
 
+@bp.delete("/me", name="delete_me")
 @bp.delete("/<user_id:str>")
+@documented("Delete your own account: its events are cancelled and its personal data erased",
+            {200: Answer(Message, WRITTEN)}, auth=True, routes=["delete_me"])
 @documented("Delete your account (`me` is you): its events are cancelled and its personal "
             "data erased",
-            {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True)
+            {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True,
+            routes=["delete_user"])
 @signed_in
 async def delete_user(request: Request, services: Services, user: CurrentUser,
-                      user_id: str) -> JSONResponse:
+                      user_id: str = ME) -> JSONResponse:
     await _own(services, user, user_id)
     # Bring the events view up to the log's head first, so no event the user owns is missed.
     await off_loop(services.follower.run_once)
@@ -86,10 +104,19 @@ async def delete_user(request: Request, services: Services, user: CurrentUser,
 
 
 async def _account(services: Services, user_id: str) -> Account:
-    account = await services.people_reader.by_id(user_id)
+    account = await services.people_reader.by_id(user_id) if _is_uuid(user_id) else None
     if account is None:
         raise NotFoundError(f"no user with id {user_id}")
     return account
+
+
+def _is_uuid(text: str) -> bool:
+    """Account ids are UUIDs: nothing else is looked up."""
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _resolve(user: CurrentUser, user_id: str) -> str:

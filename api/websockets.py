@@ -8,6 +8,7 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -16,7 +17,7 @@ from sanic import Blueprint, Request
 from sanic.response import JSONResponse
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
-from api.context import Services, off_loop, whole_number
+from api.context import PASSWORD_CHANGED, Services, off_loop, whole_number
 from api.errors import envelope
 from api.security import Claims, TokenError
 from consumers.hub import Subscriber
@@ -30,6 +31,7 @@ CLOSE_AUTH = 4401
 CLOSE_UNKNOWN = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_SLOW = 1013
+ACCOUNT_GONE = "this account no longer exists"
 # Encoded messages kept for sockets still catching up (about a hub queue's worth).
 ENCODED_KEPT = 2000
 
@@ -80,8 +82,13 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
         await ws.close(CLOSE_BAD_REQUEST, "after must be a log position (a whole number)")
         return
     hub = services.hub
-    subscriber = hub.subscribe(event_id)
+    subscriber = hub.subscribe(event_id, claims.user_id)
     try:
+        # Subscribed first, then checked: an account closed or a password changed from here
+        # on is noticed by the hub, and one before is seen by this check.
+        if (reason := await signed_out(services, claims)) is not None:
+            await ws.close(CLOSE_AUTH, reason)
+            return
         # Live from the log's head, not from wherever this worker's tail has got: the
         # subscriber is registered first, so every message after the head reaches it; what
         # the tail has yet to hand out up to the head is history (?after= replays it), and a
@@ -93,15 +100,18 @@ async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str |
                                     services.people.names, event_id, after, live_from)
             for message in missed:
                 await ws.send(encoded(message))
-        await pump(ws, subscriber, live_from, claims.expires_at)
+        await pump(ws, subscriber, live_from, lambda: signed_out(services, claims),
+                   claims.expires_at)
     finally:
         hub.unsubscribe(subscriber)
 
 
 async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
-               expires_at: float) -> None:
+               check: Callable[[], Awaitable[str | None]], expires_at: float) -> None:
     """Send live messages (each once, in order) until the client leaves, falls too far behind,
-    or its token expires."""
+    its token expires, or its account is signed out (deleted, or its password changed: the
+    hub hears of it from the log, in every worker, and `check` says whether it concerns this
+    socket's token)."""
 
     async def send_live() -> None:
         nonlocal last
@@ -115,6 +125,16 @@ async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
         while True:
             await ws.recv()
 
+    async def until_signed_out() -> str:
+        while True:
+            await subscriber.noticed.wait()
+            subscriber.noticed.clear()
+            notices, subscriber.notices = subscriber.notices, []
+            if "account.deleted" in notices:
+                return ACCOUNT_GONE
+            if (reason := await check()) is not None:
+                return reason
+
     # The timer itself says the token expired: a loop's sleep may end a hair before the clock.
     expiry = asyncio.create_task(asyncio.sleep(max(expires_at - time.time(), 0)))
     tasks = {
@@ -122,13 +142,16 @@ async def pump(ws: WebsocketImplProtocol, subscriber: Subscriber, last: int,
         asyncio.create_task(until_closed()),
         asyncio.create_task(subscriber.dropped.wait()),
         expiry,
+        signing_out := asyncio.create_task(until_signed_out()),
     }
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
-    if subscriber.dropped.is_set():
+    if signing_out.done() and not signing_out.cancelled():
+        await ws.close(CLOSE_AUTH, signing_out.result())
+    elif subscriber.dropped.is_set():
         await ws.close(CLOSE_TOO_SLOW, "too far behind; reconnect with ?after=<position>")
     elif expiry.done() and not expiry.cancelled():
         await ws.close(CLOSE_AUTH, "the token has expired; reconnect with a fresh one and ?after")
@@ -160,12 +183,25 @@ async def authenticate(request: Request, ws: WebsocketImplProtocol,
     if token:
         try:
             claims = services.tokens.check(token, "access")
-            if await services.people_reader.by_id(claims.user_id) is not None:
+            refused = await signed_out(services, claims)
+            if refused is None:
                 return claims
-            reason = "this account no longer exists"
+            reason = refused
         except TokenError as exc:
             reason = str(exc)
     await ws.close(CLOSE_AUTH, reason)
+    return None
+
+
+async def signed_out(services: Services, claims: Claims) -> str | None:
+    """Why a socket's token no longer signs it in (None while it does): the account is gone,
+    or its password changed after the token was issued. Deletion is read from the event
+    store, where it is recorded before the account's personal data is erased."""
+    account = await services.people_reader.by_id(claims.user_id)
+    if account is None or await off_loop(services.app.user_deleted, UUID(claims.user_id)):
+        return ACCOUNT_GONE
+    if claims.stamp != services.tokens.stamp(account.password_hash):
+        return PASSWORD_CHANGED
     return None
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import Person, Server, event_body, fresh, sign_up
-from tests.e2e.kafka_stack import Broker, TimedInbox, Worker, message_id, running, timed_smtp
-from tests.integration.test_mail import SmtpServer
+from tests.e2e.kafka_stack import Broker, TimedInbox, Worker, running, timed_smtp
+from tests.integration.test_mail import SmtpServer, message_id
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "kafka-latest.json"
 CEILING = 300.0  # seconds any one wait may take before the run gives up

@@ -6,6 +6,7 @@ so a duplicate after a crash is recognisable."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
 import html
 import json
@@ -16,13 +17,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -30,15 +31,17 @@ from uuid import UUID
 
 import aiosmtplib
 
-from consumers.calendar import calendar
+from consumers.calendar import Invitation, Person, calendar
 from consumers.messages import LoadEvent, LookUpNames
 from domain.events import Event
-from domain.presentation import Names, changes_json, event_json, fields_of, people_of
+from domain.presentation import Names, fields_of, participants, people_of
 from domain.reminders import Reminder
 
 log = logging.getLogger(__name__)
 
-DOMAIN = "alphabet-events"
+# The domain of an outbox row's key; each message's Message-ID header is at the configured domain
+# instead (header_message_id).
+KEY_DOMAIN = "alphabet-events"
 RETRY_MAX_SECONDS = 300.0
 
 # Every outbox row up to this log position is settled (sent or dropped); see Mailer.due.
@@ -80,7 +83,7 @@ class Database(Protocol):
 
 
 def message_id(event_id: str, version: int, person_id: str, kind: str) -> str:
-    return f"<{event_id}.{version}.{person_id}.{kind}@{DOMAIN}>"
+    return f"<{event_id}.{version}.{person_id}.{kind}@{KEY_DOMAIN}>"
 
 
 class MailQueue:
@@ -201,6 +204,25 @@ SUBJECTS = {
     "deleted": 'Cancelled: "{name}"',
     "reminder": 'Reminder: "{name}" starts at {start}',
 }
+LEADS = {
+    "created": '{organiser} invited you to "{name}".',
+    "updated": '{organiser} changed "{name}".',
+    "removed": '{organiser} removed you from "{name}".',
+    "deleted": '{organiser} cancelled "{name}".',
+    "reminder": '"{name}" starts at {start}.',
+}
+# What each kind of email asks of a calendar app (RFC 5546). A reminder is no scheduling
+# message: it carries the event as a plain file, so no app takes it for a change or asks for
+# an answer again.
+METHODS = {"created": "REQUEST", "updated": "REQUEST", "removed": "CANCEL", "deleted": "CANCEL"}
+# How the "What changed" lines name each field.
+CHANGED = {"name": "name", "starting_time": "starts", "end_time": "ends",
+           "location": "location", "participants": "participants"}
+UNKNOWN_ORGANISER = "The organiser"
+
+# The zone emails show times in. Events carry no zone yet; when they do (SPEC §6.1), it is
+# theirs, and every reader of this one zone takes it as an argument already.
+ZONE: tzinfo = UTC
 
 # An email as the mailer builds it: compat32 headers, some set as email.header.Header.
 Mail: TypeAlias = "Message[str, str | Header]"
@@ -212,8 +234,9 @@ TEXT = Charset("utf-8")
 TEXT.body_encoding = QP
 # Every part is quoted-printable or base64, where "=_" never occurs, so these can be fixed:
 # the generator's own random boundaries cost a regular expression compiled per message to
-# check that they do not occur.
+# check that they do not occur. The calendar slot marks where each recipient's calendar goes.
 BOUNDARIES = ("=_alphabet-events.alternative", "=_alphabet-events.mixed")
+CALENDAR_SLOT = "=_alphabet-events.calendar"
 
 
 def kind_for(item: Outgoing, event: Event) -> str:
@@ -223,69 +246,143 @@ def kind_for(item: Outgoing, event: Event) -> str:
     return item.kind
 
 
+def header_message_id(key: str, domain: str) -> str:
+    """The Message-ID header for an outbox row: the row's key (ids only) at the configured
+    domain. The key keeps the form the first outbox rows were written in, so the delivery
+    state recorded against it survives a change of the setting or a replay."""
+    return f"<{key.strip('<>').rpartition('@')[0]}@{domain}>"
+
+
+def moment(value: datetime, zone: tzinfo = ZONE) -> str:
+    """`Tuesday 1 December 2026, 18:00 UTC`: day and time as people write them, with the zone
+    (and its offset from UTC when it is not UTC itself)."""
+    local = value.astimezone(zone)
+    return f"{day(local)}, {local:%H:%M} {zone_label(local)}"
+
+
+def span(start: datetime, end: datetime, zone: tzinfo = ZONE) -> str:
+    """`Tuesday 1 December 2026, 18:00–19:00 UTC`, or with both days when it ends on another."""
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    if first.date() == last.date():
+        return f"{day(first)}, {first:%H:%M}–{last:%H:%M} {zone_label(last)}"
+    return f"{day(first)}, {first:%H:%M} – {day(last)}, {last:%H:%M} {zone_label(last)}"
+
+
+def day(local: datetime) -> str:
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+def zone_label(local: datetime) -> str:
+    name, offset = local.tzname() or "", local.strftime("%z")
+    shown = f"UTC{offset[:3]}:{offset[3:]}"
+    return name if name == "UTC" else f"{name} ({shown})" if name else shown
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Whom one email is for, and whose event it is about: the dev outbox files it under
+    both, and must not keep a copy naming an organiser whose data has been erased."""
+
+    recipient: str
+    organiser: str
+    names_organiser: bool
+
+
 @dataclass(frozen=True)
 class Letter:
-    """The email of one change, the same for all its recipients (it counts participants rather
-    than naming anyone), so its MIME body is rendered once and each recipient's message only
-    adds headers. The stdlib's EmailMessage rebuilt and re-folded everything per recipient at
-    ~5 ms a message; this is compat32 email.mime, whose generator writes a string payload of
-    a multipart message as it stands."""
+    """The email of one change, the same for all its recipients but for the ATTENDEE line of
+    its calendar (consumers.calendar.Invitation): participants are counted, not named, so the
+    MIME body is rendered once and each recipient's message adds headers and their copy of the
+    calendar in its slots. The stdlib's EmailMessage rebuilt and re-folded everything per
+    recipient at ~5 ms a message; this is compat32 email.mime, whose generator writes a string
+    payload of a multipart message as it stands."""
 
     subject: str
     content_type: str
     body: str
+    invitation: Invitation | None
+    organiser: str
+    names_organiser: bool
 
-    def to(self, sender: str, address: str, message_id: str) -> Mail:
+    def to(self, sender: str, recipient: Person, message_id: str) -> Mail:
         message: Mail = Message()
         message["Subject"] = self.subject
         message["From"] = sender
         # An address or a Message-ID has no place to fold. Given the header's name, compat32
         # moves a long one to a continuation line, and readers keep the leading space; a
         # Header made without the name leaves it on the header's line.
-        message["To"] = Header(address)
-        message["Date"] = formatdate(usegmt=True)
+        message["To"] = Header(recipient.address)
+        # RFC 5322's numeric zone (+0000): the "GMT" of usegmt is the obsolete form.
+        message["Date"] = format_datetime(datetime.now(UTC))
         message["Message-ID"] = Header(message_id)
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
         message["MIME-Version"] = "1.0"
         message["Content-Type"] = self.content_type
-        message.set_payload(self.body)
+        body = self.body
+        if self.invitation is not None:
+            body = body.replace(CALENDAR_SLOT, base64_lines(self.invitation.to(recipient)))
+        message.set_payload(body)
         return message
 
+    def envelope(self, recipient_id: str) -> Envelope:
+        return Envelope(recipient_id, self.organiser, self.names_organiser)
 
-def letter(kind: str, event: Event, names: Names, changed: list[str]) -> Letter:
-    """Plain text and HTML parts and the event as .ics, for one version and kind of email."""
+
+def letter(kind: str, event: Event, names: Names, changed: list[str], service: str) -> Letter:
+    """Plain text, HTML and the iCalendar message of one version and kind of email. `service`
+    is the From address: the calendar's ORGANIZER is the owner by name at that address, as the
+    owner's own address is never shown to anyone."""
     fields = fields_of(event)
-    shown = event_json(fields, names, "")
-    start = shown["starting_time"]
+    organiser = names.get(event.owner_id)
+    who = organiser[1] if organiser else UNKNOWN_ORGANISER
+    start = moment(event.starting_time)
     lines = [
-        SUBJECTS[kind].format(name=shown["name"], start=start),
+        LEADS[kind].format(organiser=who, name=event.name, start=start),
         "",
-        f"What:  {shown['name']}",
-        f"When:  {start} to {shown['end_time']}",
-        f"Where: {shown['location']}",
+        f"What:  {event.name}",
+        f"When:  {span(event.starting_time, event.end_time)}",
+        f"Where: {event.location}",
+        *([f"Organiser: {who}"] if organiser else []),
         # Counted, not named: a copy of an email outlives the erasure of the people it names.
-        f"Participants: {len(shown['participants'])}",
+        f"Participants: {len(participants(event.participants, names, False))}",
     ]
     if changed and kind in ("updated", "removed"):
-        changes = changes_json({k: getattr(event, k) for k in changed}, names, False)
-        if "participants" in changes:
-            changes["participants"] = f"now {len(changes['participants'])}"
-        lines += ["", "What changed:"] + [f"  {k}: {v}" for k, v in changes.items()]
-    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
-    method = "CANCEL" if kind in ("deleted", "removed") else "REQUEST"
-    # utf-8's default base64: it keeps the .ics's CRLF line ends, which quoted-printable would not
-    ics = MIMEText(calendar([fields], method).decode(), "calendar", "utf-8")
-    ics.set_param("method", method)
-    ics.add_header("Content-Disposition", "attachment", filename="event.ics")
-    alternatives = MIMEMultipart("alternative", boundary=BOUNDARIES[0], _subparts=[
+        lines += ["", "What changed:"] + [f"  {CHANGED[k]}: {change_text(event, k, names)}"
+                                          for k in changed]
+    method = METHODS.get(kind)
+    invitation = (Invitation(fields, method, Person(service, organiser[1] if organiser else None),
+                             whole_event_cancelled=kind == "deleted") if method else None)
+    alternatives = [
         text_part("plain", "\n".join(lines) + "\n"),
-        text_part("html", f"<html><body>{body}</body></html>"),
+        text_part("html", "<html><body>" + "".join(
+            f"<p>{html.escape(line)}</p>" for line in lines if line) + "</body></html>"),
+    ]
+    if method:
+        alternatives.append(calendar_part("text", "calendar", CALENDAR_SLOT, method=method))
+    filename = "invite.ics" if method else "event.ics"
+    attachment = calendar_part(
+        "application", "ics",
+        CALENDAR_SLOT if method else base64_lines(calendar([fields]).decode()), name=filename)
+    attachment.add_header("Content-Disposition", "attachment", filename=filename)
+    whole = MIMEMultipart("mixed", boundary=BOUNDARIES[1], _subparts=[
+        MIMEMultipart("alternative", boundary=BOUNDARIES[0], _subparts=alternatives),
+        attachment,
     ])
-    whole = MIMEMultipart("mixed", boundary=BOUNDARIES[1], _subparts=[alternatives, ics])
     _, _, rendered = whole.as_string().partition("\n\n")  # the body: after the first blank line
     # A header may not hold a line break. Encoded (RFC 2047) and folded here, once: compat32
     # keeps a value's line breaks, so each message only copies it.
-    subject = Header(" ".join(lines[0].split()), header_name="Subject").encode()
-    return Letter(subject, str(whole["Content-Type"]), rendered)
+    subject = Header(" ".join(SUBJECTS[kind].format(name=event.name, start=start).split()),
+                     header_name="Subject").encode()
+    return Letter(subject, str(whole["Content-Type"]), rendered, invitation, event.owner_id,
+                  organiser is not None)
+
+
+def change_text(event: Event, field: str, names: Names) -> str:
+    if field == "participants":
+        return f"now {len(participants(event.participants, names, False))}"
+    if field in ("starting_time", "end_time"):
+        return moment(getattr(event, field))
+    return str(getattr(event, field))
 
 
 def text_part(subtype: str, text: str) -> MIMENonMultipart:
@@ -294,11 +391,26 @@ def text_part(subtype: str, text: str) -> MIMENonMultipart:
     return part
 
 
+def calendar_part(maintype: str, subtype: str, encoded: str, **params: str) -> MIMENonMultipart:
+    """A part holding iCalendar text already in base64 (or the slot for it): base64 keeps the
+    text's CRLF line ends, which quoted-printable would not."""
+    part = MIMENonMultipart(maintype, subtype, charset="utf-8")
+    for name, value in params.items():
+        part.set_param(name, value)
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_payload(encoded)
+    return part
+
+
+def base64_lines(text: str) -> str:
+    return base64.encodebytes(text.encode()).decode().rstrip("\n")
+
+
 class Transport(Protocol):
     """Where messages go. A delivery pass ends with end_pass(), so what a pass keeps open (an
     SMTP connection, the outbox lock file) is shared by its messages and never outlives it."""
 
-    async def deliver(self, message: Mail, person_id: str) -> None: ...
+    async def deliver(self, message: Mail, envelope: Envelope) -> None: ...
 
     async def end_pass(self) -> None: ...
 
@@ -325,7 +437,7 @@ class SmtpTransport:
         }
         self.client: aiosmtplib.SMTP | None = None
 
-    async def deliver(self, message: Mail, person_id: str) -> None:
+    async def deliver(self, message: Mail, envelope: Envelope) -> None:
         if self.client is not None:
             try:
                 await self.client.send_message(message)
@@ -366,30 +478,39 @@ class RecipientErasedError(Exception):
     """The recipient's data was erased while their message was on its way."""
 
 
+class OrganiserErasedError(Exception):
+    """The organiser named in a message was erased while it was on its way: the message must
+    be made again without their name."""
+
+
 class OutboxTransport:
-    """The development default: one .eml file per message under <data dir>/outbox/<person id>/,
-    so erasing a person can remove every file addressed to them. Writing and erasing take one
-    lock, and the recipient is looked up again under it, so no file outlives an erasure. The
-    lock file stays open for a pass rather than being opened per message."""
+    """The development default: one .eml file per message under
+    <data dir>/outbox/<recipient id>/<organiser id>/, so erasing a person can remove every file
+    addressed to them and every file about their events (which names them as the organiser).
+    Writing and erasing take one lock, and the people a message names are looked up again under
+    it, so no file outlives an erasure. The lock file stays open for a pass rather than being
+    opened per message."""
 
     def __init__(self, directory: Path, address: Callable[[str], str | None]) -> None:
         self.directory = directory
         self.address = address
         self.lock: IO[str] | None = None
 
-    async def deliver(self, message: Mail, person_id: str) -> None:
+    async def deliver(self, message: Mail, envelope: Envelope) -> None:
         if self.lock is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.lock = lock_path(self.directory).open("a")
         data = message.as_bytes()
-        path = self.directory / person_id / (
+        path = self.directory / envelope.recipient / envelope.organiser / (
             str(message["Message-ID"]).strip("<>").replace("@", "_") + ".eml")
         with holding(self.lock):
-            if self.address(person_id) is None:
-                raise RecipientErasedError(person_id)
+            if self.address(envelope.recipient) is None:
+                raise RecipientErasedError(envelope.recipient)
+            if envelope.names_organiser and self.address(envelope.organiser) is None:
+                raise OrganiserErasedError(envelope.organiser)
             try:
                 path.write_bytes(data)
-            except FileNotFoundError:  # the person's first message
+            except FileNotFoundError:  # the first message to this person about these events
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
 
@@ -420,10 +541,12 @@ def outbox_lock(directory: Path) -> Iterator[None]:
 
 
 def erase_outbox(directory: Path, person_id: str) -> None:
-    """Called after the person's row is erased, so a delivery waiting on the lock finds no
-    address and writes nothing."""
+    """Every email to the person, and every email naming them as an event's organiser. Called
+    after the person's row is erased, so a delivery waiting on the lock finds them gone and
+    writes nothing that names them."""
     with outbox_lock(directory):
-        shutil.rmtree(directory / person_id, ignore_errors=True)
+        for folder in [directory / person_id, *directory.glob(f"*/{person_id}")]:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Mailer:
@@ -438,6 +561,7 @@ class Mailer:
         names: LookUpNames,
         address: Callable[[str], str | None],
         sender: str,
+        domain: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -448,6 +572,8 @@ class Mailer:
         # Parsed and put back together once: a non-ASCII display name is encoded (RFC 2047)
         # and the address left as it is.
         self.sender = formataddr(parseaddr(sender), "utf-8")
+        self.service_address = parseaddr(sender)[1]
+        self.domain = domain  # of every Message-ID
         self.clock = clock
         # Delivery state lives beside the outbox, not in it: a replay rebuilds the outbox from
         # the facts, but what was delivered is not in the facts and must not be forgotten (or
@@ -531,13 +657,18 @@ class Mailer:
                 try:
                     made = letters.get((*key, kind))
                     if made is None:
-                        made = letters[(*key, kind)] = letter(kind, event, names, item.changed)
+                        made = letters[(*key, kind)] = letter(
+                            kind, event, names, item.changed, self.service_address)
+                    recipient = Person(address, self._username(item.person_id, names))
                     await self.transport.deliver(
-                        made.to(self.sender, address, item.message_id), item.person_id)
+                        made.to(self.sender, recipient,
+                                header_message_id(item.message_id, self.domain)),
+                        made.envelope(item.person_id))
                 except RecipientErasedError:
                     outcomes.append(self._finished(item, "dropped: recipient erased"))
                     continue
-                except (OSError, aiosmtplib.SMTPException) as exc:
+                except (OSError, aiosmtplib.SMTPException, OrganiserErasedError) as exc:
+                    # made again on the next try, from the names as they are then
                     outcomes.append(self._retried(item, exc))
                     continue
                 except Exception as exc:  # one bad message must never hold up the ones after it
@@ -564,6 +695,13 @@ class Mailer:
                 log.exception("mail delivery pass failed; retrying")
             if not delivered:
                 await asyncio.sleep(interval)
+
+    def _username(self, person_id: str, names: Names) -> str | None:
+        """How the recipient's calendar names them: their username (None for an invitee, of
+        whom we know only the address). Those an update removed are not among the event's
+        names."""
+        known = names.get(person_id) or self.names([person_id]).get(person_id)
+        return known[1] if known and known[0] == "user" else None
 
     def _finished(self, item: Outgoing, outcome: str) -> Outcome:
         return (item.message_id, item.attempts, 0.0, self.clock(), outcome)

@@ -11,6 +11,7 @@ from uuid import UUID
 from domain.events import Event, fact_changes
 from domain.presentation import Names, changes_json, event_json, fields_of, people_of, utc
 from domain.reminders import Reminder
+from domain.users import User
 
 KINDS: dict[type[Any], str] = {
     Event.Created: "event.created",
@@ -32,6 +33,16 @@ NOBODY = ""
 # (event id, version or None for the latest) → the event then, or None if unknown
 LoadEvent = Callable[[UUID, int | None], Event | None]
 LookUpNames = Callable[[Iterable[str]], Names]
+
+
+def account_notice(position: int, fact: Any) -> dict[str, Any] | None:
+    """For a fact that ends an account's sessions, a notice for the hubs (consumers.hub), so
+    every worker closes that account's sockets at once; None for any other fact."""
+    kind = {User.Deleted: "account.deleted",
+            User.PasswordChanged: "account.password_changed"}.get(type(fact))
+    if kind is None:
+        return None
+    return {"type": kind, "user_id": str(fact.originator_id), "position": position}
 
 
 def event_id_of(fact: Any) -> str | None:

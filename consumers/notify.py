@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from consumers.hub import Hub, Message
-from consumers.messages import LoadEvent, LookUpNames, MessageMaker, event_id_of
+from consumers.messages import LoadEvent, LookUpNames, MessageMaker, account_notice, event_id_of
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,11 @@ class LogReader(Protocol):
 
 
 def next_messages(log_: LogReader, maker: MessageMaker, after: int) -> tuple[list[Message], int]:
-    """The messages of the next batch of facts after `after`, and the position reached."""
+    """The messages of the next batch of facts after `after` (with the notices about accounts
+    that the hubs act on), and the position reached."""
     facts = log_.read(after, BATCH)
-    messages = [m for pos, fact in facts if (m := maker.make(pos, fact)) is not None]
+    messages = [m for pos, fact in facts
+                if (m := maker.make(pos, fact) or account_notice(pos, fact)) is not None]
     return messages, facts[-1][0] if facts else after
 
 

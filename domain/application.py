@@ -194,6 +194,13 @@ class EventsApplication(Application[UUID]):
         except IntegrityError:
             return Written([event])
 
+    def user_deleted(self, user_id: UUID) -> bool:
+        """Whether the account has been deleted (or never existed)."""
+        try:
+            return self._get(User, user_id).deleted
+        except NotFoundError:
+            return True
+
     def register_user(self) -> Written:
         return self.execute(Command(lambda: [User()], lambda users: None))
 

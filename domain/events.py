@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
@@ -21,6 +21,10 @@ TIMES = ("starting_time", "end_time")
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 OUT_OF_RANGE = "must be from 1900-01-01T00:00:00Z up to (not including) 9000-01-01T00:00:00Z"
+# A change of these voids what participants answered to an invitation (RFC 5546 §2.1.4); a new
+# name does not.
+RESCHEDULING = frozenset({"starting_time", "end_time", "location"})
+SECOND = timedelta(seconds=1)
 
 
 class Event(Aggregate):
@@ -60,6 +64,11 @@ class Event(Aggregate):
         self.location = location
         self.participants = participants
         self.deleted = False
+        # The revision that participants' calendars know the event by (iCalendar's SEQUENCE),
+        # and the earliest stamp the next fact may carry (see `stamp`): functions of the facts,
+        # so every process that folds them (mail, replay, the Kafka agents) agrees on them.
+        self.sequence = 0
+        self.next_stamp = datetime.min.replace(tzinfo=UTC)
 
     @classmethod
     def create(
@@ -122,12 +131,35 @@ class Event(Aggregate):
 
     @event(Updated)
     def _record_update(self, changes: dict[str, Any], by: str) -> None:
+        if self.revised_by(changes):
+            self.sequence += 1
+        self.next_stamp = self.stamp + SECOND
         for name, value in changes.items():
             setattr(self, name, value)
 
     @event(Deleted)
     def _record_deletion(self, by: str) -> None:
         self.deleted = True
+        self.sequence += 1  # a cancellation is a revision too
+        self.next_stamp = self.stamp + SECOND
+
+    @property
+    def stamp(self) -> datetime:
+        """When the latest fact happened, as calendars are told (iCalendar's DTSTAMP): in whole
+        seconds, and at least a second after the fact before, since calendar apps order two
+        messages with one SEQUENCE by it and would take a second change within the same
+        second for a copy of the first. (A fact's own time is set after its mutator runs, so
+        the mutator records the floor and this reads it.)"""
+        return max(self.modified_on.replace(microsecond=0), self.next_stamp)
+
+    def revised_by(self, changes: dict[str, Any]) -> bool:
+        """A new time or place voids participants' answers, and a removed participant is sent
+        a cancellation, which RFC 5546 §2.1.4 has carry a higher sequence than the invitation
+        it cancels (so a later invitation to them must not carry a lower one)."""
+        if RESCHEDULING.intersection(changes):
+            return True
+        return "participants" in changes and not set(self.participants).issubset(
+            changes["participants"])
 
 
 def check_fields(fields: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ def fields_of(event: Event) -> dict[str, Any]:
         "end_time": event.end_time, "location": event.location,
         "participants": event.participants, "owner_id": event.owner_id,
         "version": event.version, "created_at": event.created_on, "updated_at": event.modified_on,
+        "sequence": event.sequence, "stamp": event.stamp,
     }
 
 

@@ -11,7 +11,19 @@ class User(Aggregate):
     """A registered account. Username, email and password hash live in the personal-data
     table that deletion wipes; the facts only say *that* something changed."""
 
-    @event("Registered")
+    class Registered(Aggregate.Created):
+        pass
+
+    class ProfileChanged(Aggregate.Event):
+        fields: list[str]
+
+    class PasswordChanged(Aggregate.Event):
+        pass
+
+    class Deleted(Aggregate.Event):
+        pass
+
+    @event(Registered)
     def __init__(self) -> None:
         self.deleted = False
 
@@ -32,14 +44,14 @@ class User(Aggregate):
         if self.deleted:
             raise GoneError("this account has been deleted")
 
-    @event("ProfileChanged")
+    @event(ProfileChanged)
     def _record_profile_change(self, fields: list[str]) -> None:
         pass
 
-    @event("PasswordChanged")
+    @event(PasswordChanged)
     def _record_password_change(self) -> None:
         pass
 
-    @event("Deleted")
+    @event(Deleted)
     def _record_deletion(self) -> None:
         self.deleted = True

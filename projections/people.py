@@ -15,7 +15,8 @@ from projections.database import AsyncReads, Connection, StateDatabase
 ACCOUNT_SQL = ("SELECT id, username, email, password_hash, created_at, updated_at FROM users "
                "WHERE {key} = ?")
 # A counter in the tracking table, raised in the same transaction as any change to what
-# names() answers for a known id (a rename, an erasure): readers that cache names compare it.
+# names() answers for a known id (a rename, an erasure) or to what signs a request in (a new
+# password): readers that cache names or accounts compare it.
 NAMES_CHANGED = "people.names"
 CACHED_NAMES = 100_000
 NAMES_SQL = (
@@ -90,7 +91,7 @@ class People:
             conn.execute(
                 f"UPDATE users SET {assignments} WHERE id = ?", (*columns.values(), user_id)
             )
-            if "username" in changes:
+            if changes.keys() & {"username", "password_hash"}:
                 names_changed(conn)
 
     def address(self, person_id: str) -> str | None:

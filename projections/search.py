@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from projections.database import Connection
 
 WORD = re.compile(r"[^\W_]+")
+# PostgreSQL refuses a lexeme of 2 KiB or more, in a tsvector and a tsquery alike.
+LEXEME_BYTES = 2047
 
 
 def words(text: str) -> list[str]:
@@ -130,7 +132,7 @@ class TsvectorSearch:
         return {f"events_view{suffix}_search": f"events_view{suffix} USING GIN (search)"}
 
     def values(self, name: str, location: str) -> dict[str, Any]:
-        lexemes = [(w, "A") for w in words(fold(name))] + [(w, "B") for w in words(fold(location))]
+        lexemes = [(w, "A") for w in lexemes_of(name)] + [(w, "B") for w in lexemes_of(location)]
         return {"search": " ".join(f"'{w}':{at}{weight}"
                                    for at, (w, weight) in enumerate(lexemes, start=1))}
 
@@ -145,6 +147,13 @@ class TsvectorSearch:
         """Nothing beyond the row."""
 
     def query(self, location: str, name: str) -> str:
-        terms = [f"'{w}':B" for w in words(fold(location))]
-        terms += [f"'{w}':A" for w in words(fold(name))]
+        terms = [f"'{w}':B" for w in lexemes_of(location)]
+        terms += [f"'{w}':A" for w in lexemes_of(name)]
         return " & ".join(terms)
+
+
+def lexemes_of(text: str) -> list[str]:
+    """The folded words of a text, each cut to what PostgreSQL accepts as a lexeme: the same
+    cut for rows and queries, so a longer query word (which no name or location of 200
+    characters can hold) simply matches nothing, rather than failing the search."""
+    return [w.encode()[:LEXEME_BYTES - 1].decode(errors="ignore") for w in words(fold(text))]

@@ -3,10 +3,18 @@ failure counters, shared by every worker through the state database."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from projections.database import StateDatabase
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sign-in counter: how many failures, until when."""
+
+    count: int
+    ends: float
 
 
 @dataclass(frozen=True)
@@ -57,14 +65,26 @@ class Sessions:
         with self.db.write() as conn:
             conn.execute("UPDATE refresh_tokens SET state = 'revoked' WHERE jti = ?", (jti,))
 
-    def failures_retry_after(self, key: str, limit: int, now: float) -> int:
-        """Seconds until `key` may try again (0 while it is under `limit`)."""
-        row = self.db.connection().execute(
-            "SELECT window_ends FROM signin_failures WHERE key = ? AND count >= ? "
-            "AND window_ends > ?",
-            (key, limit, now),
-        ).fetchone()
-        return math.ceil(row["window_ends"] - now) if row else 0
+    def revoke_all(self, user_id: str) -> None:
+        """Every session of the account ends: no refresh token of it works any more."""
+        with self.db.write() as conn:
+            conn.execute("UPDATE refresh_tokens SET state = 'revoked' "
+                         "WHERE user_id = ? AND state <> 'revoked'", (user_id,))
+
+    def signin_counts(self, keys: Sequence[str], now: float) -> dict[str, Window]:
+        """The counters among `keys` whose window is still open."""
+        marks = ",".join("?" * len(keys))
+        rows = self.db.connection().execute(
+            f"SELECT key, count, window_ends FROM signin_failures WHERE key IN ({marks}) "
+            "AND window_ends > ?", (*keys, now),
+        ).fetchall()
+        return {row["key"]: Window(int(row["count"]), float(row["window_ends"])) for row in rows}
+
+    def remember(self, key: str, until: float) -> None:
+        """A mark that lasts until `until` (kept beside the counters, with a count of 0)."""
+        with self.db.write() as conn:
+            conn.execute("INSERT INTO signin_failures VALUES (?, 0, ?) ON CONFLICT(key) "
+                         "DO UPDATE SET window_ends = excluded.window_ends", (key, until))
 
     def record_failure(self, keys: list[str], window: float, now: float) -> None:
         with self.db.write() as conn:

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The PostgreSQL server the "postgres" backend makes its databases on (trust auth locally).
 POSTGRES = os.environ.get("ALPHABET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 BACKENDS = [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True)
@@ -343,3 +344,19 @@ def assert_error(
     if code is not None:
         assert error["code"] == code, error
     return error  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def redis_namespace() -> Iterator[str]:
+    """A Redis key prefix no other test uses, its keys deleted afterwards."""
+    import redis
+
+    namespace = f"test-{uuid.uuid4().hex}"
+    yield namespace
+    connection = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(connection.scan_iter(f"{namespace}:*"))
+        if keys:
+            connection.delete(*keys)
+    finally:
+        connection.close()

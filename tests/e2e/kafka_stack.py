@@ -27,7 +27,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.conftest import ROOT, Server, free_port
-from tests.integration.test_mail import Inbox, SmtpServer
+from tests.integration.test_mail import Inbox, SmtpServer, message_id
 
 REQUIRED = os.environ.get("ALPHABET_TEST_REQUIRE_BROKER") == "1"
 # Generous ceilings for things that happen in seconds on a quiet machine; what they take is
@@ -242,10 +242,6 @@ class TimedInbox(Inbox):
 
 def timed_smtp() -> SmtpServer:
     return SmtpServer(inbox=TimedInbox())
-
-
-def message_id(event_id: str, version: int, person_id: str, kind: str) -> str:
-    return f"<{event_id}.{version}.{person_id}.{kind}@alphabet-events>"
 
 
 @dataclass

@@ -49,10 +49,14 @@ def signing_key(server: Server) -> str:
     return (server.data_dir / "secret_key").read_text().strip()
 
 
-def claims_for(user_id: str, kind: str = "access", **overrides: Any) -> dict[str, Any]:
+def claims_for(who: Person | str, kind: str = "access", **overrides: Any) -> dict[str, Any]:
+    """A token's claims for a person (with the credential stamp the server gave them) or for
+    a bare user id (with a made-up stamp)."""
     moment = int(time.time())
+    user_id, stamp = (who, "made-up") if isinstance(who, str) else (
+        who.id, unverified(who.access)[1]["pwd"])
     claims: dict[str, Any] = {"sub": user_id, "type": kind, "jti": str(uuid.uuid4()),
-                              "iat": moment, "exp": moment + 600}
+                              "iat": moment, "exp": moment + 600, "pwd": stamp}
     claims.update(overrides)
     return claims
 
@@ -283,7 +287,7 @@ def test_signin_with_missing_or_mistyped_fields_is_a_422(http: httpx.Client) -> 
 def limited_server(tmp_path_factory: pytest.TempPathFactory,
                    backend: Backend) -> Iterator[Server]:
     with serving(tmp_path_factory.mktemp("limited") / "data", backend.kind,
-                 env={"ALPHABET_SIGNIN_FAILURES_PER_ACCOUNT": "3"}) as running:
+                 env={"ALPHABET_SIGNIN_FAILURES_PER_ACCOUNT_AND_ADDRESS": "3"}) as running:
         yield running
 
 
@@ -456,7 +460,7 @@ def test_an_access_token_is_not_accepted_as_a_refresh_token(http: httpx.Client,
 
 def test_a_token_crafted_with_the_server_key_is_accepted_so_the_forgery_tests_are_meaningful(
         http: httpx.Client, server: Server, person: Person) -> None:
-    token = jwt.encode(claims_for(person.id), signing_key(server), algorithm="HS256")
+    token = jwt.encode(claims_for(person), signing_key(server), algorithm="HS256")
     answer = http.get("/api/user/me", headers=bearer(token))
     assert answer.status_code == 200, answer.text
     assert answer.json()["user"]["id"] == person.id
@@ -479,7 +483,7 @@ def test_a_protected_route_refuses_other_schemes_and_malformed_bearer_values(
 def test_an_alg_none_token_is_refused(http: httpx.Client, person: Person) -> None:
     for alg in ("none", "None", "NONE"):
         header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-        payload = b64url(json.dumps(claims_for(person.id)).encode())
+        payload = b64url(json.dumps(claims_for(person)).encode())
         for token in (f"{header}.{payload}.", f"{header}.{payload}"):
             assert_error(http.get("/api/user/me", headers=bearer(token)), 401)
 
@@ -497,12 +501,12 @@ def test_a_token_whose_payload_was_changed_to_another_user_is_refused(
         http: httpx.Client, person: Person) -> None:
     other = sign_up(http, "other")
     head, _, signature = person.access.split(".")
-    payload = b64url(json.dumps(claims_for(other.id)).encode())
+    payload = b64url(json.dumps(claims_for(other)).encode())
     assert_error(http.get("/api/user/me", headers=bearer(f"{head}.{payload}.{signature}")), 401)
 
 
 def test_a_token_signed_with_another_key_is_refused(http: httpx.Client, person: Person) -> None:
-    token = jwt.encode(claims_for(person.id), "some other key " * 4, algorithm="HS256")
+    token = jwt.encode(claims_for(person), "some other key " * 4, algorithm="HS256")
     assert_error(http.get("/api/user/me", headers=bearer(token)), 401)
 
 
@@ -510,22 +514,22 @@ def test_an_expired_token_signed_with_the_server_key_is_refused(http: httpx.Clie
                                                                server: Server,
                                                                person: Person) -> None:
     past = int(time.time()) - 3600
-    token = jwt.encode(claims_for(person.id, iat=past - 900, exp=past), signing_key(server),
+    token = jwt.encode(claims_for(person, iat=past - 900, exp=past), signing_key(server),
                        algorithm="HS256")
     assert_error(http.get("/api/user/me", headers=bearer(token)), 401)
 
 
 def test_a_token_with_alg_hs512_signed_with_the_server_key_is_refused(
         http: httpx.Client, server: Server, person: Person) -> None:
-    token = jwt.encode(claims_for(person.id), signing_key(server), algorithm="HS512")
+    token = jwt.encode(claims_for(person), signing_key(server), algorithm="HS512")
     assert jwt.get_unverified_header(token)["alg"] == "HS512"
     assert_error(http.get("/api/user/me", headers=bearer(token)), 401)
 
 
-@pytest.mark.parametrize("missing", ["exp", "iat", "jti", "sub", "type"])
+@pytest.mark.parametrize("missing", ["exp", "iat", "jti", "sub", "type", "pwd"])
 def test_a_token_missing_a_required_claim_is_refused(http: httpx.Client, server: Server,
                                                     person: Person, missing: str) -> None:
-    claims = claims_for(person.id)
+    claims = claims_for(person)
     del claims[missing]
     token = jwt.encode(claims, signing_key(server), algorithm="HS256")
     assert_error(http.get("/api/user/me", headers=bearer(token)), 401)

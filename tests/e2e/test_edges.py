@@ -5,6 +5,7 @@ Each class of input here once answered 500, or was accepted when it must not be.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from typing import Any
@@ -394,6 +395,81 @@ def test_a_batch_delete_reports_every_item_that_cannot_be_deleted(
         "not an id", mine["id"], str(uuid.uuid4()), theirs["id"]], headers=owner.headers))
     assert set(items) == {"0", "2", "3"}, items
     assert versions(http, owner, mine["id"]) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# text the database cannot hold or index (PostgreSQL: no NUL byte, no word of 2 KiB)
+
+
+@pytest.mark.parametrize("params", [
+    {"participant": "\x00"}, {"participant": "a\x00b"}, {"location": "a\x00"},
+    {"q": "a" * 3000}, {"location": "é" * 1100}, {"q": "tel " + "b" * 2047},
+])
+@pytest.mark.parametrize("path", ["/api/events", "/api/search_event/Nowhere", "/api/events.ics"])
+def test_a_filter_no_event_can_match_answers_an_empty_page(
+        http: httpx.Client, owner: Person, path: str, params: dict[str, str]) -> None:
+    answer = http.get(path, params=params, headers=owner.headers)
+    assert answer.status_code == 200, answer.text
+    assert "VEVENT" not in answer.text and '"id"' not in answer.text
+
+
+@pytest.mark.parametrize("path, name", [
+    ("/api/events", "q"), ("/api/events", "location"), ("/api/events.ics", "location"),
+    ("/api/search_event/Tel Aviv", "q"),  # (the path is its location)
+])
+def test_a_word_filter_without_a_word_is_a_422_naming_it(
+        http: httpx.Client, owner: Person, path: str, name: str) -> None:
+    error = assert_error(http.get(path, params={name: "\x00 !"}, headers=owner.headers), 422)
+    assert set(error["fields"]) == {name}, error
+
+
+@pytest.mark.parametrize("words", ["a%00", "a" * 3000, "%C3%A9" * 1200])
+def test_a_search_path_no_event_can_match_answers_an_empty_page(
+        http: httpx.Client, owner: Person, words: str) -> None:
+    answer = http.get(f"/api/search_event/{words}", headers=owner.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["events"] == []
+
+
+@pytest.mark.parametrize("user_id", ["%00", "a%00b", "not-a-uuid", "9" * 40])
+def test_a_user_path_that_is_no_account_id_is_a_404(http: httpx.Client, owner: Person,
+                                                    user_id: str) -> None:
+    assert_error(http.get(f"/api/user/{user_id}", headers=owner.headers), 404)
+    assert_error(http.put(f"/api/user/{user_id}", json={}, headers=owner.headers), 404)
+
+
+@pytest.mark.parametrize("entry", ["\x00", "ab\x00c", "two words", "x" * 151])
+def test_a_participant_that_is_neither_a_username_nor_an_address_is_a_422_naming_it(
+        http: httpx.Client, owner: Person, event: dict[str, Any], entry: str) -> None:
+    created = assert_error(http.post("/api/events/", json=event_body(participants=[entry]),
+                                     headers=owner.headers), 422)
+    assert any(name.startswith("participants") for name in created["fields"]), created
+    changed = assert_error(http.put(f"/api/event/{event['id']}", json={"participants": [entry]},
+                                    headers=owner.headers), 422)
+    assert any(name.startswith("participants") for name in changed["fields"]), changed
+    items = items_of(http.put("/api/batch_events/", json=[
+        {"id": event["id"], "participants": [entry]}], headers=owner.headers))
+    assert set(items) == {"0"}, items
+
+
+@pytest.mark.parametrize("username", ["\x00", "a\x00b", "x" * 5000])
+def test_signing_in_with_a_name_no_account_can_have_is_a_401(http: httpx.Client,
+                                                              username: str) -> None:
+    answer = http.post("/api/auth/signin/", json={"username": username, "password": "whatever"})
+    assert_error(answer, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("target", [b"/api/event/\x00", b"/api/events?q=\x00", b"/\x7f"])
+def test_a_url_with_a_raw_control_character_is_a_400_not_a_dropped_connection(
+        server: Server, target: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=CEILING) as conn:
+        conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = conn.recv(4096)
+            assert chunk, f"the connection closed without an answer: {received!r}"
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 400 "), received
 
 
 def test_a_server_log_holds_no_unexpected_error_after_all_of_the_above(server: Server) -> None:

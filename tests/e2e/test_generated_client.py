@@ -23,7 +23,7 @@ PACKAGE = "alphabet_events_client"
 # Each module the generator writes, as api/<tag>/<operationId>: one per operation.
 OPERATIONS = {
     "auth": {"signup", "signin", "refresh", "token_refresh", "signout"},
-    "users": {"me", "get_user", "change_user", "delete_user"},
+    "users": {"me", "change_me", "delete_me", "get_user", "change_user", "delete_user"},
     "events": {"create_event", "get_event", "get_event_ics", "change_event", "patch_event",
                "delete_event", "event_history"},
     "lists": {"list_events", "search_events", "events_ics"},

@@ -560,7 +560,7 @@ def test_search_is_paginated_like_the_list(http: httpx.Client, owner: Person) ->
 # iCalendar
 
 
-def test_one_event_as_icalendar_has_its_id_version_times_name_and_location(
+def test_one_event_as_icalendar_has_its_id_revision_times_name_and_location(
     http: httpx.Client, owner: Person
 ) -> None:
     start, end = whole_hour(110), whole_hour(112)
@@ -575,7 +575,8 @@ def test_one_event_as_icalendar_has_its_id_version_times_name_and_location(
     assert len(vevents) == 1
     vevent = vevents[0]
     assert str(vevent["UID"]) == event["id"]
-    assert vevent.decoded("SEQUENCE") == 2
+    # SEQUENCE counts revisions of time or place (as invitations do), not versions
+    assert vevent.decoded("SEQUENCE") == 1
     assert vevent.get("DTSTAMP") is not None
     assert str(vevent["SUMMARY"]) == "Board meeting (moved)"
     assert str(vevent["LOCATION"]) == "Jerusalem, Room 4"
@@ -604,7 +605,9 @@ def test_the_events_calendar_exports_the_listed_events_with_the_list_filters(
     expected = in_order(created[1:])
     assert [str(v["UID"]) for v in vevents] == ids(expected)
     for vevent, event in zip(vevents, expected, strict=True):
-        assert vevent.decoded("SEQUENCE") == event["version"] == 1
+        # a view row does not know the revision: left out (0) rather than guessed, so a
+        # calendar app that imports the list still takes later invitations as newer
+        assert vevent.get("SEQUENCE") is None
         assert vevent.get("DTSTAMP") is not None
         assert str(vevent["SUMMARY"]) == event["name"]
         assert str(vevent["LOCATION"]) == event["location"]

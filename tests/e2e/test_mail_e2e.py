@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from alphabet.wiring import MAILER_NICENESS
 from tests.conftest import Backend, Person, Server, event_body, serving, sign_up
 from tests.e2e.test_websockets import descendants
 from tests.integration.test_mail import Received, SmtpServer, assert_duplicates_only_by_message_id
+from tests.mail_clients import Address, by_icaljs, by_vobject
 
 DEADLINE_SECONDS = 15.0
 
@@ -98,7 +100,7 @@ def test_creating_updating_and_deleting_over_http_emails_every_participant(
     guest_mail = {r.kind: r for r in received if r.to == guest.email}
     for version, kind in enumerate(("created", "updated", "deleted"), start=1):
         assert guest_mail[kind].message_id == (
-            f"<{event_id}.{version}.{guest.id}.{kind}@alphabet-events>")
+            f"<{event_id}.{version}.{guest.id}.{kind}@localhost>")
     assert guest_mail["updated"].subject == 'Updated: "Quarterly review"'
     assert guest_mail["deleted"].subject.startswith("Cancelled:")
     assert_duplicates_only_by_message_id(received)
@@ -135,13 +137,65 @@ def test_an_email_held_up_by_an_smtp_outage_arrives_after_the_server_restarts(
     received = mail_about(smtp, event_id)
     updates = {r.to: r for r in received if r.kind == "updated"}
     assert updates[guest.email].message_id == (
-        f"<{event_id}.2.{guest.id}.updated@alphabet-events>")
+        f"<{event_id}.2.{guest.id}.updated@localhost>")
     assert updates[invitee].id_parts()[:2] == (event_id, 2)
     for update in updates.values():
         text = update.message.get_body(("plain",))
         assert text is not None and "Haifa Bay" in text.get_content()
-    assert outbox_attempts(mail_server, event_id, 2) == []
+    # the pass records what it sent when it ends, a moment after the server has the emails
+    wait_for("the deliveries recorded", lambda: outbox_attempts(mail_server, event_id, 2) == [])
     assert_duplicates_only_by_message_id(smtp.received())
+
+
+def test_invitations_made_over_http_are_itip_messages_that_calendar_parsers_understand(
+    mail_server: Server, smtp: SmtpServer
+) -> None:
+    invitee = f"invitee_{uuid.uuid4().hex[:8]}@outside.example"
+    start = datetime(2031, 6, 3, 9, 30, tzinfo=UTC)
+    with httpx.Client(base_url=mail_server.url, timeout=30) as http:
+        owner = sign_up(http, "owner")
+        guest = sign_up(http, "guest")
+        event_id = create(http, owner, name="Planning", participants=[guest.username, invitee],
+                          starting_time=start.isoformat(),
+                          end_time=(start + timedelta(hours=1)).isoformat())
+        for change in ({"name": "Planning, round two"},
+                       {"starting_time": (start + timedelta(days=1)).isoformat(),
+                        "end_time": (start + timedelta(days=1, hours=1)).isoformat()}):
+            answer = http.patch(f"/api/event/{event_id}", json=change, headers=owner.headers)
+            assert answer.status_code == 200, answer.text
+        assert http.delete(f"/api/event/{event_id}", headers=owner.headers).status_code == 200
+
+    wait_for("four emails to each participant",
+             lambda: len({(r.to, r.id_parts()[1]) for r in mail_about(smtp, event_id)}) == 8)
+    received = sorted(mail_about(smtp, event_id), key=lambda r: (r.to, r.id_parts()[1]))
+    emails = [item.read() for item in received]
+    calendars = by_icaljs([email.inline_calendar for email in emails])
+    seen = set()
+    for item, email, (by_icaljs_,) in zip(received, emails, calendars, strict=True):
+        (by_vobject_,) = by_vobject(email.inline_calendar)
+        assert by_icaljs_ == by_vobject_
+        version = item.id_parts()[1]
+        method, sequence, status, begins = {
+            1: ("REQUEST", 0, None, start),
+            2: ("REQUEST", 0, None, start),
+            3: ("REQUEST", 1, None, start + timedelta(days=1)),
+            4: ("CANCEL", 2, "CANCELLED", start + timedelta(days=1)),
+        }[version]
+        assert email.part("text/calendar").get_param("method") == method
+        assert (by_icaljs_.method, by_icaljs_.sequence, by_icaljs_.status) == (
+            method, sequence, status)
+        assert (by_icaljs_.uid, by_icaljs_.start) == (event_id, begins)
+        assert by_icaljs_.organizer == Address("mailto:events@localhost", cn=owner.username)
+        (attendee,) = by_icaljs_.attendees
+        assert attendee.value == f"mailto:{item.to}"
+        assert attendee.cn == (guest.username if item.to == guest.email else None)
+        parsed = email.parsed  # mail-parser
+        assert not parsed.defects
+        assert parsed.headers["Auto-Submitted"] == "auto-generated"
+        assert parsed.headers["Date"].endswith(" +0000")
+        assert parsed.text_plain[0].startswith(owner.username)
+        seen.add((item.to, version))
+    assert seen == {(to, v) for to in (guest.email, invitee) for v in range(1, 5)}
 
 
 def test_mail_is_delivered_by_a_process_of_its_own_at_a_lower_os_priority(

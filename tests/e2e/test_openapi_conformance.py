@@ -126,6 +126,14 @@ CASES: dict[tuple[str, int], Case] = {
     ("signout", 401): lambda w: w.request("POST", "/api/auth/signout", json={"refresh": "x"}),
     ("signout", 422): lambda w: w.request("POST", "/api/auth/signout", json={}),
     ("me", 200): lambda w: w.request("GET", "/api/user/me", w.owner),
+    ("change_me", 200): lambda w: (lambda p: w.request("PUT", "/api/user/me", p, json={
+        "email": f"new.{p.email}"}))(sign_up(w.http, "conform")),
+    ("change_me", 409): lambda w: w.request("PUT", "/api/user/me", w.owner,
+                                            json={"username": w.other.username}),
+    ("change_me", 422): lambda w: w.request("PUT", "/api/user/me", w.owner,
+                                            json={"email": "not an address"}),
+    ("delete_me", 200): lambda w: (lambda p: w.request("DELETE", "/api/user/me", p))(
+        sign_up(w.http, "conform")),
     ("get_user", 200): lambda w: w.request("GET", f"/api/user/{w.other.id}", w.owner),
     ("get_user", 404): lambda w: w.request("GET", f"/api/user/{uuid.uuid4()}", w.owner),
     ("change_user", 200): lambda w: (lambda p: w.request("PUT", f"/api/user/{p.id}", p, json={

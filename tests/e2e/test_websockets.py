@@ -10,7 +10,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,15 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 import pytest
-import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from consumers.hub import Hub
-from tests.conftest import Backend, Person, Server, event_body, fresh, sign_up
+from tests.conftest import REDIS_URL, Backend, Person, Server, event_body, fresh, sign_up
 
 TIMEOUT = 5.0  # nothing in this file waits longer than this for one thing (but the 5 s auth)
 LIVE = 1.0  # a change must reach a socket within this
 QUIET = 0.3  # how long "nothing more arrives" is watched for
-REDIS_URL = "redis://127.0.0.1:6379/0"
 MESSAGE_KEYS = {"type", "event_id", "version", "position", "message", "event", "changes"}
 
 
@@ -200,19 +198,6 @@ def worker_of_each(server: Server, sockets: list[ClientConnection]) -> list[int 
 def watcher(http: httpx.Client) -> Person:
     """Someone else: every signed-in user may subscribe to every event."""
     return sign_up(http, "watcher")
-
-
-@pytest.fixture
-def redis_namespace() -> Iterator[str]:
-    namespace = f"test-{uuid.uuid4().hex}"
-    yield namespace
-    connection = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(connection.scan_iter(f"{namespace}:*"))
-        if keys:
-            connection.delete(*keys)
-    finally:
-        connection.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,8 +386,10 @@ async def test_a_token_that_expires_while_connected_closes_the_socket_with_4401(
     """Sixteen sockets: the expiry must be told with 4401 every time, not most of the time."""
     secret = (server.data_dir / "secret_key").read_text().strip()
     now = int(time.time())
+    stamp = jwt.decode(watcher.access, options={"verify_signature": False})["pwd"]
     short_lived = jwt.encode({"sub": watcher.id, "type": "access", "jti": str(uuid.uuid4()),
-                              "iat": now, "exp": now + 2}, secret, algorithm="HS256")
+                              "iat": now, "exp": now + 2, "pwd": stamp}, secret,
+                             algorithm="HS256")
 
     async def close_code_at_expiry(stagger: float) -> int | None:
         await asyncio.sleep(stagger)  # connect at different sub-millisecond offsets

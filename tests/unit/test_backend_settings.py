@@ -54,3 +54,10 @@ def test_the_shared_sql_placeholders_become_psycopgs_and_literals_are_kept() -> 
         "SELECT * FROM t WHERE a = %s AND b IN (%s, %s)")
     assert placeholders("SELECT '?', '50%' FROM t WHERE c LIKE ? || '%'") == (
         "SELECT '?', '50%%' FROM t WHERE c LIKE %s || '%%'")
+
+
+@pytest.mark.parametrize("minutes", ["0", "527041", "99999999999999"])
+def test_a_reminder_lead_time_outside_a_minute_to_a_year_is_refused(minutes: str) -> None:
+    with pytest.raises(SettingsError, match="ALPHABET_REMINDER_MINUTES"):
+        Settings.from_env({"ALPHABET_REMINDER_MINUTES": minutes})
+    assert Settings.from_env({"ALPHABET_REMINDER_MINUTES": "527040"}).reminder_minutes == 527040

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -376,3 +377,50 @@ def test_only_the_owner_may_delete_an_event() -> None:
 
     assert event.deleted is False
     assert event.collect_events() == []
+
+
+# --- the revision calendars know an event by ------------------------------------------------
+
+
+def test_the_sequence_rises_with_a_new_time_place_removal_or_cancellation_only() -> None:
+    event = new_event(participants=["p1", "p2"])
+    steps = [
+        ({"name": "Renamed"}, 0),
+        ({"participants": ["p1", "p2", "p3"]}, 0),  # an addition cancels no one's invitation
+        ({"end_time": END + timedelta(hours=2)}, 1),
+        ({"starting_time": START + timedelta(hours=1)}, 2),
+        ({"location": "Haifa Bay"}, 3),
+        ({"participants": ["p1", "p3"]}, 4),  # p2 is sent a cancellation
+    ]
+    for change, sequence in steps:
+        event.change(by=OWNER, now=NOW, **change)
+        assert event.sequence == sequence, change
+    event.delete(by=OWNER)
+    assert event.sequence == 5
+
+
+def test_the_sequence_is_the_same_when_the_facts_are_folded_again() -> None:
+    event = Event.create(owner_id=OWNER, **fields(participants=["p1"]))
+    event.change(by=OWNER, now=NOW, location="Haifa Bay")
+    event.change(by=OWNER, now=NOW, name="Renamed")
+    event.delete(by=OWNER)
+
+    replayed = None
+    for fact in event.collect_events():
+        replayed = fact.mutate(replayed)
+
+    assert event.sequence == 2
+    assert replayed is not None
+    assert (replayed.sequence, replayed.stamp) == (event.sequence, event.stamp)
+
+
+def test_stamps_rise_by_at_least_a_second_though_facts_come_within_one() -> None:
+    event = Event.create(owner_id=OWNER, **fields())
+    stamps = [event.stamp]
+    for n in range(3):
+        event.change(by=OWNER, now=NOW, name=f"Name {n}")
+        stamps.append(event.stamp)
+
+    assert all(stamp.microsecond == 0 for stamp in stamps)
+    assert [b - a for a, b in pairwise(stamps)] == [timedelta(seconds=1)] * 3
+    assert stamps[0] == event.created_on.replace(microsecond=0)
