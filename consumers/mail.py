@@ -171,6 +171,13 @@ class MailQueue:
             [(message_id(str(event_id), version, person, kind), str(event_id), version, person,
               kind, detail, position) for person in dict.fromkeys(people)],
         )
+        if people and not suffix:
+            # Through Kafka a fact can be handled after later ones (each partition goes at its
+            # own pace), queuing rows behind the mailer's settled mark: pull the mark back so
+            # they are seen. The update always matches the mark's row, so it waits for a
+            # mailer moving the mark (Mailer._mark) and then sees where it moved.
+            conn.execute("UPDATE tracking SET position = CASE WHEN position >= ? THEN ? "
+                         "ELSE position END WHERE view = ?", (position, position - 1, MARK))
 
 
 # message id, attempts, next attempt, done at, outcome: one row of mail_delivery
@@ -590,21 +597,38 @@ class Mailer:
                          json.loads(r["changes"]), r["attempts"]) for r in rows]
 
     def _mark(self, conn: Connection) -> int:
+        mark = self._read_mark(conn)
+        if mark is None:  # the row first, so that a late row's update (MailQueue) finds it
+            with self.db.write() as writing:
+                writing.execute("INSERT INTO tracking VALUES (?, 0) ON CONFLICT DO NOTHING",
+                                (MARK,))
+            return 0
+        if self._settled(conn, mark) == mark:
+            return mark
+        with self.db.write() as writing:
+            # Lock the mark's row, then look again: a mail consumer queuing rows behind the mark
+            # has either committed (and is seen now) or waits for this and pulls it back.
+            writing.execute("UPDATE tracking SET position = position WHERE view = ?", (MARK,))
+            mark = self._read_mark(writing) or 0
+            settled = self._settled(writing, mark)
+            writing.execute("UPDATE tracking SET position = ? WHERE view = ?", (settled, MARK))
+        return settled
+
+    @staticmethod
+    def _read_mark(conn: Connection) -> int | None:
         row = conn.execute("SELECT position FROM tracking WHERE view = ?", (MARK,)).fetchone()
-        mark = int(row["position"]) if row else 0
+        return int(row["position"]) if row else None
+
+    @staticmethod
+    def _settled(conn: Connection, mark: int) -> int:
+        """Where the settled prefix of the outbox ends now: before its first pending row."""
         pending = conn.execute(
             "SELECT MIN(o.position) AS first FROM mail_outbox o LEFT JOIN mail_delivery d "
             "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL",
             (mark,),
         ).fetchone()["first"]
-        settled = (pending - 1 if pending is not None else conn.execute(
+        return int(pending - 1 if pending is not None else conn.execute(
             "SELECT COALESCE(MAX(position), 0) AS last FROM mail_outbox").fetchone()["last"])
-        if settled != mark:
-            with self.db.write() as writing:
-                writing.execute(
-                    "INSERT INTO tracking VALUES (?, ?) ON CONFLICT(view) DO UPDATE "
-                    "SET position = excluded.position", (MARK, settled))
-        return int(settled)
 
     async def send_due(self) -> int:
         """Try every due message once; returns how many were delivered. The recipients of one

@@ -1,18 +1,17 @@
-"""The mail and remind agents, and the relay that feeds them. Agents only decode a record and
-hand the fact to the same handler the embedded follower uses (MailQueue, RemindersView)."""
+"""The mail and remind agents. They only decode a record and hand the fact to the same handler
+the embedded follower uses (MailQueue, RemindersView)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
-from uuid import UUID
 
-from eventsourcing.persistence import Mapper, Notification
+from eventsourcing.persistence import Mapper
 
 from consumers.kafka.app import KafkaWorker
-from consumers.kafka.records import FactRecord
+from consumers.kafka.records import FactRecord, decode
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +28,6 @@ class Database(Protocol):
     def write(self) -> Any: ...
 
 
-def decode(mapper: Mapper[Any], record: FactRecord) -> Any:
-    return mapper.to_domain_event(Notification(
-        id=record.position,
-        originator_id=UUID(record.originator_id),
-        originator_version=record.originator_version,
-        topic=record.topic,
-        state=record.state.encode(),
-    ))
-
-
-def encode(notification: Notification) -> FactRecord:
-    return FactRecord(
-        position=notification.id,
-        originator_id=str(notification.originator_id),
-        originator_version=notification.originator_version,
-        topic=notification.topic,
-        state=notification.state.decode(),
-    )
-
-
 def handle(db: Database, handler: Handler, mapper: Mapper[Any], record: FactRecord) -> None:
     """Apply one fact. Kafka redelivers after a crash, so this must be idempotent: the handlers'
     writes are upserts and inserts ON CONFLICT DO NOTHING keyed by deterministic ids."""
@@ -58,7 +37,8 @@ def handle(db: Database, handler: Handler, mapper: Mapper[Any], record: FactReco
 
 def add_agents(worker: KafkaWorker, db: Database, mapper: Mapper[Any],
                handlers: Sequence[Handler]) -> dict[str, Any]:
-    """One agent per handler, each in its own consumer group position on the facts topic."""
+    """One agent per handler. Both read every record of the partitions this worker is given,
+    and faust commits a record's offset once both have handled it."""
     agents = {}
     for handler in handlers:
 
@@ -73,25 +53,3 @@ def add_agents(worker: KafkaWorker, db: Database, mapper: Mapper[Any],
 
         agents[handler.name] = worker.app.agent(worker.facts, name=handler.name)(make(handler))
     return agents
-
-
-class LogSource(Protocol):
-    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
-                             topics: Sequence[str] = (), *,
-                             inclusive_of_start: bool = True) -> Sequence[Notification]: ...
-
-
-async def relay_once(worker: KafkaWorker, recorder: LogSource, after: int,
-                     key_of: Callable[[Notification, Any], str], mapper: Mapper[Any],
-                     limit: int = 500) -> int:
-    """Publish the next batch of the log after `after`, keyed by event id, and wait for the
-    broker's acknowledgements; returns the position reached (to be tracked by the caller)."""
-    batch = await asyncio.to_thread(recorder.select_notifications, after, limit,
-                                    inclusive_of_start=False)
-    pending = []
-    for notification in batch:
-        key = key_of(notification, mapper.to_domain_event(notification))
-        pending.append(await worker.facts.send(key=key, value=encode(notification)))
-    for future in pending:
-        await future
-    return batch[-1].id if batch else after

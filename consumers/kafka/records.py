@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 import faust
+from eventsourcing.persistence import Mapper, Notification
 
 
 class FactRecord(faust.Record, serializer="json"):
@@ -14,3 +18,23 @@ class FactRecord(faust.Record, serializer="json"):
     originator_version: int
     topic: str
     state: str
+
+
+def encode(notification: Notification) -> FactRecord:
+    return FactRecord(
+        position=notification.id,
+        originator_id=str(notification.originator_id),
+        originator_version=notification.originator_version,
+        topic=notification.topic,
+        state=notification.state.decode(),
+    )
+
+
+def decode(mapper: Mapper[Any], record: FactRecord) -> Any:
+    return mapper.to_domain_event(Notification(
+        id=record.position,
+        originator_id=UUID(record.originator_id),
+        originator_version=record.originator_version,
+        topic=record.topic,
+        state=record.state.encode(),
+    ))

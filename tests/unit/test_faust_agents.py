@@ -1,6 +1,6 @@
-"""The faust agents, driven through faust's own test harness (no Kafka broker can run here),
-on either backend: they must leave the same mail and reminder bookkeeping as the embedded
-followers."""
+"""The faust agents, driven through faust's own test harness, on either backend: they must
+leave the same mail and reminder bookkeeping as the embedded followers. (The whole worker
+against a real broker: tests/e2e/test_kafka_*.py.)"""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import pytest
 from alphabet import wiring
 from alphabet.settings import Postgres, Settings
 from alphabet.worker import fact_key
-from consumers.kafka.agents import add_agents, encode, relay_once
-from consumers.kafka.app import create_faust_app
+from consumers.kafka.agents import add_agents
+from consumers.kafka.app import KafkaOptions, create_faust_app
+from consumers.kafka.records import FactRecord, encode
+from consumers.kafka.relay import relay_once
 from domain.application import EventsApplication
 from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, create
@@ -64,7 +66,7 @@ def test_agents_leave_the_same_bookkeeping_as_the_embedded_followers(
     notifications = app.recorder.select_notifications(start=0, limit=100)
 
     through_kafka = wiring.state_database(settings)
-    worker = create_faust_app("kafka://127.0.0.1:9092")
+    worker = create_faust_app(KafkaOptions("kafka://127.0.0.1:9092"))
     agents = add_agents(worker, through_kafka, app.mapper, wiring.consumer_views(settings))
 
     async def feed() -> None:
@@ -95,7 +97,7 @@ def test_a_redelivered_record_is_applied_once(settings: Settings) -> None:
     history(app)
     first = app.recorder.select_notifications(start=0, limit=1)[0]
     db = wiring.state_database(settings)
-    worker = create_faust_app("kafka://127.0.0.1:9092")
+    worker = create_faust_app(KafkaOptions("kafka://127.0.0.1:9092"))
     agents = add_agents(worker, db, app.mapper, wiring.consumer_views(settings))
 
     async def feed_twice() -> None:
@@ -111,13 +113,13 @@ def test_a_redelivered_record_is_applied_once(settings: Settings) -> None:
 
 
 class Collecting:
-    """A stand-in for the faust topic at the port: records what the relay sends."""
+    """A stand-in for aiokafka's producer at the port: records what the relay sends."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
+        self.sent: list[tuple[str, bytes, bytes]] = []
 
-    async def send(self, key: str, value: Any) -> asyncio.Future[None]:
-        self.sent.append((key, value))
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        self.sent.append((topic, key, value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -126,15 +128,14 @@ class Collecting:
 def test_the_relay_publishes_the_log_in_order_keyed_by_event_id(settings: Settings) -> None:
     app = wiring.event_application(settings)
     history(app)
-    worker = create_faust_app("kafka://127.0.0.1:9092")
-    topic = Collecting()
-    worker.facts = topic
+    producer = Collecting()
 
-    reached = asyncio.run(relay_once(worker, app.recorder, 0, fact_key, app.mapper, limit=2))
+    reached = asyncio.run(relay_once(producer, app.recorder, 0, fact_key, app.mapper, limit=2))
     assert reached == 2
-    reached = asyncio.run(relay_once(worker, app.recorder, reached, fact_key, app.mapper))
+    reached = asyncio.run(relay_once(producer, app.recorder, reached, fact_key, app.mapper))
     assert reached == 3
-    positions = [record.position for _, record in topic.sent]
-    assert positions == [1, 2, 3]
-    assert len({key for key, _ in topic.sent}) == 1
+    records = [FactRecord.loads(value) for _, _, value in producer.sent]
+    assert [record.position for record in records] == [1, 2, 3]
+    assert {topic for topic, _, _ in producer.sent} == {"alphabet.facts"}
+    assert len({key for _, key, _ in producer.sent}) == 1
     app.close()
