@@ -13,8 +13,7 @@ from sanic.response import JSONResponse
 from api.context import CurrentUser, Services, command, now, off_loop, signed_in
 from api.docs import WRITTEN, Answer, documented
 from api.errors import ApiError, explain, invalid_body
-from api.events import position_header
-from api.present import aggregates_json
+from api.present import aggregates_json, position_header
 from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventsOut
 from domain.application import Refused, Written, each, sift
 from domain.events import check_fields

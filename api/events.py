@@ -37,7 +37,7 @@ from api.docs import (
     documented,
 )
 from api.errors import ApiError
-from api.present import aggregate_json, history_json
+from api.present import aggregate_json, history_json, position_header
 from api.rendered import JSON, event_body
 from api.schemas import (
     EventChangeBody,
@@ -197,10 +197,6 @@ async def written_json(services: Services, written: Written, user: CurrentUser, 
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"
     return json({"message": message, "event": shown}, status=status, headers=headers)
-
-
-def position_header(written: Written) -> dict[str, str]:
-    return {"X-Position": str(written.position)} if written.position is not None else {}
 
 
 def event_uuid(value: str) -> UUID:

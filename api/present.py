@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from domain.application import Written
 from domain.events import Event, fact_by, fact_changes
 from domain.presentation import (
     changes_json,
@@ -79,3 +80,8 @@ def user_json(account: Account, viewer_id: str) -> dict[str, Any]:
         shown["email"] = account.email
     shown.update(created_at=account.created_at, updated_at=account.updated_at)
     return shown
+
+
+def position_header(written: Written) -> dict[str, str]:
+    """Absent when the write recorded nothing (there is no new position to wait for)."""
+    return {"X-Position": str(written.position)} if written.position is not None else {}

@@ -10,7 +10,7 @@ from sanic.response import JSONResponse
 from api.auth import issue
 from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
 from api.docs import WRITTEN, Answer, documented
-from api.present import user_json
+from api.present import position_header, user_json
 from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
 from api.security import hash_password, verify_password
 from consumers.mail import erase_outbox
@@ -99,8 +99,7 @@ async def delete_user(request: Request, services: Services, user: CurrentUser,
     written = await command(services, services.app.delete_user, UUID(user.id), owned)
     await off_loop(services.people.erase, user.id)
     await off_loop(erase_outbox, services.outbox, user.id)
-    return json({"message": f'User "{user.username}" deleted'},
-                headers={"X-Position": str(written.position)})
+    return json({"message": f'User "{user.username}" deleted'}, headers=position_header(written))
 
 
 async def _account(services: Services, user_id: str) -> Account:

@@ -215,13 +215,17 @@ class EventsApplication(Application[UUID]):
 
     def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID]) -> Written:
         """The account and every live event it owns end in one atomic save, so participants
-        are told of each cancellation exactly as if the owner had deleted it."""
+        are told of each cancellation exactly as if the owner had deleted it. An account
+        already deleted records nothing: a deletion that stopped after this save (before its
+        personal data was erased) is finished by asking again."""
 
         def load() -> list[Any]:
             owned = [self._get(Event, event_id) for event_id in owned_event_ids]
             return [self._get(User, user_id), *(e for e in owned if not e.deleted)]
 
         def act(aggregates: list[Any]) -> None:
+            if aggregates[0].deleted:
+                return
             aggregates[0].delete()
             for event in aggregates[1:]:
                 event.delete(by=str(user_id))

@@ -228,9 +228,13 @@ class PostgresDatabase:
                     yield Session(conn, pipelined=True)
                     conn.execute("COMMIT")
             except BaseException:
-                if not conn.closed and conn.info.transaction_status in (
-                        TransactionStatus.INTRANS, TransactionStatus.INERROR):
-                    conn.execute("ROLLBACK")
+                # A statement the failed pipeline skipped may have been due to be prepared:
+                # psycopg then keeps a name the server never saw, and later uses of the
+                # connection fail with "prepared statement does not exist" (DEALLOCATE ALL
+                # does not bring the two back in step). Failed writes are rare (a name taken
+                # in a race, a lost connection), so the connection goes and the pool opens a
+                # fresh one.
+                conn.close()
                 raise
 
     def create_schema(self, statements: Sequence[str] = ()) -> None:

@@ -25,7 +25,7 @@ from projections.database import Connection, StateDatabase
 from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
 from projections.follower import Fact, Follower, Log, position
-from projections.postgres import POSTGRES, placeholders
+from projections.postgres import POSTGRES, PostgresDatabase, placeholders
 from projections.replay import replay
 from tests.conftest import ROOT, Backend, fresh
 from tests.integration.test_views import (
@@ -341,3 +341,35 @@ def test_a_follower_killed_while_holding_its_lease_is_taken_over_with_nothing_lo
         unnumbered = VIEW_COLUMNS.removeprefix("seq, ")
         assert view_rows(lambda sql: rows(own, sql), unnumbered) == sqlite_rows(
             reference, unnumbered)
+
+
+def test_writes_refused_for_a_unique_violation_leave_later_writes_working() -> None:
+    """A write refused by a unique index (a name taken in a race) aborts its pipelined
+    transaction. psycopg counted the statements that pipeline skipped towards preparing them,
+    kept the name of one the server never saw, and every later write on that connection
+    failed with "prepared statement does not exist" (the fuzzer's 500s on sign-in, refresh,
+    sign-out, renames and deletions). A refused write must cost only itself."""
+    with fresh("postgres") as backend:
+        assert backend.url
+        db = PostgresDatabase(backend.url, max_size=1)
+        try:
+            with db.write() as conn:
+                conn.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+            for number in range(8):
+                with db.write() as conn:
+                    conn.execute("INSERT INTO names VALUES (?, ?)", (number, f"n{number}"))
+                    conn.execute("UPDATE names SET name = ? WHERE id = ?", (f"m{number}", number))
+            refused = 0
+            for number in range(100, 120):
+                try:
+                    with db.write() as conn:
+                        taken = "m0" if number % 2 else f"x{number}"
+                        conn.execute("UPDATE names SET name = ? WHERE id = ?", (taken, 1))
+                        conn.execute("INSERT INTO names VALUES (?, ?)", (number, f"y{number}"))
+                except db.unique_violation:
+                    refused += 1
+            assert refused == 10
+            rows = db.connection().execute("SELECT count(*) AS n FROM names").fetchone()["n"]
+            assert rows == 8 + 10
+        finally:
+            db.close()
