@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from consumers.mail import Connection, Database
+from consumers.mail.outbox import Connection, Database
 from domain.application import Written
 from domain.events import Event
 from domain.presentation import instant

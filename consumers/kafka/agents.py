@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class Handler(Protocol):
-    """A tracked consumer's handler (consumers.mail.MailQueue, consumers.remind.RemindersView)."""
+    """A tracked consumer's handler (consumers.mail.outbox.MailQueue,
+    consumers.remind.RemindersView)."""
 
     name: str
 
