@@ -16,11 +16,12 @@ import aiosmtplib
 
 from consumers.calendar import Person
 from consumers.mail.letters import Letter, header_message_id, kind_for, letter
-from consumers.mail.outbox import MARK, Connection, Database, Outgoing
+from consumers.mail.outbox import MARK, Outgoing
 from consumers.mail.transports import OrganiserErasedError, RecipientErasedError, Transport
 from consumers.messages import LoadEvent, LookUpNames
 from domain.events import Event
 from domain.presentation import Names, fields_of, people_of
+from domain.storage import Connection, Database
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,13 @@ one row per email to send, in the same transaction as its position. The mailer
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from domain.events import Event
 from domain.reminders import Reminder
+from domain.storage import Connection
 
 # The domain of an outbox row's key; each message's Message-ID header is at the configured domain
 # instead (header_message_id).
@@ -18,33 +19,6 @@ KEY_DOMAIN = "alphabet-events"
 
 # Every outbox row up to this log position is settled (sent or dropped); see Mailer.due.
 MARK = "mail.settled"
-
-
-class Rows(Protocol):
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Connection(Protocol):
-    """A connection to the state database (projections.database.Connection): SQL with `?`
-    placeholders, rows read by column name, on SQLite and PostgreSQL alike."""
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
-
-
-class Database(Protocol):
-    """The state database (projections.database.StateDatabase), as consumers need it."""
-
-    transient: tuple[type[Exception], ...]
-
-    def connection(self) -> Connection: ...
-
-    def write(self) -> Any: ...
 
 
 def message_id(event_id: str, version: int, person_id: str, kind: str) -> str:
