@@ -14,11 +14,21 @@ from consumers.mail.letters import Envelope, Mail
 
 class Transport(Protocol):
     """Where messages go. A delivery pass ends with end_pass(), so what a pass keeps open (an
-    SMTP connection, the outbox lock file) is shared by its messages and never outlives it."""
+    SMTP connection, the outbox lock file) is shared by its messages and never outlives it.
+    A transport that can see erasures (the dev outbox) answers with the errors below."""
 
     async def deliver(self, message: Mail, envelope: Envelope) -> None: ...
 
     async def end_pass(self) -> None: ...
+
+
+class RecipientErasedError(Exception):
+    """The recipient's data was erased while their message was on its way."""
+
+
+class OrganiserErasedError(Exception):
+    """The organiser named in a message was erased while it was on its way: the message must
+    be made again without their name."""
 
 
 class SmtpTransport:
@@ -78,13 +88,3 @@ class SmtpTransport:
         if self.client is not None:
             self.client.close()
             self.client = None
-
-
-class RecipientErasedError(Exception):
-    """The recipient's data was erased while their message was on its way."""
-
-
-class OrganiserErasedError(Exception):
-    """The organiser named in a message was erased while it was on its way: the message must
-    be made again without their name."""
-
