@@ -53,6 +53,12 @@ SCHEMA = [
         view TEXT PRIMARY KEY,
         position BIGINT NOT NULL
     )""",
+    # Counts that are not log positions (how many times names changed), apart from tracking,
+    # whose every row is a follower's place in the log.
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+    )""",
 ]
 
 # How often scrub() retries a checkpoint that readers or writers held back (50 ms apart).
