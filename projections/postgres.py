@@ -162,21 +162,22 @@ class PostgresDialect:
     def numbering(self) -> Numbering:
         return IdentityNumbering()
 
-    def rename(self, conn: Connection, view: Tables, suffix: str) -> None:
-        """Tables, their indexes and their identity sequences all take the live names, so
-        nothing is rebuilt inside the swap and no name keeps the suffix."""
-        for table in view.tables:
-            conn.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
+    def rename(self, conn: Connection, rebuilt: Tables, live: Tables) -> None:
+        """Tables, their indexes and their identity sequences (each named after its table)
+        all take the live names, so nothing is rebuilt inside the swap and no rebuild name
+        is left behind."""
+        for table, name in zip(rebuilt.tables, live.tables, strict=True):
+            conn.execute(f"ALTER TABLE {table} RENAME TO {name}")
             owned = conn.execute(
                 "SELECT c.relname AS name, c.relkind AS kind FROM pg_class c "
                 "WHERE c.relnamespace = current_schema()::regnamespace "
                 "AND c.relkind IN ('i', 'S') AND starts_with(c.relname, ?)",
-                (table + suffix,),
+                (table,),
             ).fetchall()
             for row in owned:
                 kind = "INDEX" if row["kind"] == "i" else "SEQUENCE"
-                live = table + row["name"][len(table + suffix):]
-                conn.execute(f"ALTER {kind} {row['name']} RENAME TO {live}")
+                renamed = name + row["name"][len(table):]
+                conn.execute(f"ALTER {kind} {row['name']} RENAME TO {renamed}")
 
 
 POSTGRES = PostgresDialect()

@@ -21,7 +21,7 @@ import pytest
 
 from alphabet import wiring
 from alphabet.settings import Postgres, Settings
-from domain.storage import Connection
+from domain.storage import LIVE, Connection, Place
 from projections.database import StateDatabase
 from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
@@ -75,17 +75,21 @@ class Ledgered(EventsView):
     """The events view, also keeping one row per fact applied and who applied it, with no
     unique key: a fact applied twice would show as two rows."""
 
-    def __init__(self) -> None:
-        super().__init__(POSTGRES)
-        self.tables = (*self.tables, "ledger")
+    def __init__(self, place: Place = LIVE) -> None:
+        super().__init__(POSTGRES, place)
+        self.ledger = place("ledger")
+        self.tables = (*self.tables, self.ledger)
 
-    def schema(self, suffix: str = "") -> list[str]:
-        return [*super().schema(suffix), f"CREATE TABLE IF NOT EXISTS ledger{suffix} "
+    def at(self, place: Place) -> Ledgered:
+        return Ledgered(place)
+
+    def schema(self) -> list[str]:
+        return [*super().schema(), f"CREATE TABLE IF NOT EXISTS {self.ledger} "
                 "(position BIGINT NOT NULL, pid INTEGER NOT NULL)"]
 
-    def apply(self, conn: Connection, position: int, fact: Fact, suffix: str = "") -> None:
-        super().apply(conn, position, fact, suffix)
-        conn.execute(f"INSERT INTO ledger{suffix} VALUES (?, ?)", (position, os.getpid()))
+    def apply(self, conn: Connection, position: int, fact: Fact) -> None:
+        super().apply(conn, position, fact)
+        conn.execute(f"INSERT INTO {self.ledger} VALUES (?, ?)", (position, os.getpid()))
 
 
 def settings_for(backend: Backend, data_dir: Path) -> Settings:
