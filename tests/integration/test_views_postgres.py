@@ -32,9 +32,11 @@ from tests.conftest import ROOT, Backend, fresh
 from tests.integration.test_views import (
     CHURNED,
     SHAPES,
+    VIEWS,
     Store,
     churn,
     race_two_followers,
+    rebuild_alone,
     reference,
     store,
 )
@@ -188,6 +190,29 @@ def test_tel_aviv_port_is_found_whatever_the_case_accents_or_punctuation(
     names = {row["location"] for row in built.connection().execute(
         "SELECT DISTINCT location FROM events_view WHERE id = ANY(?)", (list(found[0]),))}
     assert names == {"Tel Aviv Port", "Café Tél Avív"}
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_a_view_built_for_a_rebuild_writes_only_its_rebuild_tables(
+    churn: Store, database: Backend, name: str
+) -> None:
+    """As on SQLite, in a schema of its own holding none of the view's live tables."""
+    assert database.url is not None
+    schema = f"rebuild_{name}"
+    db = PostgresDatabase(Postgres.from_url(f"{database.url}?schema={schema}").conninfo, schema)
+    db.create_schema()  # the state database's own tables, none of a view's
+    view = EventsView(POSTGRES) if name == "events" else VIEWS[name]()
+    try:
+        counts = rebuild_alone(db, churn, view)
+        assert counts and all(counts.values()), counts
+        live = {row["tablename"] for row in db.connection().execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = ?", (schema,))}
+        assert set(counts) <= live
+        assert not live & set(view.tables)
+    finally:
+        db.close()
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")  # the replay test looks for leftovers
 
 
 # ---------------------------------------------------------------------------------------------
