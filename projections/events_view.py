@@ -57,10 +57,10 @@ class EventsSql:
         # by their whole key, which the event's row holds.
         self.indexes = {f"{view}_start": f"{view} (starting_time, id)",
                         f"{view}_owner": f"{view} (owner_id)", **self.search.indexes()}
-        columns = [*ROW, *self.search.columns]
+        self.columns = columns = (*ROW, *self.search.columns)
         self.insert = (f"INSERT INTO {view} ({', '.join(columns)}) "
                        f"VALUES ({', '.join('?' * len(columns))})")
-        # a loader's rows, numbered by the loader
+        # a loader's rows, numbered by the loader (`seq` the first of `values`)
         self.load = (f"INSERT INTO {view} (seq, {', '.join(columns)})"
                      f"{dialect.numbering().overriding} "
                      f"VALUES ({', '.join('?' * (1 + len(columns)))})")
@@ -78,6 +78,10 @@ class EventsSql:
         # found by their whole key, listed from the event's row (before it changes)
         self.remove_people = (f"DELETE FROM {people} WHERE (person_id, starting_time, event_id) "
                               f"IN ({listed[BY_ID]})")
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A row's values in the order `insert` names its columns."""
+        return tuple(row[column] for column in self.columns)
 
     def update(self, columns: Iterable[str]) -> str:
         """Setting `columns` (those a fact changes) of the row numbered by the last `?`."""
@@ -156,7 +160,7 @@ class EventsView:
 
     def _insert(self, conn: Connection, position: int, fact: Any) -> None:
         row = self.created(position, fact)
-        conn.execute(self.sql.insert, tuple(row.values()))
+        conn.execute(self.sql.insert, self.sql.values(row))
         self.search.added(conn, BY_ID, row["id"])
         self.add_people(conn, BY_ID, row["id"])
 
@@ -252,7 +256,7 @@ class EventsLoader:
         """The rows, then their words and people copied from them inside the database: the
         batch's rows are the ones numbered from its first."""
         view, first = self.view, rows[0]["seq"]
-        conn.executemany(view.sql.load, [tuple(row.values()) for row in rows])
+        conn.executemany(view.sql.load, [(row["seq"], *view.sql.values(row)) for row in rows])
         view.search.added(conn, FROM_SEQ, first)
         view.add_people(conn, FROM_SEQ, first)
         self.numbers.drawn(conn, view.sql.view)
