@@ -183,7 +183,18 @@ function showFields(event, note) {
   $("as-of-shown").textContent = note;
 }
 
-async function openEvent(id) {
+// Facts name people by id; the trail shows usernames (an erased account has none left).
+const usernames = new Map();
+async function username(id) {
+  if (id === null) return "(nobody)";
+  if (!usernames.has(id)) {
+    usernames.set(id, api(`/api/user/${id}`).then(({ user }) => user.username,
+      () => "(deleted user)"));
+  }
+  return usernames.get(id);
+}
+
+async function openEvent(id, focus = true) {
   $("event-pane").hidden = false;
   $("event-error").textContent = "";
   const [{ history }, current] = await Promise.all([
@@ -191,13 +202,21 @@ async function openEvent(id) {
     api(`/api/event/${id}`).catch((error) => ({ error })),
   ]);
   const latest = history[history.length - 1].version;
-  shownEvent = { id, latest, history };
-  $("event-title").textContent = history[0].changes.name ?? "Event";
   const slider = $("as-of");
+  // A reader looking at a past version stays there when the event changes meanwhile.
+  const inThePast = shownEvent && shownEvent.id === id
+    && Number(slider.value) < shownEvent.latest;
+  shownEvent = { id, latest, history };
+  const names = history.map((fact) => fact.changes.name).filter(Boolean);
+  $("event-title").textContent = names[names.length - 1] ?? "Event";
   slider.max = String(latest);
+  await renderHistory(history);
+  if (inThePast) {
+    await showVersion();
+    return;
+  }
   slider.value = String(latest);
   slider.setAttribute("aria-valuetext", `version ${latest} of ${latest}`);
-  renderHistory(history);
   if (current.error) {
     $("event-error").textContent = current.error.message;
     $("event-fields").replaceChildren();
@@ -207,15 +226,16 @@ async function openEvent(id) {
     showFields(current.event, `Version ${latest} of ${latest} (now)`);
     $("delete-event").hidden = false;
   }
-  $("event-title").focus();
+  if (focus) $("event-title").focus();
 }
 
-function renderHistory(history) {
+async function renderHistory(history) {
+  const by = await Promise.all(history.map((fact) => username(fact.by)));
   const list = $("history");
   list.replaceChildren();
-  for (const fact of history) {
+  for (const [index, fact] of history.entries()) {
     const item = document.createElement("li");
-    item.textContent = `v${fact.version} ${fact.type} by ${fact.by ?? "(deleted user)"}`;
+    item.textContent = `v${fact.version} ${fact.type} by ${by[index]}`;
     const details = document.createElement("small");
     const changed = Object.keys(fact.changes);
     details.textContent = `${when(fact.at)}${changed.length ? ` · ${changed.join(", ")}` : ""}`;
@@ -293,6 +313,8 @@ function connect(state) {
     item.append(details);
     item.dataset.position = String(data.position);
     $("feed").prepend(item);
+    // The event on show has changed: its trail and slider grow, where the reader is.
+    if (shownEvent && data.event_id === shownEvent.id) openEvent(shownEvent.id, false);
   });
   socket.addEventListener("close", async (closed) => {
     if (state !== feed || state.paused || state.socket !== socket) return;
