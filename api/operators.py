@@ -57,7 +57,8 @@ def operating(
 @documented("For operators: the event log's head and each view's lag behind it",
             {200: Answer(OperatorStatus), 403: None}, auth=True)
 @operating
-async def status(request: Request, found: Services, user: CurrentUser) -> JSONResponse:
+async def operator_status(request: Request, found: Services, user: CurrentUser
+                          ) -> JSONResponse:
     head = await off_loop(found.log.head)
     return json({"operator": True, "position": head, "views": await views_lag(found, head)})
 
