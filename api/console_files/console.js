@@ -197,6 +197,7 @@ async function username(id) {
 async function openEvent(id, focus = true) {
   $("event-pane").hidden = false;
   $("event-error").textContent = "";
+  $("event-note").textContent = "";
   const [{ history }, current] = await Promise.all([
     api(`/api/event/${id}/history`),
     api(`/api/event/${id}`).catch((error) => ({ error })),
@@ -267,8 +268,8 @@ async function deleteEvent() {
   if (!shownEvent || !window.confirm("Delete this event? Its participants are told.")) return;
   try {
     const { message } = await api(`/api/event/${shownEvent.id}`, { method: "DELETE" });
-    $("event-error").textContent = message;
     await Promise.all([openEvent(shownEvent.id), listEvents()]);
+    $("event-note").textContent = message;
   } catch (error) {
     $("event-error").textContent = error.message;
   }

@@ -174,9 +174,12 @@ def test_a_person_signs_in_searches_reads_the_past_and_follows_the_live_feed(
     assert any(url.endswith("/console/assets/console.js") for url in asked)
 
 
-def test_an_operator_sees_the_views_lag_and_replays_them_from_the_console(
+def test_an_operator_sees_the_views_lag_replays_them_and_deletes_someone_elses_event(
     server: Server, http: httpx.Client, boss: Person, backend: Backend
 ) -> None:
+    owner = sign_up(http, "owner")
+    made = http.post("/api/events", headers=owner.headers, json=event_body(name="Not theirs"))
+    assert made.status_code == 201, made.text
     with chromium() as browser:
         page = browser.new_page()
         page.goto(f"{server.url}/console")
@@ -196,6 +199,16 @@ def test_an_operator_sees_the_views_lag_and_replays_them_from_the_console(
         rebuilt = int(re.findall(r"events to position (\d+)", done.inner_text())[0])
         assert rebuilt >= head
         shot(page, "operator", backend)
+
+        page.get_by_label("Name has the words").fill("not theirs")
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("button", name="Not theirs").click()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete this event").click()
+        page.get_by_text(f"v2 Deleted by {boss.username}").wait_for(timeout=WAIT)
+        page.get_by_text('Event "Not theirs" deleted').wait_for(timeout=WAIT)
+    gone = http.get(f"/api/event/{made.json()['event']['id']}", headers=owner.headers)
+    assert gone.status_code == 410
 
 
 def test_the_console_is_readable_on_a_phone(server: Server, http: httpx.Client,
