@@ -4,6 +4,7 @@ see the views' lag and replay them; anyone else still hears 403."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,8 @@ from uuid import UUID
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from alphabet.settings import Settings
 from alphabet.wiring import event_application
@@ -110,6 +113,23 @@ def test_an_operator_deletes_an_account_and_every_fact_of_it_names_the_operator(
     assert isinstance(deleted, User.Deleted)
     assert deleted.by == boss.id
     assert server.holding(victim.email) == []
+
+
+def test_the_open_sockets_of_an_account_an_operator_deletes_are_closed_with_4401(
+    http: httpx.Client, server: Server, boss: Person
+) -> None:
+    watcher = sign_up(http, "watcher")
+    url = f"ws://127.0.0.1:{server.port}/ws/events?token={watcher.access}"
+    with connect(url, open_timeout=SECONDS) as ws:
+        assert json.loads(ws.recv(timeout=SECONDS))["type"] == "ready"
+
+        assert http.delete(f"/api/user/{watcher.id}", headers=boss.headers).status_code == 200
+
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:  # feed messages of others' changes may come first
+                ws.recv(timeout=SECONDS)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
 
 
 def test_a_user_deleting_their_own_account_is_named_as_its_deleter(
