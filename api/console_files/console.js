@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const TOKENS = "alphabet-console-tokens";
 const PAGE = 20;
+const FEED_KEPT = 200; // the feed pane shows the latest changes, not the whole log
 
 let tokens = JSON.parse(sessionStorage.getItem(TOKENS) || "null");
 let nextCursor = null;
@@ -314,6 +315,7 @@ function connect(state) {
     item.append(details);
     item.dataset.position = String(data.position);
     $("feed").prepend(item);
+    while ($("feed").children.length > FEED_KEPT) $("feed").lastElementChild.remove();
     // The event on show has changed: its trail and slider grow, where the reader is.
     if (shownEvent && data.event_id === shownEvent.id) openEvent(shownEvent.id, false);
   });
