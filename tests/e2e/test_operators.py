@@ -185,11 +185,15 @@ def test_granting_an_unknown_account_fails_plainly(server: Server) -> None:
 def test_an_operator_sees_each_views_lag_and_replays_them_while_the_lists_stay_the_same(
     http: httpx.Client, owner: Person, boss: Person, other: Person
 ) -> None:
-    create(http, owner, name="Before the replay")
+    made = http.post("/api/events", json=event_body(name="Before the replay"),
+                     headers=owner.headers)
+    assert made.status_code == 201, made.text
     assert_error(http.post("/api/operator/replay", headers=other.headers), 403, "forbidden")
     assert_error(http.post("/api/operator/replay"), 401)
-    before = http.get("/api/events", params={"limit": 1000, "min_position": 0},
+    before = http.get("/api/events", params={"limit": 1000,
+                                             "min_position": made.headers["x-position"]},
                       headers=owner.headers).json()
+    assert "Before the replay" in [event["name"] for event in before["events"]]
 
     status = http.get("/api/operator/status", headers=boss.headers)
     assert status.status_code == 200, status.text
