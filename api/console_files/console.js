@@ -131,12 +131,15 @@ function filterQuery() {
   return { path, query };
 }
 
+let listRequest = 0;
 async function listEvents(more = false) {
   const { path, query } = filterQuery();
   if (more && nextCursor) query.set("cursor", nextCursor);
   $("events-status").textContent = "Loading…";
+  const asked = ++listRequest;
   try {
     const page = await api(`${path}?${query}`);
+    if (asked !== listRequest) return; // a newer search has been asked for
     if (!more) $("events").replaceChildren();
     for (const event of page.events) $("events").append(eventItem(event));
     nextCursor = page.next;
