@@ -238,6 +238,7 @@ def services(settings: Settings) -> Services:
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,
+        operators=settings.operators,
     )
 
 
