@@ -158,7 +158,7 @@ class Follower:
         head = self.log.head()
         applied = 0
         for view in self.views if views is None else views:
-            while position(self.db.connection(), view.name) < head:
+            while position(self.db.connection(), tracked(view)) < head:
                 applied += catch_up_batch(self.db, self.log, view, self.batch)
         return applied
 
