@@ -120,6 +120,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    from alphabet import metrics_dir
+
+    metrics_dir.prepare(settings)  # before anything imports prometheus_client
     from alphabet.app import create_app
 
     loader = AppLoader(factory=partial(create_app, settings))
