@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 JSON = "application/json"
 CALENDAR = "text/calendar"
-TEXT = "text/plain"
+PLAIN_TEXT = "text/plain"
 BEARER = "bearer"
 SCHEMAS = "#/components/schemas/{model}"
 VALIDATION: JsonSchemaMode = "validation"

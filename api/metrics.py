@@ -31,7 +31,7 @@ from sanic.response import BaseHTTPResponse, raw
 
 from alphabet.metrics_dir import VARIABLE
 from api.context import Services, off_loop, served
-from api.docs import TEXT, Answer, documented
+from api.docs import PLAIN_TEXT, Answer, documented
 from api.errors import ApiError, unauthorized
 
 bp = Blueprint("metrics")
@@ -96,7 +96,7 @@ def process_stopped() -> None:
 @bp.get("/metrics")
 @documented("Prometheus metrics (text format 0.0.4). Loopback clients only, unless "
             "ALPHABET_METRICS_TOKEN is set: then `Authorization: Bearer <that token>` from "
-            "anywhere", {200: Answer(media=TEXT), 401: Answer(headers=("WWW-Authenticate",)),
+            "anywhere", {200: Answer(media=PLAIN_TEXT), 401: Answer(headers=("WWW-Authenticate",)),
                          403: None})
 @served
 async def metrics(request: Request, services: Services) -> HTTPResponse:
