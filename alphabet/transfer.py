@@ -276,41 +276,42 @@ def _base64(text: str) -> bool:
 
 
 def load(app: EventsApplication, db: StateDatabase, path: Path, expected: Summary) -> None:
-    """Writes a verified file in its order, a page per transaction: the facts, then the
-    rows."""
+    """Writes a verified file, a page per transaction: the rows first, then the facts, so a
+    mailer already following the new store finds each recipient's address and what was
+    delivered before the facts that queue their emails."""
     from consumers.mail import DELIVERY_SCHEMA
 
     with db.write() as conn:  # as the mailer makes it, for the deliveries to go into
         conn.execute(DELIVERY_SCHEMA)
-    facts: list[StoredEvent] = []
     rows: list[Sequence[Any]] = []
     table = TABLES[0]
-    with bar("import", expected.facts + sum(expected.rows.values()), "line") as progress:
-        for entry in _entries(path):
-            if entry["kind"] == "fact":
-                facts.append(StoredEvent(UUID(entry["originator_id"]),
-                                         entry["originator_version"], entry["topic"],
-                                         base64.b64decode(entry["state"])))
-                if len(facts) == PAGE:
-                    _insert_facts(app, facts, progress)
-                continue
-            _insert_facts(app, facts, progress)
+    with bar("import rows", sum(expected.rows.values()), "row") as progress:
+        for entry in _entries(path, "row"):
             if entry["table"] != table.name or len(rows) == PAGE:
                 _insert_rows(db, table, rows, progress)
                 table = BY_NAME[entry["table"]]
             rows.append([entry["row"][column] for column in table.columns])
-        _insert_facts(app, facts, progress)
         _insert_rows(db, table, rows, progress)
+    facts: list[StoredEvent] = []
+    with bar("import facts", expected.facts, "fact") as progress:
+        for entry in _entries(path, "fact"):
+            facts.append(StoredEvent(UUID(entry["originator_id"]), entry["originator_version"],
+                                     entry["topic"], base64.b64decode(entry["state"])))
+            if len(facts) == PAGE:
+                _insert_facts(app, facts, progress)
+        _insert_facts(app, facts, progress)
 
 
-def _entries(path: Path) -> Iterator[dict[str, Any]]:
-    """The lines between the header and the checksum line."""
+def _entries(path: Path, kind: str) -> Iterator[dict[str, Any]]:
+    """The lines of a kind between the header and the checksum line."""
     with path.open("rb") as handle:
         lines = iter(handle)
         next(lines)
         previous = next(lines)
         for line in lines:
-            yield json.loads(previous)
+            entry = json.loads(previous)
+            if entry["kind"] == kind:
+                yield entry
             previous = line
 
 
