@@ -80,11 +80,25 @@ async def started(request: Request) -> None:
 
 
 async def answered(request: Request, response: BaseHTTPResponse) -> None:
-    route = request.route.name.partition(".")[2] if request.route else UNMATCHED
-    REQUESTS.labels(route, request.method, str(response.status)).inc()
+    key = (request.route.name if request.route else UNMATCHED, request.method,
+           response.status)
+    counted = _children.get(key) or _child(*key)
+    counted[0].inc()
     began = getattr(request.ctx, "metrics_started", None)
     if began is not None:
-        LATENCY.labels(route, request.method).observe(time.perf_counter() - began)
+        counted[1].observe(time.perf_counter() - began)
+
+
+# Each label set's counter and histogram, found once: labels() costs as much as the count.
+# As bounded as the labels themselves.
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _child(name: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    route = name if name == UNMATCHED else name.partition(".")[2]  # without the app's name
+    found = _children[name, method, status] = (REQUESTS.labels(route, method, str(status)),
+                                               LATENCY.labels(route, method))
+    return found
 
 
 def process_stopped() -> None:
