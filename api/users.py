@@ -13,7 +13,7 @@ from api.docs import WRITTEN, Answer, documented
 from api.present import position_header, user_json
 from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
 from api.security import hash_password, verify_password
-from consumers.mail import erase_outbox
+from consumers.mail.dev_outbox import erase_outbox
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
 from domain.presentation import utc
 from projections.events_view import owned_event_ids
