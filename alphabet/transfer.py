@@ -279,7 +279,7 @@ def load(app: EventsApplication, db: StateDatabase, path: Path, expected: Summar
     """Writes a verified file, a page per transaction: the rows first, then the facts, so a
     mailer already following the new store finds each recipient's address and what was
     delivered before the facts that queue their emails."""
-    from consumers.mail import DELIVERY_SCHEMA
+    from consumers.mail.delivery import DELIVERY_SCHEMA
 
     with db.write() as conn:  # as the mailer makes it, for the deliveries to go into
         conn.execute(DELIVERY_SCHEMA)

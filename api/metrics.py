@@ -33,6 +33,7 @@ from alphabet.metrics_dir import VARIABLE
 from api.context import Services, off_loop, served
 from api.docs import PLAIN_TEXT, Answer, documented
 from api.errors import ApiError, unauthorized
+from consumers.mail.outbox import MARK
 
 bp = Blueprint("metrics")
 
@@ -170,7 +171,7 @@ OUTCOMES = ("SELECT COALESCE(SUM(CASE WHEN outcome = 'sent' THEN 1 ELSE 0 END), 
             "COALESCE(SUM(CASE WHEN outcome LIKE 'dropped%' THEN 1 ELSE 0 END), 0) AS dropped, "
             "COALESCE(SUM(attempts), 0) AS failed FROM mail_delivery")
 PENDING = ("SELECT COUNT(*) AS pending FROM mail_outbox o {join} WHERE o.position > "
-           "COALESCE((SELECT position FROM tracking WHERE view = 'mail.settled'), 0) {undone}")
+           "COALESCE((SELECT position FROM tracking WHERE view = ?), 0) {undone}")
 DELIVERIES = {
     "sqlite": "SELECT COUNT(*) AS found FROM sqlite_master WHERE name = 'mail_delivery'",
     "postgresql": "SELECT COUNT(*) AS found FROM pg_tables WHERE tablename = 'mail_delivery' "
@@ -185,7 +186,7 @@ async def emails(services: Services) -> list[Metric]:
     counts = (await reads.fetchall(OUTCOMES, ()))[0] if delivered else NONE_YET
     pending = await reads.fetchall(PENDING.format(
         join="LEFT JOIN mail_delivery d ON d.message_id = o.message_id" if delivered else "",
-        undone="AND d.done_at IS NULL" if delivered else ""), ())
+        undone="AND d.done_at IS NULL" if delivered else ""), (MARK,))
     return [
         CounterMetricFamily("alphabet_emails_sent", "Emails delivered",
                             value=int(counts["sent"])),
