@@ -76,10 +76,19 @@ async def until_cancelled(work: Coroutine[Any, Any, None]) -> None:
         await work
 
 
+def scraped(settings: Settings) -> metrics.Scraped:
+    """What /metrics reads the lag of: the events view, and the consumers' views (mail,
+    reminders) — or, with Kafka, the relay that feeds their agents (the agents' own lag is the
+    consumer group's, on `alphabet worker`'s health endpoint)."""
+    consumers = [view.name for view in wiring.consumer_views(settings)]
+    views = [view.name for view in wiring.views(settings) if view.name not in consumers]
+    return metrics.Scraped(views, ["relay"] if settings.kafka_url else consumers,
+                           settings.metrics_token)
+
+
 def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     suffix = next(_names)
-    consumers = [view.name for view in wiring.consumer_views(settings)]
     app = Sanic("alphabet" if suffix == 0 else f"alphabet{suffix}", strict_slashes=False,
                 log_config=logging_config(settings.log_level, settings.log_format),
                 request_class=Request)
@@ -100,9 +109,7 @@ def create_app(settings: Settings | None = None) -> App:
                       websockets.bp, docs_pages.bp, metrics.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
-    metrics.instrument(app, metrics.Scraped(
-        [view.name for view in wiring.views(settings) if view.name not in consumers],
-        consumers, settings.metrics_token))
+    metrics.instrument(app, scraped(settings))
     app.ctx.openapi = openapi_document(app, "Alphabet Events", "0.1.0", DESCRIPTION,
                                        {"x-websockets": WEBSOCKETS})
 

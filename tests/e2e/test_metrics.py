@@ -16,6 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics import Scraped
 from tests.conftest import (
     Backend,
     Person,
@@ -84,6 +85,17 @@ def test_every_metric_is_named_and_the_views_and_consumers_each_have_a_lag(
             if name == "alphabet_view_lag"} == {"events"}
     assert {dict(labels)["consumer"] for name, labels in samples
             if name == "alphabet_consumer_lag"} == {"mail", "reminders"}
+
+
+def test_with_kafka_the_consumers_lag_is_the_relays() -> None:
+    """The agents keep no position in the state database: what the server can see behind the
+    head is the relay that feeds them."""
+    from alphabet.app import scraped
+    from alphabet.settings import Settings
+
+    assert scraped(Settings()) == Scraped(["events"], ["mail", "reminders"], None)
+    assert scraped(Settings(kafka_url="kafka://127.0.0.1:9092", metrics_token="t")) == \
+        Scraped(["events"], ["relay"], "t")
 
 
 def test_the_counts_of_both_workers_are_summed_in_every_answer(
