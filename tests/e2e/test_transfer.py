@@ -15,11 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Backend, Person, Server, event_body, fresh, sign_up
+from tests.conftest import BACKENDS, Backend, Person, Server, event_body, fresh, sign_up
 from tests.e2e.test_cli import alphabet, assert_one_line_error, command_env
 from tests.e2e.test_metrics import scrape, value
 
-pytestmark = pytest.mark.postgres  # the round trip goes through PostgreSQL
 EVENTUALLY = 30.0
 PASSWORD = "correct horse battery"
 
@@ -138,6 +137,7 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server,
     yield server, usernames, shown, sent
 
 
+@pytest.mark.postgres  # the round trip goes through PostgreSQL
 def test_a_store_goes_to_postgresql_and_back_and_the_views_rebuilt_from_it_answer_the_same(
     original: tuple[Server, list[str], dict[str, Any], int], tmp_path: Path
 ) -> None:
@@ -152,6 +152,7 @@ def test_a_store_goes_to_postgresql_and_back_and_the_views_rebuilt_from_it_answe
         loaded = alphabet("import", str(exported), env=second.command_env)
         assert loaded.returncode == 0, loaded.stderr
         assert "events: rebuilt" in loaded.stdout, loaded.stdout
+        assert "import facts" in loaded.stderr and "verify" in loaded.stderr
         second.start()
         try:
             with httpx.Client(base_url=second.url, timeout=30) as http:
@@ -256,7 +257,7 @@ def stored_facts(data_dir: Path, backend: Backend) -> int:
         return int(row[0]) if row else 0
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_an_import_into_a_store_that_is_not_empty_is_refused_and_changes_nothing(
     export_file: Path, tmp_path: Path, kind: str
 ) -> None:
@@ -327,7 +328,7 @@ def binary(source: Path, target: Path) -> Path:
     (headless, "no header line"),
     (binary, "not JSON"),
 ])
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_a_damaged_truncated_or_foreign_file_is_refused_and_nothing_is_written(
     export_file: Path, tmp_path: Path, kind: str, make: Any, words: str
 ) -> None:
