@@ -159,11 +159,7 @@ def _export_rows(db: StateDatabase, table: Table, deleted: set[str], lines: Line
 
 
 def _exists(db: StateDatabase, table: str) -> bool:
-    sql = ("SELECT COUNT(*) AS found FROM sqlite_master WHERE type = 'table' AND name = ?"
-           if db.dialect.name == "sqlite" else
-           "SELECT COUNT(*) AS found FROM pg_tables WHERE tablename = ? "
-           "AND schemaname = current_schema()")
-    return bool(db.connection().execute(sql, (table,)).fetchone()["found"])
+    return bool(db.connection().execute(db.dialect.has_table, (table,)).fetchone()["found"])
 
 
 # ---------------------------------------------------------------------------------------------

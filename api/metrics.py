@@ -172,17 +172,13 @@ OUTCOMES = ("SELECT COALESCE(SUM(CASE WHEN outcome = 'sent' THEN 1 ELSE 0 END), 
             "COALESCE(SUM(attempts), 0) AS failed FROM mail_delivery")
 PENDING = ("SELECT COUNT(*) AS pending FROM mail_outbox o {join} WHERE o.position > "
            "COALESCE((SELECT position FROM tracking WHERE view = ?), 0) {undone}")
-DELIVERIES = {
-    "sqlite": "SELECT COUNT(*) AS found FROM sqlite_master WHERE name = 'mail_delivery'",
-    "postgresql": "SELECT COUNT(*) AS found FROM pg_tables WHERE tablename = 'mail_delivery' "
-                  "AND schemaname = current_schema()",
-}
 NONE_YET = {"sent": 0, "failed": 0, "dropped": 0}
 
 
 async def emails(services: Services) -> list[Metric]:
     reads = services.reads
-    delivered = int((await reads.fetchall(DELIVERIES[services.db.dialect.name], ()))[0]["found"])
+    delivered = int((await reads.fetchall(services.db.dialect.has_table,
+                                          ("mail_delivery",)))[0]["found"])
     counts = (await reads.fetchall(OUTCOMES, ()))[0] if delivered else NONE_YET
     pending = await reads.fetchall(PENDING.format(
         join="LEFT JOIN mail_delivery d ON d.message_id = o.message_id" if delivered else "",
