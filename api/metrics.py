@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ from api.errors import ApiError, unauthorized
 from consumers.mail.outbox import MARK
 
 bp = Blueprint("metrics")
+log = logging.getLogger(__name__)
 
 # The workers' own metrics, in this registry when a process serves alone (tests that build the
 # app in-process); in multiprocess mode their values go to files and this registry is unused.
@@ -116,8 +118,16 @@ def process_stopped() -> None:
 @served
 async def metrics(request: Request, services: Services) -> HTTPResponse:
     allow(request, request.app.ctx.metrics.token)
-    families = await from_stores(services, request.app.ctx.metrics)
-    return raw(await off_loop(exposition, families), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+    up = 1
+    try:
+        found = await from_stores(services, request.app.ctx.metrics)
+    except Exception:  # the workers' own metrics still tell, and the scrape says why not more
+        log.warning("/metrics could not read the stores", exc_info=True)
+        found, up = [], 0
+    found.append(GaugeMetricFamily("alphabet_store_up", "1 when this scrape could read the "
+                                   "stores (lag, emails), 0 when it could not", value=up))
+    return raw(await off_loop(exposition, Families(found)),
+               content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def allow(request: Request, token: str | None) -> None:
@@ -151,7 +161,7 @@ class Families(Collector):
         return iter(self.families)
 
 
-async def from_stores(services: Services, scraped: Scraped) -> Families:
+async def from_stores(services: Services, scraped: Scraped) -> list[Metric]:
     head = await off_loop(services.log.head)
     found: list[Metric] = [GaugeMetricFamily("alphabet_log_head", "The event log's last "
                                              "position", value=head)]
@@ -161,7 +171,7 @@ async def from_stores(services: Services, scraped: Scraped) -> Families:
         for name in names:
             lag.add_metric([name], max(head - await services.reader.position(name), 0))
         found.append(lag)
-    return Families([*found, *await emails(services)])
+    return [*found, *await emails(services)]
 
 
 # The mailer records each delivery's outcome and failed attempts beside the outbox (its own

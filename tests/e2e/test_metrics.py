@@ -37,7 +37,7 @@ EVERY_METRIC = {
     "alphabet_http_request_duration_seconds_count", "alphabet_websockets_open",
     "alphabet_group_commit_batch_size_count", "alphabet_log_head", "alphabet_view_lag",
     "alphabet_consumer_lag", "alphabet_emails_sent_total", "alphabet_emails_failed_total",
-    "alphabet_emails_dropped_total", "alphabet_emails_pending",
+    "alphabet_emails_dropped_total", "alphabet_emails_pending", "alphabet_store_up",
 }
 
 
@@ -202,6 +202,43 @@ def test_a_request_a_proxy_relayed_is_refused_without_a_token(http: httpx.Client
         error = assert_error(http.get("/metrics", headers={header: "203.0.113.7"}), 403,
                              "forbidden")
         assert "ALPHABET_METRICS_TOKEN" in error["message"]
+
+
+def test_when_the_stores_cannot_be_read_the_workers_metrics_still_answer(
+    http: httpx.Client, metered: Server
+) -> None:
+    """A table the scrape reads taken away (and only that one, with nothing being written, so
+    the follower and the mailer merely retry): /metrics answers what the workers counted,
+    and says the stores could not be read, instead of failing the scrape."""
+    assert value(scrape(http), "alphabet_store_up") == 1
+    rename(metered, "mail_outbox", "mail_outbox_away")
+    try:
+        samples = scrape(http)
+        assert value(samples, "alphabet_store_up") == 0
+        names = {name for name, _ in samples}
+        assert "alphabet_http_requests_total" in names
+        assert "alphabet_emails_pending" not in names
+    finally:
+        rename(metered, "mail_outbox_away", "mail_outbox")
+    eventually("the stores read again", lambda: value(scrape(http), "alphabet_store_up") == 1)
+
+
+def rename(server: Server, table: str, to: str) -> None:
+    statement = f"ALTER TABLE {table} RENAME TO {to}"
+    if server.backend.url is None:
+        import sqlite3
+
+        conn = sqlite3.connect(server.data_dir / "state.sqlite", timeout=30)
+        try:
+            conn.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(server.backend.url, autocommit=True) as conn:
+        conn.execute(statement.encode())
 
 
 @pytest.fixture(scope="module")
