@@ -19,7 +19,19 @@ from alphabet import wiring
 from alphabet.group_commit import GroupCommit
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
-from api import auth, batch, docs_pages, events, health, lists, metrics, users, websockets
+from api import (
+    auth,
+    batch,
+    console,
+    docs_pages,
+    events,
+    health,
+    lists,
+    metrics,
+    operators,
+    users,
+    websockets,
+)
 from api.context import Services
 from api.docs import openapi_document
 from api.errors import handle
@@ -106,7 +118,7 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp,
-                      websockets.bp, docs_pages.bp, metrics.bp):
+                      operators.bp, websockets.bp, docs_pages.bp, console.bp, metrics.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     metrics.instrument(app, scraped(settings))

@@ -237,6 +237,7 @@ def services(settings: Settings) -> Services:
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,
+        operators=settings.operators,
     )
 
 
