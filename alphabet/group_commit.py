@@ -1,6 +1,10 @@
 """Group commit: one writer thread per process saves whatever commands have queued in a single
 transaction, so N concurrent writers cost one fsync instead of N (SQLite with synchronous=FULL
-manages a few thousand single-row transactions a second; batches reach tens of thousands)."""
+manages a few thousand single-row transactions a second; batches reach tens of thousands).
+
+It is the application's executor (domain.writing.Executor) in the server's workers, chosen
+when alphabet.wiring builds the application: `EventsApplication(env, writer=GroupCommit)`.
+Its thread starts with it and stops when the application is closed."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.application import Command, EventsApplication, Written
+from domain.writing import Aggregates, Command, Save, WriteNow, Written
 
 log = logging.getLogger(__name__)
 
@@ -20,22 +24,21 @@ Item = tuple[Command, "Future[Written]"]
 
 
 class GroupCommit:
-    def __init__(self, app: EventsApplication, max_batch: int = 256) -> None:
-        self.app = app
+    def __init__(self, aggregates: Aggregates, save: Save, max_batch: int = 256) -> None:
+        self.aggregates = aggregates
+        self.save = save
+        # A command of a batch that lost a race to another process is settled on its own.
+        self.alone = WriteNow(aggregates, save)
         self.max_batch = max_batch
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-
-    def start(self) -> None:
-        self.app.execute = self.submit
         self.thread.start()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self.queue.put(None)
         self.thread.join(timeout=10)
-        self.app.execute = self.app.execute_now
 
-    def submit(self, command: Command) -> Written:
+    def __call__(self, command: Command) -> Written:
         """Called from a request's worker thread; blocks until the batch holding it commits."""
         done: Future[Written] = Future()
         self.queue.put((command, done))
@@ -69,7 +72,7 @@ class GroupCommit:
         touched: set[Any] = set()
         for command, done in items:
             try:
-                aggregates = command.load()
+                aggregates = command.get(self.aggregates)
                 changes = command.act(aggregates) or []
             except Exception as exc:  # a refused command (a domain error) answers only itself
                 done.set_exception(exc)
@@ -84,7 +87,7 @@ class GroupCommit:
         if not batch:
             return
         try:
-            recordings = self.app.save(*(a for _, _, aggregates, _ in batch for a in aggregates))
+            recordings = self.save(*(a for _, _, aggregates, _ in batch for a in aggregates))
         except IntegrityError:
             # Another process won a race on some aggregate: settle each command on its own.
             for command, done, _, _ in batch:
@@ -99,6 +102,6 @@ class GroupCommit:
 
     def _settle_alone(self, command: Command, done: Future[Written]) -> None:
         try:
-            done.set_result(self.app.execute_now(command))
+            done.set_result(self.alone(command))
         except Exception as exc:
             done.set_exception(exc)

@@ -21,6 +21,7 @@ import redis
 import redis.asyncio
 from eventsourcing.application import AggregateNotFoundError
 
+from alphabet.group_commit import GroupCommit
 from alphabet.settings import Settings
 from api.context import Services, SigninPolicy
 from api.rendered import RenderedEvents
@@ -32,6 +33,7 @@ from consumers.notify import LocalTail, RedisNotifier, RedisRelay, prime
 from consumers.remind import RemindersView, Scheduler
 from domain.application import EventsApplication
 from domain.events import Event
+from domain.writing import WriteNow, Writer
 from projections.database import (
     SQLITE,
     AsyncReads,
@@ -67,11 +69,13 @@ MAILER_NICENESS = 10
 AGGREGATE_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
 
-def event_application(settings: Settings, *, create_tables: bool = False) -> EventsApplication:
-    """The application on its store. On PostgreSQL only `migrate` creates the tables, under a
-    lock, so processes starting together never race to create them."""
+def event_application(settings: Settings, *, create_tables: bool = False,
+                      writer: Writer = WriteNow) -> EventsApplication:
+    """The application on its store, saving with `writer` (the server's workers group their
+    writes: see `services`). On PostgreSQL only `migrate` creates the tables, under a lock, so
+    processes starting together never race to create them."""
     if settings.postgres:
-        return EventsApplication(env={
+        return EventsApplication(writer=writer, env={
             **settings.postgres.eventsourcing_env(),
             **AGGREGATE_CACHE,
             "POSTGRES_POOL_SIZE": "2",
@@ -79,7 +83,7 @@ def event_application(settings: Settings, *, create_tables: bool = False) -> Eve
             "CREATE_TABLE": "y" if create_tables else "n",
         })
     settings.prepare_data_dir()
-    return EventsApplication(env={
+    return EventsApplication(writer=writer, env={
         **AGGREGATE_CACHE,
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(settings.event_store_path),
@@ -205,7 +209,9 @@ def event_loader(app: EventsApplication) -> LoadEvent:
 
 
 def services(settings: Settings) -> Services:
-    app = event_application(settings)
+    """A worker's services. Its writes queue for one writer thread that saves many in one
+    transaction (alphabet.group_commit); closing the application stops that thread."""
+    app = event_application(settings, writer=GroupCommit)
     db = state_database(settings)
     secret = settings.secret()
     reads = async_reads(settings)

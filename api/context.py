@@ -20,7 +20,8 @@ from api.rendered import RenderedEvents
 from api.security import TokenError, Tokens
 from consumers.hub import Hub
 from consumers.messages import LoadEvent
-from domain.application import EventsApplication, Written
+from domain.application import EventsApplication
+from domain.writing import Written
 from projections.database import AsyncReads, StateDatabase
 from projections.events_queries import EventsReader
 from projections.follower import Follower, Log

@@ -13,10 +13,10 @@ from typing import Any
 from uuid import UUID
 
 from consumers.mail import Connection, Database
-from domain.application import Written
 from domain.events import Event
 from domain.presentation import instant
 from domain.reminders import Reminder
+from domain.writing import Written
 
 log = logging.getLogger(__name__)
 

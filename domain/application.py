@@ -1,11 +1,11 @@
-"""The use cases of Alphabet Events, read as get → act → save on the event store.
+"""The use cases of Alphabet Events, each read as get → act → save on the event store
+(domain.writing says how a use case is written and who saves it).
 
 eventsourcing is synchronous; callers in async code run these methods off the event loop."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -14,7 +14,6 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import (
-    ConflictError,
     DomainError,
     GoneError,
     InvalidItemsError,
@@ -24,61 +23,55 @@ from domain.errors import (
 from domain.events import Event
 from domain.reminders import Reminder
 from domain.users import User
-
-# Writers racing on one aggregate retry from a fresh read; this bounds pathological contention.
-MAX_ATTEMPTS = 50
+from domain.writing import (
+    Aggregates,
+    Command,
+    Executor,
+    WriteNow,
+    Writer,
+    Written,
+    last_position,
+)
 
 A = TypeVar("A", Event, User)
 # A batch's items already found invalid: index in the batch → field → problem.
 Refused = Mapping[int, dict[str, str]]
 
 
-@dataclass
-class Written:
-    """What a write produced: the aggregates after it, what changed in each (for updates), and
-    the log position of its last fact (None when the command changed nothing)."""
-
-    aggregates: list[Any]
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    position: int | None = None
-
-    @property
-    def aggregate(self) -> Any:
-        return self.aggregates[0]
-
-
-@dataclass(frozen=True)
-class Command:
-    """A use case's deciding step, apart from its saving: `load` reads (or creates) the
-    aggregates, `act` applies the rules to them and returns what changed in each. An executor
-    saves the result, redoing the command on fresh state when another writer won a race — or,
-    for a `strict` command (If-Match), refusing it instead."""
-
-    load: Callable[[], list[Any]]
-    act: Callable[[list[Any]], list[dict[str, Any]] | None]
-    strict: bool = False
-
-
 class EventsApplication(Application[UUID]):
+    """Each write is a use case of named steps — get, act — handed to `execute`, the executor
+    the application was built with (domain.writing: `WriteNow` by default; the server's
+    workers pass alphabet.group_commit.GroupCommit), which saves."""
+
     name = "Alphabet"
 
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: Any = None, writer: Writer = WriteNow) -> None:
         super().__init__(env)
-        # Replaced by a group-committing executor when many writers share one process.
-        self.execute: Callable[[Command], Written] = self.execute_now
+        self.execute: Executor = writer(self.repository, self.save)
+
+    def close(self) -> None:
+        self.execute.close()
+        super().close()
 
     def create_event(self, *, owner_id: str, **fields: Any) -> Written:
-        return self.execute(Command(
-            lambda: [Event.create(owner_id=owner_id, **fields)],
-            lambda events: [events[0].state()],
-        ))
+        def get(_: Aggregates) -> list[Event]:
+            return [Event.create(owner_id=owner_id, **fields)]
+
+        def act(events: list[Event]) -> list[dict[str, Any]]:
+            return [events[0].state()]
+
+        return self.execute(Command(get, act))
 
     def create_events(self, *, owner_id: str, items: Sequence[dict[str, Any]]) -> Written:
         """All or nothing: every event's Created fact goes into one atomic save."""
-        return self.execute(Command(
-            lambda: each(items, lambda fields: Event.create(owner_id=owner_id, **fields)),
-            lambda events: [event.state() for event in events],
-        ))
+
+        def get(_: Aggregates) -> list[Event]:
+            return each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
+
+        def act(events: list[Event]) -> list[dict[str, Any]]:
+            return [event.state() for event in events]
+
+        return self.execute(Command(get, act))
 
     def update_event(
         self,
@@ -89,18 +82,22 @@ class EventsApplication(Application[UUID]):
         expected_version: int | None,
         changes: dict[str, Any],
     ) -> Written:
-        return self.execute(Command(
-            lambda: [self.get_event_for_write(event_id, by, expected_version)],
-            lambda events: [events[0].change(by=by, now=now, **changes)],
-            expected_version is not None,
-        ))
+        def get(aggregates: Aggregates) -> list[Event]:
+            return [self.event_for_write(aggregates, event_id, by, expected_version)]
+
+        def act(events: list[Event]) -> list[dict[str, Any]]:
+            return [events[0].change(by=by, now=now, **changes)]
+
+        return self.execute(Command(get, act, pinned=expected_version is not None))
 
     def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None) -> Written:
-        return self.execute(Command(
-            lambda: [self.get_event_for_write(event_id, by, expected_version)],
-            lambda events: events[0].delete(by=by),
-            expected_version is not None,
-        ))
+        def get(aggregates: Aggregates) -> list[Event]:
+            return [self.event_for_write(aggregates, event_id, by, expected_version)]
+
+        def act(events: list[Event]) -> None:
+            events[0].delete(by=by)
+
+        return self.execute(Command(get, act, pinned=expected_version is not None))
 
     def update_events(
         self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]],
@@ -109,33 +106,40 @@ class EventsApplication(Application[UUID]):
         """Batch update: every item checked (problems reported by index, with those `refused`
         already), then one atomic save."""
         ids = unique_ids([event_id for event_id, _ in items], refused)
-        return self.execute(Command(
-            lambda: [self._loaded_for_write(event_id, by) for event_id in ids],
-            lambda events: each(
+
+        def get(aggregates: Aggregates) -> list[Event | DomainError]:
+            return [self.batch_item(aggregates, event_id, by) for event_id in ids]
+
+        def act(events: list[Event | DomainError]) -> list[dict[str, Any]]:
+            return each(
                 list(zip(events, items, strict=True)),
                 lambda pair: loaded(pair[0]).change(by=by, now=now, **pair[1][1]),
                 refused,
-            ),
-        ))
+            )
+
+        return self.execute(Command(get, act))
 
     def delete_events(self, *, by: str, event_ids: Sequence[UUID],
                       refused: Refused | None = None) -> Written:
         ids = unique_ids(event_ids, refused)
 
+        def get(aggregates: Aggregates) -> list[Event | DomainError]:
+            return [self.batch_item(aggregates, event_id, by) for event_id in ids]
+
         def delete(event: Event | DomainError) -> dict[str, Any]:
             loaded(event).delete(by=by)
             return {}
 
-        return self.execute(Command(
-            lambda: [self._loaded_for_write(event_id, by) for event_id in ids],
-            lambda events: each(events, delete, refused),
-        ))
+        def act(events: list[Event | DomainError]) -> list[dict[str, Any]]:
+            return each(events, delete, refused)
 
-    def _loaded_for_write(self, event_id: UUID, by: str) -> Event | DomainError:
+        return self.execute(Command(get, act))
+
+    def batch_item(self, aggregates: Aggregates, event_id: UUID, by: str) -> Event | DomainError:
         """A batch item's event, or why it cannot be written: the batch's act reports every
-        item's problem, those found loading and those found changing alike."""
+        item's problem, those found getting and those found changing alike."""
         try:
-            return self.get_event_for_write(event_id, by, None)
+            return self.event_for_write(aggregates, event_id, by, None)
         except DomainError as exc:
             return exc
 
@@ -154,10 +158,10 @@ class EventsApplication(Application[UUID]):
             )
         return self.get_event(event_id, version)
 
-    def get_event_for_write(
-        self, event_id: UUID, by: str, expected_version: int | None
+    def event_for_write(
+        self, aggregates: Aggregates, event_id: UUID, by: str, expected_version: int | None
     ) -> Event:
-        event = self._get(Event, event_id)
+        event = fetch(aggregates, Event, event_id)
         event.check_writable(by)
         if expected_version is not None and event.version != expected_version:
             raise VersionMismatchError(
@@ -202,16 +206,25 @@ class EventsApplication(Application[UUID]):
             return True
 
     def register_user(self) -> Written:
-        return self.execute(Command(lambda: [User()], lambda users: None))
+        def get(_: Aggregates) -> list[User]:
+            return [User()]
+
+        def act(_: list[User]) -> None:
+            """Registering is the whole of it."""
+
+        return self.execute(Command(get, act))
 
     def change_user(self, user_id: UUID, *, profile_fields: list[str], password: bool) -> Written:
+        def get(aggregates: Aggregates) -> list[User]:
+            return [fetch(aggregates, User, user_id)]
+
         def act(users: list[User]) -> None:
             if profile_fields:
                 users[0].change_profile(profile_fields)
             if password:
                 users[0].change_password()
 
-        return self.execute(Command(lambda: [self._get(User, user_id)], act))
+        return self.execute(Command(get, act))
 
     def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID]) -> Written:
         """The account and every live event it owns end in one atomic save, so participants
@@ -219,9 +232,9 @@ class EventsApplication(Application[UUID]):
         already deleted records nothing: a deletion that stopped after this save (before its
         personal data was erased) is finished by asking again."""
 
-        def load() -> list[Any]:
-            owned = [self._get(Event, event_id) for event_id in owned_event_ids]
-            return [self._get(User, user_id), *(e for e in owned if not e.deleted)]
+        def get(aggregates: Aggregates) -> list[Any]:
+            owned = [fetch(aggregates, Event, event_id) for event_id in owned_event_ids]
+            return [fetch(aggregates, User, user_id), *(e for e in owned if not e.deleted)]
 
         def act(aggregates: list[Any]) -> None:
             if aggregates[0].deleted:
@@ -230,37 +243,25 @@ class EventsApplication(Application[UUID]):
             for event in aggregates[1:]:
                 event.delete(by=str(user_id))
 
-        return self.execute(Command(load, act))
+        return self.execute(Command(get, act))
 
     def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
-        try:
-            aggregate: Any = self.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
-        if not isinstance(aggregate, cls):
-            raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}")
-        return aggregate
-
-    def execute_now(self, command: Command) -> Written:
-        """Read, act, save; when another writer saved first, read again and redo the command
-        on the newer state (or answer 412 when the client pinned a version)."""
-        for _ in range(MAX_ATTEMPTS):
-            aggregates = command.load()
-            changes = command.act(aggregates)
-            try:
-                position = self._save(*aggregates)
-            except IntegrityError:
-                if command.strict:
-                    raise VersionMismatchError(
-                        "the event was changed by someone else; read it again and retry"
-                    ) from None
-                continue
-            return Written(aggregates, changes or [], position)
-        raise ConflictError("too many concurrent changes to this item; try again")
+        return fetch(self.repository, cls, aggregate_id, version)
 
     def _save(self, *aggregates: Any) -> int | None:
-        recordings = self.save(*aggregates)
-        return recordings[-1].notification.id if recordings else None
+        return last_position(self.save(*aggregates))
+
+
+def fetch(aggregates: Aggregates, cls: type[A], aggregate_id: UUID,
+          version: int | None = None) -> A:
+    """The aggregate of that class, or NotFound (an event's id is no user, and vice versa)."""
+    try:
+        aggregate: Any = aggregates.get(aggregate_id, version=version)
+    except AggregateNotFoundError:
+        raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
+    if not isinstance(aggregate, cls):
+        raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}")
+    return aggregate
 
 
 T = TypeVar("T")

@@ -12,8 +12,9 @@ from uuid import UUID
 import pytest
 
 from alphabet.group_commit import GroupCommit
-from domain.application import Command, EventsApplication, Written
+from domain.application import EventsApplication
 from domain.errors import ForbiddenError, VersionMismatchError
+from domain.writing import Aggregates, Command, WriteNow, Writer, Written
 
 NOW = datetime.now(UTC)
 
@@ -28,9 +29,10 @@ class CountingApplication(EventsApplication):
         return super().save(*objs, **kwargs)
 
 
-def store(path: Path, cls: type[EventsApplication] = EventsApplication) -> EventsApplication:
-    return cls(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                    "SQLITE_DBNAME": str(path / "events.sqlite")})
+def store(path: Path, cls: type[EventsApplication] = EventsApplication,
+          writer: Writer = WriteNow) -> EventsApplication:
+    return cls(writer=writer, env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                                   "SQLITE_DBNAME": str(path / "events.sqlite")})
 
 
 def new_event(app: EventsApplication, name: str = "Standup") -> UUID:
@@ -44,11 +46,11 @@ def new_event(app: EventsApplication, name: str = "Standup") -> UUID:
 @pytest.fixture
 def grouped(tmp_path: Path) -> Any:
     CountingApplication.saves = 0
-    app = store(tmp_path, CountingApplication)
-    committer = GroupCommit(app)
-    committer.start()
+    app = store(tmp_path, CountingApplication, GroupCommit)
+    assert isinstance(app.execute, GroupCommit)
     yield app
-    committer.stop()
+    app.close()
+    assert not app.execute.thread.is_alive(), "closing the application stops its writer"
 
 
 def test_concurrent_creates_share_transactions_and_each_gets_its_own_position(
@@ -114,8 +116,8 @@ def test_a_batch_that_loses_a_race_to_another_process_settles_each_command_anew(
     other_process = store(tmp_path)
     raced = []
 
-    def load() -> list[Any]:
-        event = grouped.get_event_for_write(event_id, "owner", None)
+    def get(aggregates: Aggregates) -> list[Any]:
+        event = grouped.event_for_write(aggregates, event_id, "owner", None)
         if not raced:  # another writer saves between this read and the batch's save
             raced.append(other_process.update_event(
                 event_id, by="owner", now=NOW, expected_version=None,
@@ -123,7 +125,7 @@ def test_a_batch_that_loses_a_race_to_another_process_settles_each_command_anew(
         return [event]
 
     written = grouped.execute(Command(
-        load, lambda events: [events[0].change(by="owner", now=NOW, name="Retro")]))
+        get, lambda events: [events[0].change(by="owner", now=NOW, name="Retro")]))
     event = grouped.get_event(event_id)
     assert (event.name, event.location, event.version) == ("Retro", "Eilat", 3)
     assert written.position is not None and written.aggregate.version == 3

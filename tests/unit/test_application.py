@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import Notification
 
-from domain.application import EventsApplication, Written
+from domain.application import EventsApplication
 from domain.errors import (
     ForbiddenError,
     GoneError,
@@ -26,6 +26,7 @@ from domain.errors import (
 )
 from domain.events import Event
 from domain.users import User
+from domain.writing import Aggregates, Written
 from tests.unit.fixtures import END, NOW, START, fields
 
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -49,8 +50,9 @@ class ObservedApplication(EventsApplication):
         self.saves.append(len(recordings))
         return recordings
 
-    def get_event_for_write(self, event_id: UUID, by: str, expected_version: int | None) -> Event:
-        event = super().get_event_for_write(event_id, by, expected_version)
+    def event_for_write(self, aggregates: Aggregates, event_id: UUID, by: str,
+                        expected_version: int | None) -> Event:
+        event = super().event_for_write(aggregates, event_id, by, expected_version)
         self.loads += 1
         if self.interlude is not None:
             interlude, self.interlude = self.interlude, None
