@@ -27,10 +27,18 @@ from api.context import Services, SigninPolicy
 from api.rendered import RenderedEvents
 from api.security import Tokens
 from consumers.hub import Hub
-from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, Transport
+from consumers.mail import (
+    Mailer,
+    MailQueue,
+    OutboxTransport,
+    SmtpTransport,
+    Transport,
+    erase_outbox,
+)
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisNotifier, RedisRelay, prime
 from consumers.remind import RemindersView, Scheduler
+from domain.accounts import Accounts
 from domain.application import EventsApplication
 from domain.events import Event
 from domain.writing import WriteNow, Writer
@@ -43,7 +51,7 @@ from projections.database import (
     StateDatabase,
 )
 from projections.events_queries import EventsReader
-from projections.events_view import EventsView
+from projections.events_view import EventsView, OwnedEvents
 from projections.follower import Alone, Follower, Leases, Log, View, statements
 from projections.people import People, PeopleReader
 from projections.sessions import Sessions
@@ -216,12 +224,16 @@ def services(settings: Settings) -> Services:
     secret = settings.secret()
     reads = async_reads(settings)
     people_reader = PeopleReader(reads)
+    runner = follower(settings, app, db)
+    people = People(db)
     return Services(
         app=app,
+        accounts=Accounts(app, people, OwnedEvents(db, runner.run_once),
+                          partial(erase_outbox, settings.outbox_dir)),
         db=db,
         log=Log(app.recorder, app.mapper),
-        follower=follower(settings, app, db),
-        people=People(db),
+        follower=runner,
+        people=people,
         sessions=Sessions(db),
         tokens=Tokens(secret, settings.access_token_minutes * 60,
                       settings.refresh_token_days * 86400),
@@ -239,7 +251,6 @@ def services(settings: Settings) -> Services:
         rendered=RenderedEvents(people_reader),
         hub=Hub(),
         load_event=event_loader(app),
-        outbox=settings.outbox_dir,
     )
 
 

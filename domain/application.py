@@ -8,19 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import (
     DomainError,
+    ForbiddenError,
     GoneError,
     InvalidItemsError,
     NotFoundError,
     VersionMismatchError,
 )
 from domain.events import Event
+from domain.ownership import Ownership, ownership_id
 from domain.reminders import Reminder
 from domain.users import User
 from domain.writing import (
@@ -33,7 +35,7 @@ from domain.writing import (
     last_position,
 )
 
-A = TypeVar("A", Event, User)
+A = TypeVar("A", Event, User, Ownership)
 # A batch's items already found invalid: index in the batch → field → problem.
 Refused = Mapping[int, dict[str, str]]
 
@@ -54,24 +56,33 @@ class EventsApplication(Application[UUID]):
         super().close()
 
     def create_event(self, *, owner_id: str, **fields: Any) -> Written:
-        def get(_: Aggregates) -> list[Event]:
-            return [Event.create(owner_id=owner_id, **fields)]
+        """The event, and its id added to its owner's Ownership in the same save (which is
+        what makes a creation and the owner's account deletion exclude each other)."""
 
-        def act(events: list[Event]) -> list[dict[str, Any]]:
-            return [events[0].state()]
+        def get(aggregates: Aggregates) -> list[Any]:
+            return [Event.create(owner_id=owner_id, **fields), ownership(aggregates, owner_id)]
 
-        return self.execute(Command(get, act))
+        def act(aggregates: list[Any]) -> list[dict[str, Any]]:
+            event, owned = aggregates
+            owned.add([event.id])
+            return [event.state()]
+
+        return self.execute(Command(get, act)).of(Event)
 
     def create_events(self, *, owner_id: str, items: Sequence[dict[str, Any]]) -> Written:
-        """All or nothing: every event's Created fact goes into one atomic save."""
+        """All or nothing: every event's Created fact goes into one atomic save, with one fact
+        adding them all to their owner's Ownership."""
 
-        def get(_: Aggregates) -> list[Event]:
-            return each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
+        def get(aggregates: Aggregates) -> list[Any]:
+            events = each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
+            return [*events, ownership(aggregates, owner_id)]
 
-        def act(events: list[Event]) -> list[dict[str, Any]]:
+        def act(aggregates: list[Any]) -> list[dict[str, Any]]:
+            *events, owned = aggregates
+            owned.add([event.id for event in events])
             return [event.state() for event in events]
 
-        return self.execute(Command(get, act))
+        return self.execute(Command(get, act)).of(Event)
 
     def update_event(
         self,
@@ -205,9 +216,17 @@ class EventsApplication(Application[UUID]):
         except NotFoundError:
             return True
 
-    def register_user(self) -> Written:
-        def get(_: Aggregates) -> list[User]:
-            return [User()]
+    def register_user(self, user_id: UUID | None = None) -> Written:
+        """`user_id` is the id the account's personal data was reserved under (a new one when
+        not given); registering it again records nothing."""
+
+        def get(aggregates: Aggregates) -> list[User]:
+            if user_id is None:
+                return [User.register(uuid4())]
+            try:
+                return [fetch(aggregates, User, user_id)]
+            except NotFoundError:
+                return [User.register(user_id)]
 
         def act(_: list[User]) -> None:
             """Registering is the whole of it."""
@@ -226,22 +245,35 @@ class EventsApplication(Application[UUID]):
 
         return self.execute(Command(get, act))
 
-    def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID]) -> Written:
-        """The account and every live event it owns end in one atomic save, so participants
-        are told of each cancellation exactly as if the owner had deleted it. An account
-        already deleted records nothing: a deletion that stopped after this save (before its
-        personal data was erased) is finished by asking again."""
+    def delete_user(self, user_id: UUID, *, by: str, listed: Sequence[UUID] = ()) -> Written:
+        """The account, its Ownership and every live event it owns end in one atomic save, so
+        participants are told of each cancellation exactly as if the owner had deleted it, and
+        an event created meanwhile is either among them or refused (domain.ownership). The
+        events are those its Ownership holds, and those `listed` (the events view's, for
+        events created before Ownership was recorded). An account already deleted records
+        nothing: a deletion that stopped after this save (before its personal data was
+        erased) is finished by asking again."""
+        if by != str(user_id):
+            raise ForbiddenError("you may only delete your own account")
 
         def get(aggregates: Aggregates) -> list[Any]:
-            owned = [fetch(aggregates, Event, event_id) for event_id in owned_event_ids]
-            return [fetch(aggregates, User, user_id), *(e for e in owned if not e.deleted)]
+            user = fetch(aggregates, User, user_id)
+            if user.deleted:
+                return [user]
+            owned = ownership(aggregates, str(user_id))
+            ids = dict.fromkeys([*(UUID(i) for i in owned.event_ids), *listed])
+            events = [fetch(aggregates, Event, event_id) for event_id in ids]
+            return [user, owned, *(event for event in events if not event.deleted)]
 
         def act(aggregates: list[Any]) -> None:
-            if aggregates[0].deleted:
+            user, *rest = aggregates
+            if user.deleted:
                 return
-            aggregates[0].delete()
-            for event in aggregates[1:]:
-                event.delete(by=str(user_id))
+            user.delete()
+            owned, *events = rest
+            owned.close()
+            for event in events:
+                event.delete(by=by)
 
         return self.execute(Command(get, act))
 
@@ -250,6 +282,14 @@ class EventsApplication(Application[UUID]):
 
     def _save(self, *aggregates: Any) -> int | None:
         return last_position(self.save(*aggregates))
+
+
+def ownership(aggregates: Aggregates, owner_id: str) -> Ownership:
+    """The owner's Ownership, opened when they have none yet."""
+    try:
+        return fetch(aggregates, Ownership, ownership_id(owner_id))
+    except NotFoundError:
+        return Ownership(owner_id=owner_id)
 
 
 def fetch(aggregates: Aggregates, cls: type[A], aggregate_id: UUID,

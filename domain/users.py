@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import GoneError
@@ -26,6 +28,11 @@ class User(Aggregate):
     @event(Registered)
     def __init__(self) -> None:
         self.deleted = False
+
+    @classmethod
+    def register(cls, user_id: UUID) -> User:
+        """A new account under the id its personal data was reserved with."""
+        return cls._create(cls.Registered, id=user_id)
 
     def change_profile(self, fields: list[str]) -> None:
         """`fields` names what changed (e.g. ["email"]), never the values."""

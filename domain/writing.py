@@ -12,7 +12,7 @@ fresh state — or, when the client pinned a version (If-Match), refused."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -48,6 +48,11 @@ class Written:
     @property
     def aggregate(self) -> Any:
         return self.aggregates[0]
+
+    def of(self, cls: type) -> Written:
+        """The same write, answering with its aggregates of one class (the events a creation
+        made, without the Ownership saved with them)."""
+        return replace(self, aggregates=[a for a in self.aggregates if isinstance(a, cls)])
 
 
 @dataclass(frozen=True)

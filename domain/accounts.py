@@ -1,0 +1,114 @@
+"""Accounts: sign-up, change and deletion, each a use case over two stores — the facts (the
+event store, through EventsApplication) and the person's data (usernames, addresses,
+password hashes: never in a fact) — and, for deletion, the mail kept about the person.
+The routes (api/users.py, api/auth.py) call one method each; the ports below are what the
+composition root (alphabet.wiring) plugs in: the state database's People for the personal
+data, the events view for the owned-events lookup, the dev outbox for mail erasure.
+
+The two stores are separate transactions (separate files on SQLite), so no use case here
+writes both atomically. Each orders its writes so that a failure between them leaves a state
+that is consistent and that asking again completes; the method says how."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID, uuid4
+
+from domain.application import EventsApplication
+from domain.errors import NotFoundError
+from domain.writing import Written
+
+
+class PersonalData(Protocol):
+    """Usernames, addresses and password hashes by account id (projections.people.People)."""
+
+    def check_free(self, username: str | None, email: str | None,
+                   besides: str | None = None) -> None:
+        """ConflictError (409) when another account (not `besides`) holds either."""
+
+    def add_user(self, user_id: str, username: str, email: str, password_hash: str,
+                 stamp: str) -> None:
+        """ConflictError when the name or the address is taken, however late the race."""
+
+    def update(self, user_id: str, changes: dict[str, str], stamp: str) -> None:
+        """Sets username/email/password_hash; ConflictError as add_user."""
+
+    def erase(self, user_id: str) -> None:
+        """Removes the row for good (no copy left in any file)."""
+
+
+# The ids of the events the view lists for an owner, the view caught up to the log's head.
+OwnedEventsLookup = Callable[[str], Sequence[str]]
+# Removes every email kept that was sent to the person or names them.
+MailErasure = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Accounts:
+    app: EventsApplication
+    people: PersonalData
+    owned_events: OwnedEventsLookup
+    erase_mail: MailErasure
+
+    def check_free(self, username: str, email: str) -> None:
+        """Refuse a taken name before the costly password hash is computed."""
+        self.people.check_free(username, email)
+
+    def sign_up(self, username: str, email: str, password_hash: str, stamp: str) -> str:
+        """Reserve the name and address first (the unique index refuses a lost race with a
+        409 and nothing recorded), then record the Registered fact under the reserved id.
+        Should that fact not be saved, the reservation is released: it named nobody yet. A
+        process killed between the two leaves a reservation without a User: it signs in,
+        and its first change or deletion records the Registered fact first (`registered`)."""
+        user_id = uuid4()
+        self.people.add_user(str(user_id), username, email, password_hash, stamp)
+        try:
+            self.app.register_user(user_id)
+        except BaseException:
+            self.people.erase(str(user_id))
+            raise
+        return str(user_id)
+
+    def change(self, user_id: str, changes: dict[str, str], stamp: str) -> Written:
+        """`changes` maps username/email/password_hash to new values. The fact comes first,
+        then the values: a failure between (a name taken in the instant since the check)
+        leaves a fact saying a field changed whose value did not — an over-statement the
+        facts can bear (they say *that*, never *what*) — and the same request, asked again,
+        finds the old value still there, so it records and writes it again. The other order
+        could leave a value changed with no fact, which no retry would ever record (the value
+        would no longer differ). A deleted account is refused (410) before anything is
+        written."""
+        self.people.check_free(changes.get("username"), changes.get("email"), besides=user_id)
+        written = self.registered(user_id, lambda: self.app.change_user(
+            UUID(user_id),
+            profile_fields=sorted(set(changes) - {"password_hash"}),
+            password="password_hash" in changes,
+        ))
+        self.people.update(user_id, changes, stamp)
+        return written
+
+    def delete(self, user_id: str, *, by: str) -> Written:
+        """The erasure and its whole cascade: the account's facts (User.Deleted, its
+        Ownership closed, each live event it owns deleted — one atomic save), then its
+        personal data, then the mail kept about it. A deletion stopped after the save is
+        finished by asking again: the account still signs in until its data is erased, and
+        a second deletion records nothing and erases. `by` is who asks (today only the
+        account itself may: EventsApplication.delete_user)."""
+        listed = [UUID(event_id) for event_id in self.owned_events(user_id)]
+        written = self.registered(
+            user_id, lambda: self.app.delete_user(UUID(user_id), by=by, listed=listed))
+        self.people.erase(user_id)
+        self.erase_mail(user_id)
+        return written
+
+    def registered(self, user_id: str, use_case: Callable[[], Written]) -> Written:
+        """The use case on the account's User; for an account whose sign-up stopped before
+        its Registered fact (see sign_up), that fact is recorded first."""
+        try:
+            return use_case()
+        except NotFoundError:
+            if not self.app.register_user(UUID(user_id)).position:
+                raise  # the User was there: what is missing is something else
+            return use_case()
