@@ -261,7 +261,7 @@ class EventsApplication(Application[UUID]):
             if user.deleted:
                 return [user]
             owned = ownership(aggregates, str(user_id))
-            ids = dict.fromkeys([*(UUID(i) for i in owned.event_ids), *listed])
+            ids = dict.fromkeys([*self.owned_event_ids(owned), *listed])
             events = [fetch(aggregates, Event, event_id) for event_id in ids]
             return [user, owned, *(event for event in events if not event.deleted)]
 
@@ -276,6 +276,14 @@ class EventsApplication(Application[UUID]):
                 event.delete(by=by)
 
         return self.execute(Command(get, act))
+
+    def owned_event_ids(self, owned: Ownership) -> list[UUID]:
+        """The events an Ownership's Added facts name: those stored, and those it holds
+        unsaved (a group commit's batch may have added some). Any stored after the version
+        this copy was read at make the deletion's save conflict, and it is redone."""
+        facts = [*self.events.get(owned.id), *owned.pending_events]
+        return [UUID(event_id) for fact in facts if isinstance(fact, Ownership.Added)
+                for event_id in fact.event_ids]
 
     def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         return fetch(self.repository, cls, aggregate_id, version)
