@@ -5,7 +5,7 @@ eventsourcing is synchronous; callers in async code run these methods off the ev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -13,11 +13,11 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
+from domain.batches import Refused, each, loaded, unique_ids
 from domain.errors import (
     DomainError,
     ForbiddenError,
     GoneError,
-    InvalidItemsError,
     NotFoundError,
     VersionMismatchError,
 )
@@ -36,8 +36,6 @@ from domain.writing import (
 )
 
 A = TypeVar("A", Event, User, Ownership)
-# A batch's items already found invalid: index in the batch → field → problem.
-Refused = Mapping[int, dict[str, str]]
 
 
 class EventsApplication(Application[UUID]):
@@ -310,60 +308,3 @@ def fetch(aggregates: Aggregates, cls: type[A], aggregate_id: UUID,
     if not isinstance(aggregate, cls):
         raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}")
     return aggregate
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def each(items: Sequence[T], act: Callable[[T], R], refused: Refused | None = None) -> list[R]:
-    """Apply `act` to every item, collecting every refusal by index before giving up, so a
-    batch is answered with all its problems at once and nothing is stored. `refused` holds
-    the problems already found in other items of the batch, by their index in it; `items`
-    are the batch's other items, in order."""
-    done, problems = sift(items, act, refused)
-    if problems:
-        raise InvalidItemsError(report(problems))
-    return done
-
-
-def sift(items: Sequence[T], act: Callable[[T], R],
-         refused: Refused | None = None) -> tuple[list[R], dict[int, dict[str, str]]]:
-    """As `each`, without giving up: what `act` made of the items it accepted (in order), and
-    the problems of the whole batch so far, `refused` and the items `act` refused."""
-    problems = dict(refused or {})
-    done: list[R] = []
-    for index, item in zip(indexes(len(items), problems), items, strict=True):
-        try:
-            done.append(act(item))
-        except DomainError as exc:
-            problems[index] = exc.fields or {"error": str(exc)}
-    return done, problems
-
-
-def indexes(count: int, refused: Refused) -> list[int]:
-    """The indexes in the whole batch of `count` items that are not `refused`."""
-    return [i for i in range(count + len(refused)) if i not in refused][:count]
-
-
-def report(problems: Refused) -> dict[str, dict[str, str]]:
-    return {str(index): problems[index] for index in sorted(problems)}
-
-
-def loaded(event: Event | DomainError) -> Event:
-    if isinstance(event, DomainError):
-        raise event
-    return event
-
-
-def unique_ids(ids: Sequence[UUID], refused: Refused | None = None) -> Sequence[UUID]:
-    refused = refused or {}
-    seen: set[UUID] = set()
-    repeated = {}
-    for index, event_id in zip(indexes(len(ids), refused), ids, strict=True):
-        if event_id in seen:
-            repeated[index] = {"id": "appears more than once in the batch"}
-        seen.add(event_id)
-    if repeated:
-        raise InvalidItemsError(report({**refused, **repeated}))
-    return ids
