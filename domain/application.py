@@ -69,7 +69,9 @@ class EventsApplication(Application[UUID]):
 
     def create_events(self, *, owner_id: str, items: Sequence[dict[str, Any]]) -> Written:
         """All or nothing: every event's Created fact goes into one atomic save, with one fact
-        adding them all to their owner's Ownership."""
+        adding them all to their owner's Ownership. An empty batch writes nothing at all."""
+        if not items:
+            return Written([])
 
         def get(aggregates: Aggregates) -> list[Any]:
             events = each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
