@@ -6,6 +6,8 @@ setup(
     description="Event-sourced CQRS backend for calendar events",
     python_requires=">=3.11",
     packages=["domain", "projections", "api", "consumers", "consumers.kafka", "alphabet"],
+    # the console's page, script and style sheet (/console), served from the installed package
+    package_data={"api": ["console_files/*"]},
     install_requires=[
         "eventsourcing>=9.5.6,<9.6",
         "sanic>=25.12,<26",

@@ -18,7 +18,18 @@ from sanic_ext.extensions.http.extension import HTTPExtension
 from alphabet import wiring
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
-from api import auth, batch, docs_pages, events, health, lists, users, websockets
+from api import (
+    auth,
+    batch,
+    console,
+    docs_pages,
+    events,
+    health,
+    lists,
+    operators,
+    users,
+    websockets,
+)
 from api.context import Services
 from api.docs import openapi_document
 from api.errors import handle
@@ -95,7 +106,7 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp,
-                      websockets.bp, docs_pages.bp):
+                      operators.bp, websockets.bp, docs_pages.bp, console.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     app.ctx.openapi = openapi_document(app, "Alphabet Events", "0.1.0", DESCRIPTION,

@@ -1,4 +1,4 @@
-"""The `alphabet` command: serve, migrate, history, replay, worker.
+"""The `alphabet` command: serve, migrate, history, replay, operator, worker.
 
 It starts fast and fails plainly. Each command imports what it needs (Sanic, eventsourcing,
 tqdm, the wiring) when it runs, so `alphabet --help` or a mistyped argument costs little more
@@ -225,6 +225,39 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def operator(settings: Settings, args: argparse.Namespace) -> int:
+    """Grants and revocations are facts on the account (audited, replayed with the rest of
+    the store); `list` shows them beside the accounts ALPHABET_OPERATORS names."""
+    from uuid import UUID
+
+    from projections.people import People
+
+    app, db = stores(settings)
+    try:
+        people = People(db)
+        if args.action == "list":
+            granted = app.operators()
+            names = people.names(granted)
+            for user_id in granted:
+                print(f"{names[user_id][1] if user_id in names else user_id}  (granted)")
+            for name in sorted(settings.operators):
+                print(f"{name}  (ALPHABET_OPERATORS)")
+            return 0
+        account = people.by_username(args.username)
+        if account is None:
+            return fail("operator", f"no account named {args.username!r}", 1)
+        change = app.grant_operator if args.action == "grant" else app.revoke_operator
+        written = change(UUID(account.id))
+        done = "granted to" if args.action == "grant" else "revoked from"
+        unchanged = "already had" if args.action == "grant" else "did not have"
+        print(f"operator {done} {account.username}" if written.position is not None
+              else f"{account.username} {unchanged} an operator grant; nothing recorded")
+        return 0
+    finally:
+        app.close()
+        db.close()
+
+
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.kafka_url:
         return fail("worker", "it needs ALPHABET_KAFKA_URL (e.g. kafka://localhost:9092); "
@@ -259,6 +292,17 @@ def parser() -> Parser:
     again.add_argument("view", nargs="?", help="one view (events, mail or reminders; "
                        "default: all)")
     again.set_defaults(func=replay)
+    grants = commands.add_parser(
+        "operator", help="grant or revoke an account's operator role, or list operators",
+        description="Operators may delete any event and any account and replay the views "
+        "from the console. Grants are facts on the account; ALPHABET_OPERATORS names more.")
+    actions = grants.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("grant", "make the account an operator"),
+                         ("revoke", "end the account's operator grant")):
+        chosen = actions.add_parser(action, help=text)
+        chosen.add_argument("username", help="the account's username")
+    actions.add_parser("list", help="every operator: granted, and named by the setting")
+    grants.set_defaults(func=operator)
     kafka = commands.add_parser("worker", help="run the Kafka relay and the faust agents")
     kafka.set_defaults(func=worker)
     return top

@@ -27,14 +27,10 @@ from api.context import Services, SigninPolicy
 from api.rendered import RenderedEvents
 from api.security import Tokens
 from consumers.hub import Hub
-from consumers.mail import (
-    Mailer,
-    MailQueue,
-    OutboxTransport,
-    SmtpTransport,
-    Transport,
-    erase_outbox,
-)
+from consumers.mail.delivery import Mailer
+from consumers.mail.dev_outbox import OutboxTransport, erase_outbox
+from consumers.mail.outbox import MailQueue
+from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisNotifier, RedisRelay, prime
 from consumers.remind import RemindersView, Scheduler
@@ -251,6 +247,7 @@ def services(settings: Settings) -> Services:
         rendered=RenderedEvents(people_reader),
         hub=Hub(),
         load_event=event_loader(app),
+        operators=settings.operators,
     )
 
 

@@ -71,6 +71,8 @@ class Services:
     load_event: LoadEvent
     # Called after every write, so this worker's notifier looks at the log at once.
     wake: Callable[[], None] = lambda: None
+    # Usernames (case-folded) that ALPHABET_OPERATORS makes operators (see api.operators).
+    operators: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,13 @@ async def readyz(request: Request, services: Services) -> JSONResponse:
         head = await off_loop(services.log.head)
     except Exception as exc:  # any failure of the store means "not ready", with the reason
         return json({"status": "unavailable", "reason": str(exc)}, status=503)
+    return json({"status": "ready", "position": head, "views": await views_lag(services, head)})
+
+
+async def views_lag(services: Services, head: int) -> dict[str, dict[str, int]]:
+    """Each view this process follows: the position it has reached and how far behind `head`."""
     views = {}
     for view in services.follower.views:
         at = await services.reader.position(view.name)
         views[view.name] = {"position": at, "lag": max(head - at, 0)}
-    return json({"status": "ready", "position": head, "views": views})
+    return views

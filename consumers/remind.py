@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from consumers.mail import Connection, Database
 from domain.events import Event
 from domain.presentation import instant
 from domain.reminders import Reminder
+from domain.storage import Connection, Database
 from domain.writing import Written
 
 log = logging.getLogger(__name__)

@@ -94,8 +94,8 @@ class Accounts:
         Ownership closed, each live event it owns deleted — one atomic save), then its
         personal data, then the mail kept about it. A deletion stopped after the save is
         finished by asking again: the account still signs in until its data is erased, and
-        a second deletion records nothing and erases. `by` is who asks (today only the
-        account itself may: EventsApplication.delete_user)."""
+        a second deletion records nothing and erases. `by` is who asks: the account
+        itself, or an operator (the caller checked), whom every fact of the cascade names."""
         listed = [UUID(event_id) for event_id in self.owned_events(user_id)]
         written = self.registered(
             user_id, lambda: self.app.delete_user(UUID(user_id), by=by, listed=listed))

@@ -5,18 +5,18 @@ eventsourcing is synchronous; callers in async code run these methods off the ev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from domain.batches import Refused, each, loaded, unique_ids
 from domain.errors import (
     DomainError,
-    ForbiddenError,
     GoneError,
     NotFoundError,
     VersionMismatchError,
@@ -101,12 +101,15 @@ class EventsApplication(Application[UUID]):
 
         return self.execute(Command(get, act, pinned=expected_version is not None))
 
-    def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None) -> Written:
+    def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None,
+                     operator: bool = False) -> Written:
+        """`operator`: `by` may delete anyone's event (see `is_operator`)."""
+
         def get(aggregates: Aggregates) -> list[Event]:
-            return [self.event_for_write(aggregates, event_id, by, expected_version)]
+            return [self.event_for_write(aggregates, event_id, by, expected_version, operator)]
 
         def act(events: list[Event]) -> None:
-            events[0].delete(by=by)
+            events[0].delete(by=by, operator=operator)
 
         return self.execute(Command(get, act, pinned=expected_version is not None))
 
@@ -170,10 +173,11 @@ class EventsApplication(Application[UUID]):
         return self.get_event(event_id, version)
 
     def event_for_write(
-        self, aggregates: Aggregates, event_id: UUID, by: str, expected_version: int | None
+        self, aggregates: Aggregates, event_id: UUID, by: str, expected_version: int | None,
+        operator: bool = False,
     ) -> Event:
         event = fetch(aggregates, Event, event_id)
-        event.check_writable(by)
+        event.check_writable(by, operator)
         if expected_version is not None and event.version != expected_version:
             raise VersionMismatchError(
                 f"the event is at version {event.version}, not {expected_version}; "
@@ -234,27 +238,26 @@ class EventsApplication(Application[UUID]):
         return self.execute(Command(get, act))
 
     def change_user(self, user_id: UUID, *, profile_fields: list[str], password: bool) -> Written:
-        def get(aggregates: Aggregates) -> list[User]:
-            return [fetch(aggregates, User, user_id)]
-
         def act(users: list[User]) -> None:
             if profile_fields:
                 users[0].change_profile(profile_fields)
             if password:
                 users[0].change_password()
 
-        return self.execute(Command(get, act))
+        return self.execute(Command(self._user(user_id), act))
 
-    def delete_user(self, user_id: UUID, *, by: str, listed: Sequence[UUID] = ()) -> Written:
+    def delete_user(self, user_id: UUID, *, by: str | None = None,
+                    listed: Sequence[UUID] = ()) -> Written:
         """The account, its Ownership and every live event it owns end in one atomic save, so
         participants are told of each cancellation exactly as if the owner had deleted it, and
         an event created meanwhile is either among them or refused (domain.ownership). The
         events are those its Ownership holds, and those `listed` (the events view's, for
         events created before Ownership was recorded). An account already deleted records
         nothing: a deletion that stopped after this save (before its personal data was
-        erased) is finished by asking again."""
-        if by != str(user_id):
-            raise ForbiddenError("you may only delete your own account")
+        erased) is finished by asking again. `by` is who deletes it: the account itself, or
+        an operator deleting someone else's (the caller checked); every fact of the cascade
+        names them."""
+        actor = by or str(user_id)
 
         def get(aggregates: Aggregates) -> list[Any]:
             user = fetch(aggregates, User, user_id)
@@ -269,11 +272,12 @@ class EventsApplication(Application[UUID]):
             user, *rest = aggregates
             if user.deleted:
                 return
-            user.delete()
+            user.delete(by=actor)
             owned, *events = rest
             owned.close()
             for event in events:
-                event.delete(by=by)
+                event.check_writable(str(user_id))  # only the account's own events go
+                event.delete(by=actor, operator=True)
 
         return self.execute(Command(get, act))
 
@@ -284,6 +288,53 @@ class EventsApplication(Application[UUID]):
         facts = [*self.events.get(owned.id), *owned.pending_events]
         return [UUID(event_id) for fact in facts if isinstance(fact, Ownership.Added)
                 for event_id in fact.event_ids]
+
+    def is_operator(self, user_id: UUID) -> bool:
+        """Whether an operator grant stands on the account (read from its facts, through the
+        aggregate cache). Operators named by the settings are the caller's to add."""
+        try:
+            return self._get(User, user_id).operator
+        except NotFoundError:
+            return False
+
+    def grant_operator(self, user_id: UUID) -> Written:
+        def act(users: list[User]) -> None:
+            users[0].grant_operator()
+
+        return self.execute(Command(self._user(user_id), act))
+
+    def revoke_operator(self, user_id: UUID) -> Written:
+        def act(users: list[User]) -> None:
+            users[0].revoke_operator()
+
+        return self.execute(Command(self._user(user_id), act))
+
+    def _user(self, user_id: UUID) -> Callable[[Aggregates], list[User]]:
+        """A command's get step for one account."""
+
+        def get(aggregates: Aggregates) -> list[User]:
+            return [fetch(aggregates, User, user_id)]
+
+        return get
+
+    def operators(self) -> list[str]:
+        """The ids of the accounts whose operator grant stands, from the grant and revoke
+        facts alone (the log filtered by their topics), in the order they were granted."""
+        topics = [get_topic(User.OperatorGranted), get_topic(User.OperatorRevoked),
+                  get_topic(User.Deleted)]
+        granted: dict[str, None] = {}
+        after = 0
+        while notifications := self.recorder.select_notifications(
+                start=after, limit=1000, topics=topics, inclusive_of_start=False):
+            for notification in notifications:
+                fact = self.mapper.to_domain_event(notification)
+                user_id = str(fact.originator_id)
+                if isinstance(fact, User.OperatorGranted):
+                    granted[user_id] = None
+                else:
+                    granted.pop(user_id, None)
+            after = notifications[-1].id
+        return list(granted)
 
     def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         return fetch(self.repository, cls, aggregate_id, version)

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from domain.storage import Connection, Database
 from projections.search import Fts5Search, Search
 
 # Shared by both dialects: DOUBLE PRECISION has REAL affinity in SQLite and is a float8 in
@@ -58,24 +59,6 @@ SCHEMA = [
 SCRUB_TRIES = 100
 
 
-class Rows(Protocol):
-    """What a statement answers; each row is read by column name (row["id"])."""
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Connection(Protocol):
-    """sqlite3.Connection as it is, or the PostgreSQL adapter that speaks the same way."""
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
-
-
 class Tables(Protocol):
     """A view's tables and named indexes, as a rebuild moves them into place."""
 
@@ -115,19 +98,13 @@ class Dialect(Protocol):
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None: ...
 
 
-class StateDatabase(Protocol):
-    """`connection()` reads (and writes single statements) outside any transaction; `write()`
-    is one transaction, committed when the block ends and rolled back if it raises."""
+class StateDatabase(Database, Protocol):
+    """The port the followers write through (domain.storage.Database), and what the rest of
+    the server needs besides: the dialect, schema, locks and the scrub of erased data."""
 
     dialect: Dialect
     # A unique index refused a row (a name taken in a race the pre-check lost).
     unique_violation: type[Exception]
-    # Failures worth retrying later (the database busy or unreachable), not bugs.
-    transient: tuple[type[Exception], ...]
-
-    def connection(self) -> Connection: ...
-
-    def write(self) -> AbstractContextManager[Connection]: ...
 
     def create_schema(self, statements: Sequence[str] = ()) -> None: ...
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from domain.events import Event
 from domain.presentation import instant
-from projections.database import SQLITE, Connection, Dialect, StateDatabase
+from domain.storage import Connection
+from projections.database import SQLITE, Dialect, StateDatabase
 from projections.follower import Fact
 
 

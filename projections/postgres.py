@@ -30,7 +30,8 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
-from projections.database import SCHEMA, Connection, Dialect, Numbering, Row, Rows, Tables
+from domain.storage import Connection, Rows
+from projections.database import SCHEMA, Dialect, Numbering, Row, Tables
 from projections.search import Search, TsvectorSearch
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,8 @@ no case here provokes fails the suite, and so does a header the server sends und
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import httpx
 import pytest
 from openapi_core import OpenAPI
 
-from tests.conftest import Person, at, event_body, sign_up
+from tests.conftest import ROOT, Person, Server, at, event_body, sign_up
 from tests.e2e.openapi_client import check, load
 
 # Headers the document promises to declare wherever the server sends them.
@@ -39,6 +41,7 @@ class World:
     etag: str
     deleted_id: str
     started_id: str
+    operator: Person | None = None
 
     def request(self, method: str, url: str, who: Person | None = None,
                 headers: dict[str, str] | None = None, **options: Any) -> httpx.Request:
@@ -66,7 +69,7 @@ def api(document: dict[str, Any], http: httpx.Client) -> OpenAPI:
 
 
 @pytest.fixture(scope="module")
-def world(http: httpx.Client) -> World:
+def world(http: httpx.Client, server: Server) -> World:
     owner, other = sign_up(http, "conform"), sign_up(http, "conform")
     answer = http.post("/api/events", json=event_body(), headers=owner.headers)
     assert answer.status_code == 201, answer.text
@@ -75,6 +78,11 @@ def world(http: httpx.Client) -> World:
     made.deleted_id = made.event()
     assert http.delete(f"/api/event/{made.deleted_id}", headers=owner.headers).status_code == 200
     made.started_id = made.event(starting_time=at(hours=-1), end_time=at(hours=1))
+    made.operator = sign_up(http, "conform")
+    granted = subprocess.run(
+        [sys.executable, "-m", "alphabet", "operator", "grant", made.operator.username],
+        cwd=ROOT, env=server.command_env, capture_output=True, text=True, timeout=300)
+    assert granted.returncode == 0, granted.stderr
     return made
 
 
@@ -201,6 +209,13 @@ CASES: dict[tuple[str, int], Case] = {
                                                json=[w.event()]),
     ("delete_batch", 422): lambda w: w.request("DELETE", "/api/batch_events", w.owner,
                                                json=["not an id"]),
+    ("operator_status", 200): lambda w: w.request("GET", "/api/operator/status", w.operator),
+    ("operator_status", 403): lambda w: w.request("GET", "/api/operator/status", w.owner),
+    ("replay_views", 200): lambda w: w.request("POST", "/api/operator/replay", w.operator,
+                                               params={"view": "events"}),
+    ("replay_views", 403): lambda w: w.request("POST", "/api/operator/replay", w.owner),
+    ("replay_views", 422): lambda w: w.request("POST", "/api/operator/replay", w.operator,
+                                               params={"view": "no such view"}),
 }
 for _method, _op in (("PUT", "change_event"), ("PATCH", "patch_event")):
     CASES.update({

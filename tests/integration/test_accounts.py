@@ -14,7 +14,7 @@ import pytest
 
 from alphabet import wiring
 from alphabet.settings import Settings
-from consumers.mail import erase_outbox
+from consumers.mail.dev_outbox import erase_outbox
 from domain.accounts import Accounts
 from domain.application import EventsApplication
 from domain.errors import ConflictError

@@ -53,8 +53,8 @@ class ObservedApplication(EventsApplication):
         return recordings
 
     def event_for_write(self, aggregates: Aggregates, event_id: UUID, by: str,
-                        expected_version: int | None) -> Event:
-        event = super().event_for_write(aggregates, event_id, by, expected_version)
+                        expected_version: int | None, operator: bool = False) -> Event:
+        event = super().event_for_write(aggregates, event_id, by, expected_version, operator)
         self.loads += 1
         if self.interlude is not None:
             interlude, self.interlude = self.interlude, None
@@ -614,7 +614,6 @@ class ApplicationContract:
         with pytest.raises(NotFoundError):
             app.delete_user(user_id, by=str(user_id))
 
-
     def test_delete_user_cascades_to_every_event_its_ownership_holds_unlisted(
         self, app: EventsApplication
     ) -> None:
@@ -630,17 +629,6 @@ class ApplicationContract:
             assert isinstance(app.history(event_id)[-1], Event.Deleted)
         owned = app.repository.get(ownership_id(owner))
         assert isinstance(owned, Ownership) and owned.closed
-
-    def test_deleting_someone_elses_account_is_forbidden_and_stores_nothing(
-        self, app: EventsApplication
-    ) -> None:
-        user_id = app.register_user().aggregate.id
-        before = app.recorder.max_notification_id()
-
-        with pytest.raises(ForbiddenError):
-            app.delete_user(user_id, by="someone else")
-
-        assert app.recorder.max_notification_id() == before
 
     def test_no_event_is_created_for_an_owner_whose_account_is_deleted(
         self, app: EventsApplication
@@ -730,6 +718,67 @@ class Interrupted:
             return save(*objs)
 
         return WriteNow(aggregates, saving)
+
+    # --- operators --------------------------------------------------------------------------
+
+    def test_an_operator_deletes_someone_elses_event_and_the_fact_names_the_operator(
+        self, app: EventsApplication
+    ) -> None:
+        event_id = self.create(app, owner_id="owner")
+        with pytest.raises(ForbiddenError):
+            app.delete_event(event_id, by="operator", expected_version=None)
+
+        app.delete_event(event_id, by="operator", expected_version=None, operator=True)
+
+        deleted = app.history(event_id)[-1]
+        assert isinstance(deleted, Event.Deleted)
+        assert deleted.by == "operator"
+
+    def test_an_operator_may_delete_but_not_change_someone_elses_event(
+        self, app: EventsApplication
+    ) -> None:
+        event_id = self.create(app, owner_id="owner")
+
+        with pytest.raises(ForbiddenError):
+            app.update_event(event_id, by="operator", now=NOW, expected_version=None,
+                             changes={"name": "Mine now"})
+
+    def test_an_account_deleted_by_an_operator_names_the_operator_in_every_fact(
+        self, app: EventsApplication
+    ) -> None:
+        user_id = app.register_user().aggregate.id
+        operator = str(app.register_user().aggregate.id)
+        owned = self.create(app, owner_id=str(user_id))
+
+        app.delete_user(user_id, by=operator)
+
+        user_deleted = list(app.events.get(user_id))[-1]
+        assert isinstance(user_deleted, User.Deleted)
+        assert user_deleted.by == operator
+        event_deleted = app.history(owned)[-1]
+        assert isinstance(event_deleted, Event.Deleted)
+        assert event_deleted.by == operator
+
+    def test_grants_and_revocations_decide_who_is_an_operator(
+        self, app: EventsApplication
+    ) -> None:
+        first = app.register_user().aggregate.id
+        second = app.register_user().aggregate.id
+        third = app.register_user().aggregate.id
+        assert not app.is_operator(first)
+        assert app.operators() == []
+
+        for user_id in (first, second, third):
+            app.grant_operator(user_id)
+        assert app.grant_operator(first).position is None  # already one: nothing recorded
+        app.revoke_operator(second)
+        app.delete_user(third)
+
+        assert app.is_operator(first)
+        assert not app.is_operator(second)
+        assert not app.is_operator(third)
+        assert not app.is_operator(uuid4())
+        assert app.operators() == [str(first)]
 
 
 class TestInMemory(ApplicationContract):
