@@ -58,7 +58,9 @@ class EventsApplication(Application[UUID]):
         what makes a creation and the owner's account deletion exclude each other)."""
 
         def get(aggregates: Aggregates) -> list[Any]:
-            return [Event.create(owner_id=owner_id, **fields), ownership(aggregates, owner_id)]
+            owned = ownership(aggregates, owner_id)
+            owned.check_open()
+            return [Event.create(owner_id=owner_id, **fields), owned]
 
         def act(aggregates: list[Any]) -> list[dict[str, Any]]:
             event, owned = aggregates
@@ -74,8 +76,10 @@ class EventsApplication(Application[UUID]):
             return Written([])
 
         def get(aggregates: Aggregates) -> list[Any]:
+            owned = ownership(aggregates, owner_id)
+            owned.check_open()
             events = each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
-            return [*events, ownership(aggregates, owner_id)]
+            return [*events, owned]
 
         def act(aggregates: list[Any]) -> list[dict[str, Any]]:
             *events, owned = aggregates

@@ -58,10 +58,14 @@ class Ownership(Aggregate):
         return copied
 
     def add(self, event_ids: list[UUID]) -> None:
-        """Refused once the owner's account is deleted: the deletion won the race."""
+        self.check_open()
+        self._record_added([str(event_id) for event_id in event_ids])
+
+    def check_open(self) -> None:
+        """Refused once the owner's account is deleted (the deletion won the race), before
+        anything else is said of the request, as for a request from an erased account."""
         if self.closed:
             raise AccountClosedError("this account no longer exists")
-        self._record_added([str(event_id) for event_id in event_ids])
 
     def close(self) -> None:
         if not self.closed:
