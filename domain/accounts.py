@@ -21,16 +21,33 @@ from domain.errors import NotFoundError
 from domain.writing import Written
 
 
+class Person(Protocol):
+    """An account's personal data as stored (projections.people.Account)."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def email(self) -> str: ...
+
+    @property
+    def password_hash(self) -> str: ...
+
+    @property
+    def updated_at(self) -> str: ...
+
+
 class PersonalData(Protocol):
     """Usernames, addresses and password hashes by account id (projections.people.People)."""
 
-    def check_free(self, username: str | None, email: str | None,
-                   besides: str | None = None) -> None:
-        """ConflictError (409) when another account (not `besides`) holds either."""
+    def check_free(self, username: str, email: str) -> None:
+        """ConflictError (409) when another account holds either."""
 
     def add_user(self, user_id: str, username: str, email: str, password_hash: str,
                  stamp: str) -> None:
         """ConflictError when the name or the address is taken, however late the race."""
+
+    def by_id(self, user_id: str) -> Person | None: ...
 
     def update(self, user_id: str, changes: dict[str, str], stamp: str) -> None:
         """Sets username/email/password_hash; ConflictError as add_user."""
@@ -72,22 +89,29 @@ class Accounts:
         return str(user_id)
 
     def change(self, user_id: str, changes: dict[str, str], stamp: str) -> Written:
-        """`changes` maps username/email/password_hash to new values. The fact comes first,
-        then the values: a failure between (a name taken in the instant since the check)
-        leaves a fact saying a field changed whose value did not — an over-statement the
-        facts can bear (they say *that*, never *what*) — and the same request, asked again,
-        finds the old value still there, so it records and writes it again. The other order
-        could leave a value changed with no fact, which no retry would ever record (the value
-        would no longer differ). A deleted account is refused (410) before anything is
-        written."""
-        self.people.check_free(changes.get("username"), changes.get("email"), besides=user_id)
-        written = self.registered(user_id, lambda: self.app.change_user(
-            UUID(user_id),
-            profile_fields=sorted(set(changes) - {"password_hash"}),
-            password="password_hash" in changes,
-        ))
+        """`changes` maps username/email/password_hash to new values. The values go first: a
+        name taken, however late the race, is refused there (409) before any fact. Then the
+        fact; should it not be saved (the account deleted meanwhile: 410; the store failing),
+        the old values are put back, so nothing changed and the same request may be asked
+        again. The values must be in place before the fact: a socket told of a password
+        change checks its token against the password then (api.websockets), and with the
+        fact first it could still find the old one and stay open. Only a process killed
+        between the two leaves a change without its fact — the facts say *that* a field
+        changed, never what, so the trail under-states one change; nothing is read back
+        from it."""
+        before = self.people.by_id(user_id)
         self.people.update(user_id, changes, stamp)
-        return written
+        try:
+            return self.registered(user_id, lambda: self.app.change_user(
+                UUID(user_id),
+                profile_fields=sorted(set(changes) - {"password_hash"}),
+                password="password_hash" in changes,
+            ))
+        except BaseException:
+            if before is not None:
+                self.people.update(user_id, {name: getattr(before, name) for name in changes},
+                                   before.updated_at)
+            raise
 
     def delete(self, user_id: str, *, by: str) -> Written:
         """The erasure and its whole cascade: the account's facts (User.Deleted, its

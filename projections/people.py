@@ -63,14 +63,12 @@ class People:
                 (user_id, username, key(username), email, key(email), password_hash, stamp, stamp),
             )
 
-    def check_free(self, username: str | None, email: str | None,
-                   besides: str | None = None) -> None:
-        """Refuse a taken name before any fact is recorded for it (None: not asked about);
-        `besides` is the account asking, whose own name is no obstacle."""
+    def check_free(self, username: str, email: str) -> None:
+        """Refuse a taken name before any fact is recorded for the new account."""
         row = self.db.connection().execute(
             "SELECT username_key = ? AS u, email_key = ? AS e FROM users "
-            "WHERE (username_key = ? OR email_key = ?) AND id <> COALESCE(?, '')",
-            (*(keys := (optional_key(username), optional_key(email))), *keys, besides),
+            "WHERE username_key = ? OR email_key = ?",
+            (key(username), key(email), key(username), key(email)),
         ).fetchall()
         taken = {}
         if any(r["u"] for r in row):
@@ -257,11 +255,6 @@ def unique_names(db: StateDatabase) -> Iterator[None]:
 
 def _taken_message(taken: dict[str, str]) -> str:
     return " and ".join(f"{name} {problem}" for name, problem in taken.items())
-
-
-def optional_key(value: str | None) -> str | None:
-    """None compares with nothing in SQL: a name not asked about matches no row."""
-    return None if value is None else key(value)
 
 
 def key(value: str) -> str:

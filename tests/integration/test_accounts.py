@@ -17,7 +17,7 @@ from alphabet.settings import Settings
 from consumers.mail.dev_outbox import erase_outbox
 from domain.accounts import Accounts
 from domain.application import EventsApplication
-from domain.errors import ConflictError
+from domain.errors import ConflictError, GoneError
 from domain.events import Event
 from domain.users import User
 from projections.database import StateDatabase
@@ -30,8 +30,8 @@ HASH = "$argon2id$not-a-real-hash"
 
 
 class Stopping(People):
-    """The real People, stopped once (as a killed process or a lost race would) at the
-    write named in `fail`."""
+    """The real People, stopped once (as a killed process would be) at the write named in
+    `fail`."""
 
     fail: str | None = None
 
@@ -39,10 +39,6 @@ class Stopping(People):
         if self.fail == name:
             self.fail = None
             raise ConflictError("stopped here", {"username": "is already taken"})
-
-    def update(self, user_id: str, changes: dict[str, str], stamp: str) -> None:
-        self._stop("update")
-        super().update(user_id, changes, stamp)
 
     def erase(self, user_id: str) -> None:
         self._stop("erase")
@@ -123,22 +119,41 @@ def test_a_sign_up_whose_fact_is_not_saved_releases_the_name(tmp_path: Path) -> 
         failing.db.close()
 
 
-def test_a_change_stopped_after_its_fact_is_completed_by_asking_again(system: System) -> None:
+def test_a_change_whose_fact_is_refused_puts_the_old_values_back(system: System) -> None:
+    """The values go first; the account deleted in the meantime (its fact refused, 410)
+    leaves them as they were, so nothing changed and nothing says it did."""
     user_id = system.accounts.sign_up("alice", "alice@example.com", HASH, STAMP)
-    system.people.fail = "update"
+    system.app.delete_user(UUID(user_id))  # the facts only: its data is not erased yet
+    head = system.head()
 
-    with pytest.raises(ConflictError):
-        system.accounts.change(user_id, {"email": "new@example.com"}, STAMP)
+    with pytest.raises(GoneError):
+        system.accounts.change(user_id, {"email": "new@example.com", "password_hash": "$new"},
+                               "2031-03-02T09:00:00Z")
 
-    # The fact says the address changed; the address did not: the request is asked again.
     account = system.people.by_id(user_id)
-    assert account is not None and account.email == "alice@example.com"
-    assert system.user_facts(user_id) == [User.Registered, User.ProfileChanged]
-    system.accounts.change(user_id, {"email": "new@example.com"}, STAMP)
-    account = system.people.by_id(user_id)
-    assert account is not None and account.email == "new@example.com"
-    assert system.user_facts(user_id) == [User.Registered, User.ProfileChanged,
-                                          User.ProfileChanged]
+    assert account is not None
+    assert (account.email, account.password_hash, account.updated_at) == (
+        "alice@example.com", HASH, STAMP)
+    assert system.head() == head
+
+
+def test_a_change_writes_the_values_before_its_fact(system: System) -> None:
+    """Whoever the fact reaches first (a socket checking its token's password) finds the new
+    values already in place."""
+    user_id = system.accounts.sign_up("alice", "alice@example.com", HASH, STAMP)
+    seen: list[str | None] = []
+    change_user = system.app.change_user
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        account = system.people.by_id(user_id)
+        seen.append(account.password_hash if account else None)
+        return change_user(*args, **kwargs)
+
+    system.app.change_user = watched  # type: ignore[method-assign]
+    system.accounts.change(user_id, {"password_hash": "$new"}, STAMP)
+
+    assert seen == ["$new"]
+    assert system.user_facts(user_id) == [User.Registered, User.PasswordChanged]
 
 
 def test_a_change_to_a_name_someone_else_holds_records_nothing(system: System) -> None:
