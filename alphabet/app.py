@@ -26,6 +26,7 @@ from api import (
     events,
     health,
     lists,
+    metrics,
     operators,
     users,
     websockets,
@@ -86,6 +87,16 @@ async def until_cancelled(work: Coroutine[Any, Any, None]) -> None:
         await work
 
 
+def scraped(settings: Settings) -> metrics.Scraped:
+    """What /metrics reads the lag of: the events view, and the consumers' views (mail,
+    reminders) — or, with Kafka, the relay that feeds their agents (the agents' own lag is the
+    consumer group's, on `alphabet worker`'s health endpoint)."""
+    consumers = [view.name for view in wiring.consumer_views(settings)]
+    views = [view.name for view in wiring.views(settings) if view.name not in consumers]
+    return metrics.Scraped(views, ["relay"] if settings.kafka_url else consumers,
+                           settings.metrics_token)
+
+
 def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     suffix = next(_names)
@@ -106,9 +117,10 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp,
-                      operators.bp, websockets.bp, docs_pages.bp, console.bp):
+                      operators.bp, websockets.bp, docs_pages.bp, console.bp, metrics.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
+    metrics.instrument(app, scraped(settings))
     app.ctx.openapi = openapi_document(app, "Alphabet Events", "0.1.0", DESCRIPTION,
                                        {"x-websockets": WEBSOCKETS})
 
@@ -133,6 +145,7 @@ def create_app(settings: Settings | None = None) -> App:
         await services.reads.close()
         services.app.close()
         services.db.close()
+        metrics.process_stopped()
 
     @app.main_process_ready
     async def manage(app: App) -> None:

@@ -12,6 +12,7 @@ import copy
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
@@ -26,12 +27,14 @@ Item = tuple[Command, "Future[Written]"]
 
 
 class GroupCommit:
-    def __init__(self, aggregates: Aggregates, save: Save, max_batch: int = 256) -> None:
+    def __init__(self, aggregates: Aggregates, save: Save, max_batch: int = 256,
+                 on_batch: Callable[[int], None] = lambda size: None) -> None:
         self.aggregates = aggregates
         self.save = save
         # A command of a batch that lost a race to another process is settled on its own.
         self.alone = WriteNow(aggregates, save)
         self.max_batch = max_batch
+        self.on_batch = on_batch  # told each saved batch's size (for /metrics)
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.thread.start()
@@ -90,6 +93,7 @@ class GroupCommit:
             for command, done, *_ in decided:
                 self._settle_alone(command, done)
             return
+        self.on_batch(len(decided))
         positions = {(r.domain_event.originator_id, r.domain_event.originator_version):
                      r.notification.id for r in recordings}
         for _, done, aggregates, changes, own in decided:

@@ -23,6 +23,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from alphabet.group_commit import GroupCommit
 from alphabet.settings import Settings
+from api import metrics
 from api.context import Services, SigninPolicy
 from api.rendered import RenderedEvents
 from api.security import Tokens
@@ -215,7 +216,8 @@ def event_loader(app: EventsApplication) -> LoadEvent:
 def services(settings: Settings) -> Services:
     """A worker's services. Its writes queue for one writer thread that saves many in one
     transaction (alphabet.group_commit); closing the application stops that thread."""
-    app = event_application(settings, writer=GroupCommit)
+    app = event_application(
+        settings, writer=partial(GroupCommit, on_batch=metrics.BATCHES.observe))
     db = state_database(settings)
     secret = settings.secret()
     reads = async_reads(settings)

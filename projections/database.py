@@ -92,6 +92,9 @@ class Dialect(Protocol):
     # The FROM item listing a view row `v`'s participants as rows `j` of one column, `value`.
     participants: str
     renames_indexes: bool
+    # A statement with one parameter, a table's name, answering one row whose `found` is 1
+    # when the table exists (tables made on first use, such as the mailer's).
+    has_table: str
 
     def numbering(self) -> Numbering: ...
 
@@ -148,6 +151,7 @@ class SqliteDialect:
     ordered_join = "CROSS JOIN"
     search: Search = Fts5Search()
     participants = "json_each(v.participants) j"
+    has_table = "SELECT COUNT(*) AS found FROM sqlite_master WHERE type = 'table' AND name = ?"
     renames_indexes = False
 
     def numbering(self) -> Numbering:

@@ -157,6 +157,8 @@ class PostgresDialect:
     ordered_join = "JOIN"
     search: Search = TsvectorSearch()
     participants = "json_array_elements_text(v.participants::json) AS j(value)"
+    has_table = ("SELECT COUNT(*) AS found FROM pg_tables WHERE tablename = ? "
+                 "AND schemaname = current_schema()")
     renames_indexes = True
 
     def numbering(self) -> Numbering:

@@ -25,6 +25,7 @@ CONTRACT_HEADERS = ("etag", "x-position", "location", "retry-after")
 ELSEWHERE = {
     ("readyz", 503): "needs the event store to fail; the supervision tests provoke it",
     ("signin", 429): "throttles sign-ins: its own test, last in this module",
+    ("metrics", 401): "needs ALPHABET_METRICS_TOKEN set: tests/e2e/test_metrics.py",
 }
 MALFORMED = b'{"name": '
 TOO_LARGE = b"[" + b" " * (1024 * 1024) + b"]"
@@ -110,6 +111,9 @@ Case = Callable[[World], httpx.Request]
 CASES: dict[tuple[str, int], Case] = {
     ("healthz", 200): lambda w: w.request("GET", "/healthz"),
     ("readyz", 200): lambda w: w.request("GET", "/readyz"),
+    ("metrics", 200): lambda w: w.request("GET", "/metrics"),
+    ("metrics", 403): lambda w: w.request("GET", "/metrics", None,
+                                          {"X-Forwarded-For": "203.0.113.7"}),
     ("signup", 201): lambda w: w.request("POST", "/api/auth/signup", json=signup_body()),
     ("signup", 409): lambda w: w.request("POST", "/api/auth/signup", json={
         **signup_body(), "username": w.owner.username}),
