@@ -21,20 +21,24 @@ import redis
 import redis.asyncio
 from eventsourcing.application import AggregateNotFoundError
 
+from alphabet.group_commit import GroupCommit
 from alphabet.settings import Settings
+from api import metrics
 from api.context import Services, SigninPolicy
 from api.rendered import RenderedEvents
 from api.security import Tokens
 from consumers.hub import Hub
 from consumers.mail.delivery import Mailer
-from consumers.mail.dev_outbox import OutboxTransport
+from consumers.mail.dev_outbox import OutboxTransport, erase_outbox
 from consumers.mail.outbox import MailQueue
 from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisNotifier, RedisRelay, prime
 from consumers.remind import RemindersView, Scheduler
+from domain.accounts import Accounts
 from domain.application import EventsApplication
 from domain.events import Event
+from domain.writing import WriteNow, Writer
 from projections.database import (
     SQLITE,
     AsyncReads,
@@ -44,7 +48,7 @@ from projections.database import (
     StateDatabase,
 )
 from projections.events_queries import EventsReader
-from projections.events_view import EventsView
+from projections.events_view import EventsView, OwnedEvents
 from projections.follower import Alone, Follower, Leases, Log, View, statements
 from projections.people import MOVE_NAMES_COUNT, People, PeopleReader
 from projections.sessions import Sessions
@@ -70,11 +74,13 @@ MAILER_NICENESS = 10
 AGGREGATE_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
 
-def event_application(settings: Settings, *, create_tables: bool = False) -> EventsApplication:
-    """The application on its store. On PostgreSQL only `migrate` creates the tables, under a
-    lock, so processes starting together never race to create them."""
+def event_application(settings: Settings, *, create_tables: bool = False,
+                      writer: Writer = WriteNow) -> EventsApplication:
+    """The application on its store, saving with `writer` (the server's workers group their
+    writes: see `services`). On PostgreSQL only `migrate` creates the tables, under a lock, so
+    processes starting together never race to create them."""
     if settings.postgres:
-        return EventsApplication(env={
+        return EventsApplication(writer=writer, env={
             **settings.postgres.eventsourcing_env(),
             **AGGREGATE_CACHE,
             "POSTGRES_POOL_SIZE": "2",
@@ -82,7 +88,7 @@ def event_application(settings: Settings, *, create_tables: bool = False) -> Eve
             "CREATE_TABLE": "y" if create_tables else "n",
         })
     settings.prepare_data_dir()
-    return EventsApplication(env={
+    return EventsApplication(writer=writer, env={
         **AGGREGATE_CACHE,
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(settings.event_store_path),
@@ -209,17 +215,24 @@ def event_loader(app: EventsApplication) -> LoadEvent:
 
 
 def services(settings: Settings) -> Services:
-    app = event_application(settings)
+    """A worker's services. Its writes queue for one writer thread that saves many in one
+    transaction (alphabet.group_commit); closing the application stops that thread."""
+    app = event_application(
+        settings, writer=partial(GroupCommit, on_batch=metrics.BATCHES.observe))
     db = state_database(settings)
     secret = settings.secret()
     reads = async_reads(settings)
     people_reader = PeopleReader(reads)
+    runner = follower(settings, app, db)
+    people = People(db)
     return Services(
         app=app,
+        accounts=Accounts(app, people, OwnedEvents(db, runner.run_once),
+                          partial(erase_outbox, settings.outbox_dir)),
         db=db,
         log=Log(app.recorder, app.mapper),
-        follower=follower(settings, app, db),
-        people=People(db),
+        follower=runner,
+        people=people,
         sessions=Sessions(db),
         tokens=Tokens(secret, settings.access_token_minutes * 60,
                       settings.refresh_token_days * 86400),
@@ -237,7 +250,6 @@ def services(settings: Settings) -> Services:
         rendered=RenderedEvents(people_reader),
         hub=Hub(),
         load_event=event_loader(app),
-        outbox=settings.outbox_dir,
         operators=settings.operators,
     )
 
