@@ -210,7 +210,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         app.delete_event(event_id, by=owner, expected_version=None)
     head = Log(app.recorder, app.mapper).head()
     app.close()
-    assert head == CREATE_CHUNKS * CHUNK + UPDATES + DELETES
+    # and the owner's Ownership: opened with the first chunk, then a fact adding each chunk's
+    assert head == CREATE_CHUNKS * CHUNK + UPDATES + DELETES + 1 + CREATE_CHUNKS
     yield Store(path, head)
 
 
@@ -434,13 +435,14 @@ def test_facts_saved_while_a_replay_runs_are_in_the_view_it_swaps_in(
             app.delete_event(second.originator_id, by=owner, expected_version=None)
 
     rebuilt = state(tmp_path / "rebuilt")
+    # the late event's Created and its owner's Ownership fact, the update, the delete
     assert replay(rebuilt, log, EventsView(), batch=CHUNK,
-                  progress=save_during_the_replay) == store.head + 3
+                  progress=save_during_the_replay) == store.head + 4
     Follower(state(tmp_path / "followed"), log, [EventsView()]).run_once()
     app.close()
     assert snapshot(tmp_path / "rebuilt" / "state.sqlite") == snapshot(
         tmp_path / "followed" / "state.sqlite")
-    assert position(rebuilt.connection(), "events") == store.head + 3
+    assert position(rebuilt.connection(), "events") == store.head + 4
 
 
 # ---------------------------------------------------------------------------------------------
