@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from alphabet.wiring import MAILER_NICENESS
+from alphabet.processes import MAILER_NICENESS
 from tests.conftest import Backend, Person, Server, event_body, serving, sign_up
 from tests.e2e.test_websockets import descendants
 from tests.integration.test_mail import Received, SmtpServer, assert_duplicates_only_by_message_id
