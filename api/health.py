@@ -1,5 +1,5 @@
 """Liveness and readiness: is the process up; can it reach the store; how far behind each
-view is."""
+view is; does any view or loop keep failing (projections.faults)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ from sanic.response import JSONResponse
 from api.context import Services, off_loop, served
 from api.docs import Answer, documented
 from api.schemas import Health, Readiness
+from projections.faults import COLUMNS
 
 bp = Blueprint("health")
+
+# Failures in a row at one position before the service says it is not ready: one failure
+# retried with success is a blip; a second is a fact (or a dependency) that keeps failing.
+FAILING_AFTER = 2
 
 
 @bp.get("/healthz")
@@ -20,7 +25,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @bp.get("/readyz")
-@documented("The event store answers; each view's lag behind it in log positions",
+@documented("The event store answers; each view's lag behind it in log positions; 503 while "
+            "a view or loop keeps failing (`faults` names it, the position and the error)",
             {200: Answer(Readiness), 503: Answer(Readiness)})
 @served
 async def readyz(request: Request, services: Services) -> JSONResponse:
@@ -32,4 +38,8 @@ async def readyz(request: Request, services: Services) -> JSONResponse:
     for view in services.follower.views:
         at = await services.reader.position(view.name)
         views[view.name] = {"position": at, "lag": max(head - at, 0)}
-    return json({"status": "ready", "position": head, "views": views})
+    faults = [dict(row) for row in await services.reads.fetchall(
+        f"SELECT {COLUMNS} FROM faults ORDER BY name", ())]
+    failing = any(fault["attempts"] >= FAILING_AFTER for fault in faults)
+    return json({"status": "failing" if failing else "ready", "position": head,
+                 "views": views, "faults": faults}, status=503 if failing else 200)

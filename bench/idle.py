@@ -52,12 +52,12 @@ def measure(workdir: Path, seconds: float, event_store: str | None,
     progress("starting alphabet serve (1 worker)")
     product = server.product(workdir / "data", 1, workdir, event_store)
     try:
-        users = asyncio.run(load.sign_up_all(product.url, 2))
+        users = asyncio.run(load.sign_up_all(product.url, load.MAX_PARTICIPANTS + 1))
         data = load.Dataset(users, [], [])
         rng = random.Random(7)
         with httpx.Client(base_url=product.url, timeout=60) as client:
             answer = client.post("/api/batch_events/", headers=load.auth(users[0]), json=[
-                load.event_body(rng, [users[1].username]) for _ in range(EVENTS)])
+                load.event_body(rng, [u.username for u in users[1:]]) for _ in range(EVENTS)])
             answer.raise_for_status()
             data.owned_ids.extend(e["id"] for e in answer.json()["events"])
         load.settle(product.url, 60)

@@ -12,16 +12,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 # The PostgreSQL server the "postgres" backend makes its databases on (trust auth locally).
 POSTGRES = os.environ.get("ALPHABET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -223,6 +224,23 @@ class Server:
 
 
 START_SECONDS = float(os.environ.get("ALPHABET_TEST_START_SECONDS", "300"))
+# The longest a test waits for something to happen (a view to catch up, a mail, a message): a
+# generous ceiling for a busy machine, never a pause; a wait ends as soon as its condition holds.
+WAIT_SECONDS = float(os.environ.get("ALPHABET_TEST_WAIT_SECONDS", "120"))
+
+
+def eventually(check: Callable[[], T | None], what: str | Callable[[], str], *,
+               seconds: float = WAIT_SECONDS, interval: float = 0.05) -> T:
+    """The first truthy result of `check`, polled until WAIT_SECONDS have passed; then fails
+    saying `what` did not happen (a callable `what` can say what was seen instead)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {seconds:.0f} s: {what() if callable(what) else what}")
+        time.sleep(interval)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
