@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -39,13 +40,53 @@ MAILER_NICENESS = 10
 MAILER_POLL_SECONDS = 1.0
 
 
+class Lifetime:
+    """A managed process's life: SIGTERM/SIGINT, or `alphabet serve` gone, end it, stopping
+    whatever runs at that moment."""
+
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+        self._stop: Callable[[], None] = lambda: None
+
+    def running(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+        if self.ended.is_set():
+            stop()
+
+    def end(self) -> None:
+        self.ended.set()
+        self._stop()
+
+
+def supervised(name: str, main: Callable[[Settings, Lifetime, ExitStack], None],
+               settings: Settings) -> None:
+    """Runs a managed process's main until the process is told to stop: one that fails (its
+    database unreachable at start-up, say) is started again after a backoff, with what it
+    opened closed. Sanic's manager does not restart a managed process that ends."""
+    lifetime = Lifetime()
+    stop_on_signals(lifetime.end)
+    backoff = Backoff(f"{name} process", None)
+    while not lifetime.ended.is_set():
+        try:
+            with ExitStack() as opened:
+                main(settings, lifetime, opened)
+        except Exception as exc:
+            lifetime.ended.wait(backoff.failed(exc))
+
+
 def run_notifier(settings: Settings, **_: Any) -> None:
+    supervised("notifier", notifier, settings)
+
+
+def notifier(settings: Settings, lifetime: Lifetime, opened: ExitStack) -> None:
     """With Redis: the one reader of the log that publishes WebSocket messages (a managed
     process beside the workers; on PostgreSQL, one across all instances)."""
     app = wiring.event_application(settings)
+    opened.callback(app.close)
     db = wiring.state_database(settings)
+    opened.callback(db.close)
     shared = wiring.leases(settings)
-    notifier = RedisNotifier(
+    publisher = RedisNotifier(
         Log(app.recorder, app.mapper),
         MessageMaker(wiring.event_loader(app), People(db).names),
         redis.Redis.from_url(settings.redis_url or ""),
@@ -54,39 +95,43 @@ def run_notifier(settings: Settings, **_: Any) -> None:
         leading=partial(shared.holds, "notifier"),
         faults=Faults(db),
     )
-    wiring.listen(settings, app, notifier.wake).start()
-    stop_on_signals(notifier.stop)
-    notifier.run()
-    app.close()
-    db.close()
+    opened.callback(wiring.listen(settings, app, publisher.wake).start().stop)
+    lifetime.running(publisher.stop)
+    publisher.run()
 
 
 def run_consumers(settings: Settings, **_: Any) -> None:
+    supervised("consumers", consumers, settings)
+
+
+def consumers(settings: Settings, lifetime: Lifetime, opened: ExitStack) -> None:
     """Views and the reminder clock for all workers, in one managed process beside them (on
     PostgreSQL, each role runs in one such process across all instances). Killing it is safe
     at any instant: each batch and its position commit together. The clock stays here at the
     usual priority: it costs a query a second, and the facts it records take the event
     store's write lock, which a process the OS puts off must not hold while writers wait."""
     app = wiring.event_application(settings)
+    opened.callback(app.close)
     db = wiring.state_database(settings)
+    opened.callback(db.close)
     shared = wiring.leases(settings)
     bell = wiring.doorbell(settings)
     runner = wiring.follower(settings, app, db, shared, bell)
     scheduler = Scheduler(db, app.record_reminder, lambda: datetime.now(UTC),
                           wiring.ringing(runner.wake, bell),
                           leading=partial(shared.holds, "scheduler"), faults=Faults(db))
+    opened.callback(scheduler.stop)
 
-    def stop(*_: Any) -> None:
+    def stop() -> None:
         scheduler.stop()
         runner.stop()
 
-    stop_on_signals(stop)
-    wiring.listen(settings, app, runner.wake).start()
+    opened.callback(wiring.listen(settings, app, runner.wake).start().stop)
     if not settings.kafka_url:
         threading.Thread(target=scheduler.run, name="reminders", daemon=True).start()
     log.info("consumers started: %s", ", ".join(v.name for v in runner.views))
+    lifetime.running(stop)
     runner.run()
-    app.close()
 
 
 def run_mailer(settings: Settings, **_: Any) -> None:
@@ -98,8 +143,14 @@ def run_mailer(settings: Settings, **_: Any) -> None:
     that shows a duplicate. On SQLite the views' follower rings when it has moved on (new
     mail may be queued); on PostgreSQL the mailer looks every MAILER_POLL_SECONDS."""
     os.nice(MAILER_NICENESS)  # first, so every thread started below inherits it
+    supervised("mailer", mail, settings)
+
+
+def mail(settings: Settings, lifetime: Lifetime, opened: ExitStack) -> None:
     app = wiring.event_application(settings)
+    opened.callback(app.close)
     db = wiring.state_database(settings)
+    opened.callback(db.close)
     stopped = threading.Event()
     woken = threading.Event()
 
@@ -107,15 +158,13 @@ def run_mailer(settings: Settings, **_: Any) -> None:
         stopped.set()
         woken.set()
 
-    stop_on_signals(stop)
     bell = wiring.doorbell(settings, woken.set)
     if bell is not None:
-        bell.start()
+        opened.callback(bell.start().stop)
     leading = partial(wiring.leases(settings).holds, "mailer")
+    lifetime.running(stop)
     asyncio.run(deliver(wiring.mailer(settings, app, db), Backoff("mailer", Faults(db)),
                         stopped, woken, leading))
-    app.close()
-    db.close()
 
 
 async def deliver(mailer: Mailer, backoff: Backoff, stopped: threading.Event,

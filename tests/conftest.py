@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 T = TypeVar("T")
+Spawn = Callable[..., "subprocess.Popen[Any]"]
 ROOT = Path(__file__).resolve().parents[1]
 # The PostgreSQL server the "postgres" backend makes its databases on (trust auth locally).
 POSTGRES = os.environ.get("ALPHABET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -259,6 +260,25 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path)
         time.sleep(0.1)
     raise RuntimeError(f"server not ready after {START_SECONDS:.0f} s:\n"
                        f"{log_path.read_text(errors='replace')}")
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Starts a command as subprocess.Popen does, in a process group of its own; whatever of
+    the group is still running when the test ends (passed or failed) is killed, so no test
+    leaves a process behind on the machine."""
+    started: list[subprocess.Popen[Any]] = []
+
+    def start(command: Sequence[str], **options: Any) -> subprocess.Popen[Any]:
+        process = subprocess.Popen(command, start_new_session=True, **options)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @contextmanager

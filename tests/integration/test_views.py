@@ -30,6 +30,7 @@ from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
 from projections.follower import Follower, Log, catch_up_batch, position, set_position
 from projections.replay import replay
+from tests.conftest import Spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 CHUNK = 500
@@ -255,13 +256,13 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def test_a_follower_killed_mid_catch_up_resumes_without_skipping_or_repeating_a_fact(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, spawn: Spawn
 ) -> None:
     state(tmp_path / "a")  # the schema exists before the follower starts, so it can be polled
     state_a = tmp_path / "a" / "state.sqlite"
     command = [sys.executable, "-c", FOLLOWER_SCRIPT, str(store.path), str(tmp_path / "a")]
 
-    follower = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
+    follower = spawn(command, cwd=ROOT, stderr=subprocess.PIPE)
     killed_at = 0
     try:
         deadline = time.monotonic() + 60
