@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 # also the cadence at which a standby tries to take over a role whose holder died.
 SQLITE_POLL_SECONDS = 5.0
 POSTGRES_POLL_SECONDS = 1.0
+# A worker's own tail of the log holds no lease, so it needs only the safety net.
+TAIL_POLL_SECONDS = 5.0
 
 
 # eventsourcing's aggregate cache: a command reads the cached aggregate plus whatever facts
@@ -267,7 +269,7 @@ def notifications(settings: Settings, services: Services) -> list[Coroutine[Any,
                            services.hub, services.log.head)
         return [relay.run()]
     tail = LocalTail(services.log, MessageMaker(services.load_event, services.people.names),
-                     services.hub, poll=poll_seconds(settings), faults=Faults(services.db))
+                     services.hub, poll=TAIL_POLL_SECONDS, faults=Faults(services.db))
     services.wake = ringing(tail.wake, bell)
     return [tail.run(), listen(settings, services.app, tail.wake).run_async()]
 

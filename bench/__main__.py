@@ -531,18 +531,29 @@ def report(results: dict[str, Any]) -> str:
 
 
 def idle_only(args: argparse.Namespace) -> int:
-    """`--idle`: one server, nothing else running beside it from us."""
+    """`--idle`: one server at a time, nothing else running beside it from us; on SQLite, on
+    --event-store, or on both (a scratch PostgreSQL database) with --both-backends."""
     workdir = Path(tempfile.mkdtemp(prefix="alphabet-bench-idle-"))
-    try:
-        results = idle.measure(workdir, args.idle_seconds, args.event_store,
-                               lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}",
-                                                  flush=True))
-    finally:
-        server.stop_all()
-    results["backend"] = "postgresql" if args.event_store else "sqlite"
-    results["meta"] = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "cpus": os.cpu_count(), "python": platform.python_version()}
-    print(idle.report(results))
+
+    def progress(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    results: dict[str, Any] = {"meta": {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "idle_seconds": args.idle_seconds}}
+    with ExitStack() as stack:
+        try:
+            stores: dict[str, str | None] = (
+                {"sqlite": None, "postgresql": stack.enter_context(
+                    scratch_database(args.postgres))} if args.both_backends
+                else {"postgresql" if args.event_store else "sqlite": args.event_store})
+            for backend, store in stores.items():
+                results[backend] = idle.measure(workdir / backend, args.idle_seconds, store,
+                                                progress)
+        finally:
+            server.stop_all()  # before the scratch database is dropped
+    print("\n\n".join(idle.report(backend, results[backend])
+                       for backend in ("sqlite", "postgresql") if backend in results))
     out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("idle.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -580,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="how long --idle lets the server sit (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.idle:
+        if args.both_backends and args.event_store:
+            parser.error("--both-backends makes its own database: leave out --event-store")
         return idle_only(args)
     if args.both_backends and args.event_store:
         parser.error("--both-backends makes its own database: leave out --event-store")

@@ -74,14 +74,14 @@ def measure(workdir: Path, seconds: float, event_store: str | None,
         product.stop()
 
 
-def report(results: dict[str, Any]) -> str:
+def report(backend: str, results: dict[str, Any]) -> str:
     cpu = results["cpu"]
     ws = results["ws"]["from_put_sent"]
     visible = results["visible"]
     top = ", ".join(f"{pid}: {share}%" for pid, share in
                     list(cpu["per_process_percent"].items())[:6])
     return "\n".join([
-        f"Idle `alphabet serve` ({results['backend']}, 1 worker): "
+        f"Idle `alphabet serve` ({backend}, 1 worker): "
         f"{cpu['core_percent']}% of one core over {cpu['seconds']} s, "
         f"{cpu['processes']} processes (by pid: {top})",
         f"PUT → WebSocket (from PUT sent): n {ws['n']}, p50 {ws['p50_ms']} ms, "
