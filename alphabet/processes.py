@@ -126,7 +126,7 @@ def consumers(settings: Settings, lifetime: Lifetime, opened: ExitStack) -> None
         scheduler.stop()
         runner.stop()
 
-    opened.callback(wiring.listen(settings, app, runner.wake).start().stop)
+    opened.callback(wiring.listen(settings, app, runner.wake, bell).start().stop)
     if not settings.kafka_url:
         threading.Thread(target=scheduler.run, name="reminders", daemon=True).start()
     log.info("consumers started: %s", ", ".join(v.name for v in runner.views))

@@ -186,13 +186,17 @@ def ringing(wake: Callable[[], None], bell: Doorbell | None) -> Callable[[], Non
     return both
 
 
-def listen(settings: Settings, app: EventsApplication,
-           wake: Callable[[], None]) -> Listener | Doorbell:
+def listen(settings: Settings, app: EventsApplication, wake: Callable[[], None],
+           bell: Doorbell | None = None) -> Listener | Doorbell:
     """Something that calls `wake` whenever a fact is saved anywhere (its `start()` listens
     from a thread, `run_async()` from the event loop): LISTEN on PostgreSQL, the data dir's
-    doorbell on SQLite."""
+    doorbell on SQLite (`bell`, the one this process rings, if given: its own rings then do
+    not wake it again)."""
     if not settings.postgres:
-        return Doorbell(settings.data_dir / "wake", wake)
+        if bell is None:
+            return Doorbell(settings.data_dir / "wake", wake)
+        bell.wake = wake
+        return bell
     from eventsourcing.postgres import PostgresApplicationRecorder
 
     from projections.postgres import Listener
@@ -271,7 +275,7 @@ def notifications(settings: Settings, services: Services) -> list[Coroutine[Any,
     tail = LocalTail(services.log, MessageMaker(services.load_event, services.people.names),
                      services.hub, poll=TAIL_POLL_SECONDS, faults=Faults(services.db))
     services.wake = ringing(tail.wake, bell)
-    return [tail.run(), listen(settings, services.app, tail.wake).run_async()]
+    return [tail.run(), listen(settings, services.app, tail.wake, bell).run_async()]
 
 
 def prime_notifier(settings: Settings) -> None:

@@ -47,14 +47,15 @@ class Doorbell:
             return
         for name in names:
             path = self.directory / name
+            if path == self.path:  # this process knows already
+                continue
             try:
                 self._sender.sendto(b"!", self._prefix + name)
             except BlockingIOError:  # a wake-up is pending there already
                 pass
             except (ConnectionRefusedError, FileNotFoundError):  # its process is gone
                 with contextlib.suppress(FileNotFoundError):
-                    if path != self.path:
-                        path.unlink()
+                    path.unlink()
             except OSError as exc:
                 log.debug("could not ring %s: %s", path, exc)
 
