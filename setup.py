@@ -6,6 +6,8 @@ setup(
     description="Event-sourced CQRS backend for calendar events",
     python_requires=">=3.11",
     packages=["domain", "projections", "api", "consumers", "consumers.kafka", "alphabet"],
+    # the console's page, script and style sheet (/console), served from the installed package
+    package_data={"api": ["console_files/*"]},
     install_requires=[
         "eventsourcing>=9.5.6,<9.6",
         "sanic>=25.12,<26",
@@ -20,6 +22,8 @@ setup(
         "tqdm>=4.66,<5",
         "faust-streaming>=0.11,<0.16",
         "python-json-logger>=3,<5",
+        # /metrics, summed over the workers (multiprocess mode)
+        "prometheus-client>=0.20,<1",
         # Swagger UI's and ReDoc's files for /docs, served by the app (no CDN); pulls in
         # Django, which is never imported
         "drf-spectacular-sidecar>=2025.1,<2027",

@@ -19,7 +19,19 @@ from alphabet import processes, wiring
 from alphabet.group_commit import GroupCommit
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
-from api import auth, batch, docs_pages, events, health, lists, users, websockets
+from api import (
+    auth,
+    batch,
+    console,
+    docs_pages,
+    events,
+    health,
+    lists,
+    metrics,
+    operators,
+    users,
+    websockets,
+)
 from api.context import Services
 from api.docs import openapi_document
 from api.errors import handle
@@ -76,6 +88,16 @@ async def until_cancelled(work: Coroutine[Any, Any, None]) -> None:
         await work
 
 
+def scraped(settings: Settings) -> metrics.Scraped:
+    """What /metrics reads the lag of: the events view, and the consumers' views (mail,
+    reminders) — or, with Kafka, the relay that feeds their agents (the agents' own lag is the
+    consumer group's, on `alphabet worker`'s health endpoint)."""
+    consumers = [view.name for view in wiring.consumer_views(settings)]
+    views = [view.name for view in wiring.views(settings) if view.name not in consumers]
+    return metrics.Scraped(views, ["relay"] if settings.kafka_url else consumers,
+                           settings.metrics_token)
+
+
 def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     suffix = next(_names)
@@ -96,9 +118,10 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp,
-                      websockets.bp, docs_pages.bp):
+                      operators.bp, websockets.bp, docs_pages.bp, console.bp, metrics.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
+    metrics.instrument(app, scraped(settings))
     app.ctx.openapi = openapi_document(app, "Alphabet Events", "0.1.0", DESCRIPTION,
                                        {"x-websockets": WEBSOCKETS})
 
@@ -113,7 +136,8 @@ def create_app(settings: Settings | None = None) -> App:
         # Writers wait in threads for their group commit: allow many at once.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
         app.ctx.services = wiring.services(settings)
-        app.ctx.group_commit = GroupCommit(app.ctx.services.app)
+        app.ctx.group_commit = GroupCommit(app.ctx.services.app,
+                                           on_batch=metrics.BATCHES.observe)
         app.ctx.group_commit.start()
         await app.ctx.services.reads.open()
         for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
@@ -126,6 +150,7 @@ def create_app(settings: Settings | None = None) -> App:
         await services.reads.close()
         services.app.close()
         services.db.close()
+        metrics.process_stopped()
 
     @app.main_process_ready
     async def manage(app: App) -> None:

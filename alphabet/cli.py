@@ -1,4 +1,4 @@
-"""The `alphabet` command: serve, migrate, history, replay, worker.
+"""The `alphabet` command: serve, migrate, history, replay, operator, export, import, worker.
 
 It starts fast and fails plainly. Each command imports what it needs (Sanic, eventsourcing,
 tqdm, the wiring) when it runs, so `alphabet --help` or a mistyped argument costs little more
@@ -120,6 +120,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    from alphabet import metrics_dir
+
+    metrics_dir.prepare(settings)  # before anything imports prometheus_client
     from alphabet.app import create_app
 
     loader = AppLoader(factory=partial(create_app, settings))
@@ -225,6 +228,86 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    """The event store's facts and the rows they cannot give back, to one checked file
+    (alphabet.transfer)."""
+    from pathlib import Path
+
+    path = Path(args.file)
+    if path.exists():
+        return fail("export", f"{path} exists; name a new file")
+    if not path.parent.is_dir():
+        return fail("export", f"{path.parent} is not a directory")
+    from alphabet.transfer import export as write
+
+    app, db = stores(settings)
+    try:
+        done = write(app, db, path)
+    finally:
+        app.close()
+        db.close()
+    rows = ", ".join(f"{count} {table}" for table, count in done.rows.items())
+    print(f"exported {done.facts} facts and {rows} to {path}")
+    return 0
+
+
+def import_(settings: Settings, args: argparse.Namespace) -> int:
+    """An export loaded into an empty store, checked whole first; then every view rebuilt
+    from the imported facts, as `alphabet replay` does."""
+    from pathlib import Path
+
+    path = Path(args.file)
+    if not path.is_file():
+        return fail("import", f"{path} is not a file")
+    from alphabet.transfer import TransferError, check_empty, load, verify
+
+    app, db = stores(settings)
+    try:
+        check_empty(app, db)
+        expected = verify(path)
+        check_empty(app, db)  # still, after a check that can take a while
+        load(app, db, path, expected)
+    except TransferError as exc:
+        return fail("import", str(exc), 1)
+    finally:
+        app.close()
+        db.close()
+    rows = ", ".join(f"{count} {table}" for table, count in expected.rows.items())
+    print(f"imported {expected.facts} facts and {rows} from {path}")
+    return replay(settings, argparse.Namespace(view=None))
+def operator(settings: Settings, args: argparse.Namespace) -> int:
+    """Grants and revocations are facts on the account (audited, replayed with the rest of
+    the store); `list` shows them beside the accounts ALPHABET_OPERATORS names."""
+    from uuid import UUID
+
+    from projections.people import People
+
+    app, db = stores(settings)
+    try:
+        people = People(db)
+        if args.action == "list":
+            granted = app.operators()
+            names = people.names(granted)
+            for user_id in granted:
+                print(f"{names[user_id][1] if user_id in names else user_id}  (granted)")
+            for name in sorted(settings.operators):
+                print(f"{name}  (ALPHABET_OPERATORS)")
+            return 0
+        account = people.by_username(args.username)
+        if account is None:
+            return fail("operator", f"no account named {args.username!r}", 1)
+        change = app.grant_operator if args.action == "grant" else app.revoke_operator
+        written = change(UUID(account.id))
+        done = "granted to" if args.action == "grant" else "revoked from"
+        unchanged = "already had" if args.action == "grant" else "did not have"
+        print(f"operator {done} {account.username}" if written.position is not None
+              else f"{account.username} {unchanged} an operator grant; nothing recorded")
+        return 0
+    finally:
+        app.close()
+        db.close()
+
+
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.kafka_url:
         return fail("worker", "it needs ALPHABET_KAFKA_URL (e.g. kafka://localhost:9092); "
@@ -259,6 +342,28 @@ def parser() -> Parser:
     again.add_argument("view", nargs="?", help="one view (events, mail or reminders; "
                        "default: all)")
     again.set_defaults(func=replay)
+    out = commands.add_parser("export", help="write the store to a file (JSON Lines with a "
+                              "checksum)", description="Write the event store's facts in log "
+                              "order, and the accounts, invitees and mail deliveries they cannot "
+                              "give back, to a new file. The file holds personal data.")
+    out.add_argument("file", help="the file to write (must not exist)")
+    out.set_defaults(func=export)
+    into = commands.add_parser("import", help="load an export into an empty store and rebuild "
+                               "the views", description="Check an export whole (its SHA-256), "
+                               "load it into an empty store, then rebuild every view.")
+    into.add_argument("file", help="a file `alphabet export` wrote")
+    into.set_defaults(func=import_)
+    grants = commands.add_parser(
+        "operator", help="grant or revoke an account's operator role, or list operators",
+        description="Operators may delete any event and any account and replay the views "
+        "from the console. Grants are facts on the account; ALPHABET_OPERATORS names more.")
+    actions = grants.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("grant", "make the account an operator"),
+                         ("revoke", "end the account's operator grant")):
+        chosen = actions.add_parser(action, help=text)
+        chosen.add_argument("username", help="the account's username")
+    actions.add_parser("list", help="every operator: granted, and named by the setting")
+    grants.set_defaults(func=operator)
     kafka = commands.add_parser("worker", help="run the Kafka relay and the faust agents")
     kafka.set_defaults(func=worker)
     return top

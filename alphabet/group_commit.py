@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -20,9 +21,11 @@ Item = tuple[Command, "Future[Written]"]
 
 
 class GroupCommit:
-    def __init__(self, app: EventsApplication, max_batch: int = 256) -> None:
+    def __init__(self, app: EventsApplication, max_batch: int = 256,
+                 on_batch: Callable[[int], None] = lambda size: None) -> None:
         self.app = app
         self.max_batch = max_batch
+        self.on_batch = on_batch  # told each saved batch's size (for /metrics)
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
 
@@ -90,6 +93,7 @@ class GroupCommit:
             for command, done, _, _ in batch:
                 self._settle_alone(command, done)
             return
+        self.on_batch(len(batch))
         last: dict[Any, int] = {}
         for recording in recordings:
             last[recording.domain_event.originator_id] = recording.notification.id

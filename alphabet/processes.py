@@ -23,7 +23,7 @@ import redis
 
 from alphabet import wiring
 from alphabet.settings import Settings
-from consumers.mail import Mailer
+from consumers.mail.delivery import Mailer
 from consumers.messages import MessageMaker
 from consumers.notify import RedisNotifier
 from consumers.remind import Scheduler

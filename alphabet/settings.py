@@ -132,6 +132,11 @@ class Settings:
     kafka_session_seconds: int = 6
     worker_health: tuple[str, int] = ("127.0.0.1", 6066)
     postgres: Postgres | None = None
+    # What a scraper of /metrics must present as a bearer token; unset, loopback clients only.
+    metrics_token: str | None = None
+    # Usernames (case-folded, as usernames are unique) of the accounts that are operators by
+    # configuration, beside those granted by `alphabet operator grant`.
+    operators: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +196,11 @@ class Settings:
             kafka_session_seconds=number("KAFKA_SESSION_SECONDS", 6),
             worker_health=address("WORKER_HEALTH", text("WORKER_HEALTH", "127.0.0.1:6066")),
             postgres=Postgres.from_url(store) if (store := text("EVENT_STORE", "")) else None,
+            metrics_token=text("METRICS_TOKEN", "") or None,
+            operators=frozenset(
+                name.strip().casefold() for name in text("OPERATORS", "").split(",")
+                if name.strip()
+            ),
         )
 
     @property

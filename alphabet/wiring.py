@@ -19,7 +19,10 @@ from api.context import Services, SigninPolicy
 from api.rendered import RenderedEvents
 from api.security import Tokens
 from consumers.hub import Hub
-from consumers.mail import Mailer, MailQueue, OutboxTransport, SmtpTransport, Transport
+from consumers.mail.delivery import Mailer
+from consumers.mail.dev_outbox import OutboxTransport
+from consumers.mail.outbox import MailQueue
+from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisRelay, prime
 from consumers.remind import RemindersView
@@ -258,6 +261,7 @@ def services(settings: Settings) -> Services:
         hub=Hub(),
         load_event=event_loader(app),
         outbox=settings.outbox_dir,
+        operators=settings.operators,
     )
 
 

@@ -30,7 +30,7 @@ from consumers.kafka.app import TOPIC, KafkaOptions, create_faust_app
 from consumers.kafka.broker import GroupLag, ensure_topic
 from consumers.kafka.health import HealthServer
 from consumers.kafka.relay import Relay, backoff
-from consumers.mail import Mailer
+from consumers.mail.delivery import Mailer
 from consumers.messages import event_id_of
 from consumers.remind import Scheduler
 from domain.application import EventsApplication

@@ -69,6 +69,8 @@ class Services:
     outbox: Path
     # Called after every write, so this worker's notifier looks at the log at once.
     wake: Callable[[], None] = lambda: None
+    # Usernames (case-folded) that ALPHABET_OPERATORS makes operators (see api.operators).
+    operators: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

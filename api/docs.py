@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 JSON = "application/json"
 CALENDAR = "text/calendar"
+PLAIN_TEXT = "text/plain"
 BEARER = "bearer"
 SCHEMAS = "#/components/schemas/{model}"
 VALIDATION: JsonSchemaMode = "validation"
@@ -226,8 +227,8 @@ def operation_json(declared: Operation, operation_id: str, names: list[str], ref
 def response_json(status: int, answer: Answer, refs: Refs,
                   links: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-    if answer.media == CALENDAR:
-        found["content"] = {CALENDAR: {"schema": {"type": "string"}}}
+    if answer.media != JSON:
+        found["content"] = {answer.media: {"schema": {"type": "string"}}}
     elif status not in (204, 304):
         found["content"] = {JSON: {"schema": refs[answer.model or ErrorOut, SERIALIZATION]}}
     if answer.headers:

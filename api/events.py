@@ -37,6 +37,7 @@ from api.docs import (
     documented,
 )
 from api.errors import ApiError
+from api.operators import is_operator
 from api.present import aggregate_json, history_json, position_header
 from api.rendered import JSON, event_body
 from api.schemas import (
@@ -156,14 +157,15 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
 
 
 @bp.delete(EVENT)
-@documented("Delete an event (only the owner); participants are told",
+@documented("Delete an event (its owner, or an operator: the fact names who); participants "
+            "are told",
             {200: Answer(Message, WRITTEN), 403: None, 404: None, 410: None},
             auth=True, headers=[IF_MATCH])
 @signed_in
 async def delete_event(request: Request, services: Services, user: CurrentUser,
                        event_id: str) -> JSONResponse:
     written = await command(services, services.app.delete_event, event_uuid(event_id), by=user.id,
-        expected_version=if_match(request),
+        expected_version=if_match(request), operator=await is_operator(services, user),
     )
     return json({"message": f'Event "{written.aggregate.name}" deleted'},
                 headers=position_header(written))

@@ -3,6 +3,8 @@ view is; does any view or loop keep failing (projections.faults)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 
@@ -34,12 +36,23 @@ async def readyz(request: Request, services: Services) -> JSONResponse:
         head = await off_loop(services.log.head)
     except Exception as exc:  # any failure of the store means "not ready", with the reason
         return json({"status": "unavailable", "reason": str(exc)}, status=503)
+    views = await views_lag(services, head)
+    found = await faults(services)
+    failing = any(fault["attempts"] >= FAILING_AFTER for fault in found)
+    return json({"status": "failing" if failing else "ready", "position": head,
+                 "views": views, "faults": found}, status=503 if failing else 200)
+
+
+async def views_lag(services: Services, head: int) -> dict[str, dict[str, int]]:
+    """Each view this process follows: the position it has reached and how far behind `head`."""
     views = {}
     for view in services.follower.views:
         at = await services.reader.position(view.name)
         views[view.name] = {"position": at, "lag": max(head - at, 0)}
-    faults = [dict(row) for row in await services.reads.fetchall(
+    return views
+
+
+async def faults(services: Services) -> list[dict[str, Any]]:
+    """The supervised loops failing now, wherever they run (projections.faults)."""
+    return [dict(row) for row in await services.reads.fetchall(
         f"SELECT {COLUMNS} FROM faults ORDER BY name", ())]
-    failing = any(fault["attempts"] >= FAILING_AFTER for fault in faults)
-    return json({"status": "failing" if failing else "ready", "position": head,
-                 "views": views, "faults": faults}, status=503 if failing else 200)

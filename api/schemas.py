@@ -300,3 +300,17 @@ class ErrorDetail(Schema):
 
 class ErrorOut(Schema):
     error: ErrorDetail
+
+
+class OperatorStatus(Schema):
+    """What an operator's console shows of the service: the log's head and each view's lag."""
+
+    operator: bool = Field(description="always true: only operators are answered")
+    position: int = Field(description="the event log's head")
+    views: dict[str, ViewLag]
+
+
+class Replayed(Schema):
+    """Each view rebuilt, with the log position it was rebuilt to and swapped in at."""
+
+    views: dict[str, int]

@@ -10,10 +10,11 @@ from sanic.response import JSONResponse
 from api.auth import issue
 from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
 from api.docs import WRITTEN, Answer, documented
+from api.operators import is_operator
 from api.present import position_header, user_json
 from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
 from api.security import hash_password, verify_password
-from consumers.mail import erase_outbox
+from consumers.mail.dev_outbox import erase_outbox
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
 from domain.presentation import utc
 from projections.events_view import owned_event_ids
@@ -84,22 +85,24 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
 @bp.delete("/<user_id:str>")
 @documented("Delete your own account: its events are cancelled and its personal data erased",
             {200: Answer(Message, WRITTEN)}, auth=True, routes=["delete_me"])
-@documented("Delete your account (`me` is you): its events are cancelled and its personal "
-            "data erased",
+@documented("Delete an account (`me` is you; an operator may delete any): its events are "
+            "cancelled and its personal data erased; the facts name who deleted it",
             {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True,
             routes=["delete_user"])
 @signed_in
 async def delete_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str = ME) -> JSONResponse:
-    await _own(services, user, user_id)
+    account = await _own(services, user, user_id, operators=True)
     # Bring the events view up to the log's head first, so no event the user owns is missed.
     await off_loop(services.follower.run_once)
-    owned_ids = await off_loop(lambda: owned_event_ids(services.db.connection(), user.id))
+    owned_ids = await off_loop(lambda: owned_event_ids(services.db.connection(), account.id))
     owned = [UUID(i) for i in owned_ids]
-    written = await command(services, services.app.delete_user, UUID(user.id), owned)
-    await off_loop(services.people.erase, user.id)
-    await off_loop(erase_outbox, services.outbox, user.id)
-    return json({"message": f'User "{user.username}" deleted'}, headers=position_header(written))
+    by = None if account.id == user.id else user.id
+    written = await command(services, services.app.delete_user, UUID(account.id), owned, by)
+    await off_loop(services.people.erase, account.id)
+    await off_loop(erase_outbox, services.outbox, account.id)
+    return json({"message": f'User "{account.username}" deleted'},
+                headers=position_header(written))
 
 
 async def _account(services: Services, user_id: str) -> Account:
@@ -122,9 +125,11 @@ def _resolve(user: CurrentUser, user_id: str) -> str:
     return user.id if user_id == ME else user_id
 
 
-async def _own(services: Services, user: CurrentUser, user_id: str) -> Account:
+async def _own(services: Services, user: CurrentUser, user_id: str, *,
+               operators: bool = False) -> Account:
+    """Your own account; with `operators`, anyone's for an operator."""
     user_id = _resolve(user, user_id)
-    if user_id != user.id:
-        await _account(services, user_id)
+    account = await _account(services, user_id)
+    if user_id != user.id and not (operators and await is_operator(services, user)):
         raise ForbiddenError("you may only change or delete your own account")
-    return await _account(services, user_id)
+    return account

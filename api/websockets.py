@@ -19,6 +19,7 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from api.context import PASSWORD_CHANGED, Services, off_loop, whole_number
 from api.errors import envelope
+from api.metrics import SOCKETS
 from api.security import Claims, TokenError
 from consumers.hub import Subscriber
 from consumers.notify import replay
@@ -60,12 +61,14 @@ def origin_allowed(origin: str, allowed: str, host: str) -> bool:
 # sanic's websocket decorator is untyped
 @bp.websocket("/ws/events")  # type: ignore[untyped-decorator]
 async def feed(request: Request, ws: WebsocketImplProtocol) -> None:
-    await subscribe(request, ws, None)
+    with SOCKETS.track_inprogress():
+        await subscribe(request, ws, None)
 
 
 @bp.websocket("/ws/events/<event_id:str>")  # type: ignore[untyped-decorator]
 async def one_event(request: Request, ws: WebsocketImplProtocol, event_id: str) -> None:
-    await subscribe(request, ws, event_id)
+    with SOCKETS.track_inprogress():
+        await subscribe(request, ws, event_id)
 
 
 async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str | None) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from consumers.calendar import Invitation, Person
-from consumers.mail import letter
+from consumers.mail.letters import letter
 from domain.events import Event
 from domain.presentation import fields_of
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from domain.errors import (
     ConflictError,
@@ -95,10 +96,12 @@ class EventsApplication(Application[UUID]):
             expected_version is not None,
         ))
 
-    def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None) -> Written:
+    def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None,
+                     operator: bool = False) -> Written:
+        """`operator`: `by` may delete anyone's event (see `is_operator`)."""
         return self.execute(Command(
-            lambda: [self.get_event_for_write(event_id, by, expected_version)],
-            lambda events: events[0].delete(by=by),
+            lambda: [self.get_event_for_write(event_id, by, expected_version, operator)],
+            lambda events: events[0].delete(by=by, operator=operator),
             expected_version is not None,
         ))
 
@@ -155,10 +158,10 @@ class EventsApplication(Application[UUID]):
         return self.get_event(event_id, version)
 
     def get_event_for_write(
-        self, event_id: UUID, by: str, expected_version: int | None
+        self, event_id: UUID, by: str, expected_version: int | None, operator: bool = False
     ) -> Event:
         event = self._get(Event, event_id)
-        event.check_writable(by)
+        event.check_writable(by, operator)
         if expected_version is not None and event.version != expected_version:
             raise VersionMismatchError(
                 f"the event is at version {event.version}, not {expected_version}; "
@@ -213,11 +216,14 @@ class EventsApplication(Application[UUID]):
 
         return self.execute(Command(lambda: [self._get(User, user_id)], act))
 
-    def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID]) -> Written:
+    def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID],
+                    by: str | None = None) -> Written:
         """The account and every live event it owns end in one atomic save, so participants
         are told of each cancellation exactly as if the owner had deleted it. An account
         already deleted records nothing: a deletion that stopped after this save (before its
-        personal data was erased) is finished by asking again."""
+        personal data was erased) is finished by asking again. `by` is the operator deleting
+        someone else's account (the caller checked): every fact of the cascade names them."""
+        actor = by or str(user_id)
 
         def load() -> list[Any]:
             owned = [self._get(Event, event_id) for event_id in owned_event_ids]
@@ -226,11 +232,47 @@ class EventsApplication(Application[UUID]):
         def act(aggregates: list[Any]) -> None:
             if aggregates[0].deleted:
                 return
-            aggregates[0].delete()
+            aggregates[0].delete(by=actor)
             for event in aggregates[1:]:
-                event.delete(by=str(user_id))
+                event.check_writable(str(user_id))  # only the account's own events go
+                event.delete(by=actor, operator=True)
 
         return self.execute(Command(load, act))
+
+    def is_operator(self, user_id: UUID) -> bool:
+        """Whether an operator grant stands on the account (read from its facts, through the
+        aggregate cache). Operators named by the settings are the caller's to add."""
+        try:
+            return self._get(User, user_id).operator
+        except NotFoundError:
+            return False
+
+    def grant_operator(self, user_id: UUID) -> Written:
+        return self.execute(Command(lambda: [self._get(User, user_id)],
+                                    lambda users: users[0].grant_operator()))
+
+    def revoke_operator(self, user_id: UUID) -> Written:
+        return self.execute(Command(lambda: [self._get(User, user_id)],
+                                    lambda users: users[0].revoke_operator()))
+
+    def operators(self) -> list[str]:
+        """The ids of the accounts whose operator grant stands, from the grant and revoke
+        facts alone (the log filtered by their topics), in the order they were granted."""
+        topics = [get_topic(User.OperatorGranted), get_topic(User.OperatorRevoked),
+                  get_topic(User.Deleted)]
+        granted: dict[str, None] = {}
+        after = 0
+        while notifications := self.recorder.select_notifications(
+                start=after, limit=1000, topics=topics, inclusive_of_start=False):
+            for notification in notifications:
+                fact = self.mapper.to_domain_event(notification)
+                user_id = str(fact.originator_id)
+                if isinstance(fact, User.OperatorGranted):
+                    granted[user_id] = None
+                else:
+                    granted.pop(user_id, None)
+            after = notifications[-1].id
+        return list(granted)
 
     def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         try:

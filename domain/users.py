@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import GoneError
@@ -21,11 +23,26 @@ class User(Aggregate):
         pass
 
     class Deleted(Aggregate.Event):
+        """`by` is who deleted the account: its owner, or an operator. Facts stored before
+        operators existed (version 1) had no `by`: the owner deleted their own account."""
+
+        by: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["by"] = str(state["originator_id"])
+
+    class OperatorGranted(Aggregate.Event):
+        """The account may delete any event and any account, and replay the views."""
+
+    class OperatorRevoked(Aggregate.Event):
         pass
 
     @event(Registered)
     def __init__(self) -> None:
         self.deleted = False
+        self.operator = False
 
     def change_profile(self, fields: list[str]) -> None:
         """`fields` names what changed (e.g. ["email"]), never the values."""
@@ -36,9 +53,21 @@ class User(Aggregate):
         self.check_live()
         self._record_password_change()
 
-    def delete(self) -> None:
+    def delete(self, by: str | None = None) -> None:
+        """`by` another account than this one is an operator (the caller checked)."""
         self.check_live()
-        self._record_deletion()
+        self._record_deletion(by=by or str(self.id))
+
+    def grant_operator(self) -> None:
+        """Granting twice records nothing: the trail shows each real change once."""
+        self.check_live()
+        if not self.operator:
+            self._record_grant()
+
+    def revoke_operator(self) -> None:
+        self.check_live()
+        if self.operator:
+            self._record_revocation()
 
     def check_live(self) -> None:
         if self.deleted:
@@ -53,5 +82,14 @@ class User(Aggregate):
         pass
 
     @event(Deleted)
-    def _record_deletion(self) -> None:
+    def _record_deletion(self, by: str) -> None:
         self.deleted = True
+        self.operator = False
+
+    @event(OperatorGranted)
+    def _record_grant(self) -> None:
+        self.operator = True
+
+    @event(OperatorRevoked)
+    def _record_revocation(self) -> None:
+        self.operator = False

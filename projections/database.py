@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from domain.storage import Connection, Database
 from projections.search import Fts5Search, Search
 
 # Shared by both dialects: DOUBLE PRECISION has REAL affinity in SQLite and is a float8 in
@@ -58,24 +59,6 @@ SCHEMA = [
 SCRUB_TRIES = 100
 
 
-class Rows(Protocol):
-    """What a statement answers; each row is read by column name (row["id"])."""
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Connection(Protocol):
-    """sqlite3.Connection as it is, or the PostgreSQL adapter that speaks the same way."""
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
-
-
 class Tables(Protocol):
     """A view's tables and named indexes, as a rebuild moves them into place."""
 
@@ -109,25 +92,22 @@ class Dialect(Protocol):
     # The FROM item listing a view row `v`'s participants as rows `j` of one column, `value`.
     participants: str
     renames_indexes: bool
+    # A statement with one parameter, a table's name, answering one row whose `found` is 1
+    # when the table exists (tables made on first use, such as the mailer's).
+    has_table: str
 
     def numbering(self) -> Numbering: ...
 
     def rename(self, conn: Connection, view: Tables, suffix: str) -> None: ...
 
 
-class StateDatabase(Protocol):
-    """`connection()` reads (and writes single statements) outside any transaction; `write()`
-    is one transaction, committed when the block ends and rolled back if it raises."""
+class StateDatabase(Database, Protocol):
+    """The port the followers write through (domain.storage.Database), and what the rest of
+    the server needs besides: the dialect, schema, locks and the scrub of erased data."""
 
     dialect: Dialect
     # A unique index refused a row (a name taken in a race the pre-check lost).
     unique_violation: type[Exception]
-    # Failures worth retrying later (the database busy or unreachable), not bugs.
-    transient: tuple[type[Exception], ...]
-
-    def connection(self) -> Connection: ...
-
-    def write(self) -> AbstractContextManager[Connection]: ...
 
     def create_schema(self, statements: Sequence[str] = ()) -> None: ...
 
@@ -171,6 +151,7 @@ class SqliteDialect:
     ordered_join = "CROSS JOIN"
     search: Search = Fts5Search()
     participants = "json_each(v.participants) j"
+    has_table = "SELECT COUNT(*) AS found FROM sqlite_master WHERE type = 'table' AND name = ?"
     renames_indexes = False
 
     def numbering(self) -> Numbering:

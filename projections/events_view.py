@@ -9,7 +9,8 @@ from typing import Any
 
 from domain.events import Event
 from domain.presentation import instant
-from projections.database import SQLITE, Connection, Dialect
+from domain.storage import Connection
+from projections.database import SQLITE, Dialect
 from projections.follower import Fact
 
 

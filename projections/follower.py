@@ -10,7 +10,8 @@ from typing import Any, Protocol
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-from projections.database import Connection, StateDatabase
+from domain.storage import Connection, Handler
+from projections.database import StateDatabase
 from projections.faults import Backoff, FactFailed, Faults
 
 log = logging.getLogger(__name__)
@@ -18,18 +19,15 @@ log = logging.getLogger(__name__)
 Fact = Any  # a domain event decoded from the notification log
 
 
-class View(Protocol):
-    """A read model: the tables it owns (created under an optional suffix, for a rebuild beside
-    the live ones) and how each fact changes them."""
+class View(Handler, Protocol):
+    """A read model: a handler of facts (domain.storage.Handler) and the tables it owns,
+    created under an optional suffix for a rebuild beside the live ones."""
 
-    name: str
     tables: Sequence[str]
 
     def schema(self, suffix: str = "") -> list[str]: ...
 
     def indexes(self, suffix: str = "") -> dict[str, str]: ...
-
-    def apply(self, conn: Connection, position: int, fact: Fact, suffix: str = "") -> None: ...
 
 
 class Leases(Protocol):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import ConflictError, InvalidFieldsError
-from projections.database import AsyncReads, Connection, StateDatabase
+from domain.storage import Connection
+from projections.database import AsyncReads, StateDatabase
 
 ACCOUNT_SQL = ("SELECT id, username, email, password_hash, created_at, updated_at FROM users "
                "WHERE {key} = ?")

@@ -30,7 +30,8 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
-from projections.database import SCHEMA, Connection, Dialect, Numbering, Row, Rows, Tables
+from domain.storage import Connection, Rows
+from projections.database import SCHEMA, Dialect, Numbering, Row, Tables
 from projections.search import Search, TsvectorSearch
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ class PostgresDialect:
     ordered_join = "JOIN"
     search: Search = TsvectorSearch()
     participants = "json_array_elements_text(v.participants::json) AS j(value)"
+    has_table = ("SELECT COUNT(*) AS found FROM pg_tables WHERE tablename = ? "
+                 "AND schemaname = current_schema()")
     renames_indexes = True
 
     def numbering(self) -> Numbering:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from projections.database import Connection, StateDatabase
+from domain.storage import Connection
+from projections.database import StateDatabase
 from projections.follower import (
     Fact,
     Log,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from projections.database import Connection
+    from domain.storage import Connection
 
 WORD = re.compile(r"[^\W_]+")
 # PostgreSQL refuses a lexeme of 2 KiB or more, in a tsvector and a tsquery alike.

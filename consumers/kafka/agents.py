@@ -6,26 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from eventsourcing.persistence import Mapper
 
 from consumers.kafka.app import KafkaWorker
 from consumers.kafka.records import FactRecord, decode
+from domain.storage import Database, Handler
 
 log = logging.getLogger(__name__)
-
-
-class Handler(Protocol):
-    """A tracked consumer's handler (consumers.mail.MailQueue, consumers.remind.RemindersView)."""
-
-    name: str
-
-    def apply(self, conn: Any, position: int, fact: Any, suffix: str = "") -> None: ...
-
-
-class Database(Protocol):
-    def write(self) -> Any: ...
 
 
 def handle(db: Database, handler: Handler, mapper: Mapper[Any], record: FactRecord) -> None:

@@ -29,6 +29,7 @@ OPERATIONS = {
     "lists": {"list_events", "search_events", "events_ics"},
     "batch": {"create_batch", "change_batch", "delete_batch"},
     "health": {"healthz", "readyz"},
+    "operators": {"operator_status", "replay_views"},
 }
 
 

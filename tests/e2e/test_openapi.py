@@ -28,6 +28,8 @@ ROUTES: list[tuple[str, str, int, bool]] = [
     ("patch", "/api/event/{event_id}", 200, True),
     ("delete", "/api/event/{event_id}", 200, False),
     ("get", "/api/event/{event_id}/history", 200, False),
+    ("get", "/api/operator/status", 200, False),
+    ("post", "/api/operator/replay", 200, False),
 ]
 
 

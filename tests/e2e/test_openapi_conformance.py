@@ -5,6 +5,8 @@ no case here provokes fails the suite, and so does a header the server sends und
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import httpx
 import pytest
 from openapi_core import OpenAPI
 
-from tests.conftest import Person, at, event_body, sign_up
+from tests.conftest import ROOT, Person, Server, at, event_body, sign_up
 from tests.e2e.openapi_client import check, load
 
 # Headers the document promises to declare wherever the server sends them.
@@ -23,6 +25,7 @@ CONTRACT_HEADERS = ("etag", "x-position", "location", "retry-after")
 ELSEWHERE = {
     ("readyz", 503): "needs the event store to fail; the supervision tests provoke it",
     ("signin", 429): "throttles sign-ins: its own test, last in this module",
+    ("metrics", 401): "needs ALPHABET_METRICS_TOKEN set: tests/e2e/test_metrics.py",
 }
 MALFORMED = b'{"name": '
 TOO_LARGE = b"[" + b" " * (1024 * 1024) + b"]"
@@ -39,6 +42,7 @@ class World:
     etag: str
     deleted_id: str
     started_id: str
+    operator: Person | None = None
 
     def request(self, method: str, url: str, who: Person | None = None,
                 headers: dict[str, str] | None = None, **options: Any) -> httpx.Request:
@@ -66,7 +70,7 @@ def api(document: dict[str, Any], http: httpx.Client) -> OpenAPI:
 
 
 @pytest.fixture(scope="module")
-def world(http: httpx.Client) -> World:
+def world(http: httpx.Client, server: Server) -> World:
     owner, other = sign_up(http, "conform"), sign_up(http, "conform")
     answer = http.post("/api/events", json=event_body(), headers=owner.headers)
     assert answer.status_code == 201, answer.text
@@ -75,6 +79,11 @@ def world(http: httpx.Client) -> World:
     made.deleted_id = made.event()
     assert http.delete(f"/api/event/{made.deleted_id}", headers=owner.headers).status_code == 200
     made.started_id = made.event(starting_time=at(hours=-1), end_time=at(hours=1))
+    made.operator = sign_up(http, "conform")
+    granted = subprocess.run(
+        [sys.executable, "-m", "alphabet", "operator", "grant", made.operator.username],
+        cwd=ROOT, env=server.command_env, capture_output=True, text=True, timeout=300)
+    assert granted.returncode == 0, granted.stderr
     return made
 
 
@@ -102,6 +111,9 @@ Case = Callable[[World], httpx.Request]
 CASES: dict[tuple[str, int], Case] = {
     ("healthz", 200): lambda w: w.request("GET", "/healthz"),
     ("readyz", 200): lambda w: w.request("GET", "/readyz"),
+    ("metrics", 200): lambda w: w.request("GET", "/metrics"),
+    ("metrics", 403): lambda w: w.request("GET", "/metrics", None,
+                                          {"X-Forwarded-For": "203.0.113.7"}),
     ("signup", 201): lambda w: w.request("POST", "/api/auth/signup", json=signup_body()),
     ("signup", 409): lambda w: w.request("POST", "/api/auth/signup", json={
         **signup_body(), "username": w.owner.username}),
@@ -201,6 +213,13 @@ CASES: dict[tuple[str, int], Case] = {
                                                json=[w.event()]),
     ("delete_batch", 422): lambda w: w.request("DELETE", "/api/batch_events", w.owner,
                                                json=["not an id"]),
+    ("operator_status", 200): lambda w: w.request("GET", "/api/operator/status", w.operator),
+    ("operator_status", 403): lambda w: w.request("GET", "/api/operator/status", w.owner),
+    ("replay_views", 200): lambda w: w.request("POST", "/api/operator/replay", w.operator,
+                                               params={"view": "events"}),
+    ("replay_views", 403): lambda w: w.request("POST", "/api/operator/replay", w.owner),
+    ("replay_views", 422): lambda w: w.request("POST", "/api/operator/replay", w.operator,
+                                               params={"view": "no such view"}),
 }
 for _method, _op in (("PUT", "change_event"), ("PATCH", "patch_event")):
     CASES.update({

@@ -31,14 +31,10 @@ from icalendar import Calendar
 
 from alphabet import wiring
 from alphabet.settings import Postgres, Settings
-from consumers.mail import (
-    Mailer,
-    MailQueue,
-    OutboxTransport,
-    SmtpTransport,
-    erase_outbox,
-    outbox_lock,
-)
+from consumers.mail.delivery import Mailer
+from consumers.mail.dev_outbox import OutboxTransport, erase_outbox, outbox_lock
+from consumers.mail.outbox import MailQueue
+from consumers.mail.transports import SmtpTransport
 from domain.application import EventsApplication
 from domain.presentation import Names
 from projections.database import SqliteDatabase, StateDatabase

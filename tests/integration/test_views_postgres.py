@@ -21,7 +21,8 @@ import pytest
 
 from alphabet import wiring
 from alphabet.settings import Postgres, Settings
-from projections.database import Connection, StateDatabase
+from domain.storage import Connection
+from projections.database import StateDatabase
 from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
 from projections.follower import Fact, Follower, Log, position

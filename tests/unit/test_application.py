@@ -49,8 +49,9 @@ class ObservedApplication(EventsApplication):
         self.saves.append(len(recordings))
         return recordings
 
-    def get_event_for_write(self, event_id: UUID, by: str, expected_version: int | None) -> Event:
-        event = super().get_event_for_write(event_id, by, expected_version)
+    def get_event_for_write(self, event_id: UUID, by: str, expected_version: int | None,
+                            operator: bool = False) -> Event:
+        event = super().get_event_for_write(event_id, by, expected_version, operator)
         self.loads += 1
         if self.interlude is not None:
             interlude, self.interlude = self.interlude, None
@@ -603,6 +604,67 @@ class ApplicationContract:
     def test_delete_user_of_an_unknown_id_is_not_found(self, app: EventsApplication) -> None:
         with pytest.raises(NotFoundError):
             app.delete_user(uuid4(), [])
+
+    # --- operators --------------------------------------------------------------------------
+
+    def test_an_operator_deletes_someone_elses_event_and_the_fact_names_the_operator(
+        self, app: EventsApplication
+    ) -> None:
+        event_id = self.create(app, owner_id="owner")
+        with pytest.raises(ForbiddenError):
+            app.delete_event(event_id, by="operator", expected_version=None)
+
+        app.delete_event(event_id, by="operator", expected_version=None, operator=True)
+
+        deleted = app.history(event_id)[-1]
+        assert isinstance(deleted, Event.Deleted)
+        assert deleted.by == "operator"
+
+    def test_an_operator_may_delete_but_not_change_someone_elses_event(
+        self, app: EventsApplication
+    ) -> None:
+        event_id = self.create(app, owner_id="owner")
+
+        with pytest.raises(ForbiddenError):
+            app.update_event(event_id, by="operator", now=NOW, expected_version=None,
+                             changes={"name": "Mine now"})
+
+    def test_an_account_deleted_by_an_operator_names_the_operator_in_every_fact(
+        self, app: EventsApplication
+    ) -> None:
+        user_id = app.register_user().aggregate.id
+        operator = str(app.register_user().aggregate.id)
+        owned = self.create(app, owner_id=str(user_id))
+
+        app.delete_user(user_id, [owned], by=operator)
+
+        user_deleted = list(app.events.get(user_id))[-1]
+        assert isinstance(user_deleted, User.Deleted)
+        assert user_deleted.by == operator
+        event_deleted = app.history(owned)[-1]
+        assert isinstance(event_deleted, Event.Deleted)
+        assert event_deleted.by == operator
+
+    def test_grants_and_revocations_decide_who_is_an_operator(
+        self, app: EventsApplication
+    ) -> None:
+        first = app.register_user().aggregate.id
+        second = app.register_user().aggregate.id
+        third = app.register_user().aggregate.id
+        assert not app.is_operator(first)
+        assert app.operators() == []
+
+        for user_id in (first, second, third):
+            app.grant_operator(user_id)
+        assert app.grant_operator(first).position is None  # already one: nothing recorded
+        app.revoke_operator(second)
+        app.delete_user(third, [])
+
+        assert app.is_operator(first)
+        assert not app.is_operator(second)
+        assert not app.is_operator(third)
+        assert not app.is_operator(uuid4())
+        assert app.operators() == [str(first)]
 
 
 class TestInMemory(ApplicationContract):

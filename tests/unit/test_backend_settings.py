@@ -61,3 +61,10 @@ def test_a_reminder_lead_time_outside_a_minute_to_a_year_is_refused(minutes: str
     with pytest.raises(SettingsError, match="ALPHABET_REMINDER_MINUTES"):
         Settings.from_env({"ALPHABET_REMINDER_MINUTES": minutes})
     assert Settings.from_env({"ALPHABET_REMINDER_MINUTES": "527040"}).reminder_minutes == 527040
+
+
+def test_operators_are_usernames_listed_with_commas_in_any_case_and_spacing() -> None:
+    named = Settings.from_env({"ALPHABET_OPERATORS": " Alice ,bob,, CAROL "}).operators
+
+    assert named == frozenset({"alice", "bob", "carol"})
+    assert Settings.from_env({}).operators == frozenset()

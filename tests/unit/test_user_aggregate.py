@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
+from domain.application import EventsApplication
 from domain.errors import GoneError
 from domain.users import User
 
@@ -61,11 +65,12 @@ def test_profile_changed_names_the_changed_fields_and_never_their_values() -> No
     assert fact.fields == ["email"]
 
 
-def test_password_changed_and_deleted_carry_nothing_but_their_envelope() -> None:
-    _, facts = life_of_a_user()
+def test_password_changed_carries_nothing_but_its_envelope_and_deleted_only_who() -> None:
+    user, facts = life_of_a_user()
 
-    for fact in facts[2:]:
-        assert set(vars(fact)) == ENVELOPE, type(fact).__name__
+    assert set(vars(facts[2])) == ENVELOPE
+    assert set(vars(facts[3])) == ENVELOPE | {"by"}
+    assert facts[3].by == str(user.id)
 
 
 def test_no_fact_of_a_user_holds_a_personal_value() -> None:
@@ -74,13 +79,69 @@ def test_no_fact_of_a_user_holds_a_personal_value() -> None:
     _, facts = life_of_a_user()
 
     for fact in facts:
-        assert set(vars(fact)) <= ENVELOPE | {"originator_topic", "fields"}
+        assert set(vars(fact)) <= ENVELOPE | {"originator_topic", "fields", "by"}
         for key, value in vars(fact).items():
-            if isinstance(value, str):
+            if key == "by":
+                assert UUID(value) == fact.originator_id  # an account's id, nothing more
+            elif isinstance(value, str):
                 assert key == "originator_topic", f"{type(fact).__name__}.{key} = {value!r}"
                 assert value.startswith("domain.users:")
             if key == "fields":
                 assert set(value) <= {"username", "email"}
+
+
+def test_an_operator_deleting_an_account_is_named_by_the_fact() -> None:
+    user = User()
+    operator = str(uuid4())
+
+    user.delete(by=operator)
+
+    deleted = user.collect_events()[-1]
+    assert isinstance(deleted, User.Deleted)
+    assert deleted.by == operator
+
+
+def test_a_deletion_stored_before_operators_existed_is_read_as_the_owners_own() -> None:
+    """Version 1 of User.Deleted had no `by`: such stored facts are upcast on reading."""
+    mapper = EventsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+    user = User()
+    user.delete()
+    stored = mapper.to_stored_event(user.collect_events()[-1])
+    state = json.loads(stored.state)
+    assert state.pop("class_version") == 2
+    del state["by"]
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                      json.dumps(state).encode())
+
+    read = mapper.to_domain_event(old)
+
+    assert isinstance(read, User.Deleted)
+    assert read.by == str(user.id)
+
+
+def test_grants_and_revocations_are_facts_recorded_only_when_they_change_something() -> None:
+    user = User()
+    user.collect_events()
+
+    user.grant_operator()
+    user.grant_operator()
+    assert user.operator is True
+    user.revoke_operator()
+    user.revoke_operator()
+
+    assert [type(f) for f in user.collect_events()] == [User.OperatorGranted,
+                                                        User.OperatorRevoked]
+    assert user.operator is False
+
+
+def test_a_deleted_account_is_no_operator_and_cannot_be_granted() -> None:
+    user = User()
+    user.grant_operator()
+    user.delete()
+
+    assert user.operator is False
+    with pytest.raises(GoneError):
+        user.grant_operator()
 
 
 def test_deleting_a_user_twice_is_gone() -> None:

@@ -1,0 +1,213 @@
+"""The mailer: delivers the outbox's due rows in log order, retrying a failure with backoff,
+and records each outcome beside the outbox (never in it, which a replay rebuilds)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from email.utils import formataddr, parseaddr
+from uuid import UUID
+
+import aiosmtplib
+
+from consumers.calendar import Person
+from consumers.mail.letters import Letter, header_message_id, kind_for, letter
+from consumers.mail.outbox import MARK, Outgoing
+from consumers.mail.transports import OrganiserErasedError, RecipientErasedError, Transport
+from consumers.messages import LoadEvent, LookUpNames
+from domain.events import Event
+from domain.presentation import Names, fields_of, people_of
+from domain.storage import Connection, Database
+
+log = logging.getLogger(__name__)
+
+RETRY_MAX_SECONDS = 300.0
+
+DELIVERY_SCHEMA = """CREATE TABLE IF NOT EXISTS mail_delivery (
+    message_id TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL,
+    next_attempt DOUBLE PRECISION NOT NULL,
+    done_at DOUBLE PRECISION,
+    outcome TEXT
+)"""
+
+# message id, attempts, next attempt, done at, outcome: one row of mail_delivery
+Outcome = tuple[str, int, float, float | None, str]
+
+
+class Mailer:
+    """Delivers due outbox rows in log order; a failure is retried with exponential backoff
+    (1 s, 2 s, 4 s … up to 5 minutes), so an SMTP outage loses nothing."""
+
+    def __init__(
+        self,
+        db: Database,
+        transport: Transport,
+        load: LoadEvent,
+        names: LookUpNames,
+        address: Callable[[str], str | None],
+        sender: str,
+        domain: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.transport = transport
+        self.load = load
+        self.names = names
+        self.address = address
+        # Parsed and put back together once: a non-ASCII display name is encoded (RFC 2047)
+        # and the address left as it is.
+        self.sender = formataddr(parseaddr(sender), "utf-8")
+        self.service_address = parseaddr(sender)[1]
+        self.domain = domain  # of every Message-ID
+        self.clock = clock
+        # Delivery state lives beside the outbox, not in it: a replay rebuilds the outbox from
+        # the facts, but what was delivered is not in the facts and must not be forgotten (or
+        # everything would be sent again).
+        with db.write() as conn:
+            conn.execute(DELIVERY_SCHEMA)
+
+    def due(self, limit: int = 100) -> list[Outgoing]:
+        """Undelivered rows in log order, looking only past the settled prefix of the outbox
+        (the mark: every row up to it is sent or dropped) so a long history costs nothing."""
+        conn = self.db.connection()
+        mark = self._mark(conn)
+        rows = conn.execute(
+            "SELECT o.message_id, o.event_id, o.version, o.person_id, o.kind, o.changes, "
+            "COALESCE(d.attempts, 0) AS attempts FROM mail_outbox o LEFT JOIN mail_delivery d "
+            "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL "
+            "AND COALESCE(d.next_attempt, 0) <= ? ORDER BY o.position LIMIT ?",
+            (mark, self.clock(), limit),
+        ).fetchall()
+        return [Outgoing(r["message_id"], r["event_id"], r["version"], r["person_id"], r["kind"],
+                         json.loads(r["changes"]), r["attempts"]) for r in rows]
+
+    def _mark(self, conn: Connection) -> int:
+        mark = self._read_mark(conn)
+        if mark is None:  # the row first, so that a late row's update (MailQueue) finds it
+            with self.db.write() as writing:
+                writing.execute("INSERT INTO tracking VALUES (?, 0) ON CONFLICT DO NOTHING",
+                                (MARK,))
+            return 0
+        if self._settled(conn, mark) == mark:
+            return mark
+        with self.db.write() as writing:
+            # Lock the mark's row, then look again: a mail consumer queuing rows behind the mark
+            # has either committed (and is seen now) or waits for this and pulls it back.
+            writing.execute("UPDATE tracking SET position = position WHERE view = ?", (MARK,))
+            mark = self._read_mark(writing) or 0
+            settled = self._settled(writing, mark)
+            writing.execute("UPDATE tracking SET position = ? WHERE view = ?", (settled, MARK))
+        return settled
+
+    @staticmethod
+    def _read_mark(conn: Connection) -> int | None:
+        row = conn.execute("SELECT position FROM tracking WHERE view = ?", (MARK,)).fetchone()
+        return int(row["position"]) if row else None
+
+    @staticmethod
+    def _settled(conn: Connection, mark: int) -> int:
+        """Where the settled prefix of the outbox ends now: before its first pending row."""
+        pending = conn.execute(
+            "SELECT MIN(o.position) AS first FROM mail_outbox o LEFT JOIN mail_delivery d "
+            "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL",
+            (mark,),
+        ).fetchone()["first"]
+        return int(pending - 1 if pending is not None else conn.execute(
+            "SELECT COALESCE(MAX(position), 0) AS last FROM mail_outbox").fetchone()["last"])
+
+    async def send_due(self) -> int:
+        """Try every due message once; returns how many were delivered. The recipients of one
+        change share its loaded event and its rendered letter, the transport keeps what it
+        opens (SMTP connection, lock file) for the pass, and the pass's outcomes are recorded
+        in one transaction (a crash before that only means some are sent again, with the same
+        Message-ID)."""
+        delivered = 0
+        outcomes: list[Outcome] = []
+        events: dict[tuple[str, int], tuple[Event, Names] | None] = {}
+        letters: dict[tuple[str, int, str], Letter] = {}
+        try:
+            for item in self.due():
+                key = (item.event_id, item.version)
+                if key not in events:
+                    event = self.load(UUID(item.event_id), item.version)
+                    events[key] = ((event, self.names(people_of([fields_of(event)])))
+                                   if event else None)
+                address = self.address(item.person_id)
+                loaded = events[key]
+                if address is None or loaded is None:
+                    outcomes.append(self._finished(item, "dropped: recipient or event erased"))
+                    continue
+                event, names = loaded
+                kind = kind_for(item, event)
+                try:
+                    made = letters.get((*key, kind))
+                    if made is None:
+                        made = letters[(*key, kind)] = letter(
+                            kind, event, names, item.changed, self.service_address)
+                    recipient = Person(address, self._username(item.person_id, names))
+                    await self.transport.deliver(
+                        made.to(self.sender, recipient,
+                                header_message_id(item.message_id, self.domain)),
+                        made.envelope(item.person_id))
+                except RecipientErasedError:
+                    outcomes.append(self._finished(item, "dropped: recipient erased"))
+                    continue
+                except (OSError, aiosmtplib.SMTPException, OrganiserErasedError) as exc:
+                    # made again on the next try, from the names as they are then
+                    outcomes.append(self._retried(item, exc))
+                    continue
+                except Exception as exc:  # one bad message must never hold up the ones after it
+                    log.exception("mail %s cannot be built or sent", item.message_id)
+                    outcomes.append(self._retried(item, exc))
+                    continue
+                outcomes.append(self._finished(item, "sent"))
+                delivered += 1
+        finally:
+            await self.transport.end_pass()
+        self._record(outcomes)
+        return delivered
+
+    async def run(self, stopped: threading.Event, interval: float = 0.5,
+                  leading: Callable[[], bool] = lambda: True) -> None:
+        """Deliver until stopped, while `leading` (one mailer across instances sharing the
+        state database)."""
+        while not stopped.is_set():
+            delivered = 0
+            try:
+                if await asyncio.to_thread(leading):
+                    delivered = await self.send_due()
+            except Exception:  # the loop is the mail service itself: log, wait, carry on
+                log.exception("mail delivery pass failed; retrying")
+            if not delivered:
+                await asyncio.sleep(interval)
+
+    def _username(self, person_id: str, names: Names) -> str | None:
+        """How the recipient's calendar names them: their username (None for an invitee, of
+        whom we know only the address). Those an update removed are not among the event's
+        names."""
+        known = names.get(person_id) or self.names([person_id]).get(person_id)
+        return known[1] if known and known[0] == "user" else None
+
+    def _finished(self, item: Outgoing, outcome: str) -> Outcome:
+        return (item.message_id, item.attempts, 0.0, self.clock(), outcome)
+
+    def _retried(self, item: Outgoing, exc: Exception) -> Outcome:
+        wait = min(2.0 ** item.attempts, RETRY_MAX_SECONDS)
+        log.warning("mail %s not delivered (%s); retrying in %.0f s", item.message_id, exc, wait)
+        return (item.message_id, item.attempts + 1, self.clock() + wait, None, f"retrying: {exc}")
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        with self.db.write() as conn:
+            conn.executemany(
+                "INSERT INTO mail_delivery VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO "
+                "UPDATE SET attempts = excluded.attempts, next_attempt = excluded.next_attempt, "
+                "done_at = excluded.done_at, outcome = excluded.outcome",
+                outcomes,
+            )
