@@ -17,7 +17,7 @@ from api.security import hash_password, verify_password
 from consumers.mail.dev_outbox import erase_outbox
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
 from domain.presentation import utc
-from projections.events_view import owned_event_ids
+from projections.events_view import EventsView, owned_event_ids
 from projections.people import Account
 
 bp = Blueprint("users", url_prefix="/api/user")
@@ -94,7 +94,7 @@ async def delete_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str = ME) -> JSONResponse:
     account = await _own(services, user, user_id, operators=True)
     # Bring the events view up to the log's head first, so no event the user owns is missed.
-    await off_loop(services.follower.run_once)
+    await off_loop(services.follower.run_once, services.follower.named(EventsView.name))
     owned_ids = await off_loop(lambda: owned_event_ids(services.db.connection(), account.id))
     owned = [UUID(i) for i in owned_ids]
     by = None if account.id == user.id else user.id

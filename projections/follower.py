@@ -159,6 +159,11 @@ class Follower:
         self._stopped.set()
         self._woken.set()
 
+    def named(self, name: str) -> list[View]:
+        """The view of that name, for a run_once of it alone (a request that needs one view
+        current must not wait on, or fail with, another)."""
+        return [view for view in self.views if view.name == name]
+
     def run_once(self, views: Sequence[View] | None = None) -> int:
         """Bring the views (all by default) up to the log's head; a cheap read first, so an
         idle look never takes the write lock."""

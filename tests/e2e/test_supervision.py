@@ -18,7 +18,7 @@ import pytest
 from alphabet import wiring
 from alphabet.settings import Settings
 from domain.events import Event
-from tests.conftest import Person, Server, event_body, eventually
+from tests.conftest import Person, Server, event_body, eventually, sign_up
 
 POISON_YEAR = "0001-01-01"  # the reminder, 30 minutes before, falls before year 1
 REPAIRED_YEAR = "2099-01-01"
@@ -131,6 +131,23 @@ def test_the_other_views_go_on(http: httpx.Client, owner: Person,
         return [e["name"] for e in page.json()["events"]]
 
     assert eventually(listed, lambda: f"listed: {listed()}") == ["After the poison"]
+
+
+def test_requests_that_bring_the_events_view_forward_do_not_stumble_on_the_stuck_view(
+    http: httpx.Client, poisoned: tuple[str, int]
+) -> None:
+    """Deleting an account and reading one's own write (?min_position) bring the events view
+    up to date themselves: the reminders view's fault is not theirs to fail with."""
+    leaving = sign_up(http, "leaving")
+    written = http.post("/api/events/", json=event_body(name="Read back"),
+                        headers=leaving.headers)
+    assert written.status_code == 201, written.text
+    listed = http.get("/api/events/", params={"min_position": written.headers["X-Position"],
+                                               "q": "read back"}, headers=leaving.headers)
+    assert listed.status_code == 200, listed.text
+    assert [e["name"] for e in listed.json()["events"]] == ["Read back"]
+    deleted = http.delete("/api/user/me", headers=leaving.headers)
+    assert deleted.status_code == 200, deleted.text
 
 
 def test_once_the_fact_is_repaired_it_is_applied_and_readyz_is_200_again(
