@@ -16,7 +16,6 @@ from sanic.config import Config
 from sanic_ext.extensions.http.extension import HTTPExtension
 
 from alphabet import processes, wiring
-from alphabet.group_commit import GroupCommit
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
 from api import (
@@ -136,9 +135,6 @@ def create_app(settings: Settings | None = None) -> App:
         # Writers wait in threads for their group commit: allow many at once.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
         app.ctx.services = wiring.services(settings)
-        app.ctx.group_commit = GroupCommit(app.ctx.services.app,
-                                           on_batch=metrics.BATCHES.observe)
-        app.ctx.group_commit.start()
         await app.ctx.services.reads.open()
         for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
             app.add_task(until_cancelled(task), name=f"notifications-{number}")
@@ -146,7 +142,6 @@ def create_app(settings: Settings | None = None) -> App:
     @app.after_server_stop
     async def stop(app: App) -> None:
         services: Services = app.ctx.services
-        app.ctx.group_commit.stop()
         await services.reads.close()
         services.app.close()
         services.db.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -14,20 +15,24 @@ import redis
 import redis.asyncio
 from eventsourcing.application import AggregateNotFoundError
 
+from alphabet.group_commit import GroupCommit
 from alphabet.settings import Settings
+from api import metrics
 from api.context import Services, SigninPolicy
 from api.rendered import RenderedEvents
 from api.security import Tokens
 from consumers.hub import Hub
 from consumers.mail.delivery import Mailer
-from consumers.mail.dev_outbox import OutboxTransport
+from consumers.mail.dev_outbox import OutboxTransport, erase_outbox
 from consumers.mail.outbox import MailQueue
 from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisRelay, prime
 from consumers.remind import RemindersView
+from domain.accounts import Accounts
 from domain.application import EventsApplication
 from domain.events import Event
+from domain.writing import WriteNow, Writer
 from projections import faults
 from projections.database import (
     SQLITE,
@@ -39,7 +44,7 @@ from projections.database import (
 )
 from projections.doorbell import Doorbell
 from projections.events_queries import EventsReader
-from projections.events_view import EventsView
+from projections.events_view import EventsView, OwnedEvents
 from projections.faults import Faults
 from projections.follower import Alone, Follower, Leases, Log, View, statements
 from projections.people import People, PeopleReader
@@ -67,11 +72,13 @@ TAIL_POLL_SECONDS = 5.0
 AGGREGATE_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
 
-def event_application(settings: Settings, *, create_tables: bool = False) -> EventsApplication:
-    """The application on its store. On PostgreSQL only `migrate` creates the tables, under a
-    lock, so processes starting together never race to create them."""
+def event_application(settings: Settings, *, create_tables: bool = False,
+                      writer: Writer = WriteNow) -> EventsApplication:
+    """The application on its store, saving with `writer` (the server's workers group their
+    writes: see `services`). On PostgreSQL only `migrate` creates the tables, under a lock, so
+    processes starting together never race to create them."""
     if settings.postgres:
-        return EventsApplication(env={
+        return EventsApplication(writer=writer, env={
             **settings.postgres.eventsourcing_env(),
             **AGGREGATE_CACHE,
             "POSTGRES_POOL_SIZE": "2",
@@ -79,7 +86,7 @@ def event_application(settings: Settings, *, create_tables: bool = False) -> Eve
             "CREATE_TABLE": "y" if create_tables else "n",
         })
     settings.prepare_data_dir()
-    return EventsApplication(env={
+    return EventsApplication(writer=writer, env={
         **AGGREGATE_CACHE,
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(settings.event_store_path),
@@ -232,17 +239,26 @@ def event_loader(app: EventsApplication) -> LoadEvent:
 
 
 def services(settings: Settings) -> Services:
-    app = event_application(settings)
+    """A worker's services. Its writes queue for one writer thread that saves many in one
+    transaction (alphabet.group_commit); closing the application stops that thread."""
+    app = event_application(
+        settings, writer=partial(GroupCommit, on_batch=metrics.BATCHES.observe))
     db = state_database(settings)
     secret = settings.secret()
     reads = async_reads(settings)
     people_reader = PeopleReader(reads)
+    runner = follower(settings, app, db)
+    people = People(db)
     return Services(
         app=app,
+        # the events view alone: another view's fault is not the deletion's to fail with
+        accounts=Accounts(app, people,
+                          OwnedEvents(db, partial(runner.run_once, runner.named(EventsView.name))),
+                          partial(erase_outbox, settings.outbox_dir)),
         db=db,
         log=Log(app.recorder, app.mapper),
-        follower=follower(settings, app, db),
-        people=People(db),
+        follower=runner,
+        people=people,
         sessions=Sessions(db),
         tokens=Tokens(secret, settings.access_token_minutes * 60,
                       settings.refresh_token_days * 86400),
@@ -260,7 +276,6 @@ def services(settings: Settings) -> Services:
         rendered=RenderedEvents(people_reader),
         hub=Hub(),
         load_event=event_loader(app),
-        outbox=settings.outbox_dir,
         operators=settings.operators,
     )
 

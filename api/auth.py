@@ -34,7 +34,6 @@ from api.schemas import (
     is_username,
 )
 from api.security import Claims, TokenError, hash_password, verify_password
-from domain.errors import ConflictError
 from domain.presentation import utc
 from projections.people import Account
 from projections.sessions import Window
@@ -52,17 +51,10 @@ KNOWN_SECONDS = 90 * 86400
 @served
 async def signup(request: Request, services: Services) -> JSONResponse:
     data = parse(request, SignupBody)
-    await off_loop(services.people.check_free, data.username, data.email)
+    await off_loop(services.accounts.check_free, data.username, data.email)
     password_hash = await hash_password(data.password)
-    user_uuid = (await off_loop(services.app.register_user)).aggregate.id
-    user_id = str(user_uuid)
-    try:
-        await off_loop(services.people.add_user, user_id, data.username, data.email,
-                       password_hash, utc(now()))
-    except ConflictError:
-        # Lost a race for the name after the Registered fact: close that account at once.
-        await off_loop(services.app.delete_user, user_uuid, [])
-        raise
+    user_id = await off_loop(services.accounts.sign_up, data.username, data.email,
+                             password_hash, utc(now()))
     account = await services.people_reader.by_id(user_id)
     assert account is not None
     tokens = await issue(services, account)

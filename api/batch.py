@@ -15,8 +15,9 @@ from api.docs import WRITTEN, Answer, documented
 from api.errors import ApiError, explain, invalid_body
 from api.present import aggregates_json, position_header
 from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventsOut
-from domain.application import Refused, Written, each, sift
+from domain.batches import Refused, each, sift
 from domain.events import check_fields
+from domain.writing import Written
 
 bp = Blueprint("batch", url_prefix="/api")
 

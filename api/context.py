@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
-from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +19,9 @@ from api.rendered import RenderedEvents
 from api.security import TokenError, Tokens
 from consumers.hub import Hub
 from consumers.messages import LoadEvent
-from domain.application import EventsApplication, Written
+from domain.accounts import Accounts
+from domain.application import EventsApplication
+from domain.writing import Written
 from projections.database import AsyncReads, StateDatabase
 from projections.events_queries import EventsReader
 from projections.follower import Follower, Log
@@ -50,6 +51,8 @@ class SigninPolicy:
 @dataclass
 class Services:
     app: EventsApplication
+    # sign-up, changes and deletion of accounts, over the event store and the personal data
+    accounts: Accounts
     db: StateDatabase
     log: Log
     follower: Follower
@@ -66,7 +69,6 @@ class Services:
     rendered: RenderedEvents
     hub: Hub
     load_event: LoadEvent
-    outbox: Path
     # Called after every write, so this worker's notifier looks at the log at once.
     wake: Callable[[], None] = lambda: None
     # Usernames (case-folded) that ALPHABET_OPERATORS makes operators (see api.operators).

@@ -13,6 +13,7 @@ from sanic.response import JSONResponse
 
 from api.schemas import USERNAME_RULE
 from domain.errors import (
+    AccountClosedError,
     ConflictError,
     DomainError,
     ForbiddenError,
@@ -29,6 +30,7 @@ DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     InvalidFieldsError: (422, "invalid_fields"),
     InvalidItemsError: (422, "invalid_items"),
     NotFoundError: (404, "not_found"),
+    AccountClosedError: (401, "unauthorized"),
     GoneError: (410, "gone"),
     ForbiddenError: (403, "forbidden"),
     ConflictError: (409, "conflict"),
@@ -118,7 +120,8 @@ def handle(request: Request, exc: Exception) -> JSONResponse:
             DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS
         )
         items = exc.items if isinstance(exc, InvalidItemsError) else None
-        return envelope(status, code, str(exc), exc.fields, items=items)
+        challenge = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return envelope(status, code, str(exc), exc.fields, challenge, items=items)
     if isinstance(exc, SanicException):
         status, message = sanic_status(request, exc)
         if status >= 500:

@@ -49,10 +49,10 @@ from api.schemas import (
     Message,
 )
 from consumers.calendar import calendar
-from domain.application import Written
 from domain.errors import NotFoundError
 from domain.events import Event
 from domain.presentation import fields_of
+from domain.writing import Written
 
 bp = Blueprint("events", url_prefix="/api")
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.application import Written
 from domain.events import Event, fact_by, fact_changes
 from domain.presentation import (
     changes_json,
@@ -17,6 +16,7 @@ from domain.presentation import (
     people_of,
     utc,
 )
+from domain.writing import Written
 from projections.database import Row
 from projections.people import Account, PeopleReader
 

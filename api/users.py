@@ -14,10 +14,8 @@ from api.operators import is_operator
 from api.present import position_header, user_json
 from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
 from api.security import hash_password, verify_password
-from consumers.mail.dev_outbox import erase_outbox
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
 from domain.presentation import utc
-from projections.events_view import EventsView, owned_event_ids
 from projections.people import Account
 
 bp = Blueprint("users", url_prefix="/api/user")
@@ -65,13 +63,7 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
             raise InvalidFieldsError({"current_password": "is not your current password"})
         changes["password_hash"] = await hash_password(data.password)
     if changes:
-        await off_loop(services.people.update, user.id, changes, utc(now()))
-        await off_loop(
-            services.app.change_user,
-            UUID(user.id),
-            profile_fields=sorted(set(changes) - {"password_hash"}),
-            password="password_hash" in changes,
-        )
+        await command(services, services.accounts.change, user.id, changes, utc(now()))
     account = await _account(services, user.id)
     if "password_hash" not in changes:
         return json({"user": user_json(account, user.id)})
@@ -93,14 +85,7 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
 async def delete_user(request: Request, services: Services, user: CurrentUser,
                       user_id: str = ME) -> JSONResponse:
     account = await _own(services, user, user_id, operators=True)
-    # Bring the events view up to the log's head first, so no event the user owns is missed.
-    await off_loop(services.follower.run_once, services.follower.named(EventsView.name))
-    owned_ids = await off_loop(lambda: owned_event_ids(services.db.connection(), account.id))
-    owned = [UUID(i) for i in owned_ids]
-    by = None if account.id == user.id else user.id
-    written = await command(services, services.app.delete_user, UUID(account.id), owned, by)
-    await off_loop(services.people.erase, account.id)
-    await off_loop(erase_outbox, services.outbox, account.id)
+    written = await command(services, services.accounts.delete, account.id, by=user.id)
     return json({"message": f'User "{account.username}" deleted'},
                 headers=position_header(written))
 

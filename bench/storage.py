@@ -87,9 +87,7 @@ def concurrently(writers: int, seconds: float, write: Callable[[int], Callable[[
 def append_in_process(directory: Path, writers: int, seconds: float) -> float:
     """Facts/s saving one new event per command, from `writers` threads sharing one
     application with its group commit, as a server worker's thread pool does."""
-    app = wiring.event_application(Settings(data_dir=directory))
-    group = GroupCommit(app)
-    group.start()
+    app = wiring.event_application(Settings(data_dir=directory), writer=GroupCommit)
     owner = str(uuid.uuid4())
 
     def writer(index: int) -> Callable[[], None]:
@@ -103,7 +101,6 @@ def append_in_process(directory: Path, writers: int, seconds: float) -> float:
     try:
         return concurrently(writers, seconds, writer)
     finally:
-        group.stop()
         app.close()
 
 

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from domain.application import Written
 from domain.events import Event
 from domain.presentation import instant
 from domain.reminders import Reminder
 from domain.storage import Connection, Database
+from domain.writing import Written
 from projections.faults import Backoff, Faults
 
 log = logging.getLogger(__name__)

@@ -1,85 +1,92 @@
-"""The use cases of Alphabet Events, read as get → act → save on the event store.
+"""The use cases of Alphabet Events, each read as get → act → save on the event store
+(domain.writing says how a use case is written and who saves it).
 
 eventsourcing is synchronous; callers in async code run these methods off the event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from domain.batches import Refused, each, loaded, unique_ids
 from domain.errors import (
-    ConflictError,
     DomainError,
     GoneError,
-    InvalidItemsError,
     NotFoundError,
     VersionMismatchError,
 )
 from domain.events import Event
+from domain.ownership import Ownership, ownership_id
 from domain.reminders import Reminder
 from domain.users import User
+from domain.writing import (
+    Aggregates,
+    Command,
+    Executor,
+    WriteNow,
+    Writer,
+    Written,
+    last_position,
+)
 
-# Writers racing on one aggregate retry from a fresh read; this bounds pathological contention.
-MAX_ATTEMPTS = 50
-
-A = TypeVar("A", Event, User)
-# A batch's items already found invalid: index in the batch → field → problem.
-Refused = Mapping[int, dict[str, str]]
-
-
-@dataclass
-class Written:
-    """What a write produced: the aggregates after it, what changed in each (for updates), and
-    the log position of its last fact (None when the command changed nothing)."""
-
-    aggregates: list[Any]
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    position: int | None = None
-
-    @property
-    def aggregate(self) -> Any:
-        return self.aggregates[0]
-
-
-@dataclass(frozen=True)
-class Command:
-    """A use case's deciding step, apart from its saving: `load` reads (or creates) the
-    aggregates, `act` applies the rules to them and returns what changed in each. An executor
-    saves the result, redoing the command on fresh state when another writer won a race — or,
-    for a `strict` command (If-Match), refusing it instead."""
-
-    load: Callable[[], list[Any]]
-    act: Callable[[list[Any]], list[dict[str, Any]] | None]
-    strict: bool = False
+A = TypeVar("A", Event, User, Ownership)
 
 
 class EventsApplication(Application[UUID]):
+    """Each write is a use case of named steps — get, act — handed to `execute`, the executor
+    the application was built with (domain.writing: `WriteNow` by default; the server's
+    workers pass alphabet.group_commit.GroupCommit), which saves."""
+
     name = "Alphabet"
 
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: Any = None, writer: Writer = WriteNow) -> None:
         super().__init__(env)
-        # Replaced by a group-committing executor when many writers share one process.
-        self.execute: Callable[[Command], Written] = self.execute_now
+        self.execute: Executor = writer(self.repository, self.save)
+
+    def close(self) -> None:
+        self.execute.close()
+        super().close()
 
     def create_event(self, *, owner_id: str, **fields: Any) -> Written:
-        return self.execute(Command(
-            lambda: [Event.create(owner_id=owner_id, **fields)],
-            lambda events: [events[0].state()],
-        ))
+        """The event, and its id added to its owner's Ownership in the same save (which is
+        what makes a creation and the owner's account deletion exclude each other)."""
+
+        def get(aggregates: Aggregates) -> list[Any]:
+            owned = ownership(aggregates, owner_id)
+            owned.check_open()
+            return [Event.create(owner_id=owner_id, **fields), owned]
+
+        def act(aggregates: list[Any]) -> list[dict[str, Any]]:
+            event, owned = aggregates
+            owned.add([event.id])
+            return [event.state()]
+
+        return self.execute(Command(get, act)).of(Event)
 
     def create_events(self, *, owner_id: str, items: Sequence[dict[str, Any]]) -> Written:
-        """All or nothing: every event's Created fact goes into one atomic save."""
-        return self.execute(Command(
-            lambda: each(items, lambda fields: Event.create(owner_id=owner_id, **fields)),
-            lambda events: [event.state() for event in events],
-        ))
+        """All or nothing: every event's Created fact goes into one atomic save, with one fact
+        adding them all to their owner's Ownership. An empty batch writes nothing at all."""
+        if not items:
+            return Written([])
+
+        def get(aggregates: Aggregates) -> list[Any]:
+            owned = ownership(aggregates, owner_id)
+            owned.check_open()
+            events = each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
+            return [*events, owned]
+
+        def act(aggregates: list[Any]) -> list[dict[str, Any]]:
+            *events, owned = aggregates
+            owned.add([event.id for event in events])
+            return [event.state() for event in events]
+
+        return self.execute(Command(get, act)).of(Event)
 
     def update_event(
         self,
@@ -90,20 +97,25 @@ class EventsApplication(Application[UUID]):
         expected_version: int | None,
         changes: dict[str, Any],
     ) -> Written:
-        return self.execute(Command(
-            lambda: [self.get_event_for_write(event_id, by, expected_version)],
-            lambda events: [events[0].change(by=by, now=now, **changes)],
-            expected_version is not None,
-        ))
+        def get(aggregates: Aggregates) -> list[Event]:
+            return [self.event_for_write(aggregates, event_id, by, expected_version)]
+
+        def act(events: list[Event]) -> list[dict[str, Any]]:
+            return [events[0].change(by=by, now=now, **changes)]
+
+        return self.execute(Command(get, act, pinned=expected_version is not None))
 
     def delete_event(self, event_id: UUID, *, by: str, expected_version: int | None,
                      operator: bool = False) -> Written:
         """`operator`: `by` may delete anyone's event (see `is_operator`)."""
-        return self.execute(Command(
-            lambda: [self.get_event_for_write(event_id, by, expected_version, operator)],
-            lambda events: events[0].delete(by=by, operator=operator),
-            expected_version is not None,
-        ))
+
+        def get(aggregates: Aggregates) -> list[Event]:
+            return [self.event_for_write(aggregates, event_id, by, expected_version, operator)]
+
+        def act(events: list[Event]) -> None:
+            events[0].delete(by=by, operator=operator)
+
+        return self.execute(Command(get, act, pinned=expected_version is not None))
 
     def update_events(
         self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]],
@@ -112,33 +124,40 @@ class EventsApplication(Application[UUID]):
         """Batch update: every item checked (problems reported by index, with those `refused`
         already), then one atomic save."""
         ids = unique_ids([event_id for event_id, _ in items], refused)
-        return self.execute(Command(
-            lambda: [self._loaded_for_write(event_id, by) for event_id in ids],
-            lambda events: each(
+
+        def get(aggregates: Aggregates) -> list[Event | DomainError]:
+            return [self.batch_item(aggregates, event_id, by) for event_id in ids]
+
+        def act(events: list[Event | DomainError]) -> list[dict[str, Any]]:
+            return each(
                 list(zip(events, items, strict=True)),
                 lambda pair: loaded(pair[0]).change(by=by, now=now, **pair[1][1]),
                 refused,
-            ),
-        ))
+            )
+
+        return self.execute(Command(get, act))
 
     def delete_events(self, *, by: str, event_ids: Sequence[UUID],
                       refused: Refused | None = None) -> Written:
         ids = unique_ids(event_ids, refused)
 
+        def get(aggregates: Aggregates) -> list[Event | DomainError]:
+            return [self.batch_item(aggregates, event_id, by) for event_id in ids]
+
         def delete(event: Event | DomainError) -> dict[str, Any]:
             loaded(event).delete(by=by)
             return {}
 
-        return self.execute(Command(
-            lambda: [self._loaded_for_write(event_id, by) for event_id in ids],
-            lambda events: each(events, delete, refused),
-        ))
+        def act(events: list[Event | DomainError]) -> list[dict[str, Any]]:
+            return each(events, delete, refused)
 
-    def _loaded_for_write(self, event_id: UUID, by: str) -> Event | DomainError:
+        return self.execute(Command(get, act))
+
+    def batch_item(self, aggregates: Aggregates, event_id: UUID, by: str) -> Event | DomainError:
         """A batch item's event, or why it cannot be written: the batch's act reports every
-        item's problem, those found loading and those found changing alike."""
+        item's problem, those found getting and those found changing alike."""
         try:
-            return self.get_event_for_write(event_id, by, None)
+            return self.event_for_write(aggregates, event_id, by, None)
         except DomainError as exc:
             return exc
 
@@ -157,10 +176,11 @@ class EventsApplication(Application[UUID]):
             )
         return self.get_event(event_id, version)
 
-    def get_event_for_write(
-        self, event_id: UUID, by: str, expected_version: int | None, operator: bool = False
+    def event_for_write(
+        self, aggregates: Aggregates, event_id: UUID, by: str, expected_version: int | None,
+        operator: bool = False,
     ) -> Event:
-        event = self._get(Event, event_id)
+        event = fetch(aggregates, Event, event_id)
         event.check_writable(by, operator)
         if expected_version is not None and event.version != expected_version:
             raise VersionMismatchError(
@@ -204,8 +224,22 @@ class EventsApplication(Application[UUID]):
         except NotFoundError:
             return True
 
-    def register_user(self) -> Written:
-        return self.execute(Command(lambda: [User()], lambda users: None))
+    def register_user(self, user_id: UUID | None = None) -> Written:
+        """`user_id` is the id the account's personal data was reserved under (a new one when
+        not given); registering it again records nothing."""
+
+        def get(aggregates: Aggregates) -> list[User]:
+            if user_id is None:
+                return [User.register(uuid4())]
+            try:
+                return [fetch(aggregates, User, user_id)]
+            except NotFoundError:
+                return [User.register(user_id)]
+
+        def act(_: list[User]) -> None:
+            """Registering is the whole of it."""
+
+        return self.execute(Command(get, act))
 
     def change_user(self, user_id: UUID, *, profile_fields: list[str], password: bool) -> Written:
         def act(users: list[User]) -> None:
@@ -214,30 +248,50 @@ class EventsApplication(Application[UUID]):
             if password:
                 users[0].change_password()
 
-        return self.execute(Command(lambda: [self._get(User, user_id)], act))
+        return self.execute(Command(self._user(user_id), act))
 
-    def delete_user(self, user_id: UUID, owned_event_ids: Sequence[UUID],
-                    by: str | None = None) -> Written:
-        """The account and every live event it owns end in one atomic save, so participants
-        are told of each cancellation exactly as if the owner had deleted it. An account
-        already deleted records nothing: a deletion that stopped after this save (before its
-        personal data was erased) is finished by asking again. `by` is the operator deleting
-        someone else's account (the caller checked): every fact of the cascade names them."""
+    def delete_user(self, user_id: UUID, *, by: str | None = None,
+                    listed: Sequence[UUID] = ()) -> Written:
+        """The account, its Ownership and every live event it owns end in one atomic save, so
+        participants are told of each cancellation exactly as if the owner had deleted it, and
+        an event created meanwhile is either among them or refused (domain.ownership). The
+        events are those its Ownership holds, and those `listed` (the events view's, for
+        events created before Ownership was recorded). An account already deleted records
+        nothing: a deletion that stopped after this save (before its personal data was
+        erased) is finished by asking again. `by` is who deletes it: the account itself, or
+        an operator deleting someone else's (the caller checked); every fact of the cascade
+        names them."""
         actor = by or str(user_id)
 
-        def load() -> list[Any]:
-            owned = [self._get(Event, event_id) for event_id in owned_event_ids]
-            return [self._get(User, user_id), *(e for e in owned if not e.deleted)]
+        def get(aggregates: Aggregates) -> list[Any]:
+            user = fetch(aggregates, User, user_id)
+            if user.deleted:
+                return [user]
+            owned = ownership(aggregates, str(user_id))
+            ids = dict.fromkeys([*self.owned_event_ids(owned), *listed])
+            events = [fetch(aggregates, Event, event_id) for event_id in ids]
+            return [user, owned, *(event for event in events if not event.deleted)]
 
         def act(aggregates: list[Any]) -> None:
-            if aggregates[0].deleted:
+            user, *rest = aggregates
+            if user.deleted:
                 return
-            aggregates[0].delete(by=actor)
-            for event in aggregates[1:]:
+            user.delete(by=actor)
+            owned, *events = rest
+            owned.close()
+            for event in events:
                 event.check_writable(str(user_id))  # only the account's own events go
                 event.delete(by=actor, operator=True)
 
-        return self.execute(Command(load, act))
+        return self.execute(Command(get, act))
+
+    def owned_event_ids(self, owned: Ownership) -> list[UUID]:
+        """The events an Ownership's Added facts name: those stored, and those it holds
+        unsaved (a group commit's batch may have added some). Any stored after the version
+        this copy was read at make the deletion's save conflict, and it is redone."""
+        facts = [*self.events.get(owned.id), *owned.pending_events]
+        return [UUID(event_id) for fact in facts if isinstance(fact, Ownership.Added)
+                for event_id in fact.event_ids]
 
     def is_operator(self, user_id: UUID) -> bool:
         """Whether an operator grant stands on the account (read from its facts, through the
@@ -248,12 +302,24 @@ class EventsApplication(Application[UUID]):
             return False
 
     def grant_operator(self, user_id: UUID) -> Written:
-        return self.execute(Command(lambda: [self._get(User, user_id)],
-                                    lambda users: users[0].grant_operator()))
+        def act(users: list[User]) -> None:
+            users[0].grant_operator()
+
+        return self.execute(Command(self._user(user_id), act))
 
     def revoke_operator(self, user_id: UUID) -> Written:
-        return self.execute(Command(lambda: [self._get(User, user_id)],
-                                    lambda users: users[0].revoke_operator()))
+        def act(users: list[User]) -> None:
+            users[0].revoke_operator()
+
+        return self.execute(Command(self._user(user_id), act))
+
+    def _user(self, user_id: UUID) -> Callable[[Aggregates], list[User]]:
+        """A command's get step for one account."""
+
+        def get(aggregates: Aggregates) -> list[User]:
+            return [fetch(aggregates, User, user_id)]
+
+        return get
 
     def operators(self) -> list[str]:
         """The ids of the accounts whose operator grant stands, from the grant and revoke
@@ -275,88 +341,27 @@ class EventsApplication(Application[UUID]):
         return list(granted)
 
     def _get(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
-        try:
-            aggregate: Any = self.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
-        if not isinstance(aggregate, cls):
-            raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}")
-        return aggregate
-
-    def execute_now(self, command: Command) -> Written:
-        """Read, act, save; when another writer saved first, read again and redo the command
-        on the newer state (or answer 412 when the client pinned a version)."""
-        for _ in range(MAX_ATTEMPTS):
-            aggregates = command.load()
-            changes = command.act(aggregates)
-            try:
-                position = self._save(*aggregates)
-            except IntegrityError:
-                if command.strict:
-                    raise VersionMismatchError(
-                        "the event was changed by someone else; read it again and retry"
-                    ) from None
-                continue
-            return Written(aggregates, changes or [], position)
-        raise ConflictError("too many concurrent changes to this item; try again")
+        return fetch(self.repository, cls, aggregate_id, version)
 
     def _save(self, *aggregates: Any) -> int | None:
-        recordings = self.save(*aggregates)
-        return recordings[-1].notification.id if recordings else None
+        return last_position(self.save(*aggregates))
 
 
-T = TypeVar("T")
-R = TypeVar("R")
+def ownership(aggregates: Aggregates, owner_id: str) -> Ownership:
+    """The owner's Ownership, opened when they have none yet."""
+    try:
+        return fetch(aggregates, Ownership, ownership_id(owner_id))
+    except NotFoundError:
+        return Ownership(owner_id=owner_id)
 
 
-def each(items: Sequence[T], act: Callable[[T], R], refused: Refused | None = None) -> list[R]:
-    """Apply `act` to every item, collecting every refusal by index before giving up, so a
-    batch is answered with all its problems at once and nothing is stored. `refused` holds
-    the problems already found in other items of the batch, by their index in it; `items`
-    are the batch's other items, in order."""
-    done, problems = sift(items, act, refused)
-    if problems:
-        raise InvalidItemsError(report(problems))
-    return done
-
-
-def sift(items: Sequence[T], act: Callable[[T], R],
-         refused: Refused | None = None) -> tuple[list[R], dict[int, dict[str, str]]]:
-    """As `each`, without giving up: what `act` made of the items it accepted (in order), and
-    the problems of the whole batch so far, `refused` and the items `act` refused."""
-    problems = dict(refused or {})
-    done: list[R] = []
-    for index, item in zip(indexes(len(items), problems), items, strict=True):
-        try:
-            done.append(act(item))
-        except DomainError as exc:
-            problems[index] = exc.fields or {"error": str(exc)}
-    return done, problems
-
-
-def indexes(count: int, refused: Refused) -> list[int]:
-    """The indexes in the whole batch of `count` items that are not `refused`."""
-    return [i for i in range(count + len(refused)) if i not in refused][:count]
-
-
-def report(problems: Refused) -> dict[str, dict[str, str]]:
-    return {str(index): problems[index] for index in sorted(problems)}
-
-
-def loaded(event: Event | DomainError) -> Event:
-    if isinstance(event, DomainError):
-        raise event
-    return event
-
-
-def unique_ids(ids: Sequence[UUID], refused: Refused | None = None) -> Sequence[UUID]:
-    refused = refused or {}
-    seen: set[UUID] = set()
-    repeated = {}
-    for index, event_id in zip(indexes(len(ids), refused), ids, strict=True):
-        if event_id in seen:
-            repeated[index] = {"id": "appears more than once in the batch"}
-        seen.add(event_id)
-    if repeated:
-        raise InvalidItemsError(report({**refused, **repeated}))
-    return ids
+def fetch(aggregates: Aggregates, cls: type[A], aggregate_id: UUID,
+          version: int | None = None) -> A:
+    """The aggregate of that class, or NotFound (an event's id is no user, and vice versa)."""
+    try:
+        aggregate: Any = aggregates.get(aggregate_id, version=version)
+    except AggregateNotFoundError:
+        raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
+    if not isinstance(aggregate, cls):
+        raise NotFoundError(f"no {cls.__name__.lower()} with id {aggregate_id}")
+    return aggregate

@@ -37,6 +37,11 @@ class GoneError(DomainError):
     """It existed but has been deleted; its history stays readable."""
 
 
+class AccountClosedError(GoneError):
+    """The actor's own account was deleted while the request was under way (the request was
+    signed in before): told as a request from an erased account is, 401."""
+
+
 class ForbiddenError(DomainError):
     """The actor is known but may not do this (only an event's owner changes it)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -43,6 +44,11 @@ class User(Aggregate):
     def __init__(self) -> None:
         self.deleted = False
         self.operator = False
+
+    @classmethod
+    def register(cls, user_id: UUID) -> User:
+        """A new account under the id its personal data was reserved with."""
+        return cls._create(cls.Registered, id=user_id)
 
     def change_profile(self, fields: list[str]) -> None:
         """`fields` names what changed (e.g. ["email"]), never the values."""

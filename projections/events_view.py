@@ -4,13 +4,13 @@ with whom" for lists and location search without replaying aggregates."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from domain.events import Event
 from domain.presentation import instant
 from domain.storage import Connection
-from projections.database import SQLITE, Dialect
+from projections.database import SQLITE, Dialect, StateDatabase
 from projections.follower import Fact
 
 
@@ -253,6 +253,18 @@ class EventsLoader:
         self.numbers.drawn(conn, f"events_view{suffix}")
 
 
-def owned_event_ids(conn: Connection, owner_id: str) -> list[str]:
-    rows = conn.execute("SELECT id FROM events_view WHERE owner_id = ?", (owner_id,))
-    return [r["id"] for r in rows]
+class OwnedEvents:
+    """domain.accounts' owned-events lookup: the events the view lists for an owner, once the
+    view is caught up to the log's head (`catch_up`, the follower's run_once), so none saved
+    before the question is missed. An account's deletion cascades to these as well as to
+    those its Ownership holds: events created before Ownership was recorded are only here."""
+
+    def __init__(self, db: StateDatabase, catch_up: Callable[[], object]) -> None:
+        self.db = db
+        self.catch_up = catch_up
+
+    def __call__(self, owner_id: str) -> list[str]:
+        self.catch_up()
+        rows = self.db.connection().execute(
+            "SELECT id FROM events_view WHERE owner_id = ?", (owner_id,))
+        return [r["id"] for r in rows]

@@ -8,6 +8,7 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -18,6 +19,8 @@ import httpx
 import jwt
 import pytest
 
+from alphabet import wiring
+from alphabet.settings import Settings
 from tests.conftest import Backend, Person, Server, assert_error, serving, sign_up
 
 PASSWORD = "correct horse battery"
@@ -545,3 +548,31 @@ def test_a_refresh_token_is_not_accepted_as_an_access_token(http: httpx.Client,
                                                            person: Person) -> None:
     assert_error(http.get("/api/user/me", headers=bearer(person.refresh)), 401)
     assert_error(http.get(f"/api/user/{person.id}", headers=bearer(person.refresh)), 401)
+
+
+def user_facts(server: Server) -> Counter[str]:
+    """How many of each User fact the event store holds."""
+    app = wiring.event_application(Settings.from_env(server.command_env))
+    try:
+        return Counter(n.topic.rpartition(".")[2] for n in
+                       app.recorder.select_notifications(start=1, limit=1_000_000)
+                       if ":User." in n.topic)
+    finally:
+        app.close()
+
+
+def test_signups_that_lose_the_race_for_a_name_record_no_fact(server: Server) -> None:
+    """The name and address are reserved before the Registered fact: the losers are refused
+    with nothing in the log (no account registered and at once deleted)."""
+    name = unique("reserved")
+    before = user_facts(server)
+
+    def attempt(index: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            return client.post("/api/auth/signup/", json=signup_body(
+                username=name, email=f"r{index}_{name}@example.com")).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(attempt, range(6)))
+    assert statuses == [201, 409, 409, 409, 409, 409]
+    assert user_facts(server) - before == Counter({"Registered": 1})

@@ -4,6 +4,7 @@ over real HTTP against a real `alphabet serve` process (SPEC §4 Users)."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from alphabet import wiring
+from alphabet.settings import Settings
+from domain.events import Event
 from tests.conftest import (
     Backend,
     Person,
@@ -470,3 +474,48 @@ def test_events_show_a_rename_and_an_erasure_at_once_though_names_are_cached(
     assert shown() == ([renamed], [[renamed]])
     assert http.delete(f"/api/user/{guest.id}", headers=guest.headers).status_code == 200
     assert shown() == ([], [[]])
+
+
+def live_events_of(server: Server, owner_id: str) -> list[str]:
+    """The owner's events that are not deleted, from the event store's log itself (no view
+    that could lag or miss one)."""
+    app = wiring.event_application(Settings.from_env(server.command_env))
+    try:
+        facts = [app.mapper.to_domain_event(n) for n in
+                 app.recorder.select_notifications(start=1, limit=1_000_000)]
+        created = [fact.originator_id for fact in facts
+                   if isinstance(fact, Event.Created) and fact.owner_id == owner_id]
+        return [str(event_id) for event_id in created
+                if not app.repository.get(event_id).deleted]
+    finally:
+        app.close()
+
+
+def test_no_event_created_while_its_owner_is_being_deleted_survives_the_deletion(
+        http: httpx.Client, server: Server, person: Person) -> None:
+    """Creators keep posting until the account is gone: whatever each creation met — the
+    deletion listing the owner's events, saving, or erasing — its event is cancelled with
+    the account or refused (401), never left live (domain.ownership)."""
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def create() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while not stop.is_set():
+                status = client.post("/api/events/", headers=person.headers,
+                                     json=event_body()).status_code
+                statuses.append(status)
+                if status == 401:
+                    return
+
+    creators = [threading.Thread(target=create) for _ in range(4)]
+    for creator in creators:
+        creator.start()
+    time.sleep(0.5)
+    answer = http.delete(f"/api/user/{person.id}", headers=person.headers)
+    stop.set()
+    for creator in creators:
+        creator.join()
+    assert answer.status_code == 200, answer.text
+    assert 201 in statuses and set(statuses) <= {201, 401}
+    assert live_events_of(server, person.id) == []

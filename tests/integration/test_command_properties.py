@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import pytest
 from eventsourcing.application import AggregateNotFoundError
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -33,7 +34,7 @@ from hypothesis.stateful import (
 from alphabet import wiring
 from alphabet.settings import Settings
 from domain.application import EventsApplication
-from domain.errors import DomainError
+from domain.errors import AccountClosedError, DomainError
 from domain.events import EARLIEST, LATEST
 from domain.presentation import instant
 from projections.database import StateDatabase
@@ -113,6 +114,7 @@ class Commands(RuleBasedStateMachine):
         self.views = wiring.views(self.settings)
         self.follower = Follower(self.db, self.log, self.views, batch=7)
         self.owned: dict[str, list[UUID]] = {}
+        self.deleted: list[str] = []
         self.commands = 0
         self.refused = 0
 
@@ -187,7 +189,18 @@ class Commands(RuleBasedStateMachine):
     @precondition(lambda self: len(self.owned) > 1)
     @rule(user=consumes(users))
     def delete_user(self, user: str) -> None:
-        self.run(self.app.delete_user, UUID(user), self.owned.get(user, []))
+        """Not told which events the account owns: its Ownership must know them all."""
+        if self.run(self.app.delete_user, UUID(user), by=user) is not None:
+            self.deleted.append(user)
+
+    @precondition(lambda self: self.deleted)
+    @rule(data=st.data(), fields=event_fields())
+    def create_for_a_deleted_account(self, data: st.DataObject, fields: dict[str, Any]) -> None:
+        owner = data.draw(st.sampled_from(self.deleted))
+        head = self.log.head()
+        with pytest.raises(AccountClosedError):
+            self.app.create_event(owner_id=owner, **fields)
+        assert self.log.head() == head
 
     @rule()
     def catch_up(self) -> None:
@@ -220,6 +233,12 @@ class Commands(RuleBasedStateMachine):
                 assert event.starting_time.utcoffset() == timedelta(0)
                 assert event.name.strip() and event.location.strip()
                 assert len(set(event.participants)) == len(event.participants)
+
+    @invariant()
+    def no_event_of_a_deleted_account_is_live(self) -> None:
+        for user in self.deleted:
+            for event_id in self.owned.get(user, []):
+                assert self.app.repository.get(event_id).deleted
 
     def check_store_and_views_agree(self) -> None:
         conn = self.db.connection()

@@ -12,8 +12,9 @@ from uuid import UUID
 import pytest
 
 from alphabet.group_commit import GroupCommit
-from domain.application import Command, EventsApplication, Written
-from domain.errors import ForbiddenError, VersionMismatchError
+from domain.application import EventsApplication
+from domain.errors import ForbiddenError, InvalidItemsError, VersionMismatchError
+from domain.writing import Aggregates, Command, WriteNow, Writer, Written
 
 NOW = datetime.now(UTC)
 
@@ -28,9 +29,10 @@ class CountingApplication(EventsApplication):
         return super().save(*objs, **kwargs)
 
 
-def store(path: Path, cls: type[EventsApplication] = EventsApplication) -> EventsApplication:
-    return cls(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                    "SQLITE_DBNAME": str(path / "events.sqlite")})
+def store(path: Path, cls: type[EventsApplication] = EventsApplication,
+          writer: Writer = WriteNow) -> EventsApplication:
+    return cls(writer=writer, env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                                   "SQLITE_DBNAME": str(path / "events.sqlite")})
 
 
 def new_event(app: EventsApplication, name: str = "Standup") -> UUID:
@@ -44,11 +46,11 @@ def new_event(app: EventsApplication, name: str = "Standup") -> UUID:
 @pytest.fixture
 def grouped(tmp_path: Path) -> Any:
     CountingApplication.saves = 0
-    app = store(tmp_path, CountingApplication)
-    committer = GroupCommit(app)
-    committer.start()
+    app = store(tmp_path, CountingApplication, GroupCommit)
+    assert isinstance(app.execute, GroupCommit)
     yield app
-    committer.stop()
+    app.close()
+    assert not app.execute.thread.is_alive(), "closing the application stops its writer"
 
 
 def test_concurrent_creates_share_transactions_and_each_gets_its_own_position(
@@ -60,7 +62,10 @@ def test_concurrent_creates_share_transactions_and_each_gets_its_own_position(
             starting_time=NOW + timedelta(days=1), end_time=NOW + timedelta(days=2),
             participants=[]), range(200)))
     positions = [w.position for w in written]
-    assert sorted(p for p in positions if p is not None) == list(range(1, 201))
+    # Each create saves its event and adds it to the owner's Ownership (opened by the first):
+    # 401 facts, and each answer holds the position of its own last one, no two alike.
+    assert grouped.recorder.max_notification_id() == 401
+    assert len({p for p in positions if p is not None and 1 <= p <= 401}) == 200
     assert all(w.aggregate.name == f"event {i}" for i, w in enumerate(written))
     assert CountingApplication.saves < 200, "writers were not grouped"
 
@@ -114,8 +119,8 @@ def test_a_batch_that_loses_a_race_to_another_process_settles_each_command_anew(
     other_process = store(tmp_path)
     raced = []
 
-    def load() -> list[Any]:
-        event = grouped.get_event_for_write(event_id, "owner", None)
+    def get(aggregates: Aggregates) -> list[Any]:
+        event = grouped.event_for_write(aggregates, event_id, "owner", None)
         if not raced:  # another writer saves between this read and the batch's save
             raced.append(other_process.update_event(
                 event_id, by="owner", now=NOW, expected_version=None,
@@ -123,7 +128,36 @@ def test_a_batch_that_loses_a_race_to_another_process_settles_each_command_anew(
         return [event]
 
     written = grouped.execute(Command(
-        load, lambda events: [events[0].change(by="owner", now=NOW, name="Retro")]))
+        get, lambda events: [events[0].change(by="owner", now=NOW, name="Retro")]))
     event = grouped.get_event(event_id)
     assert (event.name, event.location, event.version) == ("Retro", "Eilat", 3)
     assert written.position is not None and written.aggregate.version == 3
+
+
+def test_a_command_refused_halfway_through_a_batch_leaves_no_trace_in_it(
+    grouped: EventsApplication,
+) -> None:
+    """A batch deletion refused after it deleted its first item (the second is someone
+    else's) shares a batch with renames of that item: they see the item as it was, never
+    the refused command's half-done deletion, and it is saved by none."""
+    own = new_event(grouped)
+    foreign = grouped.create_event(owner_id="stranger", name="Theirs", location="Haifa",
+                                   starting_time=NOW + timedelta(days=1),
+                                   end_time=NOW + timedelta(days=1, hours=1),
+                                   participants=[]).aggregate.id
+
+    def attempt(i: int) -> str:
+        if i % 2:
+            try:
+                grouped.delete_events(by="owner", event_ids=[own, foreign])
+            except InvalidItemsError:
+                return "refused"
+            return "deleted"
+        grouped.update_event(own, by="owner", now=NOW, expected_version=None,
+                             changes={"name": f"name {i}"})
+        return "renamed"
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(attempt, range(40)))
+    assert outcomes.count("refused") == 20 and outcomes.count("renamed") == 20
+    assert grouped.get_event(own).version == 21

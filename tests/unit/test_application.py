@@ -15,8 +15,9 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import Notification
 
-from domain.application import EventsApplication, Written
+from domain.application import EventsApplication
 from domain.errors import (
+    AccountClosedError,
     ForbiddenError,
     GoneError,
     InvalidFieldsError,
@@ -25,7 +26,9 @@ from domain.errors import (
     VersionMismatchError,
 )
 from domain.events import Event
+from domain.ownership import Ownership, ownership_id
 from domain.users import User
+from domain.writing import Aggregates, Executor, Save, WriteNow, Written
 from tests.unit.fixtures import END, NOW, START, fields
 
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -49,9 +52,9 @@ class ObservedApplication(EventsApplication):
         self.saves.append(len(recordings))
         return recordings
 
-    def get_event_for_write(self, event_id: UUID, by: str, expected_version: int | None,
-                            operator: bool = False) -> Event:
-        event = super().get_event_for_write(event_id, by, expected_version, operator)
+    def event_for_write(self, aggregates: Aggregates, event_id: UUID, by: str,
+                        expected_version: int | None, operator: bool = False) -> Event:
+        event = super().event_for_write(aggregates, event_id, by, expected_version, operator)
         self.loads += 1
         if self.interlude is not None:
             interlude, self.interlude = self.interlude, None
@@ -107,8 +110,11 @@ class ApplicationContract:
         assert written.changes == [fields()]
         assert written.position is not None
         assert written.position == app.recorder.max_notification_id()
-        assert written.position == (before or 0) + 1
-        assert app.create_event(owner_id="owner", **fields()).position == written.position + 1
+        # The event's Created, then its owner's Ownership: opened, and the event added.
+        owned = ownership_id("owner")
+        assert [n.originator_id for n in notifications_after(app, before)] == [
+            written.aggregate.id, owned, owned]
+        assert app.create_event(owner_id="owner", **fields()).position == written.position + 2
 
     def test_a_created_event_reads_back_with_every_field(self, app: EventsApplication) -> None:
         start = START.astimezone(PLUS_TWO)
@@ -147,10 +153,12 @@ class ApplicationContract:
         )
 
         assert [event.name for event in written.aggregates] == ["Talk 0", "Talk 1", "Talk 2"]
-        assert written.position == (before or 0) + 3
+        # Three Created facts, then the owner's Ownership opened and all three added at once.
+        assert written.position == (before or 0) + 5
         stored = notifications_after(app, before)
-        assert [n.id for n in stored] == [(before or 0) + 1, (before or 0) + 2, (before or 0) + 3]
-        assert [n.originator_id for n in stored] == [event.id for event in written.aggregates]
+        assert [n.id for n in stored] == [(before or 0) + i for i in range(1, 6)]
+        assert [n.originator_id for n in stored] == [
+            *(event.id for event in written.aggregates), *[ownership_id("owner")] * 2]
 
     def test_create_events_is_all_or_nothing(self, app: EventsApplication) -> None:
         self.create(app)
@@ -527,7 +535,7 @@ class ApplicationContract:
         """A request that passed the token check just before the account was deleted must not
         write a ProfileChanged after Deleted: a deleted user is gone (SPEC §4 Users)."""
         user_id = app.register_user().aggregate.id
-        app.delete_user(user_id, [])
+        app.delete_user(user_id, by=str(user_id))
         before = app.recorder.max_notification_id()
 
         with pytest.raises(GoneError):
@@ -550,17 +558,17 @@ class ApplicationContract:
 
         observed.saves.clear()
 
-        written = app.delete_user(user_id, [first, already_gone, second])
+        written = app.delete_user(user_id, by=owner, listed=[first, already_gone, second])
 
-        assert observed.saves == [3]
+        assert observed.saves == [4]
 
         stored = notifications_after(app, before)
-        assert len(stored) == 3
+        assert len(stored) == 4
         ids = [n.id for n in stored]
-        assert ids == list(range(ids[0], ids[0] + 3))
+        assert ids == list(range(ids[0], ids[0] + 4))
         assert ids[0] == (before or 0) + 1
         assert written.position == ids[-1]
-        assert [n.originator_id for n in stored] == [user_id, first, second]
+        assert [n.originator_id for n in stored] == [user_id, ownership_id(owner), first, second]
         user_facts = list(app.events.get(user_id))
         assert isinstance(user_facts[-1], User.Deleted)
         for event_id in (first, second):
@@ -581,7 +589,7 @@ class ApplicationContract:
         before = app.recorder.max_notification_id()
 
         with pytest.raises(ForbiddenError):
-            app.delete_user(user_id, [own, not_theirs])
+            app.delete_user(user_id, by=str(user_id), listed=[own, not_theirs])
 
         assert app.recorder.max_notification_id() == before
         assert app.get_event(own).version == 1
@@ -593,17 +601,123 @@ class ApplicationContract:
         (the fuzzer found one such stop), the account still signs in and asking again must
         reach the erasure instead of answering 410 for good."""
         user_id = app.register_user().aggregate.id
-        app.delete_user(user_id, [])
+        app.delete_user(user_id, by=str(user_id))
         before = app.recorder.max_notification_id()
 
-        written = app.delete_user(user_id, [])
+        written = app.delete_user(user_id, by=str(user_id))
 
         assert written.position is None
         assert app.recorder.max_notification_id() == before
 
     def test_delete_user_of_an_unknown_id_is_not_found(self, app: EventsApplication) -> None:
+        user_id = uuid4()
         with pytest.raises(NotFoundError):
-            app.delete_user(uuid4(), [])
+            app.delete_user(user_id, by=str(user_id))
+
+    def test_delete_user_cascades_to_every_event_its_ownership_holds_unlisted(
+        self, app: EventsApplication
+    ) -> None:
+        user_id = app.register_user().aggregate.id
+        owner = str(user_id)
+        one = self.create(app, owner_id=owner)
+        batch = app.create_events(owner_id=owner,
+                                  items=[fields(name=f"Talk {i}") for i in range(2)])
+
+        app.delete_user(user_id, by=owner)
+
+        for event_id in (one, *(event.id for event in batch.aggregates)):
+            assert isinstance(app.history(event_id)[-1], Event.Deleted)
+        owned = app.repository.get(ownership_id(owner))
+        assert isinstance(owned, Ownership) and owned.closed
+
+    def test_no_event_is_created_for_an_owner_whose_account_is_deleted(
+        self, app: EventsApplication
+    ) -> None:
+        user_id = app.register_user().aggregate.id
+        owner = str(user_id)
+        app.delete_user(user_id, by=owner)
+        before = app.recorder.max_notification_id()
+
+        with pytest.raises(AccountClosedError):
+            app.create_event(owner_id=owner, **fields())
+        with pytest.raises(AccountClosedError):
+            app.create_events(owner_id=owner, items=[fields()])
+
+        assert app.recorder.max_notification_id() == before
+
+    def test_an_event_created_while_its_owner_is_being_deleted_is_deleted_with_the_account(
+        self, env: dict[str, str]
+    ) -> None:
+        """The creation saves between the deletion's get and its save: the deletion's save
+        then conflicts on the owner's Ownership, and the deletion, redone, cascades to the
+        new event too."""
+        race = Interrupted()
+        app = EventsApplication(env=env, writer=race.writer)
+        try:
+            user_id = app.register_user().aggregate.id
+            owner = str(user_id)
+            first = self.create(app, owner_id=owner)
+            raced: list[UUID] = []
+            race.interlude = lambda: raced.append(self.create(app, owner_id=owner, name="Raced"))
+
+            app.delete_user(user_id, by=owner)
+
+            assert len(raced) == 1, "the creation did not run inside the deletion"
+            for event_id in (first, *raced):
+                deleted = app.history(event_id)[-1]
+                assert isinstance(deleted, Event.Deleted) and deleted.by == owner
+        finally:
+            app.close()
+
+    def test_an_event_created_while_its_owner_is_being_deleted_is_refused_when_it_saves_last(
+        self, env: dict[str, str]
+    ) -> None:
+        """The deletion saves between the creation's get and its save: the creation, redone
+        on the closed Ownership, is refused as from an erased account, and stores nothing."""
+        race = Interrupted()
+        app = EventsApplication(env=env, writer=race.writer)
+        try:
+            user_id = app.register_user().aggregate.id
+            owner = str(user_id)
+            before = app.recorder.max_notification_id()
+            race.interlude = lambda: app.delete_user(user_id, by=owner) and None
+
+            with pytest.raises(AccountClosedError):
+                app.create_event(owner_id=owner, **fields())
+
+            assert [n.originator_id for n in notifications_after(app, before)] == [
+                user_id, ownership_id(owner), ownership_id(owner)]  # Deleted; Opened, Closed
+        finally:
+            app.close()
+
+    def test_register_user_under_a_reserved_id_and_again_records_it_once(
+        self, app: EventsApplication
+    ) -> None:
+        user_id = uuid4()
+
+        first = app.register_user(user_id)
+        again = app.register_user(user_id)
+
+        assert first.aggregate.id == user_id and first.position is not None
+        assert again.position is None
+        assert [type(fact) for fact in app.events.get(user_id)] == [User.Registered]
+
+
+class Interrupted:
+    """A writer that, once, lets something else happen between a command's get and its save
+    (the race two writers on one aggregate can meet)."""
+
+    def __init__(self) -> None:
+        self.interlude: Callable[[], None] | None = None
+
+    def writer(self, aggregates: Aggregates, save: Save) -> Executor:
+        def saving(*objs: Any) -> Any:
+            if self.interlude is not None:
+                interlude, self.interlude = self.interlude, None
+                interlude()
+            return save(*objs)
+
+        return WriteNow(aggregates, saving)
 
     # --- operators --------------------------------------------------------------------------
 
@@ -636,7 +750,7 @@ class ApplicationContract:
         operator = str(app.register_user().aggregate.id)
         owned = self.create(app, owner_id=str(user_id))
 
-        app.delete_user(user_id, [owned], by=operator)
+        app.delete_user(user_id, by=operator)
 
         user_deleted = list(app.events.get(user_id))[-1]
         assert isinstance(user_deleted, User.Deleted)
@@ -658,7 +772,7 @@ class ApplicationContract:
             app.grant_operator(user_id)
         assert app.grant_operator(first).position is None  # already one: nothing recorded
         app.revoke_operator(second)
-        app.delete_user(third, [])
+        app.delete_user(third)
 
         assert app.is_operator(first)
         assert not app.is_operator(second)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -20,6 +21,7 @@ from consumers.kafka.app import KafkaOptions, create_faust_app
 from consumers.kafka.records import FactRecord, encode
 from consumers.kafka.relay import relay_once
 from domain.application import EventsApplication
+from domain.ownership import ownership_id
 from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, create
 from tests.conftest import BACKENDS, fresh
@@ -125,6 +127,11 @@ class Collecting:
         return done
 
 
+def created_id(app: EventsApplication) -> UUID:
+    first = app.recorder.select_notifications(start=1, limit=1)[0]
+    return first.originator_id
+
+
 def test_the_relay_publishes_the_log_in_order_keyed_by_event_id(settings: Settings) -> None:
     app = wiring.event_application(settings)
     history(app)
@@ -133,9 +140,12 @@ def test_the_relay_publishes_the_log_in_order_keyed_by_event_id(settings: Settin
     reached = asyncio.run(relay_once(producer, app.recorder, 0, fact_key, app.mapper, limit=2))
     assert reached == 2
     reached = asyncio.run(relay_once(producer, app.recorder, reached, fact_key, app.mapper))
-    assert reached == 3
+    assert reached == 5
     records = [FactRecord.loads(value) for _, _, value in producer.sent]
-    assert [record.position for record in records] == [1, 2, 3]
+    assert [record.position for record in records] == [1, 2, 3, 4, 5]
     assert {topic for topic, _, _ in producer.sent} == {"alphabet.facts"}
-    assert len({key for _, key, _ in producer.sent}) == 1
+    # The event's facts (created, updated, deleted) share its key; the two that open its
+    # owner's Ownership and add the event to it have the Ownership's.
+    event, owned = str(created_id(app)).encode(), str(ownership_id("owner")).encode()
+    assert [key for _, key, _ in producer.sent] == [event, owned, owned, event, event]
     app.close()
