@@ -47,7 +47,7 @@ from projections.events_queries import EventsReader
 from projections.events_view import EventsView, OwnedEvents
 from projections.faults import Faults
 from projections.follower import Alone, Follower, Leases, Log, View, statements
-from projections.people import People, PeopleReader
+from projections.people import MOVE_NAMES_COUNT, People, PeopleReader
 from projections.sessions import Sessions
 
 if TYPE_CHECKING:
@@ -126,7 +126,8 @@ def state_database(settings: Settings) -> StateDatabase:
     else:
         settings.prepare_data_dir()
         db = SqliteDatabase(settings.state_path)
-    db.create_schema([faults.SCHEMA, *(s for view in views(settings) for s in statements(view))])
+    db.create_schema([faults.SCHEMA, *MOVE_NAMES_COUNT,
+                      *(s for view in views(settings) for s in statements(view))])
     return db
 
 
