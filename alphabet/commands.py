@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,12 +24,19 @@ def fail(command: str, message: str, code: int = USAGE_ERROR) -> int:
     return code
 
 
-def stores(settings: Settings) -> tuple[EventsApplication, StateDatabase]:
-    """The event store and the state database, their tables made where missing."""
+@contextmanager
+def stores(settings: Settings) -> Iterator[tuple[EventsApplication, StateDatabase]]:
+    """The event store and the state database, their tables made where missing; closed when
+    the command is done with them, however it ends."""
     from alphabet import wiring
 
     wiring.migrate(settings)
-    return wiring.event_application(settings), wiring.state_database(settings)
+    app, db = wiring.event_application(settings), wiring.state_database(settings)
+    try:
+        yield app, db
+    finally:
+        app.close()
+        db.close()
 
 
 def url(host: str, number: int) -> str:
@@ -115,18 +124,15 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
     from domain.presentation import utc
     from projections.people import People
 
-    app, db = stores(settings)
-    try:
-        facts = app.history(event_id)
-        people = {fact_by(fact) for fact in facts}
-        for fact in facts:
-            people.update(fact_changes(fact).get("participants", []))
-        names = People(db).names(p for p in people if p)
-    except DomainError as exc:
-        return fail("history", str(exc), 1)
-    finally:
-        app.close()
-        db.close()
+    with stores(settings) as (app, db):
+        try:
+            facts = app.history(event_id)
+            people = {fact_by(fact) for fact in facts}
+            for fact in facts:
+                people.update(fact_changes(fact).get("participants", []))
+            names = People(db).names(p for p in people if p)
+        except DomainError as exc:
+            return fail("history", str(exc), 1)
 
     def who(person: str | None) -> str:
         if person is None:
@@ -156,19 +162,17 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     if not chosen:
         names = ", ".join(v.name for v in wiring.views(settings))
         return fail("replay", f"no view named {args.view!r} (there is: {names})")
-    app, db = stores(settings)
-    log_ = Log(app.recorder, app.mapper)
-    for view in chosen:
-        with tqdm(desc=f"replay {view.name}", unit="fact", total=log_.head()) as bar:
+    with stores(settings) as (app, db):
+        log_ = Log(app.recorder, app.mapper)
+        for view in chosen:
+            with tqdm(desc=f"replay {view.name}", unit="fact", total=log_.head()) as bar:
 
-            def advance(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+                def advance(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
 
-            rebuilt = rebuild(db, log_, view, progress=advance)
-        print(f"{view.name}: rebuilt to position {rebuilt} and swapped in")
-    app.close()
-    db.close()
+                rebuilt = rebuild(db, log_, view, progress=advance)
+            print(f"{view.name}: rebuilt to position {rebuilt} and swapped in")
     return 0
 
 
@@ -184,12 +188,8 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
         return fail("export", f"{path.parent} is not a directory")
     from alphabet.transfer import export as write
 
-    app, db = stores(settings)
-    try:
+    with stores(settings) as (app, db):
         done = write(app, db, path)
-    finally:
-        app.close()
-        db.close()
     rows = ", ".join(f"{count} {table}" for table, count in done.rows.items())
     print(f"exported {done.facts} facts and {rows} to {path}")
     return 0
@@ -205,17 +205,14 @@ def import_(settings: Settings, args: argparse.Namespace) -> int:
         return fail("import", f"{path} is not a file")
     from alphabet.transfer import TransferError, check_empty, load, verify
 
-    app, db = stores(settings)
-    try:
-        check_empty(app, db)
-        expected = verify(path)
-        check_empty(app, db)  # still, after a check that can take a while
-        load(app, db, path, expected)
-    except TransferError as exc:
-        return fail("import", str(exc), 1)
-    finally:
-        app.close()
-        db.close()
+    with stores(settings) as (app, db):
+        try:
+            check_empty(app, db)
+            expected = verify(path)
+            check_empty(app, db)  # still, after a check that can take a while
+            load(app, db, path, expected)
+        except TransferError as exc:
+            return fail("import", str(exc), 1)
     rows = ", ".join(f"{count} {table}" for table, count in expected.rows.items())
     print(f"imported {expected.facts} facts and {rows} from {path}")
     return replay(settings, argparse.Namespace(view=None))
@@ -228,8 +225,7 @@ def operator(settings: Settings, args: argparse.Namespace) -> int:
 
     from projections.people import People
 
-    app, db = stores(settings)
-    try:
+    with stores(settings) as (app, db):
         people = People(db)
         if args.action == "list":
             granted = app.operators()
@@ -249,9 +245,6 @@ def operator(settings: Settings, args: argparse.Namespace) -> int:
         print(f"operator {done} {account.username}" if written.position is not None
               else f"{account.username} {unchanged} an operator grant; nothing recorded")
         return 0
-    finally:
-        app.close()
-        db.close()
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
