@@ -61,7 +61,7 @@ from projections.database import (
 from projections.events_queries import EventsReader
 from projections.events_view import EventsView, OwnedEvents
 from projections.follower import Alone, Follower, Leases, Log, View, statements
-from projections.people import People, PeopleReader
+from projections.people import MOVE_NAMES_COUNT, People, PeopleReader
 from projections.sessions import Sessions
 
 if TYPE_CHECKING:
@@ -139,7 +139,8 @@ def state_database(settings: Settings) -> StateDatabase:
     else:
         settings.prepare_data_dir()
         db = SqliteDatabase(settings.state_path)
-    db.create_schema([s for view in views(settings) for s in statements(view)])
+    db.create_schema([*MOVE_NAMES_COUNT,
+                      *(s for view in views(settings) for s in statements(view))])
     return db
 
 

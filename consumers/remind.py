@@ -15,54 +15,64 @@ from uuid import UUID
 from domain.events import Event
 from domain.presentation import instant
 from domain.reminders import Reminder
-from domain.storage import Connection, Database
+from domain.storage import LIVE, Connection, Database, Place
 from domain.writing import Written
 
 log = logging.getLogger(__name__)
 
 
-class RemindersView:
-    name = "reminders"
-    tables: Sequence[str] = ("reminders",)
+class RemindersSql:
+    """The reminders view's statements, made once from its table's name at its place."""
 
-    def __init__(self, minutes: int) -> None:
-        self.before = timedelta(minutes=minutes)
-
-    def schema(self, suffix: str = "") -> list[str]:
-        return [f"""CREATE TABLE IF NOT EXISTS reminders{suffix} (
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.create = f"""CREATE TABLE IF NOT EXISTS {table} (
             event_id TEXT PRIMARY KEY,
             starting_time TEXT NOT NULL,
             due_at TEXT NOT NULL
-        )"""]
+        )"""
+        self.indexes = {f"{table}_due": f"{table} (due_at)"}
+        self.schedule = (f"INSERT INTO {table} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
+                         "SET starting_time = excluded.starting_time, due_at = excluded.due_at")
+        self.forget = f"DELETE FROM {table} WHERE event_id = ?"
+        self.fired = f"DELETE FROM {table} WHERE event_id = ? AND starting_time = ?"
 
-    def indexes(self, suffix: str = "") -> dict[str, str]:
-        return {f"reminders{suffix}_due": f"reminders{suffix} (due_at)"}
 
-    def apply(self, conn: Connection, position: int, fact: Any, suffix: str = "") -> None:
+class RemindersView:
+    name = "reminders"
+
+    def __init__(self, minutes: int, place: Place = LIVE) -> None:
+        self.minutes = minutes
+        self.before = timedelta(minutes=minutes)
+        self.place = place
+        self.sql = RemindersSql(place("reminders"))
+        self.tables: Sequence[str] = (self.sql.table,)
+
+    def at(self, place: Place) -> RemindersView:
+        return RemindersView(self.minutes, place)
+
+    def schema(self) -> list[str]:
+        return [self.sql.create]
+
+    def indexes(self) -> dict[str, str]:
+        return self.sql.indexes
+
+    def apply(self, conn: Connection, position: int, fact: Any) -> None:
         match fact:
             case Event.Created():
-                self._schedule(conn, str(fact.originator_id), fact.starting_time, suffix)
+                self._schedule(conn, str(fact.originator_id), fact.starting_time)
             case Event.Updated() if "starting_time" in fact.changes:
-                self._schedule(conn, str(fact.originator_id), fact.changes["starting_time"],
-                               suffix)
+                self._schedule(conn, str(fact.originator_id), fact.changes["starting_time"])
             case Event.Deleted():
-                conn.execute(f"DELETE FROM reminders{suffix} WHERE event_id = ?",
-                             (str(fact.originator_id),))
+                conn.execute(self.sql.forget, (str(fact.originator_id),))
             case Reminder.Due():
-                conn.execute(
-                    f"DELETE FROM reminders{suffix} WHERE event_id = ? AND starting_time = ?",
-                    (fact.event_id, instant(fact.starting_time)),
-                )
+                conn.execute(self.sql.fired, (fact.event_id, instant(fact.starting_time)))
             case _:
                 pass
 
-    def _schedule(self, conn: Connection, event_id: str, start: datetime,
-                  suffix: str) -> None:
-        conn.execute(
-            f"INSERT INTO reminders{suffix} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
-            "SET starting_time = excluded.starting_time, due_at = excluded.due_at",
-            (event_id, instant(start), instant(start - self.before)),
-        )
+    def _schedule(self, conn: Connection, event_id: str, start: datetime) -> None:
+        conn.execute(self.sql.schedule,
+                     (event_id, instant(start), instant(start - self.before)))
 
 
 RecordReminder = Callable[[UUID, datetime, datetime], Written]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -42,11 +43,29 @@ class Database(Protocol):
     def write(self) -> AbstractContextManager[Connection]: ...
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a handler's tables are: the live ones that everything reads, or a rebuild's beside
+    them (projections.replay), renamed into place once it has caught up. A handler is built for
+    one place and makes its statements from the names the place gives, once, so none of its
+    statements can name the other place's tables."""
+
+    rebuild: bool = False
+
+    def __call__(self, table: str) -> str:
+        """A table's (or tracking row's) name at this place."""
+        return f"{table}__rebuild" if self.rebuild else table
+
+
+LIVE = Place()
+REBUILD = Place(rebuild=True)
+
+
 class Handler(Protocol):
     """A tracked follower's handler (a view, the mail outbox, reminders): how each fact at its
-    log position changes its tables, inside the caller's transaction. The embedded follower and
-    the faust agents call the same one."""
+    log position changes its tables (those of the place it was built for), inside the caller's
+    transaction. The embedded follower and the faust agents call the same one."""
 
     name: str
 
-    def apply(self, conn: Connection, position: int, fact: Any, suffix: str = "") -> None: ...
+    def apply(self, conn: Connection, position: int, fact: Any) -> None: ...

@@ -53,6 +53,12 @@ SCHEMA = [
         view TEXT PRIMARY KEY,
         position BIGINT NOT NULL
     )""",
+    # Counts that are not log positions (how many times names changed), apart from tracking,
+    # whose every row is a follower's place in the log.
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+    )""",
 ]
 
 # How often scrub() retries a checkpoint that readers or writers held back (50 ms apart).
@@ -60,11 +66,11 @@ SCRUB_TRIES = 100
 
 
 class Tables(Protocol):
-    """A view's tables and named indexes, as a rebuild moves them into place."""
+    """A view's tables and named indexes at its place, as a rebuild moves them into place."""
 
     tables: Sequence[str]
 
-    def indexes(self, suffix: str = "") -> dict[str, str]: ...
+    def indexes(self) -> dict[str, str]: ...
 
 
 class Numbering(Protocol):
@@ -98,7 +104,7 @@ class Dialect(Protocol):
 
     def numbering(self) -> Numbering: ...
 
-    def rename(self, conn: Connection, view: Tables, suffix: str) -> None: ...
+    def rename(self, conn: Connection, rebuilt: Tables, live: Tables) -> None: ...
 
 
 class StateDatabase(Database, Protocol):
@@ -157,13 +163,13 @@ class SqliteDialect:
     def numbering(self) -> Numbering:
         return RowidNumbering()
 
-    def rename(self, conn: Connection, view: Tables, suffix: str) -> None:
+    def rename(self, conn: Connection, rebuilt: Tables, live: Tables) -> None:
         """SQLite cannot rename an index: the rebuilt ones are dropped here and made again
         under the live names by the caller (FTS5 renames its own shadow tables)."""
-        for name in view.indexes(suffix):
+        for name in rebuilt.indexes():
             conn.execute(f"DROP INDEX IF EXISTS {name}")
-        for table in view.tables:
-            conn.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
+        for table, name in zip(rebuilt.tables, live.tables, strict=True):
+            conn.execute(f"ALTER TABLE {table} RENAME TO {name}")
 
 
 SQLITE = SqliteDialect()

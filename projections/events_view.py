@@ -4,29 +4,34 @@ with whom" for lists and location search without replaying aggregates."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from domain.events import Event
 from domain.presentation import instant
-from domain.storage import Connection
+from domain.storage import LIVE, Connection, Place
 from projections.database import SQLITE, Dialect, StateDatabase
 from projections.follower import Fact
+from projections.search import BY_ID, FROM_SEQ
+
+# A view row's columns as `EventsView.created` gives them, before the search's own.
+ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
+       "version", "position", "created_at", "updated_at")
 
 
-class EventsView:
-    name = "events"
+class EventsSql:
+    """The events view's statements in one dialect, made once from its tables' names at its
+    place; the words' statements are its search's."""
 
-    def __init__(self, dialect: Dialect = SQLITE) -> None:
-        self.dialect = dialect
-        self.search = dialect.search
-        self.tables: Sequence[str] = ("events_view", "event_people", *self.search.tables)
-
-    def schema(self, suffix: str = "") -> list[str]:
+    def __init__(self, dialect: Dialect, place: Place) -> None:
+        view, people = place("events_view"), place("event_people")
+        self.view = view
+        self.tables = (view, people)
+        self.search = dialect.search.at(place)
         search = f",\n                {self.search.column}" if self.search.column else ""
-        return [
-            f"""CREATE TABLE IF NOT EXISTS events_view{suffix} (
-                seq {self.dialect.serial_key},
+        self.create = [
+            f"""CREATE TABLE IF NOT EXISTS {view} (
+                seq {dialect.serial_key},
                 id TEXT NOT NULL UNIQUE,
                 owner_id TEXT NOT NULL,
                 name TEXT NOT NULL,
@@ -39,38 +44,83 @@ class EventsView:
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL{search}
             )""",
-            f"""CREATE TABLE IF NOT EXISTS event_people{suffix} (
+            f"""CREATE TABLE IF NOT EXISTS {people} (
                 person_id TEXT NOT NULL,
                 starting_time TEXT NOT NULL,
                 event_id TEXT NOT NULL,
                 PRIMARY KEY (person_id, starting_time, event_id)
-            ){self.dialect.without_rowid}""",
-            *self.search.schema(suffix),
+            ){dialect.without_rowid}""",
+            *self.search.schema(),
         ]
+        # Kept apart from the tables because a rebuilt table is renamed into place and its
+        # indexes must then take the live names. event_people needs none: its rows are found
+        # by their whole key, which the event's row holds.
+        self.indexes = {f"{view}_start": f"{view} (starting_time, id)",
+                        f"{view}_owner": f"{view} (owner_id)", **self.search.indexes()}
+        self.columns = columns = (*ROW, *self.search.columns)
+        self.insert = (f"INSERT INTO {view} ({', '.join(columns)}) "
+                       f"VALUES ({', '.join('?' * len(columns))})")
+        # a loader's rows, numbered by the loader (`seq` the first of `values`)
+        self.load = (f"INSERT INTO {view} (seq, {', '.join(columns)})"
+                     f"{dialect.numbering().overriding} "
+                     f"VALUES ({', '.join('?' * (1 + len(columns)))})")
+        self.row = f"SELECT seq, name, location FROM {view} WHERE id = ?"
+        self.delete = f"DELETE FROM {view} WHERE seq = ?"
+        self.top = f"SELECT id, seq FROM {view} ORDER BY seq DESC LIMIT ?"
+        # The event_people rows (person_id, starting_time, event_id) of the view rows `v` a
+        # write names (BY_ID or FROM_SEQ): one query for adding and removing them alike, made
+        # inside the database from the rows' participants, in key order.
+        listed = {rows: f"SELECT j.value, v.starting_time, v.id "
+                        f"FROM {view} v, {dialect.participants} WHERE {rows}"
+                  for rows in (BY_ID, FROM_SEQ)}
+        self.add_people = {rows: f"INSERT INTO {people} {select} ORDER BY 1, 2, 3"
+                           for rows, select in listed.items()}
+        # found by their whole key, listed from the event's row (before it changes)
+        self.remove_people = (f"DELETE FROM {people} WHERE (person_id, starting_time, event_id) "
+                              f"IN ({listed[BY_ID]})")
 
-    def indexes(self, suffix: str = "") -> dict[str, str]:
-        """Index name → definition; kept apart from the tables because a rebuilt table is
-        renamed into place and its indexes must then take the live names. event_people needs
-        none: its rows are found by their whole key, which the event's row holds."""
-        return {
-            f"events_view{suffix}_start": f"events_view{suffix} (starting_time, id)",
-            f"events_view{suffix}_owner": f"events_view{suffix} (owner_id)",
-            **self.search.indexes(suffix),
-        }
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A row's values in the order `insert` names its columns."""
+        return tuple(row[column] for column in self.columns)
 
-    def apply(self, conn: Connection, position: int, fact: Fact, suffix: str = "") -> None:
+    def update(self, columns: Iterable[str]) -> str:
+        """Setting `columns` (those a fact changes) of the row numbered by the last `?`."""
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        return f"UPDATE {self.view} SET {assignments} WHERE seq = ?"
+
+
+class EventsView:
+    name = "events"
+
+    def __init__(self, dialect: Dialect = SQLITE, place: Place = LIVE) -> None:
+        self.dialect = dialect
+        self.place = place
+        self.sql = EventsSql(dialect, place)
+        self.search = self.sql.search
+        self.tables: Sequence[str] = (*self.sql.tables, *self.search.tables)
+
+    def at(self, place: Place) -> EventsView:
+        return EventsView(self.dialect, place)
+
+    def schema(self) -> list[str]:
+        return self.sql.create
+
+    def indexes(self) -> dict[str, str]:
+        return self.sql.indexes
+
+    def apply(self, conn: Connection, position: int, fact: Fact) -> None:
         match fact:
             case Event.Created():
-                self._insert(conn, position, fact, suffix)
+                self._insert(conn, position, fact)
             case Event.Updated():
-                self._update(conn, position, fact, suffix)
+                self._update(conn, position, fact)
             case Event.Deleted():
-                self._delete(conn, str(fact.originator_id), suffix)
+                self._delete(conn, str(fact.originator_id))
             case _:
                 pass
 
-    def loader(self, reads: Connection, suffix: str) -> EventsLoader:
-        return EventsLoader(self, reads, suffix)
+    def loader(self, reads: Connection) -> EventsLoader:
+        return EventsLoader(self, reads)
 
     def created(self, position: int, fact: Any) -> dict[str, Any]:
         """The row a Created fact makes, but its seq, which is the table's to give."""
@@ -104,76 +154,39 @@ class EventsView:
         )
         return columns
 
-    def insert(self, conn: Connection, rows: Sequence[dict[str, Any]], suffix: str,
-               overriding: str = "") -> None:
-        """View rows, each with the same columns (the first's)."""
-        conn.executemany(
-            f"INSERT INTO events_view{suffix} ({', '.join(rows[0])}){overriding} "
-            f"VALUES ({', '.join('?' * len(rows[0]))})",
-            [tuple(row.values()) for row in rows],
-        )
+    def add_people(self, conn: Connection, rows: str, value: Any) -> None:
+        """The people rows of the view rows `rows` names (BY_ID or FROM_SEQ, for `value`)."""
+        conn.execute(self.sql.add_people[rows], (value,))
 
-    def add_people(self, conn: Connection, condition: str, value: Any, suffix: str) -> None:
-        """The people rows of the view rows `v` matching `condition` (one `?`, for `value`),
-        made inside the database from the rows' participants, in key order."""
-        conn.execute(
-            f"INSERT INTO event_people{suffix} {self._people(condition, suffix)} "
-            "ORDER BY 1, 2, 3",
-            (value,),
-        )
-
-    def _insert(self, conn: Connection, position: int, fact: Any, suffix: str) -> None:
+    def _insert(self, conn: Connection, position: int, fact: Any) -> None:
         row = self.created(position, fact)
-        self.insert(conn, [row], suffix)
-        self.search.added(conn, "v.id = ?", row["id"], suffix)
-        self.add_people(conn, "v.id = ?", row["id"], suffix)
+        conn.execute(self.sql.insert, self.sql.values(row))
+        self.search.added(conn, BY_ID, row["id"])
+        self.add_people(conn, BY_ID, row["id"])
 
-    def _update(self, conn: Connection, position: int, fact: Any, suffix: str) -> None:
+    def _update(self, conn: Connection, position: int, fact: Any) -> None:
         event_id = str(fact.originator_id)
-        row = conn.execute(
-            f"SELECT seq, name, location FROM events_view{suffix} WHERE id = ?", (event_id,)
-        ).fetchone()
+        row = conn.execute(self.sql.row, (event_id,)).fetchone()
         if row is None:
             return
         columns = self.updated(row, position, fact)
         moved = "participants" in columns or "starting_time" in columns
         if moved:
-            self._remove_people(conn, event_id, suffix)
-        assignments = ", ".join(f"{name} = ?" for name in columns)
-        conn.execute(
-            f"UPDATE events_view{suffix} SET {assignments} WHERE seq = ?",
-            (*columns.values(), row["seq"]),
-        )
+            conn.execute(self.sql.remove_people, (event_id,))
+        conn.execute(self.sql.update(columns), (*columns.values(), row["seq"]))
         if "name" in columns or "location" in columns:
             self.search.changed(conn, row["seq"], columns.get("name", row["name"]),
-                                columns.get("location", row["location"]), suffix)
+                                columns.get("location", row["location"]))
         if moved:
-            self.add_people(conn, "v.id = ?", event_id, suffix)
+            self.add_people(conn, BY_ID, event_id)
 
-    def _delete(self, conn: Connection, event_id: str, suffix: str) -> None:
-        row = conn.execute(
-            f"SELECT seq FROM events_view{suffix} WHERE id = ?", (event_id,)
-        ).fetchone()
+    def _delete(self, conn: Connection, event_id: str) -> None:
+        row = conn.execute(self.sql.row, (event_id,)).fetchone()
         if row is None:
             return
-        self.search.removed(conn, row["seq"], suffix)
-        self._remove_people(conn, event_id, suffix)
-        conn.execute(f"DELETE FROM events_view{suffix} WHERE seq = ?", (row["seq"],))
-
-    def _remove_people(self, conn: Connection, event_id: str, suffix: str) -> None:
-        """Found by their whole key, listed from the event's row (before it changes)."""
-        conn.execute(
-            f"DELETE FROM event_people{suffix} WHERE (person_id, starting_time, event_id) IN "
-            f"({self._people('v.id = ?', suffix)})",
-            (event_id,),
-        )
-
-    def _people(self, condition: str, suffix: str) -> str:
-        """The event_people rows (person_id, starting_time, event_id) of the view rows `v`
-        matching `condition`: one query for adding and removing them alike."""
-        return (f"SELECT j.value, v.starting_time, v.id "
-                f"FROM events_view{suffix} v, {self.dialect.participants} "
-                f"WHERE {condition}")
+        self.search.removed(conn, row["seq"])
+        conn.execute(self.sql.remove_people, (event_id,))
+        conn.execute(self.sql.delete, (row["seq"],))
 
 
 class EventsLoader:
@@ -184,10 +197,9 @@ class EventsLoader:
     earlier batch wrote goes the follower's way, one by one, before the batch's new rows (one
     of which may take the number its deletion freed)."""
 
-    def __init__(self, view: EventsView, reads: Connection, suffix: str) -> None:
+    def __init__(self, view: EventsView, reads: Connection) -> None:
         self.view = view
         self.reads = reads
-        self.suffix = suffix
         self.numbers = view.dialect.numbering()
         # the rows of the events created in this batch and alive, by id, in seq order
         self.fresh: dict[str, dict[str, Any]] = {}
@@ -214,7 +226,7 @@ class EventsLoader:
 
     def write(self, conn: Connection) -> None:
         for position, fact in self.earlier:
-            self.view.apply(conn, position, fact, self.suffix)
+            self.view.apply(conn, position, fact)
         if self.fresh:
             self._insert(conn, list(self.fresh.values()))
         self.fresh.clear()
@@ -237,20 +249,17 @@ class EventsLoader:
             self.order.pop()
         if self.order:
             return int(self.fresh[self.order[-1]]["seq"])
-        rows = self.reads.execute(
-            f"SELECT id, seq FROM events_view{self.suffix} ORDER BY seq DESC LIMIT ?",
-            (len(self.gone) + 1,),
-        )
+        rows = self.reads.execute(self.view.sql.top, (len(self.gone) + 1,))
         return next((row["seq"] for row in rows if row["id"] not in self.gone), 0)
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """The rows, then their words and people copied from them inside the database: the
         batch's rows are the ones numbered from its first."""
-        view, suffix, first = self.view, self.suffix, rows[0]["seq"]
-        view.insert(conn, rows, suffix, self.numbers.overriding)
-        view.search.added(conn, "v.seq >= ?", first, suffix)
-        view.add_people(conn, "v.seq >= ?", first, suffix)
-        self.numbers.drawn(conn, f"events_view{suffix}")
+        view, first = self.view, rows[0]["seq"]
+        conn.executemany(view.sql.load, [(row["seq"], *view.sql.values(row)) for row in rows])
+        view.search.added(conn, FROM_SEQ, first)
+        view.add_people(conn, FROM_SEQ, first)
+        self.numbers.drawn(conn, view.sql.view)
 
 
 class OwnedEvents:

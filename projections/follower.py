@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-from domain.storage import Connection, Handler
+from domain.storage import Connection, Handler, Place
 from projections.database import StateDatabase
 
 log = logging.getLogger(__name__)
@@ -20,14 +20,18 @@ Fact = Any  # a domain event decoded from the notification log
 
 
 class View(Handler, Protocol):
-    """A read model: a handler of facts (domain.storage.Handler) and the tables it owns,
-    created under an optional suffix for a rebuild beside the live ones."""
+    """A read model: a handler of facts (domain.storage.Handler) and the tables it owns, at the
+    place it was built for: live, or (`at(REBUILD)`) beside the live ones for a replay."""
 
+    place: Place
+    # its tables' names at its place
     tables: Sequence[str]
 
-    def schema(self, suffix: str = "") -> list[str]: ...
+    def at(self, place: Place) -> View: ...
 
-    def indexes(self, suffix: str = "") -> dict[str, str]: ...
+    def schema(self) -> list[str]: ...
+
+    def indexes(self) -> dict[str, str]: ...
 
 
 class Leases(Protocol):
@@ -43,16 +47,21 @@ class Alone:
         return True
 
 
-def statements(view: View, suffix: str = "") -> list[str]:
+def statements(view: View) -> list[str]:
     """The DDL of a view's tables and indexes, idempotent."""
-    return [*view.schema(suffix), *(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}"
-                                    for name, definition in view.indexes(suffix).items())]
+    return [*view.schema(), *(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}"
+                              for name, definition in view.indexes().items())]
 
 
-def create(conn: Connection, view: View, suffix: str = "") -> None:
+def create(conn: Connection, view: View) -> None:
     """Create a view's tables and indexes (inside the caller's transaction)."""
-    for statement in statements(view, suffix):
+    for statement in statements(view):
         conn.execute(statement)
+
+
+def tracked(view: View) -> str:
+    """The view's row in the tracking table, at its place (a rebuild keeps its own)."""
+    return view.place(view.name)
 
 
 class Log:
@@ -96,17 +105,16 @@ def set_position(conn: Connection, view: str, at: int) -> None:
     )
 
 
-def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int, suffix: str = "",
-                   tracking: str | None = None) -> int:
+def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int) -> int:
     """Apply the next batch of facts to one view; returns how many were applied. The position is
     claimed inside the write transaction, so two followers of one view never apply a fact
     twice."""
-    tracking = tracking or view.name
+    tracking = tracked(view)
     with db.write() as conn:
         at = claim(conn, tracking)
         facts = log_.read(at, batch)
         for pos, fact in facts:
-            view.apply(conn, pos, fact, suffix)
+            view.apply(conn, pos, fact)
         if facts:
             set_position(conn, tracking, facts[-1][0])
     return len(facts)
@@ -150,7 +158,7 @@ class Follower:
         head = self.log.head()
         applied = 0
         for view in self.views if views is None else views:
-            while position(self.db.connection(), view.name) < head:
+            while position(self.db.connection(), tracked(view)) < head:
                 applied += catch_up_batch(self.db, self.log, view, self.batch)
         return applied
 

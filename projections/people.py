@@ -15,13 +15,20 @@ from projections.database import AsyncReads, StateDatabase
 
 ACCOUNT_SQL = ("SELECT id, username, email, password_hash, created_at, updated_at FROM users "
                "WHERE {key} = ?")
-# A counter in the tracking table, raised in the same transaction as any change to what
+# A counter (the counters table), raised in the same transaction as any change to what
 # names() answers for a known id (a rename, an erasure) or to what signs a request in (a new
 # password): readers that cache names or accounts compare it.
 NAMES_CHANGED = "people.names"
 # The counter as a scalar expression, for a reader's own statement to read beside its rows
 # (one round trip instead of two on PostgreSQL); 0 until the first rename or erasure.
-NAMES_COUNT = f"COALESCE((SELECT position FROM tracking WHERE view = '{NAMES_CHANGED}'), 0)"
+NAMES_COUNT = f"COALESCE((SELECT value FROM counters WHERE name = '{NAMES_CHANGED}'), 0)"
+# A database made before the counters table kept the count in tracking: moved over once (the
+# readers' caches compare the count, so it must not start again from 0), idempotently.
+MOVE_NAMES_COUNT = [
+    "INSERT INTO counters SELECT view, position FROM tracking "
+    f"WHERE view = '{NAMES_CHANGED}' ON CONFLICT DO NOTHING",
+    f"DELETE FROM tracking WHERE view = '{NAMES_CHANGED}'",
+]
 CACHED_NAMES = 100_000
 # Users and invitees in one statement (one round trip), each id given once per table.
 NAMES_SQL = ("SELECT id, username AS name, 'user' AS kind FROM users WHERE id IN ({marks}) "
@@ -233,8 +240,8 @@ class PeopleReader:
 
 
 def names_changed(conn: Connection) -> None:
-    conn.execute("INSERT INTO tracking VALUES (?, 1) ON CONFLICT(view) DO UPDATE "
-                 "SET position = tracking.position + 1", (NAMES_CHANGED,))
+    conn.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE "
+                 "SET value = counters.value + 1", (NAMES_CHANGED,))
 
 
 def account_of(row: Any) -> Account:

@@ -44,7 +44,14 @@ TOKENS = re.compile(r"'[^']*'|\?|%")
 @lru_cache(maxsize=1024)
 def placeholders(statement: str) -> str:
     """The shared SQL's `?` placeholders as psycopg's `%s`; a literal `%` doubled. A `?` inside
-    a quoted literal stays as it is."""
+    a quoted literal stays as it is.
+
+    Kept although each view makes its statements once per dialect: what differs between the
+    dialects there is DDL, numbering and search, not the placeholders, and most statements are
+    not a view's (personal data, sessions, the readers' pages, the mailer, reminders' scheduler,
+    tracking) and are written once for both backends, as the storage port promises
+    (domain.storage). psycopg knows only `%s`; sqlite3 would need `?` rewritten the other way.
+    Each distinct text is translated once (the cache), so a statement pays a dict lookup."""
 
     def swap(found: re.Match[str]) -> str:
         token = found.group()
@@ -164,21 +171,22 @@ class PostgresDialect:
     def numbering(self) -> Numbering:
         return IdentityNumbering()
 
-    def rename(self, conn: Connection, view: Tables, suffix: str) -> None:
-        """Tables, their indexes and their identity sequences all take the live names, so
-        nothing is rebuilt inside the swap and no name keeps the suffix."""
-        for table in view.tables:
-            conn.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
+    def rename(self, conn: Connection, rebuilt: Tables, live: Tables) -> None:
+        """Tables, their indexes and their identity sequences (each named after its table)
+        all take the live names, so nothing is rebuilt inside the swap and no rebuild name
+        is left behind."""
+        for table, name in zip(rebuilt.tables, live.tables, strict=True):
+            conn.execute(f"ALTER TABLE {table} RENAME TO {name}")
             owned = conn.execute(
                 "SELECT c.relname AS name, c.relkind AS kind FROM pg_class c "
                 "WHERE c.relnamespace = current_schema()::regnamespace "
                 "AND c.relkind IN ('i', 'S') AND starts_with(c.relname, ?)",
-                (table + suffix,),
+                (table,),
             ).fetchall()
             for row in owned:
                 kind = "INDEX" if row["kind"] == "i" else "SEQUENCE"
-                live = table + row["name"][len(table + suffix):]
-                conn.execute(f"ALTER {kind} {row['name']} RENAME TO {live}")
+                renamed = name + row["name"][len(table):]
+                conn.execute(f"ALTER {kind} {row['name']} RENAME TO {renamed}")
 
 
 POSTGRES = PostgresDialect()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from domain.storage import Connection
+from domain.storage import REBUILD, Connection
 from projections.database import StateDatabase
 from projections.follower import (
     Fact,
@@ -16,16 +16,16 @@ from projections.follower import (
     create,
     position,
     set_position,
+    tracked,
 )
 
-SUFFIX = "__rebuild"
 # Facts per transaction: the write lock is held only while a batch's rows are written, and
 # a larger batch folds more of an event's facts into one row and writes its rows in key order.
 BATCH = 10_000
 
 
 class Loader(Protocol):
-    """Writes a view's facts into its rebuild tables: `fold` takes a batch in (outside any
+    """Writes a rebuilt view's facts into its tables: `fold` takes a batch in (outside any
     transaction), `write` writes it inside the caller's."""
 
     def fold(self, facts: Sequence[tuple[int, Fact]]) -> None: ...
@@ -38,15 +38,14 @@ class Loadable(Protocol):
     """A view with a faster way to fill tables created empty and without their indexes (which
     replay makes once the rows are in) than applying its facts one by one."""
 
-    def loader(self, reads: Connection, suffix: str) -> Loader: ...
+    def loader(self, reads: Connection) -> Loader: ...
 
 
 class OneByOne:
     """Any other view: its facts applied one by one, as its follower applies them."""
 
-    def __init__(self, view: View, suffix: str) -> None:
+    def __init__(self, view: View) -> None:
         self.view = view
-        self.suffix = suffix
         self.facts: Sequence[tuple[int, Fact]] = ()
 
     def fold(self, facts: Sequence[tuple[int, Fact]]) -> None:
@@ -54,7 +53,7 @@ class OneByOne:
 
     def write(self, conn: Connection) -> None:
         for at, fact in self.facts:
-            self.view.apply(conn, at, fact, self.suffix)
+            self.view.apply(conn, at, fact)
 
 
 def replay(
@@ -65,14 +64,15 @@ def replay(
     batch: int = BATCH,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> int:
-    """Rebuild `view`; returns the position it was rebuilt to. `progress(done, total)` is told
-    after every batch (total is the log's head when the rebuild started)."""
-    tracking = view.name + SUFFIX
-    loader = _loader(db, view)
+    """Rebuild `view` (a live one); returns the position it was rebuilt to. `progress(done,
+    total)` is told after every batch (total is the log's head when the rebuild started)."""
+    rebuilt = view.at(REBUILD)
+    tracking = tracked(rebuilt)
+    loader = _loader(db, rebuilt)
     loadable = not isinstance(loader, OneByOne)
     with db.write() as conn:
-        _drop(conn, view, SUFFIX)
-        _create_empty(conn, view, loadable)
+        _drop(conn, rebuilt)
+        _create_empty(conn, rebuilt, loadable)
         conn.execute("DELETE FROM tracking WHERE view = ?", (tracking,))
     total = log.head()
     done = 0
@@ -83,47 +83,47 @@ def replay(
         done = facts[-1][0]
         progress(done, total)
     if loadable:
-        _index(db, view)
+        _index(db, rebuilt)
     with db.write() as conn:
         # The live view's tracking row first, as its follower takes it before the tables: the
         # follower then waits for the swap instead of deadlocking with it.
-        claim(conn, view.name)
+        claim(conn, tracked(view))
         # Facts written during the rebuild are applied under the lock, then the swap.
         while facts := log.read(position(conn, tracking), batch):
             loader.fold(facts)
             _load(conn, loader, tracking, facts)
-        rebuilt = position(conn, tracking)
-        _drop(conn, view, "")
-        db.dialect.rename(conn, view, SUFFIX)
+        reached = position(conn, tracking)
+        _drop(conn, view)
+        db.dialect.rename(conn, rebuilt, view)
         create(conn, view)
-        set_position(conn, view.name, rebuilt)
+        set_position(conn, tracked(view), reached)
         conn.execute("DELETE FROM tracking WHERE view = ?", (tracking,))
-    return rebuilt
+    return reached
 
 
-def _loader(db: StateDatabase, view: View) -> Loader:
-    if isinstance(view, Loadable):
-        return view.loader(db.connection(), SUFFIX)
-    return OneByOne(view, SUFFIX)
+def _loader(db: StateDatabase, rebuilt: View) -> Loader:
+    if isinstance(rebuilt, Loadable):
+        return rebuilt.loader(db.connection())
+    return OneByOne(rebuilt)
 
 
-def _create_empty(conn: Connection, view: View, loadable: bool) -> None:
+def _create_empty(conn: Connection, rebuilt: View, loadable: bool) -> None:
     """A loadable view's tables come without their indexes: building an index once over all
     the rows costs less than keeping it in order row by row."""
     if loadable:
-        for statement in view.schema(SUFFIX):
+        for statement in rebuilt.schema():
             conn.execute(statement)
     else:
-        create(conn, view, SUFFIX)
+        create(conn, rebuilt)
 
 
-def _index(db: StateDatabase, view: View) -> None:
+def _index(db: StateDatabase, rebuilt: View) -> None:
     """Where the dialect's rename takes a table's indexes along (PostgreSQL), they are built
     now, so the swap only renames. SQLite cannot rename an index: its swap builds the live
     ones, and any built here would be dropped unused."""
     if db.dialect.renames_indexes:
         with db.write() as conn:
-            create(conn, view, SUFFIX)
+            create(conn, rebuilt)
 
 
 def _load(conn: Connection, loader: Loader, tracking: str,
@@ -132,6 +132,6 @@ def _load(conn: Connection, loader: Loader, tracking: str,
     set_position(conn, tracking, facts[-1][0])
 
 
-def _drop(conn: Connection, view: View, suffix: str) -> None:
+def _drop(conn: Connection, view: View) -> None:
     for table in view.tables:
-        conn.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")

@@ -9,10 +9,16 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from domain.storage import LIVE, Place
+
 if TYPE_CHECKING:
     from domain.storage import Connection
 
 WORD = re.compile(r"[^\W_]+")
+# Which view rows `v` a write indexes: one event's (by its id), or a loaded batch's (numbered
+# from the batch's first seq); each takes one parameter.
+BY_ID = "v.id = ?"
+FROM_SEQ = "v.seq >= ?"
 # PostgreSQL refuses a lexeme of 2 KiB or more, in a tsvector and a tsquery alike.
 LEXEME_BYTES = 2047
 
@@ -33,28 +39,32 @@ class Search(Protocol):
     """How the events view indexes an event's name and location and finds the rows matching
     words: `source` is the FROM clause of a page searched by words alone, with `match` its
     condition; `condition` narrows rows already joined from elsewhere (a participant's). Each
-    takes the `query` as its one parameter."""
+    takes the `query` as its one parameter, and names the live tables (the only ones read).
+    The writing side is bound to a place (`at`) like the view it belongs to."""
 
     tables: Sequence[str]
     column: str
+    # The view row's columns that `values` fills, in order.
+    columns: Sequence[str]
     source: str
     match: str
     condition: str
     # Whether a page searched by words sorts the matches' keys alone, then reads its rows.
     sort_keys_first: bool
 
-    def schema(self, suffix: str) -> list[str]: ...
+    def at(self, place: Place) -> Search: ...
 
-    def indexes(self, suffix: str) -> dict[str, str]: ...
+    def schema(self) -> list[str]: ...
+
+    def indexes(self) -> dict[str, str]: ...
 
     def values(self, name: str, location: str) -> dict[str, Any]: ...
 
-    def added(self, conn: Connection, condition: str, value: Any, suffix: str) -> None: ...
+    def added(self, conn: Connection, rows: str, value: Any) -> None: ...
 
-    def changed(self, conn: Connection, seq: int, name: str, location: str,
-                suffix: str) -> None: ...
+    def changed(self, conn: Connection, seq: int, name: str, location: str) -> None: ...
 
-    def removed(self, conn: Connection, seq: int, suffix: str) -> None: ...
+    def removed(self, conn: Connection, seq: int) -> None: ...
 
     def query(self, location: str, name: str) -> str: ...
 
@@ -62,8 +72,8 @@ class Search(Protocol):
 class Fts5Search:
     """SQLite: an FTS5 table beside the view, sharing its rowid with the view's seq."""
 
-    tables: Sequence[str] = ("events_search",)
     column = ""
+    columns: Sequence[str] = ()
     # CROSS JOIN: SQLite then reads the matches first and never reorders the join
     source = "events_search s CROSS JOIN events_view v ON v.seq = s.rowid"
     match = "events_search MATCH ?"
@@ -71,35 +81,40 @@ class Fts5Search:
     # Sorting whole rows of 200 matches took twice as long as sorting their keys.
     sort_keys_first = True
 
-    def schema(self, suffix: str) -> list[str]:
-        return [f"""CREATE VIRTUAL TABLE IF NOT EXISTS events_search{suffix} USING fts5(
+    def __init__(self, place: Place = LIVE) -> None:
+        table, view = place("events_search"), place("events_view")
+        self.tables: Sequence[str] = (table,)
+        self.create = f"""CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(
                 name, location, tokenize = "unicode61 remove_diacritics 2"
-            )"""]
+            )"""
+        # the view rows `v` a write names, copied inside the database
+        self.add = {rows: f"INSERT INTO {table} (rowid, name, location) "
+                          f"SELECT v.seq, v.name, v.location FROM {view} v WHERE {rows}"
+                    for rows in (BY_ID, FROM_SEQ)}
+        self.change = f"UPDATE {table} SET name = ?, location = ? WHERE rowid = ?"
+        self.remove = f"DELETE FROM {table} WHERE rowid = ?"
 
-    def indexes(self, suffix: str) -> dict[str, str]:
+    def at(self, place: Place) -> Fts5Search:
+        return Fts5Search(place)
+
+    def schema(self) -> list[str]:
+        return [self.create]
+
+    def indexes(self) -> dict[str, str]:
         return {}
 
     def values(self, name: str, location: str) -> dict[str, Any]:
         return {}
 
-    def added(self, conn: Connection, condition: str, value: Any, suffix: str) -> None:
-        """Indexes the view rows `v` matching `condition` (one `?`, for `value`): one
-        event's, or a loaded batch's, copied inside the database."""
-        conn.execute(
-            f"INSERT INTO events_search{suffix} (rowid, name, location) "
-            f"SELECT v.seq, v.name, v.location FROM events_view{suffix} v WHERE {condition}",
-            (value,),
-        )
+    def added(self, conn: Connection, rows: str, value: Any) -> None:
+        """Indexes the view rows `rows` names (BY_ID or FROM_SEQ, for `value`)."""
+        conn.execute(self.add[rows], (value,))
 
-    def changed(self, conn: Connection, seq: int, name: str, location: str,
-                suffix: str) -> None:
-        conn.execute(
-            f"UPDATE events_search{suffix} SET name = ?, location = ? WHERE rowid = ?",
-            (name, location, seq),
-        )
+    def changed(self, conn: Connection, seq: int, name: str, location: str) -> None:
+        conn.execute(self.change, (name, location, seq))
 
-    def removed(self, conn: Connection, seq: int, suffix: str) -> None:
-        conn.execute(f"DELETE FROM events_search{suffix} WHERE rowid = ?", (seq,))
+    def removed(self, conn: Connection, seq: int) -> None:
+        conn.execute(self.remove, (seq,))
 
     def query(self, location: str, name: str) -> str:
         """Every word as a quoted token of its column; FTS5 folds them as it folded the rows."""
@@ -119,45 +134,52 @@ class TsvectorSearch:
 
     tables: Sequence[str] = ()
     column = "search tsvector NOT NULL"
+    columns: Sequence[str] = ("search",)
     source = "events_view v"
     match = "v.search @@ ?::tsquery"
     condition = "v.search @@ ?::tsquery"
     # The planner would join the sorted keys back by reading the whole view.
     sort_keys_first = False
 
-    def schema(self, suffix: str) -> list[str]:
-        """An index made before `fastupdate` was turned off keeps its options through CREATE
-        INDEX IF NOT EXISTS: turn it off there too (once; ALTER INDEX takes a lock)."""
-        index = f"events_view{suffix}_search"
-        return [f"""DO $$ BEGIN
+    def __init__(self, place: Place = LIVE) -> None:
+        view = place("events_view")
+        index = f"{view}_search"
+        # An index made before `fastupdate` was turned off keeps its options through CREATE
+        # INDEX IF NOT EXISTS: turned off there too (once; ALTER INDEX takes a lock).
+        self.create = f"""DO $$ BEGIN
             IF EXISTS (SELECT 1 FROM pg_class WHERE relname = '{index}'
                        AND relnamespace = current_schema()::regnamespace
                        AND NOT coalesce(reloptions @> '{{fastupdate=off}}', false)) THEN
                 ALTER INDEX {index} SET (fastupdate = off);
             END IF;
-        END $$"""]
+        END $$"""
+        # Without GIN's `fastupdate`: with it, every changed row's words wait in a pending
+        # list (up to 4 MB) that each search then reads through, and that the write which
+        # fills it merges in one long stall. A view changed by every PUT and searched as
+        # often is better served by updating the index in place.
+        self.index = {index: f"{view} USING GIN (search) WITH (fastupdate = off)"}
 
-    def indexes(self, suffix: str) -> dict[str, str]:
-        """Without GIN's `fastupdate`: with it, every changed row's words wait in a pending list
-        (up to 4 MB) that each search then reads through, and that the write which fills it
-        merges in one long stall. A view changed by every PUT and searched as often is better
-        served by updating the index in place."""
-        return {f"events_view{suffix}_search":
-                f"events_view{suffix} USING GIN (search) WITH (fastupdate = off)"}
+    def at(self, place: Place) -> TsvectorSearch:
+        return TsvectorSearch(place)
+
+    def schema(self) -> list[str]:
+        return [self.create]
+
+    def indexes(self) -> dict[str, str]:
+        return self.index
 
     def values(self, name: str, location: str) -> dict[str, Any]:
         lexemes = [(w, "A") for w in lexemes_of(name)] + [(w, "B") for w in lexemes_of(location)]
         return {"search": " ".join(f"'{w}':{at}{weight}"
                                    for at, (w, weight) in enumerate(lexemes, start=1))}
 
-    def added(self, conn: Connection, condition: str, value: Any, suffix: str) -> None:
+    def added(self, conn: Connection, rows: str, value: Any) -> None:
         """Nothing beyond the row: its `search` column came with `values`."""
 
-    def changed(self, conn: Connection, seq: int, name: str, location: str,
-                suffix: str) -> None:
+    def changed(self, conn: Connection, seq: int, name: str, location: str) -> None:
         """Nothing beyond the row: its `search` column came with `values`."""
 
-    def removed(self, conn: Connection, seq: int, suffix: str) -> None:
+    def removed(self, conn: Connection, seq: int) -> None:
         """Nothing beyond the row."""
 
     def query(self, location: str, name: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from domain.events import Event
 from domain.reminders import Reminder
-from domain.storage import Connection
+from domain.storage import LIVE, Connection, Place
 
 # The domain of an outbox row's key; each message's Message-ID header is at the configured domain
 # instead (header_message_id).
@@ -25,21 +25,19 @@ def message_id(event_id: str, version: int, person_id: str, kind: str) -> str:
     return f"<{event_id}.{version}.{person_id}.{kind}@{KEY_DOMAIN}>"
 
 
-class MailQueue:
-    """The mail consumer's bookkeeping: who is in each event (to know whom an update removed)
-    and one outbox row per email to send."""
+class MailSql:
+    """The outbox view's statements, made once from its tables' names at its place."""
 
-    name = "mail"
-    tables: Sequence[str] = ("mail_events", "mail_outbox")
-
-    def schema(self, suffix: str = "") -> list[str]:
-        return [
-            f"""CREATE TABLE IF NOT EXISTS mail_events{suffix} (
+    def __init__(self, place: Place) -> None:
+        events, outbox = place("mail_events"), place("mail_outbox")
+        self.tables = (events, outbox)
+        self.create = [
+            f"""CREATE TABLE IF NOT EXISTS {events} (
                 event_id TEXT PRIMARY KEY,
                 version INTEGER NOT NULL,
                 participants TEXT NOT NULL
             )""",
-            f"""CREATE TABLE IF NOT EXISTS mail_outbox{suffix} (
+            f"""CREATE TABLE IF NOT EXISTS {outbox} (
                 message_id TEXT PRIMARY KEY,
                 event_id TEXT NOT NULL,
                 version INTEGER NOT NULL,
@@ -49,74 +47,89 @@ class MailQueue:
                 position BIGINT NOT NULL
             )""",
         ]
+        self.indexes = {f"{outbox}_position": f"{outbox} (position)",
+                        f"{outbox}_person": f"{outbox} (person_id)"}
+        self.remember = (f"INSERT INTO {events} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
+                         "SET version = excluded.version, participants = excluded.participants")
+        self.event = f"SELECT version, participants FROM {events} WHERE event_id = ?"
+        self.forget = f"DELETE FROM {events} WHERE event_id = ?"
+        self.queue = (f"INSERT INTO {outbox} (message_id, event_id, version, person_id, kind, "
+                      "changes, position) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        # Through Kafka a fact can be handled after later ones (each partition goes at its own
+        # pace), queuing rows behind the mailer's settled mark: the mark is pulled back so they
+        # are seen. The update always matches the mark's row, so it waits for a mailer moving
+        # the mark (Mailer._mark) and then sees where it moved. A rebuild's rows are not the
+        # mailer's until the swap, which keeps the live mark.
+        self.pull_mark = None if place.rebuild else (
+            "UPDATE tracking SET position = CASE WHEN position >= ? THEN ? "
+            "ELSE position END WHERE view = ?")
 
-    def indexes(self, suffix: str = "") -> dict[str, str]:
-        return {
-            f"mail_outbox{suffix}_position": f"mail_outbox{suffix} (position)",
-            f"mail_outbox{suffix}_person": f"mail_outbox{suffix} (person_id)",
-        }
 
-    def apply(self, conn: Connection, position: int, fact: Any, suffix: str = "") -> None:
+class MailQueue:
+    """The mail consumer's bookkeeping: who is in each event (to know whom an update removed)
+    and one outbox row per email to send."""
+
+    name = "mail"
+
+    def __init__(self, place: Place = LIVE) -> None:
+        self.place = place
+        self.sql = MailSql(place)
+        self.tables: Sequence[str] = self.sql.tables
+
+    def at(self, place: Place) -> MailQueue:
+        return MailQueue(place)
+
+    def schema(self) -> list[str]:
+        return self.sql.create
+
+    def indexes(self) -> dict[str, str]:
+        return self.sql.indexes
+
+    def apply(self, conn: Connection, position: int, fact: Any) -> None:
         match fact:
             case Event.Created():
-                self._remember(conn, str(fact.originator_id), 1, fact.participants, suffix)
+                self._remember(conn, str(fact.originator_id), 1, fact.participants)
                 self._queue(conn, position, fact.originator_id, 1, fact.participants,
-                            "created", {}, suffix)
+                            "created", {})
             case Event.Updated():
                 event_id = str(fact.originator_id)
-                before = self._participants(conn, event_id, suffix)
+                before = self._participants(conn, event_id)
                 after = fact.changes.get("participants", before)
                 removed = [p for p in before if p not in after]
-                self._remember(conn, event_id, fact.originator_version, after, suffix)
+                self._remember(conn, event_id, fact.originator_version, after)
                 self._queue(conn, position, event_id, fact.originator_version,
-                            [*after, *removed], "updated", fact.changes, suffix)
+                            [*after, *removed], "updated", fact.changes)
             case Event.Deleted():
                 event_id = str(fact.originator_id)
                 self._queue(conn, position, event_id, fact.originator_version,
-                            self._participants(conn, event_id, suffix), "deleted", {}, suffix)
-                conn.execute(f"DELETE FROM mail_events{suffix} WHERE event_id = ?", (event_id,))
+                            self._participants(conn, event_id), "deleted", {})
+                conn.execute(self.sql.forget, (event_id,))
             case Reminder.Due():
-                row = conn.execute(
-                    f"SELECT version, participants FROM mail_events{suffix} WHERE event_id = ?",
-                    (fact.event_id,),
-                ).fetchone()
+                row = conn.execute(self.sql.event, (fact.event_id,)).fetchone()
                 if row is not None:
                     self._queue(conn, position, fact.event_id, row["version"],
-                                json.loads(row["participants"]), "reminder", {}, suffix)
+                                json.loads(row["participants"]), "reminder", {})
             case _:
                 pass
 
-    def _participants(self, conn: Connection, event_id: str, suffix: str) -> list[str]:
-        row = conn.execute(
-            f"SELECT participants FROM mail_events{suffix} WHERE event_id = ?", (event_id,)
-        ).fetchone()
+    def _participants(self, conn: Connection, event_id: str) -> list[str]:
+        row = conn.execute(self.sql.event, (event_id,)).fetchone()
         return list(json.loads(row["participants"])) if row else []
 
     def _remember(self, conn: Connection, event_id: str, version: int,
-                  participants: list[str], suffix: str) -> None:
-        conn.execute(
-            f"INSERT INTO mail_events{suffix} VALUES (?, ?, ?) ON CONFLICT(event_id) DO UPDATE "
-            "SET version = excluded.version, participants = excluded.participants",
-            (event_id, version, json.dumps(participants)),
-        )
+                  participants: list[str]) -> None:
+        conn.execute(self.sql.remember, (event_id, version, json.dumps(participants)))
 
     def _queue(self, conn: Connection, position: int, event_id: Any, version: int,
-               people: list[str], kind: str, changes: dict[str, Any], suffix: str) -> None:
+               people: list[str], kind: str, changes: dict[str, Any]) -> None:
         detail = json.dumps(sorted(changes))
         conn.executemany(
-            f"INSERT INTO mail_outbox{suffix} (message_id, event_id, version, "
-            "person_id, kind, changes, position) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
+            self.sql.queue,
             [(message_id(str(event_id), version, person, kind), str(event_id), version, person,
               kind, detail, position) for person in dict.fromkeys(people)],
         )
-        if people and not suffix:
-            # Through Kafka a fact can be handled after later ones (each partition goes at its
-            # own pace), queuing rows behind the mailer's settled mark: pull the mark back so
-            # they are seen. The update always matches the mark's row, so it waits for a
-            # mailer moving the mark (Mailer._mark) and then sees where it moved.
-            conn.execute("UPDATE tracking SET position = CASE WHEN position >= ? THEN ? "
-                         "ELSE position END WHERE view = ?", (position, position - 1, MARK))
+        if people and self.sql.pull_mark:
+            conn.execute(self.sql.pull_mark, (position, position - 1, MARK))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ together on an empty database) all succeed."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 
 from tests.conftest import BACKENDS, ROOT, Backend, fresh
 
-TABLES = {"users", "invitees", "refresh_tokens", "signin_failures", "tracking", "events_view",
+TABLES = {"users", "invitees", "refresh_tokens", "signin_failures", "tracking", "counters",
+          "events_view",
           "event_people", "mail_events", "mail_outbox", "reminders"}
 
 
@@ -71,3 +73,37 @@ def test_migrate_turns_off_fastupdate_on_a_search_index_made_with_it(tmp_path: P
         assert backend.rows(tmp_path, options) == [(None,)]
         assert migrate(backend, tmp_path).wait(timeout=120) == 0
         assert backend.rows(tmp_path, options) == [(["fastupdate=off"],)]
+
+
+def write(backend: Backend, data_dir: Path, sql: str) -> None:
+    """A statement on the state database from outside the server (as an older version)."""
+    if backend.url is None:
+        conn = sqlite3.connect(data_dir / "state.sqlite", timeout=30)
+        try:
+            with conn:
+                conn.execute(sql)
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(backend.url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_migrate_moves_the_names_count_out_of_tracking_into_its_own_table(
+    kind: str, tmp_path: Path
+) -> None:
+    """A database made when the names count was a row of the tracking table keeps its count
+    (the workers' caches compare it, so it must not go back to 0) in the counters table, and
+    tracking is left with followers' positions alone; migrating again changes nothing."""
+    with fresh(kind) as backend:
+        assert migrate(backend, tmp_path).wait(timeout=120) == 0
+        write(backend, tmp_path, "INSERT INTO tracking VALUES ('people.names', 7)")
+        for _ in range(2):
+            assert migrate(backend, tmp_path).wait(timeout=120) == 0
+            assert backend.rows(tmp_path, "SELECT name, value FROM counters") == [
+                ("people.names", 7)]
+            assert backend.rows(
+                tmp_path, "SELECT view FROM tracking WHERE view = 'people.names'") == []

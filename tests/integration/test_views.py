@@ -24,11 +24,22 @@ import pytest
 
 from alphabet import wiring
 from alphabet.settings import Settings
+from consumers.mail.outbox import MailQueue
+from consumers.remind import RemindersView
 from domain.application import EventsApplication
+from domain.storage import REBUILD
 from projections.database import SqliteDatabase, StateDatabase
 from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
-from projections.follower import Follower, Log, catch_up_batch, position, set_position
+from projections.follower import (
+    Follower,
+    Log,
+    View,
+    catch_up_batch,
+    create,
+    position,
+    set_position,
+)
 from projections.replay import replay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,7 +210,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         app.delete_event(event_id, by=owner, expected_version=None)
     head = Log(app.recorder, app.mapper).head()
     app.close()
-    assert head == CREATE_CHUNKS * CHUNK + UPDATES + DELETES
+    # and the owner's Ownership: opened with the first chunk, then a fact adding each chunk's
+    assert head == CREATE_CHUNKS * CHUNK + UPDATES + DELETES + 1 + CREATE_CHUNKS
     yield Store(path, head)
 
 
@@ -248,6 +260,48 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
     head = Log(app.recorder, app.mapper).head()
     app.close()
     return Store(path, head)
+
+
+def rebuild_alone(db: StateDatabase, store: Store, view: View) -> dict[str, int]:
+    """`view` built for a rebuild, followed through the whole of `store` in a state database
+    holding none of the view's live tables (any statement naming one fails): how many rows
+    each rebuild table holds. The live tracking row must stay unwritten."""
+    rebuilt = view.at(REBUILD)
+    assert not set(rebuilt.tables) & set(view.tables)
+    with db.write() as conn:
+        create(conn, rebuilt)
+    app = store.application()
+    try:
+        log = Log(app.recorder, app.mapper)
+        while catch_up_batch(db, log, rebuilt, 7):
+            pass
+    finally:
+        app.close()
+    conn = db.connection()
+    assert position(conn, view.name) == 0
+    assert position(conn, REBUILD(view.name)) == store.head
+    return {table: conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+            for table in rebuilt.tables}
+
+
+VIEWS = {"events": lambda: EventsView(), "mail": MailQueue,
+         "reminders": lambda: RemindersView(60)}
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_a_view_built_for_a_rebuild_writes_only_its_rebuild_tables(
+    churn: Store, tmp_path: Path, name: str
+) -> None:
+    db = SqliteDatabase(tmp_path / "state.sqlite")
+    db.create_schema()  # the state database's own tables, none of a view's
+    try:
+        counts = rebuild_alone(db, churn, VIEWS[name]())
+        assert counts and all(counts.values()), counts
+        live = {row["name"] for row in db.connection().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert not live & set(VIEWS[name]().tables)
+    finally:
+        db.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,13 +435,14 @@ def test_facts_saved_while_a_replay_runs_are_in_the_view_it_swaps_in(
             app.delete_event(second.originator_id, by=owner, expected_version=None)
 
     rebuilt = state(tmp_path / "rebuilt")
+    # the late event's Created and its owner's Ownership fact, the update, the delete
     assert replay(rebuilt, log, EventsView(), batch=CHUNK,
-                  progress=save_during_the_replay) == store.head + 3
+                  progress=save_during_the_replay) == store.head + 4
     Follower(state(tmp_path / "followed"), log, [EventsView()]).run_once()
     app.close()
     assert snapshot(tmp_path / "rebuilt" / "state.sqlite") == snapshot(
         tmp_path / "followed" / "state.sqlite")
-    assert position(rebuilt.connection(), "events") == store.head + 3
+    assert position(rebuilt.connection(), "events") == store.head + 4
 
 
 # ---------------------------------------------------------------------------------------------
