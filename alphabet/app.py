@@ -15,7 +15,7 @@ from sanic import Sanic
 from sanic.config import Config
 from sanic_ext.extensions.http.extension import HTTPExtension
 
-from alphabet import wiring
+from alphabet import processes, wiring
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
 from api import (
@@ -149,10 +149,10 @@ def create_app(settings: Settings | None = None) -> App:
 
     @app.main_process_ready
     async def manage(app: App) -> None:
-        app.manager.manage("Consumers", wiring.run_consumers, {"settings": settings})
+        app.manager.manage("Consumers", processes.run_consumers, {"settings": settings})
         if not settings.kafka_url:  # with Kafka, `alphabet worker` delivers mail
-            app.manager.manage("Mailer", wiring.run_mailer, {"settings": settings})
+            app.manager.manage("Mailer", processes.run_mailer, {"settings": settings})
         if settings.redis_url:
-            app.manager.manage("Notifier", wiring.run_notifier, {"settings": settings})
+            app.manager.manage("Notifier", processes.run_notifier, {"settings": settings})
 
     return app

@@ -5,15 +5,9 @@ imported only then)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -44,12 +38,13 @@ from consumers.mail.dev_outbox import OutboxTransport, erase_outbox
 from consumers.mail.outbox import MailQueue
 from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
-from consumers.notify import LocalTail, RedisNotifier, RedisRelay, prime
-from consumers.remind import RemindersView, Scheduler
+from consumers.notify import LocalTail, RedisRelay, prime
+from consumers.remind import RemindersView
 from domain.accounts import Accounts
 from domain.application import EventsApplication
 from domain.events import Event
 from domain.writing import WriteNow, Writer
+from projections import faults
 from projections.database import (
     SQLITE,
     AsyncReads,
@@ -58,8 +53,10 @@ from projections.database import (
     SqliteDatabase,
     StateDatabase,
 )
+from projections.doorbell import Doorbell
 from projections.events_queries import EventsReader
 from projections.events_view import EventsView, OwnedEvents
+from projections.faults import Faults
 from projections.follower import Alone, Follower, Leases, Log, View, statements
 from projections.people import MOVE_NAMES_COUNT, People, PeopleReader
 from projections.sessions import Sessions
@@ -69,13 +66,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How often a follower looks at the log unasked. SQLite has no way to tell another process
-# that something was saved; PostgreSQL does (NOTIFY), so there this is only a safety net, and
-# the cadence at which a standby tries to take over a role whose holder died.
-SQLITE_POLL_SECONDS = 0.01
+# How often a follower looks at the log unasked. Every save wakes the followers (on SQLite
+# through the data dir's doorbell, on PostgreSQL through NOTIFY), so this is only a safety net
+# (a save by a process that does not ring, such as an `alphabet` command); on PostgreSQL it is
+# also the cadence at which a standby tries to take over a role whose holder died.
+SQLITE_POLL_SECONDS = 5.0
 POSTGRES_POLL_SECONDS = 1.0
-# How much the mail process defers to the others (os.nice: 0 is the default, 19 the least).
-MAILER_NICENESS = 10
+# A worker's own tail of the log holds no lease, so it needs only the safety net.
+TAIL_POLL_SECONDS = 5.0
 
 
 # eventsourcing's aggregate cache: a command reads the cached aggregate plus whatever facts
@@ -139,7 +137,7 @@ def state_database(settings: Settings) -> StateDatabase:
     else:
         settings.prepare_data_dir()
         db = SqliteDatabase(settings.state_path)
-    db.create_schema([*MOVE_NAMES_COUNT,
+    db.create_schema([faults.SCHEMA, *MOVE_NAMES_COUNT,
                       *(s for view in views(settings) for s in statements(view))])
     return db
 
@@ -179,12 +177,35 @@ def poll_seconds(settings: Settings) -> float:
     return POSTGRES_POLL_SECONDS if settings.postgres else SQLITE_POLL_SECONDS
 
 
-def listen(settings: Settings, app: EventsApplication,
-           wake: Callable[[], None]) -> Listener | None:
-    """On PostgreSQL, something that calls `wake` whenever a fact is saved anywhere (its
-    `start()` listens from a thread, `run_async()` from the event loop); None on SQLite."""
+def doorbell(settings: Settings, wake: Callable[[], None] = lambda: None) -> Doorbell | None:
+    """On SQLite, the data dir's doorbell: rung after a save, and listened to by whoever waits
+    for one; None on PostgreSQL, where the store NOTIFYs by itself."""
+    return None if settings.postgres else Doorbell(settings.data_dir / "wake", wake)
+
+
+def ringing(wake: Callable[[], None], bell: Doorbell | None) -> Callable[[], None]:
+    """`wake` for this process, and the doorbell for the others (on SQLite)."""
+    if bell is None:
+        return wake
+
+    def both() -> None:
+        wake()
+        bell.ring()
+
+    return both
+
+
+def listen(settings: Settings, app: EventsApplication, wake: Callable[[], None],
+           bell: Doorbell | None = None) -> Listener | Doorbell:
+    """Something that calls `wake` whenever a fact is saved anywhere (its `start()` listens
+    from a thread, `run_async()` from the event loop): LISTEN on PostgreSQL, the data dir's
+    doorbell on SQLite (`bell`, the one this process rings, if given: its own rings then do
+    not wake it again)."""
     if not settings.postgres:
-        return None
+        if bell is None:
+            return Doorbell(settings.data_dir / "wake", wake)
+        bell.wake = wake
+        return bell
     from eventsourcing.postgres import PostgresApplicationRecorder
 
     from projections.postgres import Listener
@@ -194,9 +215,13 @@ def listen(settings: Settings, app: EventsApplication,
 
 
 def follower(settings: Settings, app: EventsApplication, db: StateDatabase,
-             shared: Leases | None = None) -> Follower:
+             shared: Leases | None = None, bell: Doorbell | None = None) -> Follower:
+    """The views' follower (supervised, its faults recorded, ringing `bell` when it has moved
+    on) or, without `shared`, a worker's means to catch a view up for ?min_position."""
     return Follower(db, Log(app.recorder, app.mapper), served_views(settings),
-                    poll_seconds=poll_seconds(settings), leases=shared)
+                    poll_seconds=poll_seconds(settings), leases=shared,
+                    faults=Faults(db) if shared is not None else None,
+                    advanced=bell.ring if bell is not None else lambda: None)
 
 
 def event_loader(app: EventsApplication) -> LoadEvent:
@@ -249,13 +274,15 @@ def worker(settings: Settings) -> Worker:
     tokens = Tokens(secret, settings.access_token_minutes * 60,
                     settings.refresh_token_days * 86400)
     sessions = Sessions(db)
-    accounts = Accounts(app, people, OwnedEvents(db, runner.run_once),
+    # the events view alone: another view's fault is not the deletion's to fail with
+    accounts = Accounts(app, people,
+                        OwnedEvents(db, partial(runner.run_once, runner.named(EventsView.name))),
                         partial(erase_outbox, settings.outbox_dir))
     operators = Operators(settings.operators, app)
     commands = Commands()
     hub = Hub()
     load_event = event_loader(app)
-    health = HealthServices(log, runner, reader)
+    health = HealthServices(log, runner, reader, partial(faults.failing, reads))
     return Worker(
         app=app, db=db, reads=reads, log=log, follower=runner, people=people, hub=hub,
         load_event=load_event, commands=commands, reader=reader, people_reader=people_reader,
@@ -290,16 +317,19 @@ def events_table(app: EventsApplication) -> str:
 
 def notifications(settings: Settings, services: Worker) -> list[Coroutine[Any, Any, None]]:
     """What feeds this worker's sockets: Redis when configured (one notifier for everyone),
-    else the worker's own tail of the log (woken by LISTEN too, on PostgreSQL)."""
+    else the worker's own tail of the log (woken by this worker's writes, and by every save:
+    the doorbell on SQLite, LISTEN on PostgreSQL). A write here rings the doorbell too, for
+    the views' follower and the other workers."""
+    bell = doorbell(settings)
     if settings.redis_url:
+        services.commands.wake = ringing(lambda: None, bell)
         relay = RedisRelay(redis.asyncio.from_url(settings.redis_url), settings.redis_namespace,
                            services.hub, services.log.head)
         return [relay.run()]
     tail = LocalTail(services.log, MessageMaker(services.load_event, services.people.names),
-                     services.hub, poll=poll_seconds(settings) / 2)
-    services.commands.wake = tail.wake
-    listener = listen(settings, services.app, tail.wake)
-    return [tail.run()] if listener is None else [tail.run(), listener.run_async()]
+                     services.hub, poll=TAIL_POLL_SECONDS, faults=Faults(services.db))
+    services.commands.wake = ringing(tail.wake, bell)
+    return [tail.run(), listen(settings, services.app, tail.wake, bell).run_async()]
 
 
 def prime_notifier(settings: Settings) -> None:
@@ -310,94 +340,9 @@ def prime_notifier(settings: Settings) -> None:
         app.close()
 
 
-def run_notifier(settings: Settings, **_: Any) -> None:
-    """With Redis: the one reader of the log that publishes WebSocket messages (a managed
-    process beside the workers; on PostgreSQL, one across all instances)."""
-    app = event_application(settings)
-    db = state_database(settings)
-    shared = leases(settings)
-    notifier = RedisNotifier(
-        Log(app.recorder, app.mapper),
-        MessageMaker(event_loader(app), People(db).names),
-        redis.Redis.from_url(settings.redis_url or ""),
-        settings.redis_namespace,
-        poll=poll_seconds(settings) / 2,
-        leading=partial(shared.holds, "notifier"),
-    )
-    listener = listen(settings, app, notifier.wake)
-    if listener is not None:
-        listener.start()
-    stop_on_signals(notifier.stop)
-    notifier.run()
-    app.close()
-    db.close()
-
-
 def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mailer:
     people = People(db)
     transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
                             else OutboxTransport(settings.outbox_dir, people.address))
     return Mailer(db, transport, event_loader(app), people.names, people.address,
                   settings.mail_from, settings.message_domain)
-
-
-def run_consumers(settings: Settings, **_: Any) -> None:
-    """Views and the reminder clock for all workers, in one managed process beside them (on
-    PostgreSQL, each role runs in one such process across all instances). Killing it is safe
-    at any instant: each batch and its position commit together. The clock stays here at the
-    usual priority: it costs a query a second, and the facts it records take the event
-    store's write lock, which a process the OS puts off must not hold while writers wait."""
-    app = event_application(settings)
-    db = state_database(settings)
-    shared = leases(settings)
-    runner = follower(settings, app, db, shared)
-    scheduler = Scheduler(db, app.record_reminder, lambda: datetime.now(UTC), runner.wake,
-                          leading=partial(shared.holds, "scheduler"))
-
-    def stop(*_: Any) -> None:
-        scheduler.stop()
-        runner.stop()
-
-    stop_on_signals(stop)
-    listener = listen(settings, app, runner.wake)
-    if listener is not None:
-        listener.start()
-    if not settings.kafka_url:
-        threading.Thread(target=scheduler.run, name="reminders", daemon=True).start()
-    log.info("consumers started: %s", ", ".join(v.name for v in runner.views))
-    runner.run()
-    app.close()
-
-
-def run_mailer(settings: Settings, **_: Any) -> None:
-    """Mail delivery (reminders included) in a managed process of its own at a lower OS
-    priority: sending can wait, so a backlog yields the CPU to the workers serving requests
-    and to the views' follower (how soon a write is visible), and no longer shares the
-    follower's GIL. On PostgreSQL one such process across all instances holds the mailer's
-    lease. Killing it is safe at any instant: mail is sent at least once, with a Message-ID
-    that shows a duplicate."""
-    os.nice(MAILER_NICENESS)  # first, so every thread started below inherits it
-    app = event_application(settings)
-    db = state_database(settings)
-    stopped = threading.Event()
-    stop_on_signals(stopped.set)
-    leading = partial(leases(settings).holds, "mailer")
-    asyncio.run(mailer(settings, app, db).run(stopped, leading=leading))
-    app.close()
-    db.close()
-
-
-def stop_on_signals(stop: Callable[[], None]) -> None:
-    """A managed process stops on SIGTERM/SIGINT, and also when `alphabet serve` itself is
-    gone without telling it (killed with SIGKILL): an orphan would go on following the log."""
-    signal.signal(signal.SIGTERM, lambda *_: stop())
-    signal.signal(signal.SIGINT, lambda *_: stop())
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        log.warning("alphabet serve is gone; stopping")
-        stop()
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

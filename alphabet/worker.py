@@ -218,7 +218,7 @@ def run_worker(settings: Settings) -> None:
     roles = Roles(relay, mailer(settings, app, db),
                   Scheduler(db, app.record_reminder, lambda: datetime.now(UTC)), leads,
                   HealthServer(host, port, report),
-                  [] if listener is None else [listener.run_async()], group_lag)
+                  [listener.run_async()], group_lag)
     worker = Consuming(faust_app.app, roles, gate, loglevel=settings.log_level.lower(),
                        logging_config=logging_config(settings.log_level, settings.log_format))
     try:

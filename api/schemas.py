@@ -255,13 +255,26 @@ class ViewLag(Schema):
     lag: int
 
 
+class Fault(Schema):
+    name: str = Field(description="the view (events, mail, reminders) or loop (mailer, "
+                                  "reminder clock, notifications, notifier) that fails")
+    position: int | None = Field(description="the log position of the fact it cannot apply")
+    error: str
+    first_seen: str
+    last_seen: str
+    attempts: int = Field(description="failures in a row at this position, each retried "
+                                      "after a backoff")
+
+
 class Readiness(Schema):
     """Further fields may say more about each view or about what is wrong."""
 
     model_config = ConfigDict(extra="allow")
-    status: str = Field(description='"ready", or what is wrong')
+    status: str = Field(description='"ready", or what is wrong ("failing": see faults)')
     position: int | None = Field(None, description="the event log's head")
     views: dict[str, ViewLag] | None = None
+    faults: list[Fault] | None = Field(
+        None, description="loops failing now; the service is not ready while one keeps failing")
     reason: str | None = Field(None, description="why the service is not ready")
 
 

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from bench import compare, load, server, sockets, storage, wrk
+from bench import compare, idle, load, server, sockets, storage, wrk
 from bench.cpu import CpuMeter, per_request
 from bench.load import Dataset
 from bench.postgres import DEFAULT_SERVER, scratch_database
@@ -530,6 +530,38 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def idle_only(args: argparse.Namespace) -> int:
+    """`--idle`: one server at a time, nothing else running beside it from us; on SQLite, on
+    --event-store, or on both (a scratch PostgreSQL database) with --both-backends."""
+    workdir = Path(tempfile.mkdtemp(prefix="alphabet-bench-idle-"))
+
+    def progress(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    results: dict[str, Any] = {"meta": {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "idle_seconds": args.idle_seconds}}
+    with ExitStack() as stack:
+        try:
+            stores: dict[str, str | None] = (
+                {"sqlite": None, "postgresql": stack.enter_context(
+                    scratch_database(args.postgres))} if args.both_backends
+                else {"postgresql" if args.event_store else "sqlite": args.event_store})
+            for backend, store in stores.items():
+                results[backend] = idle.measure(workdir / backend, args.idle_seconds, store,
+                                                progress)
+        finally:
+            server.stop_all()  # before the scratch database is dropped
+    print("\n\n".join(idle.report(backend, results[backend])
+                       for backend in ("sqlite", "postgresql") if backend in results))
+    out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("idle.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"results in {out}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run (about 3 minutes)")
@@ -551,7 +583,17 @@ def main(argv: list[str] | None = None) -> int:
         "--scale-out", action="store_true",
         help=f"on PostgreSQL, also {SCALE_OUT_INSTANCES} instances on one database driven at "
              "once, beside one")
+    parser.add_argument(
+        "--idle", action="store_true",
+        help="only the idle cost: CPU of an unused server's process tree over --idle-seconds, "
+             "then its PUT → WebSocket and write → listed latencies (on --event-store if given)")
+    parser.add_argument("--idle-seconds", type=float, default=60, metavar="N",
+                        help="how long --idle lets the server sit (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.idle:
+        if args.both_backends and args.event_store:
+            parser.error("--both-backends makes its own database: leave out --event-store")
+        return idle_only(args)
     if args.both_backends and args.event_store:
         parser.error("--both-backends makes its own database: leave out --event-store")
     if args.scale_out and not (args.both_backends or args.event_store):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from consumers.hub import Hub, Message
 from consumers.messages import LoadEvent, LookUpNames, MessageMaker, account_notice, event_id_of
+from projections.faults import Backoff, Faults
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,18 @@ def replay(
 
 
 class LocalTail:
-    """One worker following the log itself, from the head at start-up. A write in this worker
-    wakes it at once (as, on PostgreSQL, does any save anywhere); otherwise it polls every
-    `poll` seconds."""
+    """One worker following the log itself, from the head at start-up. Any save wakes it (a
+    write in this worker directly, others through the doorbell or LISTEN); otherwise it looks
+    every `poll` seconds, a safety net. A batch it cannot turn into messages is retried with
+    backoff (its fault recorded), never skipped: a socket's messages have no gap."""
 
-    def __init__(self, log_: LogReader, maker: MessageMaker, hub: Hub, poll: float = 0.005):
+    def __init__(self, log_: LogReader, maker: MessageMaker, hub: Hub, poll: float = 0.005,
+                 faults: Faults | None = None):
         self.log = log_
         self.maker = maker
         self.hub = hub
         self.poll = poll
+        self.backoff = Backoff("notifications", faults)
         self.woken = asyncio.Event()
 
     def wake(self) -> None:
@@ -77,9 +81,14 @@ class LocalTail:
         while True:
             # Cleared before reading, so a wake during the read is not lost.
             self.woken.clear()
-            messages, reached = await asyncio.to_thread(
-                next_messages, self.log, self.maker, position
-            )
+            try:
+                messages, reached = await asyncio.to_thread(
+                    next_messages, self.log, self.maker, position
+                )
+            except Exception as exc:
+                await asyncio.sleep(await asyncio.to_thread(self.backoff.failed, exc))
+                continue
+            await asyncio.to_thread(self.backoff.succeeded)
             for message in messages:
                 self.hub.publish(message)
             self.hub.advance(reached)
@@ -101,7 +110,8 @@ class RedisNotifier:
     does whichever notifier takes over (`leading` says whether this one holds the role)."""
 
     def __init__(self, log_: LogReader, maker: MessageMaker, redis: Any, namespace: str,
-                 poll: float = 0.005, leading: Callable[[], bool] = lambda: True):
+                 poll: float = 0.005, leading: Callable[[], bool] = lambda: True,
+                 faults: Faults | None = None):
         self.log = log_
         self.maker = maker
         self.redis = redis
@@ -109,6 +119,7 @@ class RedisNotifier:
         self.position_key = f"{namespace}:notifier:position"
         self.poll = poll
         self.leading = leading
+        self.backoff = Backoff("notifier", faults)
         self.stopped = threading.Event()
         self.woken = threading.Event()
 
@@ -120,25 +131,36 @@ class RedisNotifier:
         self.woken.set()
 
     def run(self) -> None:
+        """Supervised: a failure (Redis away, a fact that cannot be told) is retried from the
+        position last published, after a backoff."""
         position: int | None = None  # read from Redis whenever this notifier takes the lead
         while not self.stopped.is_set():
-            if not self.leading():
+            try:
+                position = self._step(position)
+            except Exception as exc:
                 position = None
-                self._wait()
-                continue
-            if position is None:
-                stored = self.redis.get(self.position_key)
-                position = int(stored) if stored is not None else self.log.head()
-            messages, reached = next_messages(self.log, self.maker, position)
-            if reached != position:
-                with self.redis.pipeline(transaction=True) as pipe:
-                    for message in messages:
-                        pipe.publish(self.channel, json.dumps(message))
-                    pipe.set(self.position_key, reached)
-                    pipe.execute()
-                position = reached
-            else:
-                self._wait()
+                self.stopped.wait(self.backoff.failed(exc))
+
+    def _step(self, position: int | None) -> int | None:
+        """One batch published, or a wait; returns the position reached."""
+        if not self.leading():
+            self._wait()
+            return None
+        if position is None:
+            stored = self.redis.get(self.position_key)
+            position = int(stored) if stored is not None else self.log.head()
+        messages, reached = next_messages(self.log, self.maker, position)
+        if reached != position:
+            with self.redis.pipeline(transaction=True) as pipe:
+                for message in messages:
+                    pipe.publish(self.channel, json.dumps(message))
+                pipe.set(self.position_key, reached)
+                pipe.execute()
+        self.backoff.succeeded()  # a standby (above) leaves the holder's fault alone
+        if reached != position:
+            return reached
+        self._wait()
+        return position
 
     def _wait(self) -> None:
         self.woken.wait(self.poll)

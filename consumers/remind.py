@@ -17,6 +17,7 @@ from domain.presentation import instant
 from domain.reminders import Reminder
 from domain.storage import LIVE, Connection, Database, Place
 from domain.writing import Written
+from projections.faults import Backoff, Faults
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,15 @@ class Scheduler:
 
     def __init__(self, db: Database, record: RecordReminder, clock: Callable[[], datetime],
                  wake: Callable[[], None] = lambda: None, interval: float = 1.0,
-                 leading: Callable[[], bool] = lambda: True) -> None:
+                 leading: Callable[[], bool] = lambda: True,
+                 faults: Faults | None = None) -> None:
         self.db = db
         self.record = record
         self.clock = clock
         self.wake = wake
         self.interval = interval
         self.leading = leading
+        self.backoff = Backoff("reminder clock", faults)
         self.stopped = threading.Event()
 
     def due(self) -> list[tuple[UUID, datetime]]:
@@ -111,12 +114,15 @@ class Scheduler:
         return recorded
 
     def run(self) -> None:
+        """Supervised: a failed check is retried after a backoff, its fault recorded."""
         while not self.stopped.is_set():
             try:
-                if self.leading():
+                if self.leading():  # a standby leaves the holder's fault alone
                     self.run_once()
-            except self.db.transient:
-                log.exception("reminder check failed; retrying")
+                    self.backoff.succeeded()
+            except Exception as exc:
+                self.stopped.wait(self.backoff.failed(exc))
+                continue
             self.stopped.wait(self.interval)
 
     def stop(self) -> None:

@@ -55,15 +55,17 @@ class EventsApplication(Application[UUID]):
 
     def create_event(self, *, owner_id: str, **fields: Any) -> Written:
         """The event, and its id added to its owner's Ownership in the same save (which is
-        what makes a creation and the owner's account deletion exclude each other)."""
+        what makes a creation and the owner's account deletion exclude each other). The
+        Ownership's fact is saved first, so the write's position (X-Position) is the event's
+        own fact, the one its WebSocket message carries."""
 
         def get(aggregates: Aggregates) -> list[Any]:
             owned = ownership(aggregates, owner_id)
             owned.check_open()
-            return [Event.create(owner_id=owner_id, **fields), owned]
+            return [owned, Event.create(owner_id=owner_id, **fields)]
 
         def act(aggregates: list[Any]) -> list[dict[str, Any]]:
-            event, owned = aggregates
+            owned, event = aggregates
             owned.add([event.id])
             return [event.state()]
 
@@ -79,10 +81,10 @@ class EventsApplication(Application[UUID]):
             owned = ownership(aggregates, owner_id)
             owned.check_open()
             events = each(items, lambda fields: Event.create(owner_id=owner_id, **fields))
-            return [*events, owned]
+            return [owned, *events]
 
         def act(aggregates: list[Any]) -> list[dict[str, Any]]:
-            *events, owned = aggregates
+            owned, *events = aggregates
             owned.add([event.id for event in events])
             return [event.state() for event in events]
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from domain.storage import Connection, Handler, Place
 from projections.database import StateDatabase
+from projections.faults import Backoff, FactFailed, Faults
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,13 @@ class Log:
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )
-        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+        facts = []
+        for n in notifications:
+            try:
+                facts.append((n.id, self.mapper.to_domain_event(n)))
+            except Exception as exc:  # a stored fact this code cannot decode
+                raise FactFailed(n.id, exc) from exc
+        return facts
 
 
 def position(conn: Connection, view: str) -> int:
@@ -114,17 +120,22 @@ def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int) -> int:
         at = claim(conn, tracking)
         facts = log_.read(at, batch)
         for pos, fact in facts:
-            view.apply(conn, pos, fact)
+            try:
+                view.apply(conn, pos, fact)
+            except Exception as exc:  # the whole batch rolls back; it is tried again whole
+                raise FactFailed(pos, exc) from exc
         if facts:
             set_position(conn, tracking, facts[-1][0])
     return len(facts)
 
 
 class Follower:
-    """Keeps views current: catches up in large batches, then waits for the next fact. A writer
-    in the same process wakes it at once (`wake`), and on PostgreSQL so does every save
-    anywhere (LISTEN); otherwise it polls every `poll_seconds`. When instances share the state
-    database, it follows only the views whose lease it holds."""
+    """Keeps views current: catches up in large batches, then waits for the next fact. Whatever
+    saves a fact wakes it (`wake`: a writer in this process; on SQLite the data dir's
+    doorbell, on PostgreSQL LISTEN), and it looks unasked only every `poll_seconds`, a safety
+    net. When instances share the state database, it follows only the views whose lease it
+    holds. Each view is supervised on its own: one that cannot apply a fact is retried with
+    backoff and its fault recorded, while the others go on."""
 
     def __init__(
         self,
@@ -135,6 +146,8 @@ class Follower:
         batch: int = 1000,
         poll_seconds: float = 0.01,
         leases: Leases | None = None,
+        faults: Faults | None = None,
+        advanced: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.log = log_
@@ -142,6 +155,8 @@ class Follower:
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.leases = leases or Alone()
+        self.faults = faults
+        self.advanced = advanced  # told after facts were applied (the mailer waits on it)
         self._woken = threading.Event()
         self._stopped = threading.Event()
 
@@ -152,9 +167,14 @@ class Follower:
         self._stopped.set()
         self._woken.set()
 
+    def named(self, name: str) -> list[View]:
+        """The view of that name, for a run_once of it alone (a request that needs one view
+        current must not wait on, or fail with, another)."""
+        return [view for view in self.views if view.name == name]
+
     def run_once(self, views: Sequence[View] | None = None) -> int:
         """Bring the views (all by default) up to the log's head; a cheap read first, so an
-        idle poll never takes the write lock."""
+        idle look never takes the write lock."""
         head = self.log.head()
         applied = 0
         for view in self.views if views is None else views:
@@ -163,11 +183,22 @@ class Follower:
         return applied
 
     def run(self) -> None:
+        backoffs = {view.name: Backoff(view.name, self.faults) for view in self.views}
         while not self._stopped.is_set():
-            try:
-                self.run_once([view for view in self.views if self.leases.holds(view.name)])
-            except self.db.transient:
-                log.exception("view update failed; retrying")
-                time.sleep(1)
-            self._woken.wait(self.poll_seconds)
+            # Cleared before reading, so a wake during the catch-up is not lost.
             self._woken.clear()
+            applied = 0
+            for view in self.views:
+                backoff = backoffs[view.name]
+                if backoff.due_in() > 0 or not self.leases.holds(view.name):
+                    continue
+                try:
+                    applied += self.run_once([view])
+                except Exception as exc:  # this view waits its backoff; the others go on
+                    backoff.failed(exc)
+                else:
+                    backoff.succeeded()
+            if applied:
+                self.advanced()
+            self._woken.wait(min([self.poll_seconds, *(b.due_in() for b in backoffs.values()
+                                                       if b.attempts)]))

@@ -506,6 +506,11 @@ class AdvisoryLeases:
             self._conn = None
 
 
+# How long a listening thread may take to notice it was stopped (it is a daemon: a process
+# that ends does not wait for it).
+STOP_SECONDS = 5.0
+
+
 class Listener:
     """Wakes a follower whenever a fact is saved by any process: LISTEN on the channel that
     eventsourcing's PostgreSQL recorder NOTIFYs in every insert transaction. It wakes the
@@ -531,8 +536,8 @@ class Listener:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.wake()
-                    while not self.stopped.is_set():
-                        for _ in conn.notifies(timeout=0.5):
+                    while not self.stopped.is_set():  # how soon a stop is seen
+                        for _ in conn.notifies(timeout=STOP_SECONDS):
                             self.wake()
             except psycopg.Error as exc:
                 log.warning("LISTEN %s failed (%s); listening again in 1 s", self.channel, exc)

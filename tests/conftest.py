@@ -12,16 +12,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+T = TypeVar("T")
+Spawn = Callable[..., "subprocess.Popen[Any]"]
 ROOT = Path(__file__).resolve().parents[1]
 # The PostgreSQL server the "postgres" backend makes its databases on (trust auth locally).
 POSTGRES = os.environ.get("ALPHABET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -223,6 +225,23 @@ class Server:
 
 
 START_SECONDS = float(os.environ.get("ALPHABET_TEST_START_SECONDS", "300"))
+# The longest a test waits for something to happen (a view to catch up, a mail, a message): a
+# generous ceiling for a busy machine, never a pause; a wait ends as soon as its condition holds.
+WAIT_SECONDS = float(os.environ.get("ALPHABET_TEST_WAIT_SECONDS", "120"))
+
+
+def eventually(check: Callable[[], T | None], what: str | Callable[[], str], *,
+               seconds: float = WAIT_SECONDS, interval: float = 0.05) -> T:
+    """The first truthy result of `check`, polled until WAIT_SECONDS have passed; then fails
+    saying `what` did not happen (a callable `what` can say what was seen instead)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {seconds:.0f} s: {what() if callable(what) else what}")
+        time.sleep(interval)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -241,6 +260,25 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path)
         time.sleep(0.1)
     raise RuntimeError(f"server not ready after {START_SECONDS:.0f} s:\n"
                        f"{log_path.read_text(errors='replace')}")
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Starts a command as subprocess.Popen does, in a process group of its own; whatever of
+    the group is still running when the test ends (passed or failed) is killed, so no test
+    leaves a process behind on the machine."""
+    started: list[subprocess.Popen[Any]] = []
+
+    def start(command: Sequence[str], **options: Any) -> subprocess.Popen[Any]:
+        process = subprocess.Popen(command, start_new_session=True, **options)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @contextmanager

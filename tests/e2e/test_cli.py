@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, ROOT, Backend, Server, fresh
+from tests.conftest import BACKENDS, ROOT, Backend, Server, Spawn, fresh
 from tests.integration.test_mail import System
 
 SECONDS = 300  # a ceiling for a command on a busy machine, not an expectation
@@ -159,7 +159,7 @@ def test_history_names_people_where_they_still_exist_and_says_who_was_deleted(
 
 
 def test_history_into_a_pipe_closed_early_leaves_no_traceback(
-    data: tuple[System, Backend]
+    data: tuple[System, Backend], spawn: Spawn
 ) -> None:
     system, backend = data
     owner, _ = system.add_user("alice")
@@ -176,9 +176,8 @@ def test_history_into_a_pipe_closed_early_leaves_no_traceback(
     assert piped.stdout.startswith("v1  ") and piped.stdout.count("\n") == 1, piped.stdout
     assert piped.stderr == ""
     # and with the reader gone before the first line is written
-    reader_gone = subprocess.Popen([sys.executable, "-m", "alphabet", "history", event_id],
-                                   cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
+    reader_gone = spawn([sys.executable, "-m", "alphabet", "history", event_id],
+                        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert reader_gone.stdout is not None and reader_gone.stderr is not None
     reader_gone.stdout.close()
     errors = reader_gone.stderr.read().decode()

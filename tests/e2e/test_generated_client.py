@@ -30,6 +30,7 @@ OPERATIONS = {
     "batch": {"create_batch", "change_batch", "delete_batch"},
     "health": {"healthz", "readyz"},
     "operators": {"operator_status", "replay_views"},
+    "metrics": {"metrics"},
 }
 
 

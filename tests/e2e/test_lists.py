@@ -19,7 +19,7 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from tests.conftest import Person, Server, at, event_body, sign_up
+from tests.conftest import Person, Server, Spawn, at, event_body, eventually, sign_up
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -118,15 +118,13 @@ def readyz(http: httpx.Client) -> dict[str, Any]:
     return body
 
 
-def caught_up(http: httpx.Client, timeout: float = 10) -> int:
+def caught_up(http: httpx.Client) -> int:
     """Wait until the events view has applied every fact in the log; returns the head."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def head() -> int | None:
         ready = readyz(http)
-        if ready["views"]["events"]["lag"] == 0:
-            return int(ready["position"])
-        assert time.monotonic() < deadline, f"the view did not catch up: {ready}"
-        time.sleep(0.05)
+        return int(ready["position"]) if ready["views"]["events"]["lag"] == 0 else None
+
+    return eventually(head, lambda: f"the view did not catch up: {readyz(http)}")
 
 
 def calendar_of(answer: httpx.Response) -> Calendar:
@@ -644,7 +642,7 @@ def batch(http: httpx.Client, who: Person, method: str, body: list[Any],
 
 
 def test_replay_rebuilds_the_views_row_for_row_while_the_server_keeps_answering(
-    server: Server, http: httpx.Client, owner: Person, other: Person
+    server: Server, http: httpx.Client, owner: Person, other: Person, spawn: Spawn
 ) -> None:
     word = marker()
     hall = f"Hall {word}"
@@ -688,7 +686,7 @@ def test_replay_rebuilds_the_views_row_for_row_while_the_server_keeps_answering(
     live = snapshot(server)
     assert len(live["events_view"]) >= 6 and live["event_people"]
 
-    replaying = subprocess.Popen([sys.executable, "-m", "alphabet.cli", "replay", "events"],
+    replaying = spawn([sys.executable, "-m", "alphabet.cli", "replay", "events"],
                                  cwd=ROOT, env=server.command_env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
     answers: list[int] = []

@@ -5,7 +5,6 @@ only ever a repeat of the same Message-ID."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,13 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from alphabet.wiring import MAILER_NICENESS
-from tests.conftest import Backend, Person, Server, event_body, serving, sign_up
+from alphabet.processes import MAILER_NICENESS
+from tests.conftest import Backend, Person, Server, event_body, eventually, serving, sign_up
 from tests.e2e.test_websockets import descendants
 from tests.integration.test_mail import Received, SmtpServer, assert_duplicates_only_by_message_id
 from tests.mail_clients import Address, by_icaljs, by_vobject
-
-DEADLINE_SECONDS = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +36,8 @@ def mail_server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer,
         yield running
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = DEADLINE_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        time.sleep(0.1)
+def wait_for(what: str, check: Callable[[], bool]) -> None:
+    eventually(check, what, interval=0.1)
 
 
 def mail_about(smtp: SmtpServer, event_id: str) -> list[Received]:

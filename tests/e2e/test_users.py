@@ -15,7 +15,16 @@ import pytest
 from alphabet import wiring
 from alphabet.settings import Settings
 from domain.events import Event
-from tests.conftest import Backend, Person, Server, assert_error, event_body, serving, sign_up
+from tests.conftest import (
+    Backend,
+    Person,
+    Server,
+    assert_error,
+    event_body,
+    eventually,
+    serving,
+    sign_up,
+)
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -43,14 +52,12 @@ def change(http: httpx.Client, who: Person, body: dict[str, Any],
     return http.put(f"/api/user/{user_id or who.id}", json=body, headers=who.headers)
 
 
-def wait_until_views_caught_up(http: httpx.Client, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready = http.get("/readyz").json()
-        if ready.get("views") and all(v["lag"] == 0 for v in ready["views"].values()):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"views still lagging: {http.get('/readyz').json()}")
+def wait_until_views_caught_up(http: httpx.Client) -> None:
+    def caught_up() -> bool:
+        views = http.get("/readyz").json().get("views")
+        return bool(views) and all(v["lag"] == 0 for v in views.values())
+
+    eventually(caught_up, lambda: f"views still lagging: {http.get('/readyz').json()}")
 
 
 # ---------------------------------------------------------------------------------------------

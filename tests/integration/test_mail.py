@@ -952,7 +952,7 @@ async def test_an_event_name_with_a_line_break_neither_stops_nor_loses_any_mail(
     stopped = threading.Event()
     running = asyncio.create_task(mailer.run(stopped, interval=0.05))
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline and len(smtp.received()) < 2 and not running.done():
             await asyncio.sleep(0.05)
         delivery_died = running.exception() if running.done() else None

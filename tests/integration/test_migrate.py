@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, ROOT, Backend, fresh
+from tests.conftest import BACKENDS, ROOT, Backend, Spawn, fresh
 
 TABLES = {"users", "invitees", "refresh_tokens", "signin_failures", "tracking", "counters",
           "events_view",
           "event_people", "mail_events", "mail_outbox", "reminders"}
 
 
-def migrate(backend: Backend, data_dir: Path) -> subprocess.Popen[bytes]:
+def migrate(spawn: Spawn, backend: Backend, data_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ALPHABET_DATA_DIR": str(data_dir),
            "ALPHABET_LOG_FORMAT": "text", **backend.env}
-    return subprocess.Popen([sys.executable, "-m", "alphabet.cli", "migrate"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return spawn([sys.executable, "-m", "alphabet.cli", "migrate"], cwd=ROOT, env=env,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def tables(backend: Backend, data_dir: Path) -> set[str]:
@@ -39,10 +39,10 @@ def tables(backend: Backend, data_dir: Path) -> set[str]:
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_migrations_started_together_all_succeed_and_a_later_one_changes_nothing(
-    kind: str, tmp_path: Path
+    kind: str, tmp_path: Path, spawn: Spawn
 ) -> None:
     with fresh(kind) as backend:
-        together = [migrate(backend, tmp_path) for _ in range(3)]
+        together = [migrate(spawn, backend, tmp_path) for _ in range(3)]
         for process in together:
             out, err = process.communicate(timeout=120)
             assert process.returncode == 0, err.decode()
@@ -51,19 +51,20 @@ def test_migrations_started_together_all_succeed_and_a_later_one_changes_nothing
         assert made >= TABLES
         if backend.url is not None:
             assert "alphabet_events" in made  # eventsourcing's store, in the same database
-        again = migrate(backend, tmp_path)
+        again = migrate(spawn, backend, tmp_path)
         assert again.wait(timeout=120) == 0
         assert tables(backend, tmp_path) == made
 
 
 @pytest.mark.postgres
-def test_migrate_turns_off_fastupdate_on_a_search_index_made_with_it(tmp_path: Path) -> None:
+def test_migrate_turns_off_fastupdate_on_a_search_index_made_with_it(tmp_path: Path,
+                                                                     spawn: Spawn) -> None:
     """A database made before the search index went without GIN's pending list keeps its
     index through CREATE INDEX IF NOT EXISTS; migrate alters it, once."""
     with fresh("postgres") as backend:
         options = ("SELECT reloptions FROM pg_class WHERE relname = 'events_view_search' "
                    "AND relnamespace = current_schema()::regnamespace")
-        assert migrate(backend, tmp_path).wait(timeout=120) == 0
+        assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
         assert backend.rows(tmp_path, options) == [(["fastupdate=off"],)]
         import psycopg
 
@@ -71,7 +72,7 @@ def test_migrate_turns_off_fastupdate_on_a_search_index_made_with_it(tmp_path: P
         with psycopg.connect(backend.url, autocommit=True) as conn:
             conn.execute("ALTER INDEX events_view_search RESET (fastupdate)")
         assert backend.rows(tmp_path, options) == [(None,)]
-        assert migrate(backend, tmp_path).wait(timeout=120) == 0
+        assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
         assert backend.rows(tmp_path, options) == [(["fastupdate=off"],)]
 
 

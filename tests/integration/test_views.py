@@ -41,6 +41,7 @@ from projections.follower import (
     set_position,
 )
 from projections.replay import replay
+from tests.conftest import Spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 CHUNK = 500
@@ -309,13 +310,13 @@ def test_a_view_built_for_a_rebuild_writes_only_its_rebuild_tables(
 
 
 def test_a_follower_killed_mid_catch_up_resumes_without_skipping_or_repeating_a_fact(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, spawn: Spawn
 ) -> None:
     state(tmp_path / "a")  # the schema exists before the follower starts, so it can be polled
     state_a = tmp_path / "a" / "state.sqlite"
     command = [sys.executable, "-c", FOLLOWER_SCRIPT, str(store.path), str(tmp_path / "a")]
 
-    follower = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
+    follower = spawn(command, cwd=ROOT, stderr=subprocess.PIPE)
     killed_at = 0
     try:
         deadline = time.monotonic() + 60

@@ -28,7 +28,7 @@ from projections.events_view import EventsView
 from projections.follower import Fact, Follower, Log, position
 from projections.postgres import POSTGRES, PostgresDatabase, placeholders
 from projections.replay import replay
-from tests.conftest import ROOT, Backend, fresh
+from tests.conftest import ROOT, Backend, Spawn, fresh
 from tests.integration.test_views import (
     CHURNED,
     SHAPES,
@@ -324,7 +324,7 @@ def wait_until(what: str, check: Any, timeout: float = 60) -> None:
 
 
 def test_a_follower_killed_while_holding_its_lease_is_taken_over_with_nothing_lost_or_twice(
-    store: Store, reference: Path, tmp_path: Path
+    store: Store, reference: Path, tmp_path: Path, spawn: Spawn
 ) -> None:
     with fresh("postgres") as own:
         command = [sys.executable, "-c", FOLLOWER_SCRIPT, str(store.path), own.url or "",
@@ -332,8 +332,8 @@ def test_a_follower_killed_while_holding_its_lease_is_taken_over_with_nothing_lo
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
         def start() -> tuple[subprocess.Popen[str], Lines]:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True)
+            process = spawn(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
             return process, Lines(process)
 
         def tracked(view: str) -> int:

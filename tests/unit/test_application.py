@@ -110,10 +110,11 @@ class ApplicationContract:
         assert written.changes == [fields()]
         assert written.position is not None
         assert written.position == app.recorder.max_notification_id()
-        # The event's Created, then its owner's Ownership: opened, and the event added.
+        # Its owner's Ownership, opened and the event added, then the event's Created: the
+        # write's position is the event's own fact.
         owned = ownership_id("owner")
         assert [n.originator_id for n in notifications_after(app, before)] == [
-            written.aggregate.id, owned, owned]
+            owned, owned, written.aggregate.id]
         assert app.create_event(owner_id="owner", **fields()).position == written.position + 2
 
     def test_a_created_event_reads_back_with_every_field(self, app: EventsApplication) -> None:
@@ -153,12 +154,12 @@ class ApplicationContract:
         )
 
         assert [event.name for event in written.aggregates] == ["Talk 0", "Talk 1", "Talk 2"]
-        # Three Created facts, then the owner's Ownership opened and all three added at once.
+        # The owner's Ownership opened and all three added at once, then three Created facts.
         assert written.position == (before or 0) + 5
         stored = notifications_after(app, before)
         assert [n.id for n in stored] == [(before or 0) + i for i in range(1, 6)]
         assert [n.originator_id for n in stored] == [
-            *(event.id for event in written.aggregates), *[ownership_id("owner")] * 2]
+            *[ownership_id("owner")] * 2, *(event.id for event in written.aggregates)]
 
     def test_create_events_is_all_or_nothing(self, app: EventsApplication) -> None:
         self.create(app)
