@@ -1,7 +1,10 @@
 """Builds the long-lived objects from settings; each process (worker, follower, command) calls
 these once. The backend is chosen here and nowhere else: SQLite files under the data dir by
 default, PostgreSQL when ALPHABET_EVENT_STORE names a database (projections.postgres is
-imported only then)."""
+imported only then). It runs past 300 lines because it is the one composition root: every
+constructor call of the product is here (a server worker's, with each blueprint's services, and
+the managed processes' parts that alphabet.processes runs), and splitting it would make two
+places that choose the backend."""
 
 from __future__ import annotations
 
