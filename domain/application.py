@@ -1,7 +1,14 @@
 """The use cases of Alphabet Events, each read as get → act → save on the event store
 (domain.writing says how a use case is written and who saves it).
 
-eventsourcing is synchronous; callers in async code run these methods off the event loop."""
+eventsourcing is synchronous; callers in async code run these methods off the event loop.
+
+Longer than ~300 lines on purpose: one Application is one event store, and its use cases are
+its methods, as in eventsourcing's examples. The account use cases are not split off from the
+event ones because they write each other's aggregates in one atomic save (a creation adds to
+its owner's Ownership, an account's deletion ends its Ownership and its events): a second
+class would share the executor, `fetch` and `event_for_write` with this one, an indirection
+for no gain. What goes beyond the event store (personal data, mail) is domain.accounts'."""
 
 from __future__ import annotations
 

@@ -2,7 +2,11 @@
 join personal data and deletion can scrub every page of it. Either one SQLite file (the embedded
 default, here) or PostgreSQL shared by every instance (projections.postgres), behind one
 interface: SQL is written once, with `?` placeholders and standard upserts, and rows are read by
-column name; what cannot be shared is a Dialect's."""
+column name; what cannot be shared is a Dialect's.
+
+At ~300 lines on purpose: the interface sits beside the SQLite implementation, the default
+that every other one (projections.postgres) is measured against, so the reader of one sees the
+other; the interface alone would be a module of protocols with no body."""
 
 from __future__ import annotations
 

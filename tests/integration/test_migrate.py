@@ -94,16 +94,16 @@ def write(backend: Backend, data_dir: Path, sql: str) -> None:
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_migrate_moves_the_names_count_out_of_tracking_into_its_own_table(
-    kind: str, tmp_path: Path
+    kind: str, tmp_path: Path, spawn: Spawn
 ) -> None:
     """A database made when the names count was a row of the tracking table keeps its count
     (the workers' caches compare it, so it must not go back to 0) in the counters table, and
     tracking is left with followers' positions alone; migrating again changes nothing."""
     with fresh(kind) as backend:
-        assert migrate(backend, tmp_path).wait(timeout=120) == 0
+        assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
         write(backend, tmp_path, "INSERT INTO tracking VALUES ('people.names', 7)")
         for _ in range(2):
-            assert migrate(backend, tmp_path).wait(timeout=120) == 0
+            assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
             assert backend.rows(tmp_path, "SELECT name, value FROM counters") == [
                 ("people.names", 7)]
             assert backend.rows(

@@ -26,7 +26,8 @@ from projections.database import StateDatabase
 from projections.events_queries import Filters, page_query
 from projections.events_view import EventsView
 from projections.follower import Fact, Follower, Log, position
-from projections.postgres import POSTGRES, PostgresDatabase, placeholders
+from projections.postgres.dialect import POSTGRES, placeholders
+from projections.postgres.state import PostgresDatabase
 from projections.replay import replay
 from tests.conftest import ROOT, Backend, Spawn, fresh
 from tests.integration.test_views import (
@@ -57,7 +58,7 @@ from alphabet import wiring
 from alphabet.settings import Postgres, Settings
 from domain.application import EventsApplication
 from projections.follower import Follower, Log
-from projections.postgres import AdvisoryLeases
+from projections.postgres.leases import AdvisoryLeases
 from tests.integration.test_views_postgres import Ledgered
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")

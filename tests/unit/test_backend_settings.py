@@ -48,7 +48,7 @@ def test_an_unusable_event_store_url_is_refused_naming_the_variable(url: str) ->
 
 def test_the_shared_sql_placeholders_become_psycopgs_and_literals_are_kept() -> None:
     pytest.importorskip("psycopg")
-    from projections.postgres import placeholders
+    from projections.postgres.dialect import placeholders
 
     assert placeholders("SELECT * FROM t WHERE a = ? AND b IN (?, ?)") == (
         "SELECT * FROM t WHERE a = %s AND b IN (%s, %s)")

@@ -1,0 +1,19 @@
+"""PostgreSQL for the state database, shared by every instance: the dialect (`dialect`), the
+state database through psycopg 3 pools (`state`), async reads for Sanic (`reads`),
+advisory-lock leases so that one process per role follows the log across all instances
+(`leases`), and LISTEN for the NOTIFY eventsourcing sends with every save (`listener`).
+
+Imported only when ALPHABET_EVENT_STORE names a PostgreSQL database, so the embedded default
+needs neither psycopg nor libpq. The names the composition root builds from are here too, so it
+imports one package."""
+
+from projections.postgres.dialect import POSTGRES, PostgresDialect, placeholders
+from projections.postgres.leases import AdvisoryLeases, lock_key
+from projections.postgres.listener import Listener
+from projections.postgres.reads import PostgresReads
+from projections.postgres.state import PostgresDatabase
+
+__all__ = [
+    "POSTGRES", "AdvisoryLeases", "Listener", "PostgresDatabase", "PostgresDialect",
+    "PostgresReads", "lock_key", "placeholders",
+]

@@ -1,0 +1,164 @@
+"""Reads from Sanic's event loop on PostgreSQL: a worker's own free list of async
+connections, and lookups gathered per turn of the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
+
+from projections.database import Row
+from projections.postgres.dialect import placeholders
+
+
+class PostgresReads:
+    """Queries from Sanic's event loop, on a few async connections of the worker's own, handed
+    out last-in first-out and opened when first needed (up to `max_size`; a statement that
+    finds them all busy waits for one). psycopg_pool's AsyncConnectionPool cost ~65 µs of a
+    worker's CPU per statement in its locks, logging and connection context, as much as the
+    statement itself (16 tasks on loopback: 151-171 µs per statement through the pool, 85-91
+    µs here); every list and GET one event is one statement. A connection that breaks (the
+    server restarted, the session was ended) is dropped, and a statement that failed on one
+    that had been idle is tried once more on a new one: these are reads, safe to repeat."""
+
+    def __init__(self, conninfo: str, max_size: int = 4) -> None:
+        self.conninfo = conninfo
+        self.max_size = max_size
+        self._idle: list[psycopg.AsyncConnection[DictRow]] = []
+        self._waiting: deque[asyncio.Future[psycopg.AsyncConnection[DictRow] | None]] = deque()
+        self._counted = 0  # connections open, being opened or in use
+        # (statement, key column) → key → the lookups waiting for the loop to turn
+        self._lookups: dict[tuple[str, str], dict[str, list[asyncio.Future[Row | None]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        """One connection up front, so a database that cannot be reached fails the start."""
+        self._counted += 1
+        try:
+            self._idle.append(await self._connect())
+        except BaseException:
+            self._counted -= 1
+            raise
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        self._counted -= len(idle)
+        for conn in idle:
+            await conn.close()
+
+    async def fetchall(self, statement: str, parameters: Sequence[Any]) -> list[Row]:
+        return await self._fetch(placeholders(statement), parameters, again=True)
+
+    async def _fetch(self, query: str, parameters: Sequence[Any], again: bool) -> list[Row]:
+        conn, reused = await self._take()
+        try:
+            cursor = await conn.execute(query, parameters)
+            return list(await cursor.fetchall())
+        except psycopg.OperationalError:
+            if not (again and reused and conn.broken):
+                raise
+        finally:
+            self._give_back(conn)
+        # It broke while idle, so the statement never ran; the other idle ones most likely
+        # broke with it (a restart): once more, on a new connection.
+        idle, self._idle = self._idle, []
+        for other in idle:
+            self._counted -= 1
+            await other.close()
+        return await self._fetch(query, parameters, again=False)
+
+    async def lookup(self, sql: str, column: str, key: str) -> Row | None:
+        """Lookups of one statement asked for in the same turn of the event loop go out as one
+        statement, `IN` all their keys, when the loop turns: under load many requests reach
+        their lookup together (each HTTP request a task woken in the same turn), and one
+        round trip for all of them costs the worker and PostgreSQL a fraction of one each."""
+        waiting = self._lookups.get((sql, column))
+        if waiting is None:
+            waiting = self._lookups[(sql, column)] = {}
+            asyncio.get_running_loop().call_soon(self._look_up, sql, column)
+        found: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
+        waiting.setdefault(key, []).append(found)
+        return await found
+
+    def _look_up(self, sql: str, column: str) -> None:
+        waiting = self._lookups.pop((sql, column))
+        task = asyncio.get_running_loop().create_task(self._answer(sql, column, waiting))
+        self._tasks.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, sql: str, column: str,
+                      waiting: dict[str, list[asyncio.Future[Row | None]]]) -> None:
+        keys = list(waiting)
+        try:
+            rows = await self.fetchall(sql.replace("{keys}", ",".join("?" * len(keys))), keys)
+        except Exception as exc:
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        by_key = {row[column]: row for row in rows}
+        for key, futures in waiting.items():
+            for future in futures:
+                if not future.done():  # its request may have been cancelled meanwhile
+                    future.set_result(by_key.get(key))
+
+    async def _connect(self) -> psycopg.AsyncConnection[DictRow]:
+        return await psycopg.AsyncConnection.connect(
+            self.conninfo, autocommit=True, row_factory=dict_row,
+            application_name=f"alphabet reads {socket.gethostname()} {os.getpid()}",
+        )
+
+    async def _take(self) -> tuple[psycopg.AsyncConnection[DictRow], bool]:
+        """A connection, and whether it has been used before (and so may have broken while
+        idle)."""
+        while True:
+            if self._idle:
+                return self._idle.pop(), True
+            if self._counted < self.max_size:
+                self._counted += 1
+                try:
+                    return await self._connect(), False
+                except BaseException:
+                    self._counted -= 1
+                    self._wake_one(None)
+                    raise
+            waiter: asyncio.Future[psycopg.AsyncConnection[DictRow] | None] = (
+                asyncio.get_running_loop().create_future())
+            self._waiting.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and (conn := waiter.result()):
+                    self._give_back(conn)  # handed over just as this task was cancelled
+                raise
+            if handed is not None:
+                return handed, True
+            # None: a connection was dropped, so there is room to open another
+
+    def _give_back(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
+        """To the next waiter, or the idle list; dropped instead if it is broken or was left
+        inside a statement (a cancelled request)."""
+        if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+            self._counted -= 1
+            if not conn.closed:
+                asyncio.get_running_loop().create_task(conn.close())
+            self._wake_one(None)
+            return
+        if not self._wake_one(conn):
+            self._idle.append(conn)
+
+    def _wake_one(self, conn: psycopg.AsyncConnection[DictRow] | None) -> bool:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return True
+        return False
