@@ -31,7 +31,6 @@ from api import (
     users,
     websockets,
 )
-from api.context import Services
 from api.docs import openapi_document
 from api.errors import handle
 from api.request import Request
@@ -134,14 +133,15 @@ def create_app(settings: Settings | None = None) -> App:
     async def start(app: App) -> None:
         # Writers wait in threads for their group commit: allow many at once.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
-        app.ctx.services = wiring.services(settings)
-        await app.ctx.services.reads.open()
-        for number, task in enumerate(wiring.notifications(settings, app.ctx.services)):
+        app.ctx.worker = wiring.worker(settings)
+        app.ctx.services = app.ctx.worker.blueprints
+        await app.ctx.worker.reads.open()
+        for number, task in enumerate(wiring.notifications(settings, app.ctx.worker)):
             app.add_task(until_cancelled(task), name=f"notifications-{number}")
 
     @app.after_server_stop
     async def stop(app: App) -> None:
-        services: Services = app.ctx.services
+        services: wiring.Worker = app.ctx.worker
         await services.reads.close()
         services.app.close()
         services.db.close()

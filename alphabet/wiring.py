@@ -1,12 +1,16 @@
 """Builds the long-lived objects from settings; each process (worker, follower, command) calls
 these once. The backend is chosen here and nowhere else: SQLite files under the data dir by
 default, PostgreSQL when ALPHABET_EVENT_STORE names a database (projections.postgres is
-imported only then)."""
+imported only then). It runs past 300 lines because it is the one composition root: every
+constructor call of the product is here (a server worker's, with each blueprint's services, and
+the managed processes' parts that alphabet.processes runs), and splitting it would make two
+places that choose the backend."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -18,10 +22,20 @@ from eventsourcing.application import AggregateNotFoundError
 from alphabet.group_commit import GroupCommit
 from alphabet.settings import Settings
 from api import metrics
-from api.context import Services, SigninPolicy
+from api.auth import AuthServices, SigninPolicy
+from api.batch import BatchServices
+from api.context import Commands, Gate
+from api.events import EventsServices
+from api.health import HealthServices
+from api.lists import ListsServices
+from api.metrics import MetricsServices
+from api.operators import Operators, OperatorServices
 from api.rendered import RenderedEvents
 from api.security import Tokens
+from api.users import UsersServices
+from api.websockets import SocketServices
 from consumers.hub import Hub
+from consumers.mail.counts import mail_counts
 from consumers.mail.delivery import Mailer
 from consumers.mail.dev_outbox import OutboxTransport, erase_outbox
 from consumers.mail.outbox import MailQueue
@@ -152,19 +166,6 @@ def async_reads(settings: Settings) -> AsyncReads:
     return InlineReads(settings.state_path, settings.event_store_path)
 
 
-def store_version(settings: Settings, app: EventsApplication) -> str:
-    """SQL for the store's latest version of the events view row `v`, read beside the row
-    (SQLite: the store attached to the lookup connection; PostgreSQL: the same database)."""
-    recorder: Any = app.recorder  # both stores' recorders name their table so
-    table = recorder.events_table_name
-    if settings.postgres:
-        return (f"(SELECT MAX(originator_version) FROM {table} "
-                "WHERE originator_id = CAST(v.id AS uuid))")
-    # eventsourcing's SQLite recorder keeps ids as 32 hex digits, without dashes.
-    return (f"(SELECT MAX(originator_version) FROM store.{table} "
-            "WHERE originator_id = replace(v.id, '-', ''))")
-
-
 def leases(settings: Settings) -> Leases:
     """Who runs each role: on PostgreSQL one process across all instances (advisory locks);
     embedded, the one serving process tree."""
@@ -239,7 +240,27 @@ def event_loader(app: EventsApplication) -> LoadEvent:
     return load
 
 
-def services(settings: Settings) -> Services:
+@dataclass
+class Worker:
+    """What one server worker holds open (its start and stop open and close these, and its
+    notifier feeds the hub), and each blueprint's services built over them, by type
+    (api.context.provided): a handler sees only its own blueprint's."""
+
+    app: EventsApplication
+    db: StateDatabase
+    reads: AsyncReads
+    log: Log
+    follower: Follower
+    people: People
+    hub: Hub
+    load_event: LoadEvent
+    commands: Commands
+    reader: EventsReader
+    people_reader: PeopleReader
+    blueprints: dict[type, object]
+
+
+def worker(settings: Settings) -> Worker:
     """A worker's services. Its writes queue for one writer thread that saves many in one
     transaction (alphabet.group_commit); closing the application stops that thread."""
     app = event_application(
@@ -247,54 +268,70 @@ def services(settings: Settings) -> Services:
     db = state_database(settings)
     secret = settings.secret()
     reads = async_reads(settings)
-    people_reader = PeopleReader(reads)
+    log = Log(app.recorder, app.mapper)
     runner = follower(settings, app, db)
     people = People(db)
-    return Services(
-        app=app,
-        # the events view alone: another view's fault is not the deletion's to fail with
-        accounts=Accounts(app, people,
-                          OwnedEvents(db, partial(runner.run_once, runner.named(EventsView.name))),
-                          partial(erase_outbox, settings.outbox_dir)),
-        db=db,
-        log=Log(app.recorder, app.mapper),
-        follower=runner,
-        people=people,
-        sessions=Sessions(db),
-        tokens=Tokens(secret, settings.access_token_minutes * 60,
-                      settings.refresh_token_days * 86400),
-        signin=SigninPolicy(
-            per_pair=settings.signin_failures_per_account_and_address,
-            per_account=settings.signin_failures_per_account,
-            per_address=settings.signin_failures_per_address,
-            window_seconds=settings.signin_window_seconds,
-            trusted_proxies=settings.trusted_proxies,
-            secret=secret,
-        ),
-        reads=reads,
-        reader=EventsReader(reads, secret, db.dialect, store_version(settings, app)),
-        people_reader=people_reader,
-        rendered=RenderedEvents(people_reader),
-        hub=Hub(),
-        load_event=event_loader(app),
-        operators=settings.operators,
+    people_reader = PeopleReader(reads)
+    reader = EventsReader(reads, secret, db.dialect, events_table(app))
+    rendered = RenderedEvents(people_reader)
+    tokens = Tokens(secret, settings.access_token_minutes * 60,
+                    settings.refresh_token_days * 86400)
+    sessions = Sessions(db)
+    # the events view alone: another view's fault is not the deletion's to fail with
+    accounts = Accounts(app, people,
+                        OwnedEvents(db, partial(runner.run_once, runner.named(EventsView.name))),
+                        partial(erase_outbox, settings.outbox_dir))
+    operators = Operators(settings.operators, app)
+    commands = Commands()
+    hub = Hub()
+    load_event = event_loader(app)
+    health = HealthServices(log, runner, reader, partial(faults.failing, reads))
+    return Worker(
+        app=app, db=db, reads=reads, log=log, follower=runner, people=people, hub=hub,
+        load_event=load_event, commands=commands, reader=reader, people_reader=people_reader,
+        blueprints={service.__class__: service for service in (
+            Gate(tokens, people_reader),
+            AuthServices(accounts, people_reader, sessions, tokens, SigninPolicy(
+                per_pair=settings.signin_failures_per_account_and_address,
+                per_account=settings.signin_failures_per_account,
+                per_address=settings.signin_failures_per_address,
+                window_seconds=settings.signin_window_seconds,
+                trusted_proxies=settings.trusted_proxies,
+                secret=secret,
+            )),
+            UsersServices(accounts, commands, people_reader, sessions, tokens, operators),
+            EventsServices(app, commands, people, people_reader, reader, rendered, operators),
+            BatchServices(app, commands, people, people_reader),
+            ListsServices(reader, rendered, people_reader, runner),
+            SocketServices(tokens, people_reader, app, hub, log, load_event, people),
+            health,
+            OperatorServices(operators, health, db, log),
+            MetricsServices(log, reader, partial(mail_counts, reads.fetchall,
+                                                 db.dialect.has_table)),
+        )},
     )
 
 
-def notifications(settings: Settings, services: Services) -> list[Coroutine[Any, Any, None]]:
+def events_table(app: EventsApplication) -> str:
+    """The event store's table, which the events reader reads the latest versions from."""
+    recorder: Any = app.recorder  # both stores' recorders name their table so
+    return str(recorder.events_table_name)
+
+
+def notifications(settings: Settings, services: Worker) -> list[Coroutine[Any, Any, None]]:
     """What feeds this worker's sockets: Redis when configured (one notifier for everyone),
     else the worker's own tail of the log (woken by this worker's writes, and by every save:
     the doorbell on SQLite, LISTEN on PostgreSQL). A write here rings the doorbell too, for
     the views' follower and the other workers."""
     bell = doorbell(settings)
     if settings.redis_url:
-        services.wake = ringing(lambda: None, bell)
+        services.commands.wake = ringing(lambda: None, bell)
         relay = RedisRelay(redis.asyncio.from_url(settings.redis_url), settings.redis_namespace,
                            services.hub, services.log.head)
         return [relay.run()]
     tail = LocalTail(services.log, MessageMaker(services.load_event, services.people.names),
                      services.hub, poll=TAIL_POLL_SECONDS, faults=Faults(services.db))
-    services.wake = ringing(tail.wake, bell)
+    services.commands.wake = ringing(tail.wake, bell)
     return [tail.run(), listen(settings, services.app, tail.wake, bell).run_async()]
 
 

@@ -8,14 +8,13 @@ import math
 import time
 from dataclasses import dataclass
 from json import dumps as json_text
+from typing import Protocol
 
 from sanic import Blueprint, Request, empty, json
 from sanic.response import HTTPResponse, JSONResponse
 
 from api.context import (
     PASSWORD_CHANGED,
-    Services,
-    SigninPolicy,
     client_address,
     now,
     off_loop,
@@ -33,12 +32,41 @@ from api.schemas import (
     TokenPair,
     is_username,
 )
-from api.security import Claims, TokenError, hash_password, verify_password
+from api.security import Claims, TokenError, Tokens, hash_password, verify_password
+from domain.accounts import Accounts
 from domain.presentation import utc
-from projections.people import Account
-from projections.sessions import Window
+from projections.people import Account, PeopleReader
+from projections.sessions import Sessions, Window
 
 bp = Blueprint("auth", url_prefix="/api")
+
+
+@dataclass(frozen=True)
+class SigninPolicy:
+    """How many failed sign-ins may come per window: for one account from one client address
+    (`per_pair`), from one address whatever the account, and for one account from addresses
+    it has never signed in from (see api.auth.retry_after)."""
+
+    per_pair: int
+    per_account: int
+    per_address: int
+    window_seconds: int
+    trusted_proxies: frozenset[str]
+    secret: str
+
+
+
+@dataclass(frozen=True)
+class AuthServices:
+    """What sign-up, sign-in, refresh and sign-out use: accounts to register, sessions for
+    refresh tokens and failed sign-ins, tokens to issue."""
+
+    accounts: Accounts
+    people_reader: PeopleReader
+    sessions: Sessions
+    tokens: Tokens
+    signin: SigninPolicy
+
 
 WRONG_CREDENTIALS = "the username or the password is wrong"
 # How long an address an account signed in from stays exempt from the account's own ceiling.
@@ -48,8 +76,8 @@ KNOWN_SECONDS = 90 * 86400
 @bp.post("/auth/signup")
 @documented("Create an account and sign in", {201: Answer(SignupOut), 409: None},
             body=SignupBody)
-@served
-async def signup(request: Request, services: Services) -> JSONResponse:
+@served(AuthServices)
+async def signup(request: Request, services: AuthServices) -> JSONResponse:
     data = parse(request, SignupBody)
     await off_loop(services.accounts.check_free, data.username, data.email)
     password_hash = await hash_password(data.password)
@@ -65,8 +93,8 @@ async def signup(request: Request, services: Services) -> JSONResponse:
 @documented("Sign in with username and password",
             {200: Answer(TokenPair), 401: None, 429: Answer(headers=("Retry-After",))},
             body=SigninBody)
-@served
-async def signin(request: Request, services: Services) -> JSONResponse:
+@served(AuthServices)
+async def signin(request: Request, services: AuthServices) -> JSONResponse:
     data = parse(request, SigninBody)
     policy = services.signin
     keys = Counters.of(policy.secret, data.username,
@@ -95,8 +123,8 @@ async def signin(request: Request, services: Services) -> JSONResponse:
 @documented("Exchange a refresh token for a new pair (the old one is spent); "
             "/api/token/refresh is the same", {200: Answer(TokenPair), 401: None},
             body=RefreshBody)
-@served
-async def refresh(request: Request, services: Services) -> JSONResponse:
+@served(AuthServices)
+async def refresh(request: Request, services: AuthServices) -> JSONResponse:
     data = parse(request, RefreshBody)
     claims = _refresh_claims(services, data.refresh)
     rotation = await off_loop(services.sessions.rotate, claims.jti, time.time())
@@ -115,22 +143,32 @@ async def refresh(request: Request, services: Services) -> JSONResponse:
 
 @bp.post("/auth/signout")
 @documented("Revoke a refresh token", {204: None, 401: None}, body=RefreshBody)
-@served
-async def signout(request: Request, services: Services) -> HTTPResponse:
+@served(AuthServices)
+async def signout(request: Request, services: AuthServices) -> HTTPResponse:
     data = parse(request, RefreshBody)
     claims = _refresh_claims(services, data.refresh)
     await off_loop(services.sessions.revoke, claims.jti)
     return empty()
 
 
-def _refresh_claims(services: Services, token: str) -> Claims:
+def _refresh_claims(services: AuthServices, token: str) -> Claims:
     try:
         return services.tokens.check(token, "refresh")
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
 
 
-async def issue(services: Services, account: Account, family: str | None = None
+class Issuing(Protocol):
+    """What issuing a token pair needs (sign-in, refresh, and a password change in api.users)."""
+
+    @property
+    def tokens(self) -> Tokens: ...
+
+    @property
+    def sessions(self) -> Sessions: ...
+
+
+async def issue(services: Issuing, account: Account, family: str | None = None
                 ) -> dict[str, str]:
     """A new token pair for the account, under its current credential stamp."""
     stamp = services.tokens.stamp(account.password_hash)

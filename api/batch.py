@@ -3,6 +3,7 @@ or nothing in one transaction, with every failing item reported by its index."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from json import dumps as json_dumps
 from typing import Any, TypeVar
 
@@ -10,16 +11,30 @@ from pydantic import TypeAdapter, ValidationError
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 
-from api.context import CurrentUser, Services, command, now, off_loop, signed_in
+from api.context import Commands, CurrentUser, now, off_loop, signed_in
 from api.docs import WRITTEN, Answer, documented
 from api.errors import ApiError, explain, invalid_body
 from api.present import aggregates_json, position_header
 from api.schemas import MAX_BATCH, BatchChanges, BatchCreates, BatchIds, EventsOut
+from domain.application import EventsApplication
 from domain.batches import Refused, each, sift
 from domain.events import check_fields
 from domain.writing import Written
+from projections.people import People, PeopleReader
 
 bp = Blueprint("batch", url_prefix="/api")
+
+
+@dataclass(frozen=True)
+class BatchServices:
+    """What the batch handlers use: the application's batch commands, participants' names
+    resolved to ids, and names to show the written events with."""
+
+    app: EventsApplication
+    command: Commands
+    people: People
+    people_reader: PeopleReader
+
 
 Batch = TypeVar("Batch", BatchCreates, BatchChanges, BatchIds)
 
@@ -27,20 +42,22 @@ Batch = TypeVar("Batch", BatchCreates, BatchChanges, BatchIds)
 @bp.post("/batch_events")
 @documented(f"Create up to {MAX_BATCH} events at once, all or nothing",
             {201: Answer(EventsOut, WRITTEN)}, body=BatchCreates, auth=True)
-@signed_in
-async def create_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+@signed_in(BatchServices)
+async def create_batch(request: Request,
+                       services: BatchServices, user: CurrentUser) -> JSONResponse:
     items, refused = parse_items(request, BatchCreates, "events")
     fields = await off_loop(each, [item.model_dump() for item in items],
                             lambda item: checked(services, item), refused)
-    written = await command(services, services.app.create_events, owner_id=user.id, items=fields)
+    written = await services.command(services.app.create_events, owner_id=user.id, items=fields)
     return await batch_json(services, written, user, 201)
 
 
 @bp.put("/batch_events")
 @documented(f"Change up to {MAX_BATCH} events at once (each item has its id), all or nothing",
             {200: Answer(EventsOut, WRITTEN)}, body=BatchChanges, auth=True)
-@signed_in
-async def change_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+@signed_in(BatchServices)
+async def change_batch(request: Request,
+                       services: BatchServices, user: CurrentUser) -> JSONResponse:
     items, refused = parse_items(request, BatchChanges, "events")
     # Every item's problems in one answer: those of its fields here, those of its event in
     # the command.
@@ -48,7 +65,7 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
         sift, items, lambda item: (item.id, command_fields(
             services, item.model_dump(exclude_unset=True, exclude={"id"}))), refused,
     )
-    written = await command(services, services.app.update_events, by=user.id, now=now(),
+    written = await services.command(services.app.update_events, by=user.id, now=now(),
                             items=changes, refused=refused)
     return await batch_json(services, written, user, 200)
 
@@ -56,22 +73,23 @@ async def change_batch(request: Request, services: Services, user: CurrentUser) 
 @bp.delete("/batch_events")
 @documented(f"Delete up to {MAX_BATCH} events at once (a list of ids), all or nothing",
             {200: Answer(EventsOut, WRITTEN)}, body=BatchIds, auth=True)
-@signed_in
-async def delete_batch(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+@signed_in(BatchServices)
+async def delete_batch(request: Request,
+                       services: BatchServices, user: CurrentUser) -> JSONResponse:
     ids, refused = parse_items(request, BatchIds, "ids")
-    written = await command(services, services.app.delete_events, by=user.id, event_ids=ids,
+    written = await services.command(services.app.delete_events, by=user.id, event_ids=ids,
                             refused=refused)
     return await batch_json(services, written, user, 200)
 
 
-def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
+def command_fields(services: BatchServices, fields: dict[str, Any]) -> dict[str, Any]:
     """As api.events.command_fields, for one item, on a worker thread already."""
     if "participants" in fields:
         fields["participants"] = services.people.resolve(fields["participants"])
     return fields
 
 
-def checked(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
+def checked(services: BatchServices, fields: dict[str, Any]) -> dict[str, Any]:
     """One new item resolved and checked against the event rules, so a batch reports unknown
     usernames and broken rules of every item in one answer."""
     fields = command_fields(services, fields)
@@ -108,7 +126,7 @@ def parse_items(request: Request, model: type[Batch], key: str) -> tuple[Any, Re
 
 
 async def batch_json(
-    services: Services, written: Written, user: CurrentUser, status: int
+    services: BatchServices, written: Written, user: CurrentUser, status: int
 ) -> JSONResponse:
     shown = await aggregates_json(written.aggregates, services.people_reader, user.id,
                                   user.names_count)

@@ -1,5 +1,7 @@
-"""What handlers are given: the services (built once per worker by the composition root), the
-signed-in user (built per request from the JWT), and small request helpers."""
+"""What handlers are given: their blueprint's services (each blueprint declares a small type of
+what its handlers use; alphabet.wiring, the composition root, builds one of each per worker
+and attaches them to the app by type), the signed-in user (built per request from the JWT),
+and small request helpers."""
 
 from __future__ import annotations
 
@@ -15,64 +17,40 @@ from pydantic import BaseModel, ValidationError
 from sanic import Request
 
 from api.errors import ApiError, invalid_body, unauthorized
-from api.rendered import RenderedEvents
 from api.security import TokenError, Tokens
-from consumers.hub import Hub
-from consumers.messages import LoadEvent
-from domain.accounts import Accounts
-from domain.application import EventsApplication
 from domain.writing import Written
-from projections.database import AsyncReads, StateDatabase
-from projections.events_queries import EventsReader
-from projections.follower import Follower, Log
-from projections.people import People, PeopleReader
-from projections.sessions import Sessions
+from projections.people import PeopleReader
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 R = TypeVar("R")
+S = TypeVar("S")
 P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
-class SigninPolicy:
-    """How many failed sign-ins may come per window: for one account from one client address
-    (`per_pair`), from one address whatever the account, and for one account from addresses
-    it has never signed in from (see api.auth.retry_after)."""
+class Gate:
+    """What every signed-in request is checked against: the token's signature and the
+    account it names (every blueprint's handlers pass through it, whatever else they use)."""
 
-    per_pair: int
-    per_account: int
-    per_address: int
-    window_seconds: int
-    trusted_proxies: frozenset[str]
-    secret: str
-
-
-@dataclass
-class Services:
-    app: EventsApplication
-    # sign-up, changes and deletion of accounts, over the event store and the personal data
-    accounts: Accounts
-    db: StateDatabase
-    log: Log
-    follower: Follower
-    people: People
-    sessions: Sessions
     tokens: Tokens
-    signin: SigninPolicy
-    # The worker's one connection (SQLite) or pool (PostgreSQL) for the event loop's reads,
-    # shared by the two readers below: opened when the worker starts, closed when it stops.
-    reads: AsyncReads
-    reader: EventsReader
-    # lookups from the event loop (accounts, names); People is for threads
+    # lookups from the event loop (accounts, names)
     people_reader: PeopleReader
-    rendered: RenderedEvents
-    hub: Hub
-    load_event: LoadEvent
-    # Called after every write, so this worker's notifier looks at the log at once.
-    wake: Callable[[], None] = lambda: None
-    # Usernames (case-folded) that ALPHABET_OPERATORS makes operators (see api.operators).
-    operators: frozenset[str] = frozenset()
+
+
+class Commands:
+    """Runs a write off the loop, then rings this worker's notifier so its sockets hear at
+    once. The composition root sets `wake` when it starts the notifier, after the blueprints'
+    services are built."""
+
+    def __init__(self) -> None:
+        self.wake: Callable[[], None] = lambda: None
+
+    async def __call__(self, func: Callable[..., Written], *args: Any, **kwargs: Any) -> Written:
+        written = await off_loop(func, *args, **kwargs)
+        if written.position is not None:
+            self.wake()
+        return written
 
 
 @dataclass(frozen=True)
@@ -87,35 +65,44 @@ class CurrentUser:
 PASSWORD_CHANGED = "the password has changed since this token was issued; sign in again"
 
 
-def services(request: Request) -> Services:
-    found: Services = request.app.ctx.services
+def provided(request: Request, needs: type[S]) -> S:
+    """The services of type `needs` the composition root built for this worker (each
+    blueprint declares its own type: what its handlers use and nothing more)."""
+    found: S = request.app.ctx.services[needs]
     return found
 
 
-def served(
-    handler: Callable[Concatenate[Request, Services, P], Awaitable[R]],
-) -> Callable[Concatenate[Request, P], Awaitable[R]]:
-    """Hands a handler the worker's services. Plain calls rather than sanic-ext's injection,
-    whose signal dispatch cost about a tenth of a small request (py-spy, bench/)."""
+def served(needs: type[S]) -> Callable[[Callable[Concatenate[Request, S, P], Awaitable[R]]],
+                                        Callable[Concatenate[Request, P], Awaitable[R]]]:
+    """Hands a handler its blueprint's services. Plain calls rather than sanic-ext's
+    injection, whose signal dispatch cost about a tenth of a small request (py-spy, bench/)."""
 
-    @wraps(handler)
-    async def with_services(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await handler(request, services(request), *args, **kwargs)
+    def serve(handler: Callable[Concatenate[Request, S, P], Awaitable[R]],
+              ) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+        @wraps(handler)
+        async def with_services(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            return await handler(request, request.app.ctx.services[needs], *args, **kwargs)
 
-    return with_services
+        return with_services
+
+    return serve
 
 
-def signed_in(
-    handler: Callable[Concatenate[Request, Services, CurrentUser, P], Awaitable[R]],
-) -> Callable[Concatenate[Request, P], Awaitable[R]]:
-    """Hands a handler the worker's services and the signed-in user, or answers 401."""
+def signed_in(needs: type[S]) -> Callable[
+        [Callable[Concatenate[Request, S, CurrentUser, P], Awaitable[R]]],
+        Callable[Concatenate[Request, P], Awaitable[R]]]:
+    """Hands a handler its blueprint's services and the signed-in user, or answers 401."""
 
-    @wraps(handler)
-    async def with_user(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await handler(request, services(request), await current_user(request),
-                             *args, **kwargs)
+    def serve(handler: Callable[Concatenate[Request, S, CurrentUser, P], Awaitable[R]],
+              ) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+        @wraps(handler)
+        async def with_user(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            return await handler(request, request.app.ctx.services[needs],
+                                 await current_user(request), *args, **kwargs)
 
-    return with_user
+        return with_user
+
+    return serve
 
 
 @dataclass(frozen=True)
@@ -124,40 +111,45 @@ class Visitor:
 
     user_id: str
     stamp: str  # the token's credential stamp: a password change since voids it
-    found: Services
+    gate: Gate
 
     async def signed_in(self, names_count: int | None = None) -> CurrentUser:
         """The signed-in user, or 401 once the account is erased or its password changed.
         `names_count` is the people reader's count as the handler's own statement read it
         beside its rows: then the account comes from the reader's cache, with no statement
         of its own."""
-        account, count = await self.found.people_reader.signed_in(self.user_id, names_count)
+        account, count = await self.gate.people_reader.signed_in(self.user_id, names_count)
         if account is None:
             raise unauthorized("this account no longer exists")
-        if self.stamp != self.found.tokens.stamp(account.password_hash):
+        if self.stamp != self.gate.tokens.stamp(account.password_hash):
             raise unauthorized(PASSWORD_CHANGED)
         return CurrentUser(account.id, account.username, count)
 
 
-def visited(
-    handler: Callable[Concatenate[Request, Services, Visitor, P], Awaitable[R]],
-) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+def visited(needs: type[S]) -> Callable[
+        [Callable[Concatenate[Request, S, Visitor, P], Awaitable[R]]],
+        Callable[Concatenate[Request, P], Awaitable[R]]]:
     """As `signed_in`, for handlers whose one statement reads the names count beside their
     rows (GET one event, lists): they confirm the account with it (`Visitor.signed_in`), one
     round trip to PostgreSQL fewer on each such request. An erased account is still told so
     before anything else: a handler that fails first confirms the account before its own
     error goes out."""
 
-    @wraps(handler)
-    async def with_visitor(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        visitor = visiting(request)
-        try:
-            return await handler(request, services(request), visitor, *args, **kwargs)
-        except Exception:
-            await visitor.signed_in()
-            raise
+    def serve(handler: Callable[Concatenate[Request, S, Visitor, P], Awaitable[R]],
+              ) -> Callable[Concatenate[Request, P], Awaitable[R]]:
+        @wraps(handler)
+        async def with_visitor(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            visitor = visiting(request)
+            try:
+                return await handler(request, request.app.ctx.services[needs], visitor,
+                                     *args, **kwargs)
+            except Exception:
+                await visitor.signed_in()
+                raise
 
-    return with_visitor
+        return with_visitor
+
+    return serve
 
 
 def visiting(request: Request) -> Visitor:
@@ -165,12 +157,12 @@ def visiting(request: Request) -> Visitor:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("sign in first: send the header Authorization: Bearer <access token>")
-    found = services(request)
+    gate: Gate = request.app.ctx.services[Gate]
     try:
-        claims = found.tokens.check(token.strip(), "access")
+        claims = gate.tokens.check(token.strip(), "access")
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
-    return Visitor(claims.user_id, claims.stamp, found)
+    return Visitor(claims.user_id, claims.stamp, gate)
 
 
 async def current_user(request: Request) -> CurrentUser:
@@ -210,15 +202,6 @@ async def off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """eventsourcing, argon2 and SQLite writes block; run them where they cannot stall every
     connection of the worker."""
     return await asyncio.to_thread(func, *args, **kwargs)
-
-
-async def command(services: Services, func: Callable[..., Written], *args: Any,
-                  **kwargs: Any) -> Written:
-    """Run a write off the loop, then tell the notifier there is something new."""
-    written = await off_loop(func, *args, **kwargs)
-    if written.position is not None:
-        services.wake()
-    return written
 
 
 # The largest log position or version either database can hold (a signed 64-bit integer).

@@ -3,6 +3,7 @@ read the audit trail or an earlier state."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,10 +14,9 @@ from sanic.response import HTTPResponse, JSONResponse
 from api.conditional import etag, not_modified
 from api.context import (
     LARGEST,
+    Commands,
     CurrentUser,
-    Services,
     Visitor,
-    command,
     if_match,
     now,
     off_loop,
@@ -37,9 +37,9 @@ from api.docs import (
     documented,
 )
 from api.errors import ApiError
-from api.operators import is_operator
+from api.operators import Operators
 from api.present import aggregate_json, history_json, position_header
-from api.rendered import JSON, event_body
+from api.rendered import JSON, RenderedEvents, event_body
 from api.schemas import (
     EventChangeBody,
     EventCreateBody,
@@ -49,12 +49,31 @@ from api.schemas import (
     Message,
 )
 from consumers.calendar import calendar
+from domain.application import EventsApplication
 from domain.errors import NotFoundError
 from domain.events import Event
 from domain.presentation import fields_of
 from domain.writing import Written
+from projections.events_queries import EventsReader
+from projections.people import People, PeopleReader
 
 bp = Blueprint("events", url_prefix="/api")
+
+
+@dataclass(frozen=True)
+class EventsServices:
+    """What the events handlers use: commands go to the application (and ring the notifier),
+    a current event is read from the events view with the store's latest version beside it."""
+
+    app: EventsApplication
+    command: Commands
+    # participants' usernames to ids, from a thread
+    people: People
+    people_reader: PeopleReader
+    reader: EventsReader
+    rendered: RenderedEvents
+    operators: Operators
+
 
 # An event's id holds no dot, so /api/event/{id}.ics is a route of its own, answering GET only
 # (one route for both had PUT, PATCH and DELETE in the .ics path's Allow).
@@ -76,11 +95,12 @@ EVENT_LINKS = {
 @documented("Create an event; every participant is emailed its details",
             {201: Answer(EventWritten, (*EVENT_WRITTEN, "Location"))},
             body=EventCreateBody, auth=True, links={201: EVENT_LINKS})
-@signed_in
-async def create_event(request: Request, services: Services, user: CurrentUser) -> JSONResponse:
+@signed_in(EventsServices)
+async def create_event(request: Request,
+                       services: EventsServices, user: CurrentUser) -> JSONResponse:
     data = parse(request, EventCreateBody)
     fields = await command_fields(services, data.model_dump())
-    written = await command(services, services.app.create_event, owner_id=user.id, **fields)
+    written = await services.command(services.app.create_event, owner_id=user.id, **fields)
     return await written_json(services, written, user, "Event created", status=201)
 
 
@@ -91,8 +111,8 @@ async def create_event(request: Request, services: Services, user: CurrentUser) 
             auth=True, headers=[IF_NONE_MATCH],
             query=[Query("as_of", {"type": "string"},
                          "a version (a whole number) or an RFC 3339 time with its offset")])
-@visited
-async def get_event(request: Request, services: Services, visitor: Visitor,
+@visited(EventsServices)
+async def get_event(request: Request, services: EventsServices, visitor: Visitor,
                     event_id: str) -> HTTPResponse:
     uid = event_uuid(event_id)
     as_of = request.args.get("as_of")
@@ -126,8 +146,8 @@ async def get_event(request: Request, services: Services, visitor: Visitor,
             {200: Answer(headers=VERSIONED, media=CALENDAR), 304: Answer(headers=VERSIONED),
              404: None, 410: None},
             auth=True, headers=[IF_NONE_MATCH], suffix=".ics")
-@signed_in
-async def event_ics(request: Request, services: Services, user: CurrentUser,
+@signed_in(EventsServices)
+async def event_ics(request: Request, services: EventsServices, user: CurrentUser,
                     event_id: str) -> HTTPResponse:
     event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
     if unchanged := not_modified(request, event.version):
@@ -142,15 +162,15 @@ async def event_ics(request: Request, services: Services, user: CurrentUser,
             {200: Answer(EventWritten, EVENT_WRITTEN), 403: None, 404: None, 409: None,
              410: None},
             body=EventChangeBody, auth=True, headers=[IF_MATCH])
-@signed_in
-async def change_event(request: Request, services: Services, user: CurrentUser,
+@signed_in(EventsServices)
+async def change_event(request: Request, services: EventsServices, user: CurrentUser,
                        event_id: str) -> JSONResponse:
     uid = event_uuid(event_id)
     expected = if_match(request)
     data = parse(request, EventChangeBody)
     changes = await command_fields(services, data.model_dump(exclude_unset=True))
-    written = await command(
-        services, services.app.update_event, uid, by=user.id, now=now(),
+    written = await services.command(
+        services.app.update_event, uid, by=user.id, now=now(),
         expected_version=expected, changes=changes,
     )
     return await written_json(services, written, user, "Event updated")
@@ -161,11 +181,11 @@ async def change_event(request: Request, services: Services, user: CurrentUser,
             "are told",
             {200: Answer(Message, WRITTEN), 403: None, 404: None, 410: None},
             auth=True, headers=[IF_MATCH])
-@signed_in
-async def delete_event(request: Request, services: Services, user: CurrentUser,
+@signed_in(EventsServices)
+async def delete_event(request: Request, services: EventsServices, user: CurrentUser,
                        event_id: str) -> JSONResponse:
-    written = await command(services, services.app.delete_event, event_uuid(event_id), by=user.id,
-        expected_version=if_match(request), operator=await is_operator(services, user),
+    written = await services.command(services.app.delete_event, event_uuid(event_id), by=user.id,
+        expected_version=if_match(request), operator=await services.operators.include(user),
     )
     return json({"message": f'Event "{written.aggregate.name}" deleted'},
                 headers=position_header(written))
@@ -174,8 +194,8 @@ async def delete_event(request: Request, services: Services, user: CurrentUser,
 @bp.get(EVENT + "/history")
 @documented("The audit trail: every fact recorded about the event",
             {200: Answer(HistoryOut), 404: None}, auth=True)
-@signed_in
-async def event_history(request: Request, services: Services, user: CurrentUser,
+@signed_in(EventsServices)
+async def event_history(request: Request, services: EventsServices, user: CurrentUser,
                         event_id: str) -> JSONResponse:
     facts = await off_loop(services.app.history, event_uuid(event_id))
     owner_id = facts[0].owner_id
@@ -183,7 +203,7 @@ async def event_history(request: Request, services: Services, user: CurrentUser,
                                                 owner_id, user.names_count)})
 
 
-async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str, Any]:
+async def command_fields(services: EventsServices, fields: dict[str, Any]) -> dict[str, Any]:
     """Participants to person ids, as the facts hold them (the domain takes times in any
     offset, checks their range and keeps them in UTC)."""
     if "participants" in fields:
@@ -191,7 +211,7 @@ async def command_fields(services: Services, fields: dict[str, Any]) -> dict[str
     return fields
 
 
-async def written_json(services: Services, written: Written, user: CurrentUser, message: str,
+async def written_json(services: EventsServices, written: Written, user: CurrentUser, message: str,
                        status: int = 200) -> JSONResponse:
     event: Event = written.aggregate
     shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)

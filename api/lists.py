@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from sanic import Blueprint, Request, raw
@@ -13,7 +14,6 @@ from sanic.response import HTTPResponse
 from api.context import (
     LARGEST,
     CurrentUser,
-    Services,
     Visitor,
     off_loop,
     signed_in,
@@ -24,17 +24,31 @@ from api.docs import CALENDAR, Answer, Query, documented
 from api.errors import ApiError
 from api.events import ICS, parse_time
 from api.present import fields_of_row
-from api.rendered import JSON, page_body
+from api.rendered import JSON, RenderedEvents, page_body
 from api.schemas import EventList, is_username
 from consumers.calendar import calendar
 from domain.errors import InvalidFieldsError
 from domain.events import time_problem
 from domain.presentation import instant
-from projections.events_queries import Filters, Moved, Page
+from projections.events_queries import EventsReader, Filters, Moved, Page
 from projections.events_view import EventsView
 from projections.faults import FactFailed
+from projections.follower import Follower
+from projections.people import PeopleReader
 
 bp = Blueprint("lists", url_prefix="/api")
+
+
+@dataclass(frozen=True)
+class ListsServices:
+    """What lists read: pages from the events view, rendered with names; the follower to
+    bring the view up to a client's ?min_position."""
+
+    reader: EventsReader
+    rendered: RenderedEvents
+    people_reader: PeopleReader
+    follower: Follower
+
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -61,16 +75,16 @@ PAGE = {200: Answer(EventList, ("X-Position",)), 422: None}
 @bp.get("/events")
 @documented("List events by starting time, with filters and cursor pagination", PAGE,
             auth=True, query=FILTERS)
-@visited
-async def list_events(request: Request, services: Services, visitor: Visitor) -> HTTPResponse:
+@visited(ListsServices)
+async def list_events(request: Request, services: ListsServices, visitor: Visitor) -> HTTPResponse:
     return await page_json(request, services, visitor, await filters(request, services))
 
 
 @bp.get("/search_event/<location:path>")
 @documented("Events whose location has these words (case and accents ignored)", PAGE,
             auth=True, query=FILTERS)
-@visited
-async def search_events(request: Request, services: Services, visitor: Visitor,
+@visited(ListsServices)
+async def search_events(request: Request, services: ListsServices, visitor: Visitor,
                         location: str) -> HTTPResponse:
     found = await filters(request, services, location=unquote(location).strip("/"))
     return await page_json(request, services, visitor, found)
@@ -79,8 +93,8 @@ async def search_events(request: Request, services: Services, visitor: Visitor,
 @bp.get("/events.ics")
 @documented("The listed events as an iCalendar file (same filters as the list)",
             {200: Answer(media=CALENDAR), 422: None}, auth=True, query=FILTERS)
-@signed_in
-async def events_ics(request: Request, services: Services, user: CurrentUser) -> HTTPResponse:
+@signed_in(ListsServices)
+async def events_ics(request: Request, services: ListsServices, user: CurrentUser) -> HTTPResponse:
     await read_your_writes(request, services)
     page = await services.reader.page(await filters(request, services),
                                       request.args.get("cursor"), limit(request, default=MAX_LIMIT),
@@ -88,7 +102,7 @@ async def events_ics(request: Request, services: Services, user: CurrentUser) ->
     return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
 
 
-async def page_json(request: Request, services: Services, visitor: Visitor,
+async def page_json(request: Request, services: ListsServices, visitor: Visitor,
                     found: Filters) -> HTTPResponse:
     """One statement reads the page's keys, the names count it is shown under and the view's
     position (X-Position), a second the whole rows of events this worker has no text for;
@@ -108,7 +122,7 @@ async def page_json(request: Request, services: Services, visitor: Visitor,
                headers={"X-Position": str(page.reached)})
 
 
-async def read_your_writes(request: Request, services: Services) -> None:
+async def read_your_writes(request: Request, services: ListsServices) -> None:
     """Wait until the view has applied the client's own write. Rather than sleep, the worker
     brings the view up to date itself (the follower's batches are idempotent by position)."""
     wanted = integer(request, "min_position", 0)
@@ -122,7 +136,7 @@ async def read_your_writes(request: Request, services: Services) -> None:
             READ_YOUR_WRITES_SECONDS)
 
 
-async def filters(request: Request, services: Services, **given: str) -> Filters:
+async def filters(request: Request, services: ListsServices, **given: str) -> Filters:
     args = request.args
     participant_id = None
     if (username := args.get("participant")) is not None:

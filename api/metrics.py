@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +31,25 @@ from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic.response import BaseHTTPResponse, raw
 
 from alphabet.metrics_dir import VARIABLE
-from api.context import Services, off_loop, served
+from api.context import off_loop, served
 from api.docs import PLAIN_TEXT, Answer, documented
 from api.errors import ApiError, unauthorized
-from consumers.mail.outbox import MARK
+from consumers.mail.counts import MailCounts
+from projections.events_queries import EventsReader
+from projections.follower import Log
 
 bp = Blueprint("metrics")
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MetricsServices:
+    """What a scrape reads of the stores: the log's head, each view's position, and mail's
+    counts (consumers.mail.counts)."""
+
+    log: Log
+    reader: EventsReader
+    mail_counts: Callable[[], Awaitable[MailCounts]]
 
 # The workers' own metrics, in this registry when a process serves alone (tests that build the
 # app in-process); in multiprocess mode their values go to files and this registry is unused.
@@ -115,8 +127,8 @@ def process_stopped() -> None:
             "ALPHABET_METRICS_TOKEN is set: then `Authorization: Bearer <that token>` from "
             "anywhere", {200: Answer(media=PLAIN_TEXT), 401: Answer(headers=("WWW-Authenticate",)),
                          403: None})
-@served
-async def metrics(request: Request, services: Services) -> HTTPResponse:
+@served(MetricsServices)
+async def metrics(request: Request, services: MetricsServices) -> HTTPResponse:
     allow(request, request.app.ctx.metrics.token)
     up = 1
     try:
@@ -161,7 +173,7 @@ class Families(Collector):
         return iter(self.families)
 
 
-async def from_stores(services: Services, scraped: Scraped) -> list[Metric]:
+async def from_stores(services: MetricsServices, scraped: Scraped) -> list[Metric]:
     head = await off_loop(services.log.head)
     found: list[Metric] = [GaugeMetricFamily("alphabet_log_head", "The event log's last "
                                              "position", value=head)]
@@ -174,34 +186,16 @@ async def from_stores(services: Services, scraped: Scraped) -> list[Metric]:
     return [*found, *await emails(services)]
 
 
-# The mailer records each delivery's outcome and failed attempts beside the outbox (its own
-# table, created when it first starts); every row past its settled mark without an outcome
-# is still to send.
-OUTCOMES = ("SELECT COALESCE(SUM(CASE WHEN outcome = 'sent' THEN 1 ELSE 0 END), 0) AS sent, "
-            "COALESCE(SUM(CASE WHEN outcome LIKE 'dropped%' THEN 1 ELSE 0 END), 0) AS dropped, "
-            "COALESCE(SUM(attempts), 0) AS failed FROM mail_delivery")
-PENDING = ("SELECT COUNT(*) AS pending FROM mail_outbox o {join} WHERE o.position > "
-           "COALESCE((SELECT position FROM tracking WHERE view = ?), 0) {undone}")
-NONE_YET = {"sent": 0, "failed": 0, "dropped": 0}
-
-
-async def emails(services: Services) -> list[Metric]:
-    reads = services.reads
-    delivered = int((await reads.fetchall(services.db.dialect.has_table,
-                                          ("mail_delivery",)))[0]["found"])
-    counts = (await reads.fetchall(OUTCOMES, ()))[0] if delivered else NONE_YET
-    pending = await reads.fetchall(PENDING.format(
-        join="LEFT JOIN mail_delivery d ON d.message_id = o.message_id" if delivered else "",
-        undone="AND d.done_at IS NULL" if delivered else ""), (MARK,))
+async def emails(services: MetricsServices) -> list[Metric]:
+    counts = await services.mail_counts()
     return [
-        CounterMetricFamily("alphabet_emails_sent", "Emails delivered",
-                            value=int(counts["sent"])),
+        CounterMetricFamily("alphabet_emails_sent", "Emails delivered", value=counts.sent),
         CounterMetricFamily("alphabet_emails_failed", "Delivery attempts that failed (each "
-                            "is retried with backoff)", value=int(counts["failed"])),
+                            "is retried with backoff)", value=counts.failed),
         CounterMetricFamily("alphabet_emails_dropped", "Emails not sent because their "
-                            "recipient or event was erased", value=int(counts["dropped"])),
+                            "recipient or event was erased", value=counts.dropped),
         GaugeMetricFamily("alphabet_emails_pending", "Emails queued and not yet delivered",
-                          value=int(pending[0]["pending"])),
+                          value=counts.pending),
     ]
 
 

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 
 from api.auth import issue
-from api.context import CurrentUser, Services, command, now, off_loop, parse, signed_in
+from api.context import Commands, CurrentUser, now, off_loop, parse, signed_in
 from api.docs import WRITTEN, Answer, documented
-from api.operators import is_operator
+from api.operators import Operators
 from api.present import position_header, user_json
 from api.schemas import Message, UserChangeBody, UserChanged, UserEnvelope
-from api.security import hash_password, verify_password
+from api.security import Tokens, hash_password, verify_password
+from domain.accounts import Accounts
 from domain.errors import ForbiddenError, InvalidFieldsError, NotFoundError
 from domain.presentation import utc
-from projections.people import Account
+from projections.people import Account, PeopleReader
+from projections.sessions import Sessions
 
 bp = Blueprint("users", url_prefix="/api/user")
+
+
+@dataclass(frozen=True)
+class UsersServices:
+    """What the account handlers use: the accounts service for changes and erasure, the
+    profiles read from the event loop, and sessions and tokens for a new password's pair."""
+
+    accounts: Accounts
+    command: Commands
+    people_reader: PeopleReader
+    sessions: Sessions
+    tokens: Tokens
+    operators: Operators
+
 
 
 # Every route below takes `me` for the signed-in user's own id, so `me` works for whatever
@@ -32,8 +49,8 @@ ME = "me"
 @documented("Your own account", {200: Answer(UserEnvelope)}, auth=True, routes=["me"])
 @documented("A user's profile (the email only when it is you); `me` is you",
             {200: Answer(UserEnvelope), 404: None}, auth=True, routes=["get_user"])
-@signed_in
-async def get_user(request: Request, services: Services, user: CurrentUser,
+@signed_in(UsersServices)
+async def get_user(request: Request, services: UsersServices, user: CurrentUser,
                    user_id: str = ME) -> JSONResponse:
     return json({"user": user_json(await _account(services, _resolve(user, user_id)), user.id)})
 
@@ -46,8 +63,8 @@ async def get_user(request: Request, services: Services, user: CurrentUser,
 @documented("Change your username, email or password (`me` is you)",
             {200: Answer(UserChanged), 403: None, 404: None, 409: None},
             body=UserChangeBody, auth=True, routes=["change_user"])
-@signed_in
-async def change_user(request: Request, services: Services, user: CurrentUser,
+@signed_in(UsersServices)
+async def change_user(request: Request, services: UsersServices, user: CurrentUser,
                       user_id: str = ME) -> JSONResponse:
     account = await _own(services, user, user_id)
     data = parse(request, UserChangeBody)
@@ -63,7 +80,7 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
             raise InvalidFieldsError({"current_password": "is not your current password"})
         changes["password_hash"] = await hash_password(data.password)
     if changes:
-        await command(services, services.accounts.change, user.id, changes, utc(now()))
+        await services.command(services.accounts.change, user.id, changes, utc(now()))
     account = await _account(services, user.id)
     if "password_hash" not in changes:
         return json({"user": user_json(account, user.id)})
@@ -81,16 +98,16 @@ async def change_user(request: Request, services: Services, user: CurrentUser,
             "cancelled and its personal data erased; the facts name who deleted it",
             {200: Answer(Message, WRITTEN), 403: None, 404: None}, auth=True,
             routes=["delete_user"])
-@signed_in
-async def delete_user(request: Request, services: Services, user: CurrentUser,
+@signed_in(UsersServices)
+async def delete_user(request: Request, services: UsersServices, user: CurrentUser,
                       user_id: str = ME) -> JSONResponse:
     account = await _own(services, user, user_id, operators=True)
-    written = await command(services, services.accounts.delete, account.id, by=user.id)
+    written = await services.command(services.accounts.delete, account.id, by=user.id)
     return json({"message": f'User "{account.username}" deleted'},
                 headers=position_header(written))
 
 
-async def _account(services: Services, user_id: str) -> Account:
+async def _account(services: UsersServices, user_id: str) -> Account:
     account = await services.people_reader.by_id(user_id) if _is_uuid(user_id) else None
     if account is None:
         raise NotFoundError(f"no user with id {user_id}")
@@ -110,11 +127,11 @@ def _resolve(user: CurrentUser, user_id: str) -> str:
     return user.id if user_id == ME else user_id
 
 
-async def _own(services: Services, user: CurrentUser, user_id: str, *,
+async def _own(services: UsersServices, user: CurrentUser, user_id: str, *,
                operators: bool = False) -> Account:
     """Your own account; with `operators`, anyone's for an operator."""
     user_id = _resolve(user, user_id)
     account = await _account(services, user_id)
-    if user_id != user.id and not (operators and await is_operator(services, user)):
+    if user_id != user.id and not (operators and await services.operators.include(user)):
         raise ForbiddenError("you may only change or delete your own account")
     return account

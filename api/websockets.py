@@ -9,6 +9,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -17,15 +18,36 @@ from sanic import Blueprint, Request
 from sanic.response import JSONResponse
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
-from api.context import PASSWORD_CHANGED, Services, off_loop, whole_number
+from api.context import PASSWORD_CHANGED, off_loop, provided, whole_number
 from api.errors import envelope
 from api.metrics import SOCKETS
-from api.security import Claims, TokenError
-from consumers.hub import Subscriber
+from api.security import Claims, TokenError, Tokens
+from consumers.hub import Hub, Subscriber
+from consumers.messages import LoadEvent
 from consumers.notify import replay
+from domain.application import EventsApplication
 from domain.errors import GoneError, NotFoundError
+from projections.follower import Log
+from projections.people import People, PeopleReader
 
 bp = Blueprint("websockets")
+
+
+@dataclass(frozen=True)
+class SocketServices:
+    """What subscriptions use: tokens and accounts to admit a socket (and to close it once
+    the account is gone), the hub that fans messages out, and the log and store to replay
+    what a resuming client missed."""
+
+    tokens: Tokens
+    people_reader: PeopleReader
+    app: EventsApplication
+    hub: Hub
+    log: Log
+    load_event: LoadEvent
+    # names for replayed messages, from a thread
+    people: People
+
 
 AUTH_SECONDS = 5
 CLOSE_AUTH = 4401
@@ -72,7 +94,7 @@ async def one_event(request: Request, ws: WebsocketImplProtocol, event_id: str) 
 
 
 async def subscribe(request: Request, ws: WebsocketImplProtocol, event_id: str | None) -> None:
-    services: Services = request.app.ctx.services
+    services = provided(request, SocketServices)
     claims = await authenticate(request, ws, services)
     if claims is None:
         return
@@ -176,7 +198,7 @@ _encoded: OrderedDict[int, str] = OrderedDict()
 
 
 async def authenticate(request: Request, ws: WebsocketImplProtocol,
-                       services: Services) -> Claims | None:
+                       services: SocketServices) -> Claims | None:
     """?token=<access token>, or a first message {"token": ...} within 5 seconds."""
     token = request.args.get("token")
     if token is None:
@@ -196,7 +218,7 @@ async def authenticate(request: Request, ws: WebsocketImplProtocol,
     return None
 
 
-async def signed_out(services: Services, claims: Claims) -> str | None:
+async def signed_out(services: SocketServices, claims: Claims) -> str | None:
     """Why a socket's token no longer signs it in (None while it does): the account is gone,
     or its password changed after the token was issued. Deletion is read from the event
     store, where it is recorded before the account's personal data is erased."""
@@ -215,7 +237,7 @@ def token_from(first: Any) -> str | None:
     return None
 
 
-async def known_event(services: Services, event_id: str) -> bool:
+async def known_event(services: SocketServices, event_id: str) -> bool:
     """An event that exists or existed (a deleted one still has a history to replay)."""
     try:
         await off_loop(services.app.history, UUID(event_id))

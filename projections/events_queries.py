@@ -135,18 +135,29 @@ class Moved(Exception):
     its whole rows: the page must be read again, whole."""
 
 
+def store_version(dialect: Dialect, events_table: str) -> str:
+    """A scalar SQL expression: the store's latest version of the events view row `v`."""
+    if dialect.name == "sqlite":
+        # eventsourcing's SQLite recorder keeps ids as 32 hex digits, without dashes.
+        return (f"(SELECT MAX(originator_version) FROM store.{events_table} "
+                "WHERE originator_id = replace(v.id, '-', ''))")
+    return (f"(SELECT MAX(originator_version) FROM {events_table} "
+            "WHERE originator_id = CAST(v.id AS uuid))")
+
+
 class EventsReader:
     """The view's questions, asked through a worker's async reads (InlineReads or
     PostgresReads) in its dialect."""
 
     def __init__(self, reads: AsyncReads, secret: str, dialect: Dialect,
-                 store_version: str) -> None:
+                 events_table: str) -> None:
+        """`events_table`: the event store's table, read beside the view's row (SQLite: the
+        store attached to the lookup connection; PostgreSQL: the same database)."""
         self.reads = reads
         self.secret = secret
         self.dialect = dialect
-        # A scalar SQL expression: the store's latest version for the view row `v`.
-        self.store_version = store_version
-        self.current_sql = (f"SELECT {VIEW_COLUMNS}, {store_version} AS latest, {NAMES_COUNT} "
+        latest = store_version(dialect, events_table)
+        self.current_sql = (f"SELECT {VIEW_COLUMNS}, {latest} AS latest, {NAMES_COUNT} "
                             "AS names_count FROM events_view v WHERE v.id IN ({keys})")
 
     async def page(self, filters: Filters, cursor: str | None, limit: int,

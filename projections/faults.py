@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from projections.database import StateDatabase
+from projections.database import AsyncReads, StateDatabase
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,13 @@ COLUMNS = "name, position, error, first_seen, last_seen, attempts"
 # position it is a new one (counted afresh). -1 stands for "no position" in the comparison.
 _SAME = "COALESCE(faults.position, -1) = COALESCE(excluded.position, -1)"
 
+
+
+async def failing(reads: AsyncReads) -> list[dict[str, Any]]:
+    """The supervised loops failing now, wherever they run (for /readyz, from the event
+    loop)."""
+    return [dict(row) for row in await reads.fetchall(
+        f"SELECT {COLUMNS} FROM faults ORDER BY name", ())]
 
 class Faults:
     def __init__(self, db: StateDatabase,

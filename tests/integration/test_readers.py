@@ -14,7 +14,7 @@ import pytest
 
 from alphabet import wiring
 from alphabet.settings import Settings
-from api.context import Services
+from alphabet.wiring import Worker
 from projections.events_queries import Filters, Moved
 from tests.conftest import Backend
 from tests.unit.fixtures import fields
@@ -29,8 +29,8 @@ def settings(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Sett
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    built = wiring.services(settings)
+async def services(settings: Settings) -> AsyncIterator[Worker]:
+    built = wiring.worker(settings)
     await built.reads.open()
     yield built
     await built.reads.close()
@@ -38,7 +38,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     built.db.close()
 
 
-async def test_a_view_row_comes_with_the_stores_latest_version_for_it(services: Services) -> None:
+async def test_a_view_row_comes_with_the_stores_latest_version_for_it(services: Worker) -> None:
     start = datetime.now(UTC) + timedelta(days=3)
     created = services.app.create_event(
         owner_id="owner-1", **fields(starting_time=start, end_time=start + timedelta(hours=1)))
@@ -57,7 +57,7 @@ async def test_a_view_row_comes_with_the_stores_latest_version_for_it(services: 
     assert await services.reader.current("00000000-0000-0000-0000-000000000000") is None
 
 
-def viewed(services: Services, name: str, days: int) -> list[str]:
+def viewed(services: Worker, name: str, days: int) -> list[str]:
     """Three events named `name 0`..`name 2`, `days` ahead, applied to the view."""
     start = datetime.now(UTC) + timedelta(days=days)
     ids = [str(services.app.create_event(
@@ -68,7 +68,7 @@ def viewed(services: Services, name: str, days: int) -> list[str]:
     return ids
 
 
-async def test_lookups_asked_at_once_each_get_their_own_row(services: Services) -> None:
+async def test_lookups_asked_at_once_each_get_their_own_row(services: Worker) -> None:
     """On PostgreSQL the lookups waiting together go out as one statement; each must still get
     its own row, or None."""
     ids = viewed(services, "Lookup", days=3)
@@ -81,7 +81,7 @@ async def test_lookups_asked_at_once_each_get_their_own_row(services: Services) 
 
 
 async def test_a_page_reads_keys_and_its_whole_rows_only_at_the_versions_it_read(
-        services: Services) -> None:
+        services: Worker) -> None:
     """Lists read the keys of a page, then the whole rows of events a worker has no text for;
     an event that changed between the two reads makes the page be read again."""
     ids = viewed(services, "Paged", days=400)
@@ -98,7 +98,7 @@ async def test_a_page_reads_keys_and_its_whole_rows_only_at_the_versions_it_read
         await services.reader.complete(page.rows)
 
 
-async def test_cached_names_follow_a_rename_and_an_erasure(services: Services) -> None:
+async def test_cached_names_follow_a_rename_and_an_erasure(services: Worker) -> None:
     services.people.add_user("user-1", "alice", "alice@example.com", "x", "2031-01-01")
     [invitee] = services.people.resolve(["guest@example.com"])
     names = services.people_reader.names
@@ -111,7 +111,7 @@ async def test_cached_names_follow_a_rename_and_an_erasure(services: Services) -
         invitee: ("invitee", "guest@example.com")}
 
 
-async def test_a_signed_in_account_follows_a_rename_and_an_erasure(services: Services) -> None:
+async def test_a_signed_in_account_follows_a_rename_and_an_erasure(services: Worker) -> None:
     services.people.add_user("user-2", "bob", "bob@example.com", "x", "2031-01-01")
     reader = services.people_reader
     account, count = await reader.signed_in("user-2")
@@ -125,7 +125,7 @@ async def test_a_signed_in_account_follows_a_rename_and_an_erasure(services: Ser
 
 
 async def test_reads_go_on_when_postgresql_ends_the_connections_a_worker_keeps(
-        services: Services, backend: Backend) -> None:
+        services: Worker, backend: Backend) -> None:
     """A restart of PostgreSQL (or an administrator) ends every session of the database; the
     worker's next reads open new connections instead of failing on the dead ones."""
     if backend.url is None:
