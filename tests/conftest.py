@@ -91,16 +91,16 @@ class Backend:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("CHECKPOINT")
             home = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
-            paths = [r[0] for r in conn.execute(
-                "SELECT pg_relation_filepath(oid) FROM pg_class "
-                "WHERE pg_relation_filepath(oid) IS NOT NULL")]
+            paths = dict(conn.execute(
+                "SELECT pg_relation_filepath(oid), relname FROM pg_class "
+                "WHERE pg_relation_filepath(oid) IS NOT NULL").fetchall())
         if not os.access(home, os.R_OK):
             return None
         wanted = needle.lower().encode()
-        return [path for path in paths
-                for segment in [home / path, *sorted((home / path).parent.glob(
-                    Path(path).name + ".*"))]
-                if segment.is_file() and wanted in segment.read_bytes().lower()]
+        return [f"{path} ({name})" for path, name in paths.items()
+                if any(segment.is_file() and wanted in segment.read_bytes().lower()
+                       for segment in [home / path, *(home / path).parent.glob(
+                           Path(path).name + ".*")])]
 
 
 def postgres_available() -> bool:

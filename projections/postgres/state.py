@@ -4,6 +4,7 @@ the erasure's scrub of the data files."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -20,8 +21,20 @@ from projections.database import SCHEMA, Dialect
 from projections.postgres.dialect import POSTGRES, placeholders
 from projections.postgres.leases import lock_key
 
+log = logging.getLogger(__name__)
+
 # How long an erasure waits for transactions that could still see the erased rows.
 SCRUB_WAIT_SECONDS = 10.0
+# Whether a transaction older than the erasure (begun before the next transaction id `?` was
+# handed out) still runs anywhere on the server, and who holds it or, in this database, an
+# older snapshot (named for the log): see PostgresDatabase.scrub.
+SCRUB_HELD_BACK = (
+    "SELECT pg_snapshot_xmin(pg_current_snapshot()) < ?::xid8 AS older_running, "
+    "(SELECT string_agg(concat_ws(' ', pid, datname, state, xact_start), '; ') "
+    "FROM pg_stat_activity WHERE age(backend_xid) > age(?::xid8::xid) "
+    "OR (datname = current_database() AND pid <> pg_backend_pid() "
+    "AND backend_type = 'client backend' AND age(backend_xmin) > age(?::xid8::xid))) "
+    "AS sessions")
 
 
 class Buffered:
@@ -170,21 +183,28 @@ class PostgresDatabase:
         rewritten; VACUUM FULL writes the tables afresh and drops the old files, so an erased
         person is gone from the data files as well as from every query. ANALYZE then samples
         the planner's statistics (which may quote column values) from the rows that remain.
-        VACUUM keeps a deleted row while any session of the database holds a transaction id
-        or a snapshot older than the deletion: a reader that may still see it, or a writer
-        between two statements (an id, no snapshot), which holds the horizon back all the
-        same. Those are waited for first (bounded), or VACUUM FULL would copy the row into
-        the new files."""
+        VACUUM keeps a deleted row while any session of the database holds a snapshot older
+        than the deletion. Such a snapshot need not exist yet when VACUUM is asked for: a
+        snapshot's xmin is the oldest transaction still running anywhere on the server, in
+        any database, so while one that began before the deletion runs (another database's
+        CREATE DATABASE or VACUUM FULL on a shared server, or our own writer between two
+        statements) every statement that starts here — a follower's next batch — takes an
+        old snapshot, and VACUUM FULL, which reads its horizon only once it holds the tables'
+        lock, copies the row into the new files. So erasure waits (bounded) until a fresh
+        snapshot here is newer than the deletion and no session of this database still
+        holds an older one; after that no new snapshot can be older."""
         conn = self.connection()
         horizon = conn.execute(
             "SELECT pg_snapshot_xmax(pg_current_snapshot()) AS next").fetchone()["next"]
         deadline = time.monotonic() + SCRUB_WAIT_SECONDS
-        while time.monotonic() < deadline and conn.execute(
-            "SELECT count(*) AS older FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-            "AND (age(backend_xmin) > age(?::xid8::xid) OR age(backend_xid) > age(?::xid8::xid))",
-            (horizon, horizon),
-        ).fetchone()["older"]:
+        while (held := conn.execute(SCRUB_HELD_BACK, (horizon, horizon, horizon)).fetchone())[
+                "older_running"] or held["sessions"]:
+            if time.monotonic() >= deadline:
+                log.warning("erasure waited %s s for sessions older than the deletion (pid "
+                            "database state since: %s); the erased rows stay in the data "
+                            "files until the next erasure", SCRUB_WAIT_SECONDS,
+                            held["sessions"] or "a prepared transaction")
+                break
             time.sleep(0.05)
         conn.execute("VACUUM (FULL, ANALYZE) users, invitees")
 

@@ -448,6 +448,54 @@ def test_erasure_waits_for_a_transaction_that_was_writing_when_the_user_was_dele
     assert found == {what: [] for what in secrets}, f"personal data left on disk: {found}"
 
 
+def test_erasure_waits_for_a_transaction_older_than_the_deletion_in_another_database(
+        erasure_http: httpx.Client, erasure_server: Server) -> None:
+    """A transaction of another database on the same server (another application's, a
+    CREATE DATABASE) is no session of ours, yet every snapshot taken here while it runs is
+    as old as it: a statement that starts after erasure looked for old sessions, and before
+    VACUUM FULL holds the tables' lock and reads its horizon, keeps the erased row alive.
+    Here that statement is forced: a lock holds VACUUM back, and as soon as it waits a
+    snapshot is taken here and the lock let go. Erasure must wait for the other database's
+    transaction, so that VACUUM never starts while it runs."""
+    database = erasure_server.backend.url
+    if database is None:
+        pytest.skip("SQLite has no other databases and one writer at a time")
+    import psycopg
+
+    http = erasure_http
+    doomed, secrets = distinctive_person(http)
+    wait_until_views_caught_up(http)
+    vacuum_waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND query LIKE 'VACUUM%' AND wait_event_type = 'Lock'")
+    with psycopg.connect(database.rsplit("/", 1)[0] + "/postgres") as elsewhere, \
+            psycopg.connect(database) as locker, psycopg.connect(database) as reader, \
+            psycopg.connect(database, autocommit=True) as watch:
+        elsewhere.execute("SELECT pg_current_xact_id()")  # an id, older than the deletion
+        locker.execute("LOCK TABLE users IN ACCESS SHARE MODE")  # no id, no snapshot
+        reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+
+        def interleave() -> None:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                if watch.execute(vacuum_waiting).fetchone() != (0,):
+                    reader.execute("SELECT 1")  # a snapshot as old as `elsewhere`
+                    break
+                time.sleep(0.02)
+            elsewhere.rollback()
+            locker.commit()
+
+        interleaving = threading.Thread(target=interleave)
+        interleaving.start()
+        try:
+            answer = http.delete(f"/api/user/{doomed.id}", headers=doomed.headers)
+        finally:
+            interleaving.join()
+            reader.rollback()
+    assert answer.status_code == 200, answer.text
+    found = {what: erasure_server.holding(value) for what, value in secrets.items()}
+    assert found == {what: [] for what in secrets}, f"personal data left on disk: {found}"
+
+
 def test_events_show_a_rename_and_an_erasure_at_once_though_names_are_cached(
         http: httpx.Client) -> None:
     """Workers cache usernames; a rename or an erasure must still show in the very next read."""
