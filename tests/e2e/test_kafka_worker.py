@@ -122,12 +122,14 @@ def test_a_broker_down_at_start_is_reported_and_retried_and_the_lag_is_shown(
     broker = Broker(tmp_path, port=port)
     with running(broker, server, worker):
         server.start()
-        expected = write(server, 3)  # 2 sign-ups and 3 events waiting in the log
+        # 9 facts waiting in the log: 2 sign-ups, the owner's Ownership opened and each of the 3
+        # events added to it, and the 3 events' Created.
+        expected = write(server, 3)
         worker.start()
         status, report = wait_for(worker.health, "the worker's health answers")
         assert status == 503 and report["status"] == "broker unreachable", report
         assert "KafkaConnectionError" in report["broker_error"], report
-        assert report["relay"]["lag"] == 5 and report["relay"]["position"] == 0, report
+        assert report["relay"]["lag"] == 9 and report["relay"]["position"] == 0, report
         wait_for(lambda: "cannot be reached" in worker.log(), "the log says what is wrong")
 
         broker.start()
@@ -135,5 +137,5 @@ def test_a_broker_down_at_start_is_reported_and_retried_and_the_lag_is_shown(
         all_arrive(smtp, expected, "the emails written before the broker came up")
         caught_up = wait_for(lambda: (r := worker.consuming()) and r["lag"]["total"] == 0 and r,
                              "the group has committed every record")
-        assert caught_up["relay"] == {"position": 5, "head": 5, "lag": 0, "error": None}
+        assert caught_up["relay"] == {"position": 9, "head": 9, "lag": 0, "error": None}
         assert caught_up["roles"] == {"relay": True, "mailer": True, "scheduler": True}
