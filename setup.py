@@ -1,11 +1,15 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="alphabet-events",
     version="0.1.0",
     description="Event-sourced CQRS backend for calendar events",
     python_requires=">=3.11",
-    packages=["domain", "projections", "api", "consumers", "consumers.kafka", "alphabet"],
+    # every package under the six roots, so a new subpackage (consumers.mail, projections.postgres)
+    # is never left out of an installed copy (tests/integration/test_packaging.py builds a wheel)
+    packages=find_packages(include=["domain", "projections", "api", "consumers", "alphabet",
+                                    "domain.*", "projections.*", "api.*", "consumers.*",
+                                    "alphabet.*"]),
     # the console's page, script and style sheet (/console), served from the installed package
     package_data={"api": ["console_files/*"]},
     install_requires=[
