@@ -63,17 +63,11 @@ def eventually(what: str, check: Callable[[], float | bool]) -> None:
 
 
 @pytest.fixture(scope="module")
-def metered(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("metrics") / "data", backend=backend,
                      workers=2).start()
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def http(metered: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=metered.url, timeout=30) as client:
-        yield client
 
 
 def test_every_metric_is_named_and_the_views_and_consumers_each_have_a_lag(
@@ -99,7 +93,7 @@ def test_with_kafka_the_consumers_lag_is_the_relays() -> None:
 
 
 def test_the_counts_of_both_workers_are_summed_in_every_answer(
-    http: httpx.Client, metered: Server
+    http: httpx.Client, server: Server
 ) -> None:
     """Requests on connections of their own land on either worker; whichever worker answers
     a scrape, the count is all of them."""
@@ -107,14 +101,14 @@ def test_the_counts_of_both_workers_are_summed_in_every_answer(
     before = value(scrape(http), "alphabet_http_requests_total", **route)
 
     def one(_: int) -> int:
-        return httpx.get(metered.url + "/healthz", timeout=30).status_code
+        return httpx.get(server.url + "/healthz", timeout=30).status_code
 
     with ThreadPoolExecutor(16) as pool:
         assert set(pool.map(one, range(200))) == {200}
-    counted = [p for p in (metered.data_dir / "metrics").glob("counter_*.db")]
+    counted = [p for p in (server.data_dir / "metrics").glob("counter_*.db")]
     assert len(counted) >= 2, f"one worker took every request: {counted}"
     for _ in range(6):  # scrapes on fresh connections, so both workers answer some
-        with httpx.Client(base_url=metered.url, timeout=30) as fresh_client:
+        with httpx.Client(base_url=server.url, timeout=30) as fresh_client:
             samples = scrape(fresh_client)
         assert value(samples, "alphabet_http_requests_total", **route) == before + 200
         assert value(samples, "alphabet_http_request_duration_seconds_count",
@@ -162,7 +156,7 @@ def test_writes_move_the_log_head_the_group_commits_and_the_views_catch_up(
 
 
 def test_emails_sent_are_counted_and_none_stay_pending(
-    http: httpx.Client, owner: Person, metered: Server
+    http: httpx.Client, owner: Person, server: Server
 ) -> None:
     guest = sign_up(http, "guest")
     before = value(scrape(http), "alphabet_emails_sent_total")
@@ -174,16 +168,16 @@ def test_emails_sent_are_counted_and_none_stay_pending(
                lambda: value(scrape(http), "alphabet_emails_sent_total") >= before + 2)
     eventually("nothing pending", lambda: value(scrape(http), "alphabet_emails_pending") == 0)
     event_id = made.json()["event"]["id"]
-    written = [path for path in (metered.data_dir / "outbox").rglob("*.eml")
+    written = [path for path in (server.data_dir / "outbox").rglob("*.eml")
                if event_id in path.name]
     assert len(written) == 2, written
 
 
 def test_open_websockets_are_counted_across_workers(http: httpx.Client, owner: Person,
-                                                    metered: Server) -> None:
+                                                    server: Server) -> None:
     async def with_sockets() -> None:
-        async with socket(metered, "/ws/events", token=owner.access) as first, \
-                socket(metered, "/ws/events", token=owner.access) as second:
+        async with socket(server, "/ws/events", token=owner.access) as first, \
+                socket(server, "/ws/events", token=owner.access) as second:
             await ready(first)
             await ready(second)
             assert value(await asyncio.to_thread(scrape, http), "alphabet_websockets_open") == 2
@@ -205,13 +199,13 @@ def test_a_request_a_proxy_relayed_is_refused_without_a_token(http: httpx.Client
 
 
 def test_when_the_stores_cannot_be_read_the_workers_metrics_still_answer(
-    http: httpx.Client, metered: Server
+    http: httpx.Client, server: Server
 ) -> None:
     """A table the scrape reads taken away (and only that one, with nothing being written, so
     the follower and the mailer merely retry): /metrics answers what the workers counted,
     and says the stores could not be read, instead of failing the scrape."""
     assert value(scrape(http), "alphabet_store_up") == 1
-    rename(metered, "mail_outbox", "mail_outbox_away")
+    rename(server, "mail_outbox", "mail_outbox_away")
     try:
         samples = scrape(http)
         assert value(samples, "alphabet_store_up") == 0
@@ -219,7 +213,7 @@ def test_when_the_stores_cannot_be_read_the_workers_metrics_still_answer(
         assert "alphabet_http_requests_total" in names
         assert "alphabet_emails_pending" not in names
     finally:
-        rename(metered, "mail_outbox_away", "mail_outbox")
+        rename(server, "mail_outbox_away", "mail_outbox")
     eventually("the stores read again", lambda: value(scrape(http), "alphabet_store_up") == 1)
 
 
