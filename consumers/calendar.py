@@ -7,9 +7,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from icalendar import Calendar, vCalAddress
+from icalendar import Calendar, vCalAddress, vRecur
 from icalendar import Event as VEvent
 from icalendar.parser import Contentline
+
+from domain.recurrence import parsed
 
 PRODID = "-//Alphabet Events//alphabet-events//EN"
 END = "END:VEVENT\r\n"
@@ -33,7 +35,27 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     item.add("dtend", event["end_time"])
     item.add("summary", event["name"])
     item.add("location", event["location"])
+    recurring(item, event)
     return item
+
+
+def recurring(item: VEvent, event: Mapping[str, Any]) -> None:
+    """A series' RRULE, its EXDATE and RDATE lines and cancelled occurrences (one date a line:
+    ical.js, Thunderbird's parser, reads only the first of a list); a changed occurrence's
+    RECURRENCE-ID."""
+    lines = event.get("recurrence") or []
+    if lines:
+        dates = parsed(lines, event["starting_time"], event.get("time_zone", "UTC"))
+        for line in lines:
+            name, _, value = line.partition(":")
+            if name.strip().upper() == "RRULE":
+                item.add("rrule", vRecur.from_ical(value))
+        for moment in [*dates.exdates, *event.get("cancelled", [])]:
+            item.add("exdate", moment)
+        for moment in dates.rdates:
+            item.add("rdate", moment)
+    if "recurrence_id" in event:
+        item.add("recurrence-id", event["recurrence_id"])
 
 
 def calendar(events: Iterable[Mapping[str, Any]], method: str | None = None,

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import ConflictError, ForbiddenError, GoneError, InvalidFieldsError
+from domain import recurrence
+from domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidFieldsError,
+    NotFoundError,
+)
+from domain.recurrence import Occurrence, Series
 
 MAX_TEXT = 200
 MAX_PARTICIPANTS = 1000
-FIELDS = ("name", "starting_time", "end_time", "location", "participants")
+FIELDS = ("name", "starting_time", "end_time", "location", "participants", "recurrence")
+# What one occurrence of a series may change for itself; the rule (and the zone it recurs in)
+# belong to the whole series.
+OCCURRENCE_FIELDS = ("name", "starting_time", "end_time", "location", "participants")
+# A change of these may move the series' occurrences: its occurrences' own changes and
+# cancellations are kept only where an occurrence still is.
+RECURRING = frozenset({"recurrence", "starting_time", "time_zone"})
 TIMES = ("starting_time", "end_time")
 # The instants an event may start and end at (UTC, the end exclusive). Everything that reads
 # the facts computes with these times in Python's datetime, whose years run from 1 to 9999:
@@ -38,12 +53,25 @@ class Event(Aggregate):
         end_time: datetime
         location: str
         participants: list[str]
+        # RFC 5545 lines (domain.recurrence); facts from before recurrence read as none
+        recurrence: Sequence[str] = ()
 
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
         by: str
 
     class Deleted(Aggregate.Event):
+        by: str
+
+    class OccurrenceChanged(Aggregate.Event):
+        """One occurrence of a series changed for itself, keyed by its original start."""
+
+        original_start: datetime
+        changes: dict[str, Any]
+        by: str
+
+    class OccurrenceCancelled(Aggregate.Event):
+        original_start: datetime
         by: str
 
     @event(Created)
@@ -56,6 +84,7 @@ class Event(Aggregate):
         end_time: datetime,
         location: str,
         participants: list[str],
+        recurrence: Sequence[str] = (),
     ) -> None:
         self.owner_id = owner_id
         self.name = name
@@ -63,6 +92,10 @@ class Event(Aggregate):
         self.end_time = end_time
         self.location = location
         self.participants = participants
+        self.recurrence = list(recurrence)
+        # occurrences' own changes and cancellations, by original start (UTC)
+        self.overrides: dict[datetime, dict[str, Any]] = {}
+        self.cancelled: set[datetime] = set()
         self.deleted = False
         # The revision that participants' calendars know the event by (iCalendar's SEQUENCE),
         # and the earliest stamp the next fact may carry (see `stamp`): functions of the facts,
@@ -80,6 +113,7 @@ class Event(Aggregate):
         end_time: datetime,
         location: str,
         participants: list[str],
+        recurrence: Sequence[str] = (),
     ) -> Event:
         """Check every rule before the fact exists: a Created fact is never invalid."""
         fields: dict[str, Any] = {
@@ -88,6 +122,7 @@ class Event(Aggregate):
             "end_time": end_time,
             "location": location,
             "participants": _unique(participants),
+            "recurrence": list(recurrence),
         }
         check_fields(fields)
         return cls(owner_id=owner_id, **in_utc(fields))
@@ -104,10 +139,12 @@ class Event(Aggregate):
             raise InvalidFieldsError({name: "is not a field of an event" for name in unknown})
         if "participants" in requested:
             requested["participants"] = _unique(requested["participants"])
+        if "recurrence" in requested:
+            requested["recurrence"] = list(requested["recurrence"])
         changes = {k: v for k, v in requested.items() if getattr(self, k) != v}
         if not changes:
             return {}
-        if self.starting_time <= now:
+        if self.starting_time <= now and not self.recurs_after(now):
             raise ConflictError("the event has already started; it can no longer be changed")
         problems = field_problems({**self.state(), **changes})
         if "starting_time" in changes and "starting_time" not in problems \
@@ -118,6 +155,70 @@ class Event(Aggregate):
         changes = in_utc(changes)
         self._record_update(changes=changes, by=by)
         return changes
+
+    @property
+    def zone(self) -> str:
+        """The zone the series recurs in (its time_zone; UTC for an event without one)."""
+        return str(getattr(self, "time_zone", "UTC"))
+
+    def series(self) -> Series:
+        return Series(self.starting_time, self.end_time, self.zone, self.recurrence,
+                      self.overrides, frozenset(self.cancelled))
+
+    def recurs_after(self, now: datetime) -> bool:
+        """Whether a series has an occurrence yet to start: until then it may be changed."""
+        return bool(self.recurrence) and bool(recurrence.occurrences(self.series(), now,
+                                                                     limit=1))
+
+    def occurrence(self, original_start: datetime) -> Occurrence:
+        """The occurrence of this series at an original start: NotFound when the rule has
+        none there, Gone when it was cancelled (or the series deleted)."""
+        if self.deleted:
+            raise GoneError(f'event "{self.name}" has been deleted')
+        if not self.recurrence or not recurrence.occurs(self.series(), original_start):
+            raise NotFoundError(f"event {self.id} has no occurrence starting at "
+                                f"{original_start.isoformat()}")
+        if original_start in self.cancelled:
+            raise GoneError(f'this occurrence of "{self.name}" has been cancelled')
+        return recurrence.occurrence(self.series(), original_start)
+
+    def occurrence_state(self, found: Occurrence) -> dict[str, Any]:
+        """An occurrence's fields: the series', its own changes over them."""
+        return {**{name: getattr(self, name) for name in OCCURRENCE_FIELDS}, **found.changes,
+                "starting_time": found.start, "end_time": found.end}
+
+    def change_occurrence(self, original_start: datetime, *, by: str, now: datetime,
+                          **requested: Any) -> dict[str, Any]:
+        """As `change`, for one occurrence: it keeps its own changes over the series'."""
+        self.check_writable(by)
+        found = self.occurrence(original_start)
+        unknown = sorted(set(requested) - set(OCCURRENCE_FIELDS))
+        if unknown:
+            raise InvalidFieldsError({name: "is the whole series': change it on the series"
+                                      for name in unknown})
+        if "participants" in requested:
+            requested["participants"] = _unique(requested["participants"])
+        current = self.occurrence_state(found)
+        changes = {k: v for k, v in requested.items() if current[k] != v}
+        if not changes:
+            return {}
+        if found.start <= now:
+            raise ConflictError("this occurrence has already started; it can no longer be "
+                                "changed")
+        problems = field_problems({**current, **changes})
+        if "starting_time" in changes and "starting_time" not in problems \
+                and changes["starting_time"] < now:
+            problems["starting_time"] = "must not be in the past"
+        if problems:
+            raise InvalidFieldsError(problems)
+        changes = in_utc(changes)
+        self._record_occurrence_change(original_start=original_start, changes=changes, by=by)
+        return changes
+
+    def cancel_occurrence(self, original_start: datetime, *, by: str) -> None:
+        self.check_writable(by)
+        self.occurrence(original_start)
+        self._record_occurrence_cancellation(original_start=original_start, by=by)
 
     def delete(self, *, by: str, operator: bool = False) -> None:
         """An operator may delete anyone's event; the fact names the operator as `by`."""
@@ -137,6 +238,30 @@ class Event(Aggregate):
         self.next_stamp = self.stamp + SECOND
         for name, value in changes.items():
             setattr(self, name, value)
+        if RECURRING.intersection(changes):
+            self._keep_occurring()
+
+    def _keep_occurring(self) -> None:
+        """Occurrences' changes and cancellations where the series no longer occurs go."""
+        if not self.recurrence:
+            self.overrides, self.cancelled = {}, set()
+            return
+        series = self.series()
+        self.overrides = {start: changes for start, changes in self.overrides.items()
+                          if recurrence.occurs(series, start)}
+        self.cancelled = {start for start in self.cancelled if recurrence.occurs(series, start)}
+
+    @event(OccurrenceChanged)
+    def _record_occurrence_change(self, original_start: datetime, changes: dict[str, Any],
+                                  by: str) -> None:
+        self.next_stamp = self.stamp + SECOND
+        self.overrides[original_start] = {**self.overrides.get(original_start, {}), **changes}
+
+    @event(OccurrenceCancelled)
+    def _record_occurrence_cancellation(self, original_start: datetime, by: str) -> None:
+        self.next_stamp = self.stamp + SECOND
+        self.overrides.pop(original_start, None)
+        self.cancelled.add(original_start)
 
     @event(Deleted)
     def _record_deletion(self, by: str) -> None:
@@ -186,6 +311,11 @@ def field_problems(fields: dict[str, Any]) -> dict[str, str]:
         problems["end_time"] = "must be after starting_time"
     if len(fields["participants"]) > MAX_PARTICIPANTS:
         problems["participants"] = f"at most {MAX_PARTICIPANTS} participants"
+    if fields.get("recurrence") and not problems.keys() & {"starting_time", "time_zone"}:
+        problem = recurrence.check(fields["recurrence"], fields["starting_time"],
+                                   fields.get("time_zone", "UTC"))
+        if problem is not None:
+            problems["recurrence"] = problem
     return problems
 
 
@@ -209,7 +339,8 @@ def fact_by(fact: object) -> str | None:
     """Who caused a fact: the owner for a creation, the recorded actor otherwise."""
     if isinstance(fact, Event.Created):
         return fact.owner_id
-    if isinstance(fact, Event.Updated | Event.Deleted):
+    if isinstance(fact, Event.Updated | Event.Deleted | Event.OccurrenceChanged
+                  | Event.OccurrenceCancelled):
         return fact.by
     return None
 
@@ -218,9 +349,17 @@ def fact_changes(fact: object) -> dict[str, Any]:
     """The fields a fact set, whatever its kind."""
     if isinstance(fact, Event.Created):
         return {name: getattr(fact, name) for name in FIELDS}
-    if isinstance(fact, Event.Updated):
+    if isinstance(fact, Event.Updated | Event.OccurrenceChanged):
         return dict(fact.changes)
     return {}
+
+
+def instance_of(fact: object) -> str | None:
+    """The occurrence a fact is about (its key, domain.recurrence.key), or None for a fact
+    about the whole event."""
+    if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled):
+        return recurrence.key(fact.original_start)
+    return None
 
 
 def _unique(ids: list[str]) -> list[str]:

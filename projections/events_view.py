@@ -16,7 +16,7 @@ from projections.search import BY_ID, FROM_SEQ
 
 # A view row's columns as `EventsView.created` gives them, before the search's own.
 ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
-       "version", "position", "created_at", "updated_at")
+       "version", "position", "created_at", "updated_at", "recurrence")
 
 
 class EventsSql:
@@ -42,7 +42,8 @@ class EventsSql:
                 version BIGINT NOT NULL,
                 position BIGINT NOT NULL,
                 created_at TEXT NOT NULL,
-                updated_at TEXT NOT NULL{search}
+                updated_at TEXT NOT NULL,
+                recurrence TEXT NOT NULL DEFAULT '[]'{search}
             )""",
             f"""CREATE TABLE IF NOT EXISTS {people} (
                 person_id TEXT NOT NULL,
@@ -130,7 +131,8 @@ class EventsView:
             "location": fact.location, "starting_time": instant(fact.starting_time),
             "end_time": instant(fact.end_time), "participants": json.dumps(fact.participants),
             "version": fact.originator_version, "position": position, "created_at": stamp,
-            "updated_at": stamp, **self.search.values(fact.name, fact.location),
+            "updated_at": stamp, "recurrence": json.dumps(list(fact.recurrence)),
+            **self.search.values(fact.name, fact.location),
         }
 
     def updated(self, row: Mapping[str, Any], position: int, fact: Any) -> dict[str, Any]:
@@ -144,8 +146,9 @@ class EventsView:
         for name in ("starting_time", "end_time"):
             if name in changes:
                 columns[name] = instant(changes[name])
-        if "participants" in changes:
-            columns["participants"] = json.dumps(changes["participants"])
+        for name in ("participants", "recurrence"):
+            if name in changes:
+                columns[name] = json.dumps(changes[name])
         if "name" in columns or "location" in columns:
             columns.update(self.search.values(columns.get("name", row["name"]),
                                               columns.get("location", row["location"])))
