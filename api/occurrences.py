@@ -75,11 +75,11 @@ def cursor_start(request: Request) -> str | None:
 @signed_in(EventsServices)
 async def split(request: Request, services: EventsServices, user: CurrentUser,
                 event_id: str) -> JSONResponse:
+    data = parse(request, EventChangeBody)
     uid, original = target(event_id)
     if original is None:
         raise ApiError(404, "not_found", "split an occurrence: POST /api/event/<occurrence id>"
                        "/split (ids from /instances)")
-    data = parse(request, EventChangeBody)
     changes = await command_fields(services, data.model_dump(exclude_unset=True))
     written = await services.command(
         services.app.split_series, uid, original, by=user.id, now=now(),

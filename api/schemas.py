@@ -71,7 +71,7 @@ RecurrenceLine = Annotated[str, StringConstraints(min_length=1, max_length=MAX_L
 Recurrence = Annotated[list[RecurrenceLine], Field(
     max_length=MAX_LINES, description="one RRULE line and any EXDATE/RDATE lines (RFC 5545), "
     "expanded in the event's time zone from starting_time; [] for a single event",
-    examples=[["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"]])]
+    json_schema_extra={"example": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"]})]
 
 
 class OpenAPI30(GenerateJsonSchema):

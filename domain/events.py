@@ -348,7 +348,9 @@ def fact_by(fact: object) -> str | None:
 def fact_changes(fact: object) -> dict[str, Any]:
     """The fields a fact set, whatever its kind."""
     if isinstance(fact, Event.Created):
-        return {name: getattr(fact, name) for name in FIELDS}
+        # a single event's creation names no recurrence (as its JSON shows none)
+        return {name: getattr(fact, name) for name in FIELDS
+                if name != "recurrence" or fact.recurrence}
     if isinstance(fact, Event.Updated | Event.OccurrenceChanged):
         return dict(fact.changes)
     return {}
