@@ -28,6 +28,7 @@ OPERATIONS = {
                "delete_event", "event_history"},
     "lists": {"list_events", "search_events", "events_ics"},
     "batch": {"create_batch", "change_batch", "delete_batch"},
+    "feeds": {"create_feed", "revoke_feed", "calendar_feed"},
     "health": {"healthz", "readyz"},
     "operators": {"operator_status", "replay_views"},
     "metrics": {"metrics"},
