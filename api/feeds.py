@@ -148,6 +148,6 @@ def render(app: EventsApplication, live: list[dict[str, Any]],
     for event_id, version, at in cancelled:
         shown = fields_of(app.get_event(UUID(event_id), version - 1))
         when = datetime.fromisoformat(at)
-        events.append({**shown, "updated_at": when, "stamp": when, "cancelled": True})
+        events.append({**shown, "updated_at": when, "stamp": when, "status": "CANCELLED"})
     events.sort(key=lambda event: (event["starting_time"], event["id"]))
     return calendar(events)
