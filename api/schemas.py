@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
+from consumers.messages import KINDS
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT
 
 USERNAME_RULE = "3-150 letters, digits and _.-+ (no @)"
@@ -70,9 +71,12 @@ class OpenAPI30(GenerateJsonSchema):
     an optional field is written with `nullable` instead."""
 
     def nullable_schema(self, schema: Any) -> JsonSchemaValue:
+        """A model or null: beside a $ref, `nullable` does not reach into the referenced
+        schema (validators such as openapi-core refuse null there), so null is an
+        alternative of its own."""
         inner = self.generate_inner(schema["schema"])
         if "$ref" in inner:
-            return {"allOf": [inner], "nullable": True}
+            return {"anyOf": [inner, {"enum": [None], "nullable": True}]}
         return {**inner, "nullable": True}
 
 
@@ -247,6 +251,28 @@ class EventEnvelope(Schema):
 class EventList(Schema):
     events: list[EventOut]
     next: str | None = Field(description="cursor of the next page, or null on the last")
+
+
+def _message_kinds(schema: dict[str, Any]) -> None:
+    """Whatever kinds the WebSocket messages have, so a new kind is documented with them."""
+    schema["enum"] = sorted(set(KINDS.values()))
+
+
+class ChangeOut(Schema):
+    position: int = Field(description="where the change is in the event log: the write's "
+                          "X-Position, and the `position` of its WebSocket message")
+    event_id: str
+    type: str = Field(description="the kind of change, as the WebSocket message's `type`",
+                      json_schema_extra=_message_kinds)
+    version: int = Field(description="the event's version after the change")
+    event: EventOut | None = Field(description="the event after the change, shown as GET one "
+                                   "shows it to you; null for a deletion")
+
+
+class ChangesOut(Schema):
+    changes: list[ChangeOut]
+    next_after: int = Field(description="pass as ?after= for the changes that follow (the "
+                            "log's head once there are no more)")
 
 
 class EventsOut(Schema):

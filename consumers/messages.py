@@ -67,7 +67,10 @@ class MessageMaker:
         self.keep = keep
         self.events: OrderedDict[str, Event] = OrderedDict()
 
-    def make(self, position: int, fact: Any) -> dict[str, Any] | None:
+    def make(self, position: int, fact: Any, viewer: str = NOBODY) -> dict[str, Any] | None:
+        """The message about `fact`, or None for a fact about no event. The event and its
+        changes are shown as `viewer` may see them (the owner sees invitees' addresses): a
+        socket's messages are for everyone (NOBODY); a sync page is one user's."""
         kind = KINDS.get(type(fact))
         if kind is None:
             return None
@@ -84,8 +87,8 @@ class MessageMaker:
             "version": event.version,
             "position": position,
             "message": TEXTS[kind].format(name=event.name, start=utc(event.starting_time)),
-            "event": event_json(fields, names, NOBODY),
-            "changes": changes_json(changes, names, owner_view=False),
+            "event": event_json(fields, names, viewer),
+            "changes": changes_json(changes, names, owner_view=viewer == fields["owner_id"]),
         }
 
     def _event_after(self, fact: Any) -> Event | None:

@@ -27,6 +27,7 @@ OPERATIONS = {
     "events": {"create_event", "get_event", "get_event_ics", "change_event", "patch_event",
                "delete_event", "event_history"},
     "lists": {"list_events", "search_events", "events_ics"},
+    "changes": {"event_changes"},
     "batch": {"create_batch", "change_batch", "delete_batch"},
     "health": {"healthz", "readyz"},
     "operators": {"operator_status", "replay_views"},
