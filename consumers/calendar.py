@@ -11,6 +11,7 @@ from icalendar import Calendar, vCalAddress, vRecur
 from icalendar import Event as VEvent
 from icalendar.parser import Contentline
 
+from domain.events import NEEDS_ACTION
 from domain.recurrence import parsed
 
 PRODID = "-//Alphabet Events//alphabet-events//EN"
@@ -23,7 +24,8 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     (Event.sequence, RFC 5546 §2.1.4); a view row does not hold it, so a list export leaves it
     out (0), which never makes a calendar app ignore a later invitation as out of date. DTSTAMP
     is the time of the fact shown (Event.stamp where known), so copies of one change are
-    identical, and of two changes with one SEQUENCE the later is the newer."""
+    identical, and of two changes with one SEQUENCE the later is the newer. A `status` given
+    (CANCELLED: a feed's recently deleted event) is the VEVENT's STATUS."""
     item = VEvent()
     item.add("uid", event["id"])
     if "sequence" in event:
@@ -36,6 +38,8 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     item.add("summary", event["name"])
     item.add("location", event["location"])
     recurring(item, event)
+    if "status" in event:
+        item.add("status", event["status"])
     return item
 
 
@@ -108,9 +112,15 @@ class Invitation:
                         cancelled=whole_event_cancelled).decode()
         self.head, _, self.tail = text.rpartition(END)
 
-    def to(self, attendee: Person) -> str:
-        params = ({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION", "RSVP": "TRUE"}
+    def to(self, attendee: Person, response: str = NEEDS_ACTION) -> str:
+        """`response`: the attendee's own (Event.response_of), as their PARTSTAT."""
+        params = ({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": partstat(response), "RSVP": "TRUE"}
                   if self.method == "REQUEST" else {"ROLE": "REQ-PARTICIPANT"})
         value = attendee.calendar_address(**params)
         line = Contentline.from_parts("ATTENDEE", value.params, value).to_ical().decode()
         return f"{self.head}{line}\r\n{END}{self.tail}"
+
+
+def partstat(response: str) -> str:
+    """A response as iCalendar's PARTSTAT: needs_action → NEEDS-ACTION (RFC 5545 §3.2.12)."""
+    return response.upper().replace("_", "-")

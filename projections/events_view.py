@@ -1,5 +1,6 @@
 """The events view: the current, undeleted events, answering "which events start when, where,
-with whom" for lists and location search without replaying aggregates."""
+with whom" for lists and location search without replaying aggregates; and whose events were
+cancelled when (events_cancelled), for the calendar feeds that show recent cancellations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from domain.events import Event
+from domain.events import Event, responses_after
 from domain.presentation import instant
 from domain.storage import LIVE, Connection, Place
 from projections.database import SQLITE, Dialect, StateDatabase
@@ -16,7 +17,7 @@ from projections.search import BY_ID, FROM_SEQ
 
 # A view row's columns as `EventsView.created` gives them, before the search's own.
 ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
-       "version", "position", "created_at", "updated_at", "recurrence")
+       "version", "position", "created_at", "updated_at", "responses", "recurrence")
 
 
 class EventsSql:
@@ -25,8 +26,9 @@ class EventsSql:
 
     def __init__(self, dialect: Dialect, place: Place) -> None:
         view, people = place("events_view"), place("event_people")
+        cancelled = place("events_cancelled")
         self.view = view
-        self.tables = (view, people)
+        self.tables = (view, people, cancelled)
         self.search = dialect.search.at(place)
         search = f",\n                {self.search.column}" if self.search.column else ""
         self.create = [
@@ -43,6 +45,7 @@ class EventsSql:
                 position BIGINT NOT NULL,
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL,
+                responses TEXT NOT NULL,
                 recurrence TEXT NOT NULL DEFAULT '[]'{search}
             )""",
             f"""CREATE TABLE IF NOT EXISTS {people} (
@@ -50,6 +53,17 @@ class EventsSql:
                 starting_time TEXT NOT NULL,
                 event_id TEXT NOT NULL,
                 PRIMARY KEY (person_id, starting_time, event_id)
+            ){dialect.without_rowid}""",
+            # One row per person concerned (the owner and each participant) per deleted event:
+            # a feed finds a person's recent cancellations by the key's prefix. Kept, like the
+            # facts they come from, so that a replay makes the same rows as the follower did
+            # (a prune by the clock would not); a feed reads only the last days of them.
+            f"""CREATE TABLE IF NOT EXISTS {cancelled} (
+                person_id TEXT NOT NULL,
+                cancelled_at TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (person_id, cancelled_at, event_id)
             ){dialect.without_rowid}""",
             *self.search.schema(),
         ]
@@ -65,7 +79,7 @@ class EventsSql:
         self.load = (f"INSERT INTO {view} (seq, {', '.join(columns)})"
                      f"{dialect.numbering().overriding} "
                      f"VALUES ({', '.join('?' * (1 + len(columns)))})")
-        self.row = f"SELECT seq, name, location FROM {view} WHERE id = ?"
+        self.row = f"SELECT seq, name, location, responses FROM {view} WHERE id = ?"
         self.delete = f"DELETE FROM {view} WHERE seq = ?"
         self.top = f"SELECT id, seq FROM {view} ORDER BY seq DESC LIMIT ?"
         # The event_people rows (person_id, starting_time, event_id) of the view rows `v` a
@@ -79,6 +93,14 @@ class EventsSql:
         # found by their whole key, listed from the event's row (before it changes)
         self.remove_people = (f"DELETE FROM {people} WHERE (person_id, starting_time, event_id) "
                               f"IN ({listed[BY_ID]})")
+        # A deleted event's cancellation rows, from its row before it goes: the owner's and
+        # each participant's (UNION: an owner who is also a participant gets one).
+        # (The parameters are cast: PostgreSQL cannot tell their types in a UNION's columns.)
+        given = "CAST(? AS TEXT), v.id, CAST(? AS BIGINT)"
+        self.cancel = (f"INSERT INTO {cancelled} SELECT v.owner_id, {given} FROM {view} v "
+                       f"WHERE {BY_ID} UNION SELECT j.value, {given} "
+                       f"FROM {view} v, {dialect.participants} WHERE {BY_ID}")
+        self.cancelled = f"INSERT INTO {cancelled} VALUES (?, ?, ?, ?)"
 
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """A row's values in the order `insert` names its columns."""
@@ -113,10 +135,11 @@ class EventsView:
         match fact:
             case Event.Created():
                 self._insert(conn, position, fact)
-            case Event.Updated():
+            case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
+                    | Event.OccurrenceCancelled():
                 self._update(conn, position, fact)
             case Event.Deleted():
-                self._delete(conn, str(fact.originator_id))
+                self._delete(conn, fact)
             case _:
                 pass
 
@@ -131,15 +154,26 @@ class EventsView:
             "location": fact.location, "starting_time": instant(fact.starting_time),
             "end_time": instant(fact.end_time), "participants": json.dumps(fact.participants),
             "version": fact.originator_version, "position": position, "created_at": stamp,
-            "updated_at": stamp, "recurrence": json.dumps(list(fact.recurrence)),
+            "updated_at": stamp, "responses": "{}",
+            "recurrence": json.dumps(list(fact.recurrence)),
             **self.search.values(fact.name, fact.location),
         }
 
     def updated(self, row: Mapping[str, Any], position: int, fact: Any) -> dict[str, Any]:
-        """The columns an Updated fact sets on `row`, the event's row before it (its name and
-        location are needed to index the words again when one of them changes)."""
-        changes = fact.changes
+        """The columns an Updated or Responded fact sets on `row`, the event's row before it
+        (its name and location are needed to index the words again when one of them changes,
+        its responses to keep those that stand)."""
         columns: dict[str, Any] = {}
+        if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled):
+            return self.stamped(columns, position, fact)  # a series' row holds its rule alone
+        if isinstance(fact, Event.Responded):
+            responses = {**json.loads(row["responses"]), fact.participant: fact.response}
+            columns["responses"] = json.dumps(responses)
+            return self.stamped(columns, position, fact)
+        changes = fact.changes
+        before = json.loads(row["responses"])
+        if (after := responses_after(before, changes)) != before:
+            columns["responses"] = json.dumps(after)
         for name in ("name", "location"):
             if name in changes:
                 columns[name] = changes[name]
@@ -152,10 +186,21 @@ class EventsView:
         if "name" in columns or "location" in columns:
             columns.update(self.search.values(columns.get("name", row["name"]),
                                               columns.get("location", row["location"])))
+        return self.stamped(columns, position, fact)
+
+    @staticmethod
+    def stamped(columns: dict[str, Any], position: int, fact: Any) -> dict[str, Any]:
         columns.update(
             version=fact.originator_version, position=position, updated_at=instant(fact.timestamp)
         )
         return columns
+
+    def cancelled(self, row: Mapping[str, Any], fact: Any) -> list[tuple[str, str, str, int]]:
+        """The cancellation rows a Deleted fact makes of `row`, as `EventsSql.cancel` makes
+        them inside the database."""
+        stamp, version = instant(fact.timestamp), fact.originator_version
+        people = dict.fromkeys([row["owner_id"], *json.loads(row["participants"])])
+        return [(person, stamp, row["id"], version) for person in people]
 
     def add_people(self, conn: Connection, rows: str, value: Any) -> None:
         """The people rows of the view rows `rows` names (BY_ID or FROM_SEQ, for `value`)."""
@@ -183,10 +228,13 @@ class EventsView:
         if moved:
             self.add_people(conn, BY_ID, event_id)
 
-    def _delete(self, conn: Connection, event_id: str) -> None:
+    def _delete(self, conn: Connection, fact: Any) -> None:
+        event_id = str(fact.originator_id)
         row = conn.execute(self.sql.row, (event_id,)).fetchone()
         if row is None:
             return
+        stamp, version = instant(fact.timestamp), fact.originator_version
+        conn.execute(self.sql.cancel, (stamp, version, event_id, stamp, version, event_id))
         self.search.removed(conn, row["seq"])
         conn.execute(self.sql.remove_people, (event_id,))
         conn.execute(self.sql.delete, (row["seq"],))
@@ -209,6 +257,8 @@ class EventsLoader:
         self.order: list[str] = []  # their ids, the deleted ones dropped lazily
         self.earlier: list[tuple[int, Fact]] = []
         self.gone: set[str] = set()  # events of earlier batches deleted in this one
+        # the cancellation rows of the events created and deleted in this batch
+        self.cancelled: list[tuple[str, str, str, int]] = []
 
     def fold(self, facts: Sequence[tuple[int, Fact]]) -> None:
         for position, fact in facts:
@@ -216,11 +266,13 @@ class EventsLoader:
             match fact:
                 case Event.Created():
                     self._create(event_id, position, fact)
-                case Event.Updated() if event_id in self.fresh:
+                case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
+                        | Event.OccurrenceCancelled() if event_id in self.fresh:
                     self._update(self.fresh[event_id], position, fact)
                 case Event.Deleted() if event_id in self.fresh:
-                    del self.fresh[event_id]
-                case Event.Updated() | Event.Deleted():
+                    self.cancelled += self.view.cancelled(self.fresh.pop(event_id), fact)
+                case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
+                        | Event.OccurrenceCancelled() | Event.Deleted():
                     self.earlier.append((position, fact))
                     if isinstance(fact, Event.Deleted):
                         self.gone.add(event_id)
@@ -232,7 +284,10 @@ class EventsLoader:
             self.view.apply(conn, position, fact)
         if self.fresh:
             self._insert(conn, list(self.fresh.values()))
+        if self.cancelled:
+            conn.executemany(self.view.sql.cancelled, self.cancelled)
         self.fresh.clear()
+        self.cancelled.clear()
         self.order.clear()
         self.earlier.clear()
         self.gone.clear()

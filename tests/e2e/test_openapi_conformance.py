@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -109,7 +110,18 @@ def operations(document: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, 
 
 def url(path: str, world: World) -> str:
     return (path.replace("{event_id}", world.event_id).replace("{user_id}", world.owner.id)
-            .replace("{location}", "Port"))
+            .replace("{location}", "Port").replace("{secret}", "unknown"))
+
+
+def feed(world: World) -> str:
+    """A new calendar feed's path (the other person's: each replaces the one before)."""
+    answer = world.http.post("/api/user/me/calendar_feed", headers=world.other.headers)
+    assert answer.status_code == 201, answer.text
+    return urlsplit(answer.json()["url"]).path
+
+
+def feed_etag(world: World, path: str) -> dict[str, str]:
+    return {"If-None-Match": world.http.get(path).headers["etag"]}
 
 
 def patch_body() -> dict[str, Any]:
@@ -197,6 +209,17 @@ CASES: dict[tuple[str, int], Case] = {
                                                 w.other),
     ("event_history", 404): lambda w: w.request("GET", f"/api/event/{uuid.uuid4()}/history",
                                                 w.other),
+    ("respond_to_event", 200): lambda w: w.request(
+        "POST", f"/api/event/{w.event(participants=[w.other.username])}/response", w.other,
+        json={"response": "accepted"}),
+    ("respond_to_event", 403): lambda w: w.request("POST", f"/api/event/{w.event_id}/response",
+                                                   w.other, json={"response": "accepted"}),
+    ("respond_to_event", 404): lambda w: w.request("POST", f"/api/event/{uuid.uuid4()}/response",
+                                                   w.other, json={"response": "accepted"}),
+    ("respond_to_event", 410): lambda w: w.request(
+        "POST", f"/api/event/{w.deleted_id}/response", w.other, json={"response": "accepted"}),
+    ("respond_to_event", 422): lambda w: w.request("POST", f"/api/event/{w.event_id}/response",
+                                                   w.other, json={"response": "maybe"}),
     ("delete_event", 200): lambda w: w.request("DELETE", f"/api/event/{w.event()}", w.owner),
     ("delete_event", 400): lambda w: w.request("DELETE", f"/api/event/{w.event_id}", w.owner,
                                                {"If-Match": "three"}),
@@ -212,6 +235,10 @@ CASES: dict[tuple[str, int], Case] = {
     ("search_events", 200): lambda w: w.request("GET", "/api/search_event/Port", w.owner),
     ("search_events", 422): lambda w: w.request("GET", "/api/search_event/Port", w.owner,
                                                 params={"limit": 1001}),
+    ("event_changes", 200): lambda w: w.request("GET", "/api/events/changes", w.owner,
+                                                params={"after": 0}),
+    ("event_changes", 422): lambda w: w.request("GET", "/api/events/changes", w.owner,
+                                                params={"after": "-1"}),
     ("events_ics", 200): lambda w: w.request("GET", "/api/events.ics", w.owner),
     ("events_ics", 422): lambda w: w.request("GET", "/api/events.ics", w.owner,
                                              params={"starts_after": "soon"}),
@@ -250,6 +277,12 @@ CASES: dict[tuple[str, int], Case] = {
                                         {"If-Match": '"999"'}, json=patch_body()),
     ("split", 422): lambda w: w.request("POST", f"/api/event/{w.occurrence()}/split", w.owner,
                                         json={"name": ""}),
+    ("create_feed", 201): lambda w: w.request("POST", "/api/user/me/calendar_feed", w.other),
+    ("revoke_feed", 204): lambda w: w.request("DELETE", "/api/user/me/calendar_feed", w.other),
+    ("calendar_feed", 200): lambda w: w.request("GET", feed(w)),
+    ("calendar_feed", 304): lambda w: (lambda path: w.request("GET", path, None, feed_etag(
+        w, path)))(feed(w)),
+    ("calendar_feed", 404): lambda w: w.request("GET", "/calendar/unknown.ics"),
     ("operator_status", 200): lambda w: w.request("GET", "/api/operator/status", w.operator),
     ("operator_status", 403): lambda w: w.request("GET", "/api/operator/status", w.owner),
     ("replay_views", 200): lambda w: w.request("POST", "/api/operator/replay", w.operator,

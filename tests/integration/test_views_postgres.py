@@ -47,7 +47,7 @@ pytestmark = pytest.mark.postgres
 
 # The view's columns both backends have (PostgreSQL adds `search`, SQLite has its FTS table).
 VIEW_COLUMNS = ("seq, id, owner_id, name, location, starting_time, end_time, participants, "
-                "version, position, created_at, updated_at")
+                "version, position, created_at, updated_at, responses")
 
 # A follower process as `alphabet serve` runs it on PostgreSQL (leases, small batches so a
 # kill lands mid-way), following the events view with a ledger of every fact it applies.
@@ -109,6 +109,8 @@ def view_rows(read: Any, columns: str = VIEW_COLUMNS) -> dict[str, list[tuple[An
         "events_view": read(f"SELECT {columns} FROM events_view ORDER BY seq"),
         "event_people": read(
             "SELECT * FROM event_people ORDER BY person_id, starting_time, event_id"),
+        "events_cancelled": read(
+            "SELECT * FROM events_cancelled ORDER BY person_id, cancelled_at, event_id"),
     }
 
 
