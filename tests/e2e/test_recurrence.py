@@ -4,13 +4,19 @@ split by their occurrence ids."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
-from tests.conftest import Person, assert_error, event_body
+from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body
+from tests.e2e.test_lists import caught_up, snapshot
+from tests.e2e.test_websockets import ws_url
 
 WEEKLY = "RRULE:FREQ=WEEKLY"
 
@@ -274,3 +280,67 @@ def test_a_series_is_listed_once_with_its_rule(http: httpx.Client, owner: Person
 
     found = [e for e in answer.json()["events"] if e["id"] == created["id"]]
     assert len(found) == 1 and found[0]["recurrence"] == ["RRULE:FREQ=DAILY"]
+
+
+def test_a_replay_of_series_overrides_splits_and_cancellations_equals_the_live_views(
+        server: Server, http: httpx.Client, owner: Person, other: Person, spawn: Spawn) -> None:
+    weekly = series(http, owner, FIRST, f"{WEEKLY};COUNT=6", participants=[other.username])
+    daily = series(http, owner, FIRST + timedelta(hours=3), "RRULE:FREQ=DAILY",
+                   "EXDATE:" + key(FIRST + timedelta(days=2, hours=3)))
+    occurrence = f"{weekly['id']}_{key(FIRST + timedelta(days=7))}"
+    assert http.patch(f"/api/event/{occurrence}", json={"name": "Once"},
+                      headers=owner.headers).status_code == 200
+    assert http.delete(f"/api/event/{weekly['id']}_{key(FIRST + timedelta(days=14))}",
+                       headers=owner.headers).status_code == 200
+    split = http.post(f"/api/event/{weekly['id']}_{key(FIRST + timedelta(days=28))}/split",
+                      json={"location": "Split"}, headers=owner.headers)
+    assert split.status_code == 201, split.text
+    assert http.put(f"/api/event/{weekly['id']}", json={"name": "Renamed"},
+                    headers=owner.headers).status_code == 200
+    assert http.patch(f"/api/event/{daily['id']}_{key(FIRST + timedelta(days=1, hours=3))}",
+                      json={"location": "Moved"}, headers=owner.headers).status_code == 200
+    assert http.delete(f"/api/event/{daily['id']}", headers=owner.headers).status_code == 200
+    ids = [weekly["id"], split.json()["event"]["id"]]
+
+    def shown() -> list[Any]:
+        return [instances(http, owner, event_id, starts_after=FIRST.isoformat())
+                for event_id in ids]
+
+    caught_up(http)
+    live, before = snapshot(server), shown()
+    reminders = server.rows("SELECT * FROM reminders ORDER BY event_id")
+    replaying = spawn([sys.executable, "-m", "alphabet.cli", "replay"], cwd=ROOT,
+                      env=server.command_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = replaying.communicate(timeout=300)
+    assert replaying.returncode == 0, err.decode()
+
+    assert snapshot(server) == live
+    assert server.rows("SELECT * FROM reminders ORDER BY event_id") == reminders
+    assert shown() == before
+    assert [e["name"] for e in before[0]["events"]] == ["Renamed", "Once", "Renamed"]
+    assert {e["location"] for e in before[1]["events"]} == {"Split"}
+    first = http.get(f"/api/event/{weekly['id']}", params={"as_of": 1}, headers=owner.headers)
+    assert first.json()["event"]["recurrence"] == [f"{WEEKLY};COUNT=6"]
+
+
+def test_socket_messages_about_one_occurrence_carry_its_instance_id(
+        server: Server, http: httpx.Client, owner: Person) -> None:
+    created = series(http, owner, FIRST, f"{WEEKLY};COUNT=3")
+    second, third = (f"{created['id']}_{key(FIRST + timedelta(days=d))}" for d in (7, 14))
+    changed = http.patch(f"/api/event/{second}", json={"name": "Only this one"},
+                         headers=owner.headers)
+    assert changed.status_code == 200, changed.text
+    assert http.delete(f"/api/event/{third}", headers=owner.headers).status_code == 200
+    after = str(int(changed.headers["X-Position"]) - 1)
+
+    with connect(ws_url(server, f"/ws/events/{created['id']}", token=owner.access,
+                        after=after), open_timeout=10) as ws:
+        messages = [message for message in (json.loads(ws.recv(timeout=10)) for _ in range(3))
+                    if message["type"] != "ready"][:2]
+
+    assert [(m["type"], m["instance_id"]) for m in messages] == [
+        ("event.updated", second), ("event.deleted", third)]
+    assert messages[0]["event"]["id"] == second
+    assert messages[0]["event"]["name"] == "Only this one"
+    assert messages[0]["changes"] == {"name": "Only this one"}
+    assert messages[1]["event"]["recurring_event_id"] == created["id"]
