@@ -25,6 +25,7 @@ from api import (
     console,
     docs_pages,
     events,
+    freebusy,
     health,
     lists,
     metrics,
@@ -117,7 +118,8 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, lists.bp, changes.bp, events.bp, batch.bp,
-                      operators.bp, websockets.bp, docs_pages.bp, console.bp, metrics.bp):
+                      freebusy.bp, operators.bp, websockets.bp, docs_pages.bp, console.bp,
+                      metrics.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     metrics.instrument(app, scraped(settings))

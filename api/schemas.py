@@ -261,6 +261,25 @@ class ChangesOut(Schema):
                             "log's head once there are no more)")
 
 
+class BusyInterval(Schema):
+    start: datetime
+    end: datetime
+
+
+class BusyCalendar(Schema):
+    busy: list[BusyInterval] = Field(description="in order, overlapping and touching events "
+                                     "joined, cut to the window")
+
+
+class CalendarError(Schema):
+    error: str = Field(description='"not_found": no account has this username')
+
+
+class FreeBusyOut(Schema):
+    calendars: dict[str, BusyCalendar | CalendarError] = Field(
+        description="by each username asked for")
+
+
 class EventsOut(Schema):
     """A batch's answer: every event it wrote, in the order given (no cursor: nothing to page)."""
 

@@ -130,6 +130,21 @@ def page_query(
     return f"SELECT {columns}, {COUNTERS} FROM {source}{order} LIMIT ?", params
 
 
+# Free/busy: the times of the events people own that overlap a window, read through the
+# (owner_id, end_time, starting_time) index: for each owner the range of events that end after
+# the window's start (their current and later ones, not their whole past), starts checked in
+# the index itself.
+BUSY_OWNED = ("SELECT v.owner_id AS person_id, v.starting_time, v.end_time FROM events_view v "
+              "WHERE v.owner_id IN ({marks}) AND v.end_time > ? AND v.starting_time < ?")
+
+
+def busy_query(person_ids: Sequence[str], start: str, end: str) -> tuple[str, list[Any]]:
+    """The SQL for the events that keep these people busy in [start, end) (instants as the
+    view writes them): rows of person_id, starting_time and end_time."""
+    marks = ",".join("?" * len(person_ids))
+    return BUSY_OWNED.format(marks=marks), [*person_ids, start, end]
+
+
 class Moved(Exception):
     """An event changed between the statement that read a page's keys and the one that read
     its whole rows: the page must be read again, whole."""
@@ -193,6 +208,11 @@ class EventsReader:
         count, read in one statement: the row is current exactly when its version equals
         `latest`."""
         return await self.reads.lookup(self.current_sql, "id", event_id)
+
+    async def busy(self, person_ids: Sequence[str], start: str, end: str) -> list[Row]:
+        if not person_ids:
+            return []
+        return await self.reads.fetchall(*busy_query(person_ids, start, end))
 
     async def position(self, view: str) -> int:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))

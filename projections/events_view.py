@@ -56,7 +56,10 @@ class EventsSql:
         # indexes must then take the live names. event_people needs none: its rows are found
         # by their whole key, which the event's row holds.
         self.indexes = {f"{view}_start": f"{view} (starting_time, id)",
-                        f"{view}_owner": f"{view} (owner_id)", **self.search.indexes()}
+                        f"{view}_owner": f"{view} (owner_id)",
+                        # free/busy: an owner's events that end after a window's start
+                        f"{view}_owner_end": f"{view} (owner_id, end_time, starting_time)",
+                        **self.search.indexes()}
         self.columns = columns = (*ROW, *self.search.columns)
         self.insert = (f"INSERT INTO {view} ({', '.join(columns)}) "
                        f"VALUES ({', '.join('?' * len(columns))})")

@@ -23,7 +23,7 @@ from alphabet import wiring
 from alphabet.settings import Postgres, Settings
 from domain.storage import LIVE, Connection, Place
 from projections.database import StateDatabase
-from projections.events_queries import Filters, page_query
+from projections.events_queries import Filters, busy_query, page_query
 from projections.events_view import EventsView
 from projections.follower import Fact, Follower, Log, position
 from projections.postgres.dialect import POSTGRES, placeholders
@@ -32,7 +32,10 @@ from projections.replay import replay
 from tests.conftest import ROOT, Backend, Spawn, fresh
 from tests.integration.test_views import (
     CHURNED,
+    PERSON,
     SHAPES,
+    T1,
+    T2,
     VIEWS,
     Store,
     churn,
@@ -245,6 +248,16 @@ def test_rare_words_are_looked_up_in_the_gin_index(built: StateDatabase,
     sql, params = page_query(Filters(q="renamed 123"), None, 101, POSTGRES)
     plan = "\n".join(line for (line,) in rows(database, "EXPLAIN " + placeholders(sql), params))
     assert "Bitmap Index Scan on events_view_search" in plan, plan
+
+
+def test_free_busy_reads_each_persons_events_through_an_index(
+    built: StateDatabase, database: Backend,
+) -> None:
+    sql, params = busy_query([PERSON, "22222222-2222-4222-8222-222222222222"], T1, T2)
+    plan = "\n".join(line for (line,) in rows(database, "EXPLAIN " + placeholders(sql), params))
+    # (owner_id) or (owner_id, end_time, starting_time): the statistics choose
+    assert "Seq Scan" not in plan, plan
+    assert "Index Cond: (owner_id = ANY" in plan, plan
 
 
 # ---------------------------------------------------------------------------------------------
