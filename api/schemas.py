@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -165,6 +165,13 @@ class EventChangeBody(ChangeBody):
     participants: Participants | None = kept()
 
 
+class ResponseBody(Body):
+    """A participant's answer to an event's invitation (Google Calendar's responseStatus,
+    but for needsAction, which is where every answer starts and no one answers)."""
+
+    response: Literal["accepted", "declined", "tentative"]
+
+
 class BatchChangeItem(EventChangeBody):
     id: UUID
 
@@ -213,6 +220,11 @@ class SignupOut(TokenPair):
     user: UserOut
 
 
+class Attendee(Schema):
+    participant: str = Field(description="as in participants")
+    response: Literal["needs_action", "accepted", "declined", "tentative"]
+
+
 class EventOut(Schema):
     id: str
     name: str
@@ -223,6 +235,8 @@ class EventOut(Schema):
         description="usernames, and invitees' addresses (shown to the owner only; "
         'others see "invitee")'
     )
+    attendees: list[Attendee] = Field(
+        description="each participant's response, in the order of participants")
     owner: str
     owner_username: str | None
     version: int

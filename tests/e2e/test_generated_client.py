@@ -25,7 +25,7 @@ OPERATIONS = {
     "auth": {"signup", "signin", "refresh", "token_refresh", "signout"},
     "users": {"me", "change_me", "delete_me", "get_user", "change_user", "delete_user"},
     "events": {"create_event", "get_event", "get_event_ics", "change_event", "patch_event",
-               "delete_event", "event_history"},
+               "delete_event", "event_history", "respond_to_event"},
     "lists": {"list_events", "search_events", "events_ics"},
     "changes": {"event_changes"},
     "freebusy": {"freebusy"},

@@ -183,6 +183,17 @@ CASES: dict[tuple[str, int], Case] = {
                                                 w.other),
     ("event_history", 404): lambda w: w.request("GET", f"/api/event/{uuid.uuid4()}/history",
                                                 w.other),
+    ("respond_to_event", 200): lambda w: w.request(
+        "POST", f"/api/event/{w.event(participants=[w.other.username])}/response", w.other,
+        json={"response": "accepted"}),
+    ("respond_to_event", 403): lambda w: w.request("POST", f"/api/event/{w.event_id}/response",
+                                                   w.other, json={"response": "accepted"}),
+    ("respond_to_event", 404): lambda w: w.request("POST", f"/api/event/{uuid.uuid4()}/response",
+                                                   w.other, json={"response": "accepted"}),
+    ("respond_to_event", 410): lambda w: w.request(
+        "POST", f"/api/event/{w.deleted_id}/response", w.other, json={"response": "accepted"}),
+    ("respond_to_event", 422): lambda w: w.request("POST", f"/api/event/{w.event_id}/response",
+                                                   w.other, json={"response": "maybe"}),
     ("delete_event", 200): lambda w: w.request("DELETE", f"/api/event/{w.event()}", w.owner),
     ("delete_event", 400): lambda w: w.request("DELETE", f"/api/event/{w.event_id}", w.owner,
                                                {"If-Match": "three"}),
