@@ -1,12 +1,14 @@
-"""Free/busy (SPEC §6.6): when each of some people is busy in a window, read from the events
-view with one indexed statement for everyone, and told as merged intervals only: no names,
-places or ids of events."""
+"""Free/busy (SPEC §6.6): when each of some people is busy in a window (the events they own,
+and those whose invitation they accepted), read from the events view with one indexed
+statement for everyone, and told as merged intervals only: no names, places or ids of
+events."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from json import loads
 
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
@@ -16,7 +18,14 @@ from api.docs import Answer, Query, documented
 from api.lists import time_arg
 from api.schemas import FreeBusyOut, is_username
 from domain.errors import InvalidFieldsError
-from domain.freebusy import MAX_USERS, MAX_WINDOW, Interval, busy, window_problems
+from domain.freebusy import (
+    MAX_USERS,
+    MAX_WINDOW,
+    Interval,
+    busy,
+    keeps_busy,
+    window_problems,
+)
 from domain.presentation import instant, utc
 from projections.events_queries import EventsReader
 from projections.people import PeopleReader, key
@@ -56,8 +65,10 @@ async def freebusy(request: Request, services: FreeBusyServices,
                                       instant(start), instant(end))
     times: dict[str, list[Interval]] = defaultdict(list)
     for row in rows:
-        times[row["person_id"]].append((datetime.fromisoformat(row["starting_time"]),
-                                        datetime.fromisoformat(row["end_time"])))
+        responses = row["responses"]
+        if keeps_busy(row["person_id"], None if responses is None else loads(responses)):
+            times[row["person_id"]].append((datetime.fromisoformat(row["starting_time"]),
+                                            datetime.fromisoformat(row["end_time"])))
     return json({"calendars": {
         name: NOT_FOUND if person is None else {"busy": [
             {"start": utc(begins), "end": utc(ends)}

@@ -3,13 +3,24 @@ nothing of what keeps them busy. Pure: the caller reads the events and hands the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+
+from domain.events import ANSWERS
 
 MAX_USERS = 50
 MAX_WINDOW = timedelta(days=93)
+# The one answer that makes a participant busy (an owner always is): declining, being unsure
+# or not having answered leaves the time free.
+BUSY_ANSWER = ANSWERS[0]
 
 Interval = tuple[datetime, datetime]
+
+
+def keeps_busy(person: str, responses: Mapping[str, str] | None) -> bool:
+    """Whether an event keeps `person` busy: theirs (no responses to ask), or one whose
+    invitation they accepted."""
+    return responses is None or responses.get(person) == BUSY_ANSWER
 
 
 def window_problems(start: datetime, end: datetime) -> dict[str, str]:

@@ -130,19 +130,28 @@ def page_query(
     return f"SELECT {columns}, {COUNTERS} FROM {source}{order} LIMIT ?", params
 
 
-# Free/busy: the times of the events people own that overlap a window, read through the
-# (owner_id, end_time, starting_time) index: for each owner the range of events that end after
-# the window's start (their current and later ones, not their whole past), starts checked in
-# the index itself.
-BUSY_OWNED = ("SELECT v.owner_id AS person_id, v.starting_time, v.end_time FROM events_view v "
-              "WHERE v.owner_id IN ({marks}) AND v.end_time > ? AND v.starting_time < ?")
+# Free/busy: the times of the events people own or take part in that overlap a window. Owned
+# ones through the (owner_id, end_time, starting_time) index: for each owner the range of
+# events that end after the window's start (their current and later ones, not their whole
+# past), starts checked in the index itself. Taken part in through event_people's key
+# (person_id, starting_time): each participant's events that start before the window's end,
+# with the responses for the caller to keep the accepted ones (`responses` is null for the
+# owner's, who is always busy).
+BUSY = ("SELECT v.owner_id AS person_id, v.starting_time, v.end_time, NULL AS responses "
+        "FROM events_view v WHERE v.owner_id IN ({marks}) AND v.end_time > ? "
+        "AND v.starting_time < ? "
+        "UNION ALL SELECT p.person_id, v.starting_time, v.end_time, v.responses "
+        "FROM event_people p {join} events_view v ON v.id = p.event_id "
+        "WHERE p.person_id IN ({marks}) AND p.starting_time < ? AND v.end_time > ?")
 
 
-def busy_query(person_ids: Sequence[str], start: str, end: str) -> tuple[str, list[Any]]:
-    """The SQL for the events that keep these people busy in [start, end) (instants as the
-    view writes them): rows of person_id, starting_time and end_time."""
+def busy_query(person_ids: Sequence[str], start: str, end: str,
+               dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
+    """The SQL for the events that may keep these people busy in [start, end) (instants as
+    the view writes them): rows of person_id, starting_time, end_time and responses."""
     marks = ",".join("?" * len(person_ids))
-    return BUSY_OWNED.format(marks=marks), [*person_ids, start, end]
+    return (BUSY.format(marks=marks, join=dialect.ordered_join),
+            [*person_ids, start, end, *person_ids, end, start])
 
 
 class Moved(Exception):
@@ -212,7 +221,7 @@ class EventsReader:
     async def busy(self, person_ids: Sequence[str], start: str, end: str) -> list[Row]:
         if not person_ids:
             return []
-        return await self.reads.fetchall(*busy_query(person_ids, start, end))
+        return await self.reads.fetchall(*busy_query(person_ids, start, end, self.dialect))
 
     async def position(self, view: str) -> int:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))

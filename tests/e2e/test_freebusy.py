@@ -194,3 +194,37 @@ def test_a_missing_or_bad_window_or_no_users_is_a_422_naming_the_field(
 def test_free_busy_needs_a_token(http: httpx.Client, alice: Person) -> None:
     assert_error(http.get(FREEBUSY, params={
         "users": alice.username, "starts_after": text(t(0)), "starts_before": text(t(1))}), 401)
+
+
+def respond(http: httpx.Client, who: Person, event_id: str, response: str) -> None:
+    answer = http.post(f"/api/event/{event_id}/response", headers=who.headers,
+                       json={"response": response})
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_participant_is_busy_once_they_accept_and_free_if_they_decline_or_hesitate(
+    http: httpx.Client, alice: Person, other: Person,
+) -> None:
+    accepting, declining, unsure, silent = (sign_up(http, "guest") for _ in range(4))
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) \
+        + timedelta(days=5)
+    event = create(http, alice, t(10, day), t(11, day), participants=[
+        p.username for p in (accepting, declining, unsure, silent)])
+    respond(http, accepting, event["id"], "accepted")
+    respond(http, declining, event["id"], "declined")
+    respond(http, unsure, event["id"], "tentative")
+    hour = [{"start": text(t(10, day)), "end": text(t(11, day))}]
+    busy_becomes(http, other, accepting.username, day, t(24, day), hour)
+    found = calendars(http, other, [alice.username, accepting.username, declining.username,
+                                    unsure.username, silent.username], day, t(24, day))
+    assert found == {alice.username: {"busy": hour}, accepting.username: {"busy": hour},
+                     declining.username: {"busy": []}, unsure.username: {"busy": []},
+                     silent.username: {"busy": []}}
+    # a new time voids the answers (SPEC §6.3): the owner stays busy, the guest is free again
+    moved = http.patch(f"/api/event/{event['id']}", headers=alice.headers,
+                       json={"starting_time": text(t(12, day)), "end_time": text(t(13, day))})
+    assert moved.status_code == 200, moved.text
+    busy_becomes(http, other, alice.username, day, t(24, day),
+                 [{"start": text(t(12, day)), "end": text(t(13, day))}])
+    assert calendars(http, other, [accepting.username], day, t(24, day)) == {
+        accepting.username: {"busy": []}}
