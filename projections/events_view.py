@@ -16,7 +16,7 @@ from projections.search import BY_ID, FROM_SEQ
 
 # A view row's columns as `EventsView.created` gives them, before the search's own.
 ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
-       "version", "position", "created_at", "updated_at")
+       "version", "position", "created_at", "updated_at", "time_zone")
 
 
 class EventsSql:
@@ -42,7 +42,8 @@ class EventsSql:
                 version BIGINT NOT NULL,
                 position BIGINT NOT NULL,
                 created_at TEXT NOT NULL,
-                updated_at TEXT NOT NULL{search}
+                updated_at TEXT NOT NULL,
+                time_zone TEXT NOT NULL DEFAULT 'UTC'{search}
             )""",
             f"""CREATE TABLE IF NOT EXISTS {people} (
                 person_id TEXT NOT NULL,
@@ -130,7 +131,8 @@ class EventsView:
             "location": fact.location, "starting_time": instant(fact.starting_time),
             "end_time": instant(fact.end_time), "participants": json.dumps(fact.participants),
             "version": fact.originator_version, "position": position, "created_at": stamp,
-            "updated_at": stamp, **self.search.values(fact.name, fact.location),
+            "updated_at": stamp, "time_zone": fact.time_zone,
+            **self.search.values(fact.name, fact.location),
         }
 
     def updated(self, row: Mapping[str, Any], position: int, fact: Any) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class EventsView:
         location are needed to index the words again when one of them changes)."""
         changes = fact.changes
         columns: dict[str, Any] = {}
-        for name in ("name", "location"):
+        for name in ("name", "location", "time_zone"):
             if name in changes:
                 columns[name] = changes[name]
         for name in ("starting_time", "end_time"):
