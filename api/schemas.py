@@ -67,7 +67,7 @@ Participants = Annotated[list[Participant], Field(max_length=MAX_PARTICIPANTS)]
 # Checked against the zone database by the domain (domain.zones), which names the field.
 TimeZone = Annotated[str, Field(max_length=64, description="an IANA time zone name "
                                 "(Europe/Berlin); times are shown in it as local_start/local_end",
-                                examples=["Europe/Berlin"])]
+                                json_schema_extra={"example": "Europe/Berlin"})]
 
 
 class OpenAPI30(GenerateJsonSchema):
