@@ -23,6 +23,8 @@ setup(
         "pydantic>=2.7,<3",
         "email-validator>=2.1,<3",
         "icalendar>=6,<8",
+        # recurrence rules (RFC 5545 RRULE) expanded in an event's own zone: domain.recurrence
+        "python-dateutil>=2.8.2,<3",
         "tqdm>=4.66,<5",
         "faust-streaming>=0.11,<0.16",
         "python-json-logger>=3,<5",

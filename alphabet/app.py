@@ -21,6 +21,7 @@ from alphabet.settings import Settings
 from api import (
     auth,
     batch,
+    changes,
     console,
     docs_pages,
     events,
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> App:
     # get their services from api.context's decorators) and its OpenAPI generator falls short
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
-    for blueprint in (health.bp, auth.bp, users.bp, lists.bp, events.bp, batch.bp,
+    for blueprint in (health.bp, auth.bp, users.bp, lists.bp, changes.bp, events.bp, batch.bp,
                       operators.bp, websockets.bp, docs_pages.bp, console.bp, metrics.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)

@@ -120,7 +120,7 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         return fail("history", f"{args.event_id!r} is not an event id (a UUID)")
     from domain.errors import DomainError
-    from domain.events import fact_by, fact_changes
+    from domain.events import fact_by, fact_changes, fact_people
     from domain.presentation import utc
     from projections.people import People
 
@@ -129,7 +129,7 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
             facts = app.history(event_id)
             people = {fact_by(fact) for fact in facts}
             for fact in facts:
-                people.update(fact_changes(fact).get("participants", []))
+                people.update(fact_people(fact))
             names = People(db).names(p for p in people if p)
         except DomainError as exc:
             return fail("history", str(exc), 1)
@@ -144,6 +144,7 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
               f"  by {who(fact_by(fact))}")
         for name, value in fact_changes(fact).items():
             shown = (", ".join(map(who, value)) if name == "participants"
+                     else who(value) if name == "attendee"
                      else utc(value) if hasattr(value, "astimezone") else value)
             print(f"    {name}: {shown}")
     return 0

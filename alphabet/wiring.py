@@ -24,6 +24,7 @@ from alphabet.settings import Settings
 from api import metrics
 from api.auth import AuthServices, SigninPolicy
 from api.batch import BatchServices
+from api.changes import ChangesServices
 from api.context import Commands, Gate
 from api.events import EventsServices
 from api.health import HealthServices
@@ -304,6 +305,7 @@ def worker(settings: Settings) -> Worker:
             BatchServices(app, commands, people, people_reader),
             ListsServices(reader, rendered, people_reader, runner),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
+            ChangesServices(log, load_event, people),
             health,
             OperatorServices(operators, health, db, log),
             MetricsServices(log, reader, partial(mail_counts, reads.fetchall,

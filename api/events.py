@@ -47,6 +47,7 @@ from api.schemas import (
     EventWritten,
     HistoryOut,
     Message,
+    ResponseBody,
 )
 from consumers.calendar import calendar
 from domain.application import EventsApplication
@@ -87,7 +88,7 @@ ICS = "text/calendar; charset=utf-8"
 EVENT_LINKS = {
     name: {"operationId": name, "parameters": {"event_id": "$response.body#/event/id"}}
     for name in ("get_event", "get_event_ics", "change_event", "patch_event", "delete_event",
-                 "event_history")
+                 "event_history", "respond_to_event")
 }
 
 
@@ -191,6 +192,20 @@ async def delete_event(request: Request, services: EventsServices, user: Current
                 headers=position_header(written))
 
 
+@bp.post(EVENT + "/response")
+@documented("Answer the event's invitation: a participant only (the owner too when a "
+            "participant), also once it has started; the same answer again records nothing",
+            {200: Answer(EventEnvelope, EVENT_WRITTEN), 403: None, 404: None, 410: None},
+            body=ResponseBody, auth=True)
+@signed_in(EventsServices)
+async def respond_to_event(request: Request, services: EventsServices, user: CurrentUser,
+                           event_id: str) -> JSONResponse:
+    data = parse(request, ResponseBody)
+    written = await services.command(services.app.respond, event_uuid(event_id),
+                                     participant=user.id, response=data.response, by=user.id)
+    return await written_json(services, written, user)
+
+
 @bp.get(EVENT + "/history")
 @documented("The audit trail: every fact recorded about the event",
             {200: Answer(HistoryOut), 404: None}, auth=True)
@@ -211,14 +226,16 @@ async def command_fields(services: EventsServices, fields: dict[str, Any]) -> di
     return fields
 
 
-async def written_json(services: EventsServices, written: Written, user: CurrentUser, message: str,
-                       status: int = 200) -> JSONResponse:
+async def written_json(services: EventsServices, written: Written, user: CurrentUser,
+                       message: str | None = None, status: int = 200) -> JSONResponse:
+    """`{"message", "event"}`, or `{"event"}` alone without a message."""
     event: Event = written.aggregate
     shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)
     headers = {"ETag": etag(event.version), **position_header(written)}
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"
-    return json({"message": message, "event": shown}, status=status, headers=headers)
+    body = {"event": shown} if message is None else {"message": message, "event": shown}
+    return json(body, status=status, headers=headers)
 
 
 def event_uuid(value: str) -> UUID:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.events import Event, fact_by, fact_changes
+from domain.events import Event, fact_by, fact_changes, fact_people
 from domain.presentation import (
     changes_json,
     event_json,
@@ -27,17 +27,20 @@ def fields_of_row(row: Row) -> dict[str, Any]:
     for name in ("starting_time", "end_time", "created_at", "updated_at"):
         fields[name] = datetime.fromisoformat(fields[name])
     fields["participants"] = json.loads(fields["participants"])
+    fields["responses"] = json.loads(fields["responses"])
     return fields
 
 
 async def rows_json(rows: Sequence[Row], people: PeopleReader, viewer_id: str,
                     names_count: int | None = None) -> list[dict[str, Any]]:
     """View rows as a client sees them. The rows are shown as read (times in the view's
-    instant form, which utc() converts as text), each one's participants decoded once.
+    instant form, which utc() converts as text), each one's participants and responses decoded
+    once.
     `names_count`, where the caller has read it, saves people.names() reading it again."""
     ids = [json.loads(row["participants"]) for row in rows]
     names = await people.names({row["owner_id"] for row in rows}.union(*ids), names_count)
-    return [event_json(row, names, viewer_id, shown) for row, shown in zip(rows, ids, strict=True)]
+    return [event_json(row, names, viewer_id, shown, json.loads(row["responses"]))
+            for row, shown in zip(rows, ids, strict=True)]
 
 
 async def aggregates_json(events: list[Event], people: PeopleReader, viewer_id: str,
@@ -58,7 +61,7 @@ async def history_json(
 ) -> list[dict[str, Any]]:
     ids = {owner_id}
     for fact in facts:
-        ids.update(fact_changes(fact).get("participants", []))
+        ids.update(fact_people(fact))
         ids.add(fact_by(fact) or owner_id)
     names = await people.names(ids, names_count)
     entries = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
+from consumers.messages import KINDS
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT
 from domain.zones import DEFAULT_ZONE
 
@@ -75,9 +76,12 @@ class OpenAPI30(GenerateJsonSchema):
     an optional field is written with `nullable` instead."""
 
     def nullable_schema(self, schema: Any) -> JsonSchemaValue:
+        """A model or null: beside a $ref, `nullable` does not reach into the referenced
+        schema (validators such as openapi-core refuse null there), so null is an
+        alternative of its own."""
         inner = self.generate_inner(schema["schema"])
         if "$ref" in inner:
-            return {"allOf": [inner], "nullable": True}
+            return {"anyOf": [inner, {"enum": [None], "nullable": True}]}
         return {**inner, "nullable": True}
 
 
@@ -168,6 +172,13 @@ class EventChangeBody(ChangeBody):
     time_zone: TimeZone | None = kept()
 
 
+class ResponseBody(Body):
+    """A participant's answer to an event's invitation (Google Calendar's responseStatus,
+    but for needsAction, which is where every answer starts and no one answers)."""
+
+    response: Literal["accepted", "declined", "tentative"]
+
+
 class BatchChangeItem(EventChangeBody):
     id: UUID
 
@@ -216,6 +227,11 @@ class SignupOut(TokenPair):
     user: UserOut
 
 
+class Attendee(Schema):
+    participant: str = Field(description="as in participants")
+    response: Literal["needs_action", "accepted", "declined", "tentative"]
+
+
 class EventOut(Schema):
     id: str
     name: str
@@ -229,6 +245,8 @@ class EventOut(Schema):
         description="usernames, and invitees' addresses (shown to the owner only; "
         'others see "invitee")'
     )
+    attendees: list[Attendee] = Field(
+        description="each participant's response, in the order of participants")
     owner: str
     owner_username: str | None
     version: int
@@ -243,6 +261,28 @@ class EventEnvelope(Schema):
 class EventList(Schema):
     events: list[EventOut]
     next: str | None = Field(description="cursor of the next page, or null on the last")
+
+
+def _message_kinds(schema: dict[str, Any]) -> None:
+    """Whatever kinds the WebSocket messages have, so a new kind is documented with them."""
+    schema["enum"] = sorted(set(KINDS.values()))
+
+
+class ChangeOut(Schema):
+    position: int = Field(description="where the change is in the event log: the write's "
+                          "X-Position, and the `position` of its WebSocket message")
+    event_id: str
+    type: str = Field(description="the kind of change, as the WebSocket message's `type`",
+                      json_schema_extra=_message_kinds)
+    version: int = Field(description="the event's version after the change")
+    event: EventOut | None = Field(description="the event after the change, shown as GET one "
+                                   "shows it to you; null for a deletion")
+
+
+class ChangesOut(Schema):
+    changes: list[ChangeOut]
+    next_after: int = Field(description="pass as ?after= for the changes that follow (the "
+                            "log's head once there are no more)")
 
 
 class EventsOut(Schema):

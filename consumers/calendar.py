@@ -12,6 +12,7 @@ from icalendar import Calendar, TimezoneDaylight, TimezoneStandard, vCalAddress
 from icalendar import Event as VEvent
 from icalendar.parser import Contentline
 
+from domain.events import NEEDS_ACTION
 from domain.zones import DEFAULT_ZONE, local
 
 PRODID = "-//Alphabet Events//alphabet-events//EN"
@@ -121,9 +122,15 @@ class Invitation:
                         cancelled=whole_event_cancelled).decode()
         self.head, _, self.tail = text.rpartition(END)
 
-    def to(self, attendee: Person) -> str:
-        params = ({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION", "RSVP": "TRUE"}
+    def to(self, attendee: Person, response: str = NEEDS_ACTION) -> str:
+        """`response`: the attendee's own (Event.response_of), as their PARTSTAT."""
+        params = ({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": partstat(response), "RSVP": "TRUE"}
                   if self.method == "REQUEST" else {"ROLE": "REQ-PARTICIPANT"})
         value = attendee.calendar_address(**params)
         line = Contentline.from_parts("ATTENDEE", value.params, value).to_ical().decode()
         return f"{self.head}{line}\r\n{END}{self.tail}"
+
+
+def partstat(response: str) -> str:
+    """A response as iCalendar's PARTSTAT: needs_action → NEEDS-ACTION (RFC 5545 §3.2.12)."""
+    return response.upper().replace("_", "-")

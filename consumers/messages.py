@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
-from domain.events import Event, fact_changes
+from domain.events import Event, fact_changes, fact_people
 from domain.presentation import Names, changes_json, event_json, fields_of, people_of, utc
 from domain.reminders import Reminder
 from domain.users import User
@@ -17,6 +17,7 @@ KINDS: dict[type[Any], str] = {
     Event.Created: "event.created",
     Event.Updated: "event.updated",
     Event.Deleted: "event.deleted",
+    Event.Responded: "event.response",
     Reminder.Due: "event.reminder",
 }
 
@@ -24,6 +25,8 @@ TEXTS = {
     "event.created": 'Event "{name}" has been created.',
     "event.updated": 'Event "{name}" has been updated.',
     "event.deleted": 'Event "{name}" has been deleted.',
+    # `changes` says who answered what: {"attendee": <as in participants>, "response": ...}
+    "event.response": 'Event "{name}" has a new response.',
     "event.reminder": 'Event "{name}" starts at {start}.',
 }
 
@@ -64,7 +67,10 @@ class MessageMaker:
         self.keep = keep
         self.events: OrderedDict[str, Event] = OrderedDict()
 
-    def make(self, position: int, fact: Any) -> dict[str, Any] | None:
+    def make(self, position: int, fact: Any, viewer: str = NOBODY) -> dict[str, Any] | None:
+        """The message about `fact`, or None for a fact about no event. The event and its
+        changes are shown as `viewer` may see them (the owner sees invitees' addresses): a
+        socket's messages are for everyone (NOBODY); a sync page is one user's."""
         kind = KINDS.get(type(fact))
         if kind is None:
             return None
@@ -74,15 +80,15 @@ class MessageMaker:
         changes = fact_changes(fact) if kind != "event.reminder" else {
             "starting_time": fact.starting_time}
         fields = fields_of(event)
-        names = self.names(people_of([fields]) | set(changes.get("participants", [])))
+        names = self.names(people_of([fields]) | fact_people(fact))
         return {
             "type": kind,
             "event_id": fields["id"],
             "version": event.version,
             "position": position,
             "message": TEXTS[kind].format(name=event.name, start=utc(event.starting_time)),
-            "event": event_json(fields, names, NOBODY),
-            "changes": changes_json(changes, names, owner_view=False),
+            "event": event_json(fields, names, viewer),
+            "changes": changes_json(changes, names, owner_view=viewer == fields["owner_id"]),
         }
 
     def _event_after(self, fact: Any) -> Event | None:

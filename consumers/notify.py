@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from consumers.hub import Hub, Message
-from consumers.messages import LoadEvent, LookUpNames, MessageMaker, account_notice, event_id_of
+from consumers.messages import (
+    NOBODY,
+    LoadEvent,
+    LookUpNames,
+    MessageMaker,
+    account_notice,
+    event_id_of,
+)
 from projections.faults import Backoff, Faults
 
 log = logging.getLogger(__name__)
@@ -39,9 +46,11 @@ def next_messages(log_: LogReader, maker: MessageMaker, after: int) -> tuple[lis
 
 def replay(
     log_: LogReader, load: LoadEvent, names: LookUpNames, event_id: str | None, after: int,
-    until: int,
+    until: int, limit: int | None = None, viewer: str = NOBODY,
 ) -> list[Message]:
-    """The messages a client missed: from the store, positions after `after` up to `until`."""
+    """The messages a client missed: from the store, positions after `after` up to `until`,
+    the first `limit` of them if given (a sync page), shown as `viewer` may see them. Facts
+    that make no message (accounts, ownership) are read past, however many there are."""
     maker = MessageMaker(load, names)
     found: list[Message] = []
     while after < until:
@@ -50,9 +59,11 @@ def replay(
             break
         for pos, fact in facts:
             if event_id is None or event_id_of(fact) == event_id:
-                message = maker.make(pos, fact)
+                message = maker.make(pos, fact, viewer)
                 if message is not None:
                     found.append(message)
+                    if len(found) == limit:
+                        return found
         after = facts[-1][0]
     return found
 

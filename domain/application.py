@@ -126,6 +126,17 @@ class EventsApplication(Application[UUID]):
 
         return self.execute(Command(get, act, pinned=expected_version is not None))
 
+    def respond(self, event_id: UUID, *, participant: str, response: str, by: str) -> Written:
+        """A participant's answer; the same answer again records nothing (no position)."""
+
+        def get(aggregates: Aggregates) -> list[Event]:
+            return [fetch(aggregates, Event, event_id)]
+
+        def act(events: list[Event]) -> None:
+            events[0].respond(participant=participant, response=response, by=by)
+
+        return self.execute(Command(get, act))
+
     def update_events(
         self, *, by: str, now: datetime, items: Sequence[tuple[UUID, dict[str, Any]]],
         refused: Refused | None = None,

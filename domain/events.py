@@ -22,9 +22,15 @@ TIMES = ("starting_time", "end_time")
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 OUT_OF_RANGE = "must be from 1900-01-01T00:00:00Z up to (not including) 9000-01-01T00:00:00Z"
-# A change of these voids what participants answered to an invitation (RFC 5546 §2.1.4); a new
-# name does not.
+# A change of these is a new revision of the invitation (RFC 5546 §2.1.4); a new name is not.
 RESCHEDULING = frozenset({"starting_time", "end_time", "location"})
+# A change of these voids what participants answered (SPEC §6.3: "a change of the event's
+# time"; Google Calendar keeps answers when only the place changes, and so do we).
+RETIMING = frozenset(TIMES)
+# What a participant may answer; before they do, their response is NEEDS_ACTION (RFC 5545's
+# PARTSTAT values, in Google Calendar's API spelling).
+NEEDS_ACTION = "needs_action"
+ANSWERS = ("accepted", "declined", "tentative")
 SECOND = timedelta(seconds=1)
 
 
@@ -55,6 +61,14 @@ class Event(Aggregate):
     class Deleted(Aggregate.Event):
         by: str
 
+    class Responded(Aggregate.Event):
+        """A participant's answer (`participant` a person id; `by` who recorded it: the
+        participant, signed in or through their invitation's link)."""
+
+        participant: str
+        response: str
+        by: str
+
     @event(Created)
     def __init__(
         self,
@@ -75,6 +89,8 @@ class Event(Aggregate):
         self.participants = participants
         self.time_zone = time_zone
         self.deleted = False
+        # person id → answer, for the participants who have answered (the rest need action)
+        self.responses: dict[str, str] = {}
         # The revision that participants' calendars know the event by (iCalendar's SEQUENCE),
         # and the earliest stamp the next fact may carry (see `stamp`): functions of the facts,
         # so every process that folds them (mail, replay, the Kafka agents) agrees on them.
@@ -137,6 +153,24 @@ class Event(Aggregate):
         self.check_writable(by, operator)
         self._record_deletion(by=by)
 
+    def respond(self, *, participant: str, response: str, by: str) -> bool:
+        """Record a participant's answer; the same answer again records nothing (a link
+        prefetcher following the link of the answer already given changes nothing). Allowed
+        after the start, as Google Calendar allows it ("I went", "I could not come")."""
+        if self.deleted:
+            raise GoneError(f'event "{self.name}" has been deleted')
+        if participant not in self.participants:
+            raise ForbiddenError("only the event's participants may answer its invitation")
+        if response not in ANSWERS:
+            raise InvalidFieldsError({"response": "must be one of " + ", ".join(ANSWERS)})
+        if self.response_of(participant) == response:
+            return False
+        self._record_response(participant=participant, response=response, by=by)
+        return True
+
+    def response_of(self, participant: str) -> str:
+        return self.responses.get(participant, NEEDS_ACTION)
+
     def check_writable(self, by: str, operator: bool = False) -> None:
         if self.deleted:
             raise GoneError(f'event "{self.name}" has been deleted')
@@ -148,8 +182,15 @@ class Event(Aggregate):
         if self.revised_by(changes):
             self.sequence += 1
         self.next_stamp = self.stamp + SECOND
+        self.responses = responses_after(self.responses, changes)
         for name, value in changes.items():
             setattr(self, name, value)
+
+    @event(Responded)
+    def _record_response(self, participant: str, response: str, by: str) -> None:
+        """No new SEQUENCE: an answer is no revision of the event (RFC 5546 §2.1.4)."""
+        self.next_stamp = self.stamp + SECOND
+        self.responses = {**self.responses, participant: response}
 
     @event(Deleted)
     def _record_deletion(self, by: str) -> None:
@@ -174,6 +215,22 @@ class Event(Aggregate):
             return True
         return "participants" in changes and not set(self.participants).issubset(
             changes["participants"])
+
+
+def responses_after(responses: dict[str, str], changes: dict[str, Any]) -> dict[str, str]:
+    """The answers that stand after an update: none once the time changes; a removed
+    participant's go with them (so one added again starts at needs_action)."""
+    if RETIMING.intersection(changes):
+        return {}
+    if "participants" in changes:
+        kept = set(changes["participants"])
+        return {person: answer for person, answer in responses.items() if person in kept}
+    return responses
+
+
+def attendee_responses(participants: list[str], responses: dict[str, str]) -> list[str]:
+    """Each participant's response, in the participants' order."""
+    return [responses.get(person, NEEDS_ACTION) for person in participants]
 
 
 def check_fields(fields: dict[str, Any]) -> None:
@@ -224,7 +281,7 @@ def fact_by(fact: object) -> str | None:
     """Who caused a fact: the owner for a creation, the recorded actor otherwise."""
     if isinstance(fact, Event.Created):
         return fact.owner_id
-    if isinstance(fact, Event.Updated | Event.Deleted):
+    if isinstance(fact, Event.Updated | Event.Deleted | Event.Responded):
         return fact.by
     return None
 
@@ -235,7 +292,18 @@ def fact_changes(fact: object) -> dict[str, Any]:
         return {name: getattr(fact, name) for name in FIELDS}
     if isinstance(fact, Event.Updated):
         return dict(fact.changes)
+    if isinstance(fact, Event.Responded):
+        return {"attendee": fact.participant, "response": fact.response}
     return {}
+
+
+def fact_people(fact: object) -> set[str]:
+    """The people a fact's changes name (to be shown by name): participants, or who answered."""
+    changes = fact_changes(fact)
+    named = set(changes.get("participants", []))
+    if "attendee" in changes:
+        named.add(changes["attendee"])
+    return named
 
 
 def _unique(ids: list[str]) -> list[str]:

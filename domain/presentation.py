@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from domain.events import Event
+from domain.events import Event, attendee_responses
 from domain.zones import local
 
 # person id → ("user", username) or ("invitee", address)
@@ -41,7 +41,8 @@ def fields_of(event: Event) -> dict[str, Any]:
     return {
         "id": str(event.id), "name": event.name, "starting_time": event.starting_time,
         "end_time": event.end_time, "location": event.location,
-        "participants": event.participants, "time_zone": event.time_zone,
+        "participants": event.participants, "responses": event.responses,
+        "time_zone": event.time_zone,
         "owner_id": event.owner_id,
         "version": event.version, "created_at": event.created_on, "updated_at": event.modified_on,
         "sequence": event.sequence, "stamp": event.stamp,
@@ -67,16 +68,30 @@ def participants(ids: Iterable[str], names: Names, owner_view: bool) -> list[str
     return shown
 
 
+def attendees(ids: list[str], responses: Mapping[str, str], names: Names,
+              owner_view: bool) -> list[dict[str, str]]:
+    """Each participant with their response, in the order and with the labels of
+    `participants` (the erased left out alike)."""
+    answers = attendee_responses(ids, dict(responses))
+    return [{"participant": label, "response": answer}
+            for person, answer in zip(ids, answers, strict=True)
+            for label in participants([person], names, owner_view)]
+
+
 class Fields(Protocol):
     """An event's shown fields read by name: fields_of(aggregate), or a view row as the
-    driver returns it (whose participants are still JSON text: pass them decoded)."""
+    driver returns it (whose participants and responses are still JSON text: pass them
+    decoded)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
 
 
 def event_json(event: Fields, names: Names, viewer_id: str,
-               participant_ids: Iterable[str] | None = None) -> dict[str, Any]:
+               participant_ids: list[str] | None = None,
+               responses: Mapping[str, str] | None = None) -> dict[str, Any]:
     owner = names.get(event["owner_id"])
+    ids = event["participants"] if participant_ids is None else participant_ids
+    owner_view = viewer_id == event["owner_id"]
     return {
         "id": event["id"],
         "name": event["name"],
@@ -86,9 +101,9 @@ def event_json(event: Fields, names: Names, viewer_id: str,
         "local_start": in_zone(event["starting_time"], event["time_zone"]),
         "local_end": in_zone(event["end_time"], event["time_zone"]),
         "location": event["location"],
-        "participants": participants(
-            event["participants"] if participant_ids is None else participant_ids, names,
-            viewer_id == event["owner_id"]),
+        "participants": participants(ids, names, owner_view),
+        "attendees": attendees(ids, event["responses"] if responses is None else responses,
+                               names, owner_view),
         "owner": event["owner_id"],
         "owner_username": owner[1] if owner else None,
         "version": event["version"],
@@ -101,6 +116,7 @@ def changes_json(changes: Mapping[str, Any], names: Names, owner_view: bool) -> 
     """A fact's changed fields as a client sees them."""
     return {
         name: participants(value, names, owner_view) if name == "participants"
+        else next(iter(participants([value], names, owner_view)), None) if name == "attendee"
         else utc(value) if isinstance(value, datetime) else value
         for name, value in changes.items()
     }

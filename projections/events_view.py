@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from domain.events import Event
+from domain.events import Event, responses_after
 from domain.presentation import instant
 from domain.storage import LIVE, Connection, Place
 from projections.database import SQLITE, Dialect, StateDatabase
@@ -16,7 +16,7 @@ from projections.search import BY_ID, FROM_SEQ
 
 # A view row's columns as `EventsView.created` gives them, before the search's own.
 ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
-       "version", "position", "created_at", "updated_at", "time_zone")
+       "version", "position", "created_at", "updated_at", "responses", "time_zone")
 
 
 class EventsSql:
@@ -43,6 +43,7 @@ class EventsSql:
                 position BIGINT NOT NULL,
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL,
+                responses TEXT NOT NULL,
                 time_zone TEXT NOT NULL DEFAULT 'UTC'{search}
             )""",
             f"""CREATE TABLE IF NOT EXISTS {people} (
@@ -65,7 +66,7 @@ class EventsSql:
         self.load = (f"INSERT INTO {view} (seq, {', '.join(columns)})"
                      f"{dialect.numbering().overriding} "
                      f"VALUES ({', '.join('?' * (1 + len(columns)))})")
-        self.row = f"SELECT seq, name, location FROM {view} WHERE id = ?"
+        self.row = f"SELECT seq, name, location, responses FROM {view} WHERE id = ?"
         self.delete = f"DELETE FROM {view} WHERE seq = ?"
         self.top = f"SELECT id, seq FROM {view} ORDER BY seq DESC LIMIT ?"
         # The event_people rows (person_id, starting_time, event_id) of the view rows `v` a
@@ -113,7 +114,7 @@ class EventsView:
         match fact:
             case Event.Created():
                 self._insert(conn, position, fact)
-            case Event.Updated():
+            case Event.Updated() | Event.Responded():
                 self._update(conn, position, fact)
             case Event.Deleted():
                 self._delete(conn, str(fact.originator_id))
@@ -131,15 +132,23 @@ class EventsView:
             "location": fact.location, "starting_time": instant(fact.starting_time),
             "end_time": instant(fact.end_time), "participants": json.dumps(fact.participants),
             "version": fact.originator_version, "position": position, "created_at": stamp,
-            "updated_at": stamp, "time_zone": fact.time_zone,
+            "updated_at": stamp, "responses": "{}", "time_zone": fact.time_zone,
             **self.search.values(fact.name, fact.location),
         }
 
     def updated(self, row: Mapping[str, Any], position: int, fact: Any) -> dict[str, Any]:
-        """The columns an Updated fact sets on `row`, the event's row before it (its name and
-        location are needed to index the words again when one of them changes)."""
-        changes = fact.changes
+        """The columns an Updated or Responded fact sets on `row`, the event's row before it
+        (its name and location are needed to index the words again when one of them changes,
+        its responses to keep those that stand)."""
         columns: dict[str, Any] = {}
+        if isinstance(fact, Event.Responded):
+            responses = {**json.loads(row["responses"]), fact.participant: fact.response}
+            columns["responses"] = json.dumps(responses)
+            return self.stamped(columns, position, fact)
+        changes = fact.changes
+        before = json.loads(row["responses"])
+        if (after := responses_after(before, changes)) != before:
+            columns["responses"] = json.dumps(after)
         for name in ("name", "location", "time_zone"):
             if name in changes:
                 columns[name] = changes[name]
@@ -151,6 +160,10 @@ class EventsView:
         if "name" in columns or "location" in columns:
             columns.update(self.search.values(columns.get("name", row["name"]),
                                               columns.get("location", row["location"])))
+        return self.stamped(columns, position, fact)
+
+    @staticmethod
+    def stamped(columns: dict[str, Any], position: int, fact: Any) -> dict[str, Any]:
         columns.update(
             version=fact.originator_version, position=position, updated_at=instant(fact.timestamp)
         )
@@ -215,11 +228,11 @@ class EventsLoader:
             match fact:
                 case Event.Created():
                     self._create(event_id, position, fact)
-                case Event.Updated() if event_id in self.fresh:
+                case Event.Updated() | Event.Responded() if event_id in self.fresh:
                     self._update(self.fresh[event_id], position, fact)
                 case Event.Deleted() if event_id in self.fresh:
                     del self.fresh[event_id]
-                case Event.Updated() | Event.Deleted():
+                case Event.Updated() | Event.Responded() | Event.Deleted():
                     self.earlier.append((position, fact))
                     if isinstance(fact, Event.Deleted):
                         self.gone.add(event_id)

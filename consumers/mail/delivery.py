@@ -152,7 +152,8 @@ class Mailer:
                     recipient = Person(address, self._username(item.person_id, names))
                     await self.transport.deliver(
                         made.to(self.sender, recipient,
-                                header_message_id(item.message_id, self.domain)),
+                                header_message_id(item.message_id, self.domain),
+                                event.response_of(item.person_id)),
                         made.envelope(item.person_id))
                 except RecipientErasedError:
                     outcomes.append(self._finished(item, "dropped: recipient erased"))

@@ -18,7 +18,7 @@ from typing import TypeAlias
 
 from consumers.calendar import Invitation, Person, calendar
 from consumers.mail.outbox import Outgoing
-from domain.events import Event
+from domain.events import NEEDS_ACTION, Event
 from domain.presentation import Names, fields_of, participants
 from domain.zones import DEFAULT_ZONE, local
 
@@ -131,7 +131,9 @@ class Letter:
     organiser: str
     names_organiser: bool
 
-    def to(self, sender: str, recipient: Person, message_id: str) -> Mail:
+    def to(self, sender: str, recipient: Person, message_id: str,
+           response: str = NEEDS_ACTION) -> Mail:
+        """`response`: the recipient's own, for their calendar's PARTSTAT."""
         message: Mail = Message()
         message["Subject"] = self.subject
         message["From"] = sender
@@ -147,7 +149,8 @@ class Letter:
         message["Content-Type"] = self.content_type
         body = self.body
         if self.invitation is not None:
-            body = body.replace(CALENDAR_SLOT, base64_lines(self.invitation.to(recipient)))
+            copy = self.invitation.to(recipient, response)
+            body = body.replace(CALENDAR_SLOT, base64_lines(copy))
         message.set_payload(body)
         return message
 

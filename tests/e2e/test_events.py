@@ -18,8 +18,8 @@ from tests.conftest import Person, Server, at, event_body, sign_up
 
 PLUS_TWO = timezone(timedelta(hours=2))
 EVENT_FIELDS = {
-    "id", "name", "starting_time", "end_time", "location", "participants", "owner",
-    "owner_username", "version", "created_at", "updated_at", "time_zone", "local_start",
+    "id", "name", "starting_time", "end_time", "location", "participants", "attendees",
+    "owner", "owner_username", "version", "created_at", "updated_at", "time_zone", "local_start",
     "local_end",
 }
 

@@ -27,7 +27,7 @@ from alphabet.settings import Settings
 from consumers.mail.outbox import MailQueue
 from consumers.remind import RemindersView
 from domain.application import EventsApplication
-from domain.events import Event
+from domain.events import ANSWERS, Event
 from domain.storage import REBUILD
 from projections.database import SqliteDatabase, StateDatabase
 from projections.events_queries import Filters, page_query
@@ -50,6 +50,7 @@ CREATE_CHUNKS = 8  # 4,000 events created, 500 per atomic save
 UPDATES = 300
 DELETES = 100
 CHURNED = 40
+RESPONDED = 600  # of the first events, the odd ones answered (some then moved, some recast)
 LOCATIONS = ("Tel Aviv Port", "Haifa Bay", "Jérusalem Old City", "Café Tél Avív")
 
 # The follower the server runs, built like alphabet.wiring.follower but with small batches so a
@@ -180,8 +181,9 @@ def new_store(tmp_path_factory: pytest.TempPathFactory, name: str, people: int
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """A few thousand facts: batch creates, then updates (renames, moves in time, participant
-    changes, relocations) and deletes, each saved on its own."""
+    """A few thousand facts: batch creates, participants' answers, then updates (renames, moves
+    in time that void the answers, participant changes, relocations) and deletes, each saved
+    on its own."""
     path, app, owner, people, base = new_store(tmp_path_factory, "store", 12)
     ids: list[uuid.UUID] = []
     for chunk in range(CREATE_CHUNKS):
@@ -197,6 +199,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
             for i in range(CHUNK)
         ]
         ids += [event.id for event in app.create_events(owner_id=owner, items=items).aggregates]
+    answered = 0
+    for i, event_id in enumerate(ids[1:RESPONDED:2]):
+        for person in app.get_event(event_id).participants:
+            app.respond(event_id, participant=person, response=ANSWERS[i % 3], by=person)
+            answered += 1
+    assert answered > RESPONDED // 4
     now = datetime.now(UTC)
     for i, event_id in enumerate(ids[:UPDATES]):
         changes: dict[str, Any] = {"name": f"Renamed {i}"}
@@ -213,7 +221,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     head = Log(app.recorder, app.mapper).head()
     app.close()
     # and the owner's Ownership: opened with the first chunk, then a fact adding each chunk's
-    assert head == CREATE_CHUNKS * CHUNK + UPDATES + DELETES + 1 + CREATE_CHUNKS
+    assert head == CREATE_CHUNKS * CHUNK + answered + UPDATES + DELETES + 1 + CREATE_CHUNKS
     yield Store(path, head)
 
 
@@ -233,6 +241,9 @@ def reference(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
           f"{elapsed:.3f} s = {store.head / elapsed:,.0f} facts/s")
     assert applied == store.head * len(views)
     assert tracked(data_dir / "state.sqlite") == store.head
+    answered = db.connection().execute(
+        "SELECT COUNT(*) AS n FROM events_view WHERE responses != '{}'").fetchone()["n"]
+    assert 0 < answered < RESPONDED // 2  # answers kept, and those of moved events voided
     return data_dir / "state.sqlite"
 
 
@@ -250,6 +261,10 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
             end_time=start + timedelta(hours=1), location=LOCATIONS[i % len(LOCATIONS)],
             participants=people[i % 3:i % 3 + 2],
         ).aggregates[0].id)
+        if i % 2 == 0:  # answered at once (within a replay's batch) and later (across one)
+            for event_id in (alive[-1], alive[0]):
+                person = app.get_event(event_id).participants[-1]
+                app.respond(event_id, participant=person, response=ANSWERS[i % 3], by=person)
         if i % 3 == 1:
             app.delete_event(alive.pop(), by=owner, expected_version=None)
         if i % 5 == 4:

@@ -47,7 +47,7 @@ pytestmark = pytest.mark.postgres
 
 # The view's columns both backends have (PostgreSQL adds `search`, SQLite has its FTS table).
 VIEW_COLUMNS = ("seq, id, owner_id, name, location, starting_time, end_time, participants, "
-                "version, position, created_at, updated_at")
+                "version, position, created_at, updated_at, responses")
 
 # A follower process as `alphabet serve` runs it on PostgreSQL (leases, small batches so a
 # kill lands mid-way), following the events view with a ledger of every fact it applies.
