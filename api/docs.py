@@ -137,6 +137,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "user_id": {"description": "an account's id", "schema": {"type": "string"}},
     "location": {"description": "words the location must contain (case and accents ignored)",
                  "schema": {"type": "string", "minLength": 1}},
+    "secret": {"description": "a calendar feed's secret, as POST /api/user/me/calendar_feed "
+               "gave it in the feed's URL", "schema": {"type": "string", "minLength": 1}},
 }
 _PARAMETER = re.compile(r"<(\w+)(?::[^>]*)?>")
 

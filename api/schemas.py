@@ -285,6 +285,25 @@ class ChangesOut(Schema):
                             "log's head once there are no more)")
 
 
+class BusyInterval(Schema):
+    start: datetime
+    end: datetime
+
+
+class BusyCalendar(Schema):
+    busy: list[BusyInterval] = Field(description="in order, overlapping and touching events "
+                                     "joined, cut to the window")
+
+
+class CalendarError(Schema):
+    error: str = Field(description='"not_found": no account has this username')
+
+
+class FreeBusyOut(Schema):
+    calendars: dict[str, BusyCalendar | CalendarError] = Field(
+        description="by each username asked for")
+
+
 class EventsOut(Schema):
     """A batch's answer: every event it wrote, in the order given (no cursor: nothing to page)."""
 
@@ -298,6 +317,11 @@ class EventWritten(Schema):
 
 class Message(Schema):
     message: str
+
+
+class CalendarFeed(Schema):
+    url: str = Field(description="the feed's address for calendar apps (no header needed); "
+                                 "whoever holds it can read your calendar")
 
 
 class Health(Schema):

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -95,7 +96,18 @@ def operations(document: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, 
 
 def url(path: str, world: World) -> str:
     return (path.replace("{event_id}", world.event_id).replace("{user_id}", world.owner.id)
-            .replace("{location}", "Port"))
+            .replace("{location}", "Port").replace("{secret}", "unknown"))
+
+
+def feed(world: World) -> str:
+    """A new calendar feed's path (the other person's: each replaces the one before)."""
+    answer = world.http.post("/api/user/me/calendar_feed", headers=world.other.headers)
+    assert answer.status_code == 201, answer.text
+    return urlsplit(answer.json()["url"]).path
+
+
+def feed_etag(world: World, path: str) -> dict[str, str]:
+    return {"If-None-Match": world.http.get(path).headers["etag"]}
 
 
 def patch_body() -> dict[str, Any]:
@@ -213,6 +225,11 @@ CASES: dict[tuple[str, int], Case] = {
                                                 params={"after": 0}),
     ("event_changes", 422): lambda w: w.request("GET", "/api/events/changes", w.owner,
                                                 params={"after": "-1"}),
+    ("freebusy", 200): lambda w: w.request("GET", "/api/freebusy", w.other, params={
+        "users": f"{w.owner.username},nobody_here", "starts_after": at(hours=-1),
+        "starts_before": at(days=1)}),
+    ("freebusy", 422): lambda w: w.request("GET", "/api/freebusy", w.other, params={
+        "users": w.owner.username, "starts_after": at(hours=-1), "starts_before": at(days=94)}),
     ("events_ics", 200): lambda w: w.request("GET", "/api/events.ics", w.owner),
     ("events_ics", 422): lambda w: w.request("GET", "/api/events.ics", w.owner,
                                              params={"starts_after": "soon"}),
@@ -228,6 +245,12 @@ CASES: dict[tuple[str, int], Case] = {
                                                json=[w.event()]),
     ("delete_batch", 422): lambda w: w.request("DELETE", "/api/batch_events", w.owner,
                                                json=["not an id"]),
+    ("create_feed", 201): lambda w: w.request("POST", "/api/user/me/calendar_feed", w.other),
+    ("revoke_feed", 204): lambda w: w.request("DELETE", "/api/user/me/calendar_feed", w.other),
+    ("calendar_feed", 200): lambda w: w.request("GET", feed(w)),
+    ("calendar_feed", 304): lambda w: (lambda path: w.request("GET", path, None, feed_etag(
+        w, path)))(feed(w)),
+    ("calendar_feed", 404): lambda w: w.request("GET", "/calendar/unknown.ics"),
     ("operator_status", 200): lambda w: w.request("GET", "/api/operator/status", w.operator),
     ("operator_status", 403): lambda w: w.request("GET", "/api/operator/status", w.owner),
     ("replay_views", 200): lambda w: w.request("POST", "/api/operator/replay", w.operator,

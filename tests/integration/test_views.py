@@ -30,7 +30,7 @@ from domain.application import EventsApplication
 from domain.events import ANSWERS, Event
 from domain.storage import REBUILD
 from projections.database import SqliteDatabase, StateDatabase
-from projections.events_queries import Filters, page_query
+from projections.events_queries import Filters, busy_query, page_query
 from projections.events_view import EventsView
 from projections.follower import (
     Follower,
@@ -100,6 +100,9 @@ def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             "events_view": conn.execute("SELECT * FROM events_view ORDER BY seq").fetchall(),
             "event_people": conn.execute(
                 "SELECT * FROM event_people ORDER BY person_id, starting_time, event_id"
+            ).fetchall(),
+            "events_cancelled": conn.execute(
+                "SELECT * FROM events_cancelled ORDER BY person_id, cancelled_at, event_id"
             ).fetchall(),
             "events_search": conn.execute(
                 "SELECT rowid, name, location FROM events_search ORDER BY rowid"
@@ -429,6 +432,8 @@ def test_a_replay_in_any_batches_numbers_and_fills_the_rows_as_the_follower_did(
     assert snapshot(tmp_path / "replayed" / "state.sqlite") == followed
     # numbers were given again: fewer than one per event made
     assert max(row[0] for row in followed["events_view"]) < CHURNED
+    # deletions left their cancellations (created and deleted in one batch, or in two)
+    assert followed["events_cancelled"]
 
 
 def test_facts_saved_while_a_replay_runs_are_in_the_view_it_swaps_in(
@@ -514,3 +519,16 @@ def test_no_page_shape_scans_the_whole_view(planned: StateDatabase, shape: str) 
     if not (filters.location or filters.q):
         # read in index order, so LIMIT stops the read: no sort of every row
         assert not any("TEMP B-TREE" in line for line in plan), f"{shape}: {plan}"
+
+
+def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
+    planned: StateDatabase,
+) -> None:
+    sql, params = busy_query([PERSON, "22222222-2222-4222-8222-222222222222"], T1, T2)
+    plan = [row["detail"] for row in
+            planned.connection().execute("EXPLAIN QUERY PLAN " + sql, params)]
+    assert plan
+    assert not any(FULL_SCAN.match(line) for line in plan), plan
+    assert any("events_view_owner_end" in line and "end_time>?" in line for line in plan), plan
+    assert any(re.search(r"SEARCH p USING PRIMARY KEY \(person_id=\? AND starting_time<\?\)",
+                         line) for line in plan), plan
