@@ -28,6 +28,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from consumers.messages import KINDS
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT
 from domain.recurrence import MAX_LINE, MAX_LINES
+from domain.zones import DEFAULT_ZONE
 
 USERNAME_RULE = "3-150 letters, digits and _.-+ (no @)"
 USERNAME_PATTERN = r"^[\w.+-]{3,150}$"
@@ -73,6 +74,10 @@ Recurrence = Annotated[list[RecurrenceLine], Field(
     max_length=MAX_LINES, description="one RRULE line and any EXDATE/RDATE lines (RFC 5545), "
     "expanded in the event's time zone from starting_time; [] for a single event",
     json_schema_extra={"example": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"]})]
+# Checked against the zone database by the domain (domain.zones), which names the field.
+TimeZone = Annotated[str, Field(max_length=64, description="an IANA time zone name "
+                                "(Europe/Berlin); times are shown in it as local_start/local_end",
+                                json_schema_extra={"example": "Europe/Berlin"})]
 
 
 class OpenAPI30(GenerateJsonSchema):
@@ -165,6 +170,7 @@ class EventCreateBody(Body):
     location: Text
     participants: Participants = []
     recurrence: Recurrence = []
+    time_zone: TimeZone = DEFAULT_ZONE
 
 
 class EventChangeBody(ChangeBody):
@@ -174,6 +180,7 @@ class EventChangeBody(ChangeBody):
     location: Text | None = kept()
     participants: Participants | None = kept()
     recurrence: Recurrence | None = kept()
+    time_zone: TimeZone | None = kept()
 
 
 class ResponseBody(Body):
@@ -241,6 +248,9 @@ class EventOut(Schema):
     name: str
     starting_time: datetime
     end_time: datetime
+    time_zone: str = Field(description="the IANA time zone the event is shown in")
+    local_start: datetime = Field(description="starting_time with the offset of time_zone")
+    local_end: datetime = Field(description="end_time with the offset of time_zone")
     location: str
     participants: list[str] = Field(
         description="usernames, and invitees' addresses (shown to the owner only; "
@@ -289,6 +299,25 @@ class ChangesOut(Schema):
     changes: list[ChangeOut]
     next_after: int = Field(description="pass as ?after= for the changes that follow (the "
                             "log's head once there are no more)")
+
+
+class BusyInterval(Schema):
+    start: datetime
+    end: datetime
+
+
+class BusyCalendar(Schema):
+    busy: list[BusyInterval] = Field(description="in order, overlapping and touching events "
+                                     "joined, cut to the window")
+
+
+class CalendarError(Schema):
+    error: str = Field(description='"not_found": no account has this username')
+
+
+class FreeBusyOut(Schema):
+    calendars: dict[str, BusyCalendar | CalendarError] = Field(
+        description="by each username asked for")
 
 
 class EventsOut(Schema):

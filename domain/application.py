@@ -171,7 +171,7 @@ class EventsApplication(Application[UUID]):
                                     "at a later one")
             try:
                 _, following = recurrence.split(series.recurrence, series.starting_time,
-                                                series.zone, original_start)
+                                                series.time_zone, original_start)
             except recurrence.RecurrenceError as exc:
                 raise InvalidFieldsError({"recurrence": str(exc)}) from None
             cancelled = sorted(start for start in series.cancelled if start > original_start)
@@ -184,7 +184,7 @@ class EventsApplication(Application[UUID]):
 
         def act(aggregates: list[Any]) -> list[dict[str, Any]]:
             owned, series, new = aggregates
-            ended, _ = recurrence.split(series.recurrence, series.starting_time, series.zone,
+            ended, _ = recurrence.split(series.recurrence, series.starting_time, series.time_zone,
                                         original_start)
             owned.add([new.id])
             return [new.state(), series.change(by=by, now=now, recurrence=ended)]

@@ -17,10 +17,12 @@ from domain.errors import (
     NotFoundError,
 )
 from domain.recurrence import Occurrence, Series
+from domain.zones import DEFAULT_ZONE, zone_problem
 
 MAX_TEXT = 200
 MAX_PARTICIPANTS = 1000
-FIELDS = ("name", "starting_time", "end_time", "location", "participants", "recurrence")
+FIELDS = ("name", "starting_time", "end_time", "location", "participants", "time_zone",
+          "recurrence")
 # What one occurrence of a series may change for itself; the rule (and the zone it recurs in)
 # belong to the whole series.
 OCCURRENCE_FIELDS = ("name", "starting_time", "end_time", "location", "participants")
@@ -59,8 +61,16 @@ class Event(Aggregate):
         end_time: datetime
         location: str
         participants: list[str]
+        time_zone: str
         # RFC 5545 lines (domain.recurrence); facts from before recurrence read as none
         recurrence: Sequence[str] = ()
+        # Version 2 names the event's zone; facts stored before zones existed read as UTC,
+        # which is what their instants were shown in (upcast when read: no migration).
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["time_zone"] = DEFAULT_ZONE
 
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
@@ -98,6 +108,7 @@ class Event(Aggregate):
         end_time: datetime,
         location: str,
         participants: list[str],
+        time_zone: str,
         recurrence: Sequence[str] = (),
     ) -> None:
         self.owner_id = owner_id
@@ -110,6 +121,7 @@ class Event(Aggregate):
         # occurrences' own changes and cancellations, by original start (UTC)
         self.overrides: dict[datetime, dict[str, Any]] = {}
         self.cancelled: set[datetime] = set()
+        self.time_zone = time_zone
         self.deleted = False
         # person id → answer, for the participants who have answered (the rest need action)
         self.responses: dict[str, str] = {}
@@ -129,6 +141,7 @@ class Event(Aggregate):
         end_time: datetime,
         location: str,
         participants: list[str],
+        time_zone: str = DEFAULT_ZONE,
         recurrence: Sequence[str] = (),
     ) -> Event:
         """Check every rule before the fact exists: a Created fact is never invalid."""
@@ -139,6 +152,7 @@ class Event(Aggregate):
             "location": location,
             "participants": _unique(participants),
             "recurrence": list(recurrence),
+            "time_zone": time_zone,
         }
         check_fields(fields)
         return cls(owner_id=owner_id, **in_utc(fields))
@@ -172,13 +186,8 @@ class Event(Aggregate):
         self._record_update(changes=changes, by=by)
         return changes
 
-    @property
-    def zone(self) -> str:
-        """The zone the series recurs in (its time_zone; UTC for an event without one)."""
-        return str(getattr(self, "time_zone", "UTC"))
-
     def series(self) -> Series:
-        return Series(self.starting_time, self.end_time, self.zone, self.recurrence,
+        return Series(self.starting_time, self.end_time, self.time_zone, self.recurrence,
                       self.overrides, frozenset(self.cancelled))
 
     def recurs_after(self, now: datetime) -> bool:
@@ -199,9 +208,11 @@ class Event(Aggregate):
         return recurrence.occurrence(self.series(), original_start)
 
     def occurrence_state(self, found: Occurrence) -> dict[str, Any]:
-        """An occurrence's fields: the series', its own changes over them."""
+        """An occurrence's fields: the series' (and the zone it recurs in), its own changes
+        over them."""
         return {**{name: getattr(self, name) for name in OCCURRENCE_FIELDS}, **found.changes,
-                "starting_time": found.start, "end_time": found.end}
+                "starting_time": found.start, "end_time": found.end,
+                "time_zone": self.time_zone}
 
     def change_occurrence(self, original_start: datetime, *, by: str, now: datetime,
                           **requested: Any) -> dict[str, Any]:
@@ -368,9 +379,12 @@ def field_problems(fields: dict[str, Any]) -> dict[str, str]:
         problems["end_time"] = "must be after starting_time"
     if len(fields["participants"]) > MAX_PARTICIPANTS:
         problems["participants"] = f"at most {MAX_PARTICIPANTS} participants"
+    if (problem := zone_problem(fields["time_zone"])) is not None:
+        problems["time_zone"] = problem
+    # the occurrences' rule, in the zone they recur in (an occurrence's fields have neither)
     if fields.get("recurrence") and not problems.keys() & {"starting_time", "time_zone"}:
         problem = recurrence.check(fields["recurrence"], fields["starting_time"],
-                                   fields.get("time_zone", "UTC"))
+                                   fields["time_zone"])
         if problem is not None:
             problems["recurrence"] = problem
     return problems

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from websockets.sync.client import connect
 from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body
 from tests.e2e.test_lists import caught_up, snapshot
 from tests.e2e.test_websockets import ws_url
+from tests.mail_clients import expanded_by_icaljs
 
 WEEKLY = "RRULE:FREQ=WEEKLY"
 
@@ -344,3 +346,65 @@ def test_socket_messages_about_one_occurrence_carry_its_instance_id(
     assert messages[0]["event"]["name"] == "Only this one"
     assert messages[0]["changes"] == {"name": "Only this one"}
     assert messages[1]["event"]["recurring_event_id"] == created["id"]
+
+
+def change_day(zone: str, year: int, month: int) -> datetime:
+    """The day of `month` on which `zone`'s UTC offset changes (a DST transition)."""
+    place = ZoneInfo(zone)
+    day = datetime(year, month, 1, 12, tzinfo=place)
+    while (day + timedelta(days=1)).utcoffset() == day.utcoffset():
+        day += timedelta(days=1)
+    return day + timedelta(days=1)
+
+
+@pytest.mark.parametrize(("zone", "month"), [("Europe/Berlin", 3), ("Europe/Berlin", 10),
+                                             ("America/New_York", 3), ("America/New_York", 11)])
+def test_a_nine_o_clock_meeting_stays_at_nine_local_across_a_dst_change(
+        http: httpx.Client, owner: Person, zone: str, month: int) -> None:
+    changed = change_day(zone, NEXT_YEAR, month)
+    first = (changed - timedelta(days=3)).replace(hour=9)
+    created = series(http, owner, first, "RRULE:FREQ=DAILY;COUNT=6", time_zone=zone)
+
+    page = instances(http, owner, created["id"], starts_after=first.isoformat())
+
+    local = [datetime.fromisoformat(e["local_start"]) for e in page["events"]]
+    assert [moment.hour for moment in local] == [9] * 6
+    assert len({moment.utcoffset() for moment in local}) == 2  # both sides of the change
+    assert all(e["time_zone"] == zone for e in page["events"])
+    utc_hours = {datetime.fromisoformat(e["starting_time"]).hour for e in page["events"]}
+    assert len(utc_hours) == 2
+    assert all(datetime.fromisoformat(e["end_time"]) - datetime.fromisoformat(e["starting_time"])
+               == timedelta(hours=1) for e in page["events"])
+
+
+def test_ical_js_expands_the_exported_series_exactly_as_the_api_lists_it(
+        http: httpx.Client, owner: Person) -> None:
+    """A weekly Berlin meeting across the spring change, one occurrence moved and renamed and
+    one cancelled: Mozilla's ical.js reads the .ics into the same occurrences as /instances."""
+    changed = change_day("Europe/Berlin", NEXT_YEAR, 3)
+    first = (changed - timedelta(days=13)).replace(hour=9)
+    created = series(http, owner, first, f"{WEEKLY};COUNT=5", time_zone="Europe/Berlin",
+                     name="Weekly", location="Room 1")
+    page = instances(http, owner, created["id"], starts_after=first.isoformat())
+    moved, cancelled = page["events"][1], page["events"][3]
+    start = datetime.fromisoformat(moved["starting_time"]) + timedelta(hours=2)
+    assert http.patch(f"/api/event/{moved['id']}", headers=owner.headers, json={
+        "name": "Moved once", "location": "Room 2", "starting_time": start.isoformat(),
+        "end_time": (start + timedelta(minutes=30)).isoformat()}).status_code == 200
+    assert http.delete(f"/api/event/{cancelled['id']}", headers=owner.headers).status_code == 200
+    after, before = first - timedelta(days=1), first + timedelta(days=60)
+
+    listed = instances(http, owner, created["id"], starts_after=after.isoformat(),
+                       starts_before=before.isoformat())["events"]
+    expanded = expanded_by_icaljs(ical(http, owner, created["id"]), after, before)
+
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text).astimezone(UTC)
+
+    assert [(moment(e["original_start"]), moment(e["start"]), moment(e["end"]), e["summary"],
+             e["location"]) for e in expanded] == [
+        (moment(e["original_start"]), moment(e["starting_time"]), moment(e["end_time"]),
+         e["name"], e["location"]) for e in listed]
+    assert len(listed) == 4 and [e["name"] for e in listed].count("Moved once") == 1
+    assert {datetime.fromisoformat(e["local_start"]).utcoffset() for e in listed} == {
+        timedelta(hours=1), timedelta(hours=2)}

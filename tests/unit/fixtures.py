@@ -18,6 +18,7 @@ def fields(**overrides: Any) -> dict[str, Any]:
         "location": "Tel Aviv Port",
         "participants": ["p-1", "p-2"],
         "recurrence": [],
+        "time_zone": "UTC",
     }
     values.update(overrides)
     return values
