@@ -99,6 +99,17 @@ def mail_from(value: str) -> str:
     return value
 
 
+def public_url(value: str) -> str:
+    """The address clients reach the server at, which links given out (a calendar feed's)
+    begin with: scheme and host, and a path prefix if a proxy serves it under one."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment:
+        raise SettingsError("ALPHABET_PUBLIC_URL must be an http(s) address such as "
+                            f"https://events.example.com, not {value!r}")
+    return value.rstrip("/")
+
+
 def mail_domain(value: str) -> str:
     if not DOMAIN_NAME.fullmatch(value):
         raise SettingsError("ALPHABET_MAIL_DOMAIN must be a domain name (mail.example.com), "
@@ -137,6 +148,13 @@ class Settings:
     # Usernames (case-folded, as usernames are unique) of the accounts that are operators by
     # configuration, beside those granted by `alphabet operator grant`.
     operators: frozenset[str] = frozenset()
+    # Where clients reach the server (links given out begin with it); unset, the address each
+    # request was sent to (its Host).
+    public_url: str | None = None
+    # The address `alphabet serve` listens at (its --host and --port; not from the
+    # environment): what links made outside any request (an email's) begin with when
+    # ALPHABET_PUBLIC_URL is unset.
+    served_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -201,6 +219,7 @@ class Settings:
                 name.strip().casefold() for name in text("OPERATORS", "").split(",")
                 if name.strip()
             ),
+            public_url=public_url(url) if (url := text("PUBLIC_URL", "")) else None,
         )
 
     @property
@@ -208,6 +227,11 @@ class Settings:
         """The right-hand side of every Message-ID: ALPHABET_MAIL_DOMAIN, or else the domain of
         the From address, so that messages identify themselves as the sender's."""
         return self.mail_domain or parseaddr(self.mail_from)[1].rpartition("@")[2].lower()
+
+    @property
+    def link_base(self) -> str:
+        """What links in emails begin with: ALPHABET_PUBLIC_URL, or the address served."""
+        return self.public_url or self.served_url
 
     @property
     def event_store_path(self) -> Path:

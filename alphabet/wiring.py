@@ -32,6 +32,7 @@ from api.lists import ListsServices
 from api.metrics import MetricsServices
 from api.operators import Operators, OperatorServices
 from api.rendered import RenderedEvents
+from api.rsvp import RsvpServices
 from api.security import Tokens
 from api.users import UsersServices
 from api.websockets import SocketServices
@@ -44,6 +45,7 @@ from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisRelay, prime
 from consumers.remind import RemindersView
+from consumers.rsvp import RsvpLinks
 from domain.accounts import Accounts
 from domain.application import EventsApplication
 from domain.events import Event
@@ -306,6 +308,7 @@ def worker(settings: Settings) -> Worker:
             ListsServices(reader, rendered, people_reader, runner),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people),
+            RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),
             health,
             OperatorServices(operators, health, db, log),
             MetricsServices(log, reader, partial(mail_counts, reads.fetchall,
@@ -350,4 +353,5 @@ def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mai
     transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
                             else OutboxTransport(settings.outbox_dir, people.address))
     return Mailer(db, transport, event_loader(app), people.names, people.address,
-                  settings.mail_from, settings.message_domain)
+                  settings.mail_from, settings.message_domain,
+                  links=RsvpLinks(settings.secret(), settings.link_base))
