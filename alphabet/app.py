@@ -25,6 +25,7 @@ from api import (
     console,
     docs_pages,
     events,
+    feeds,
     health,
     lists,
     metrics,
@@ -117,9 +118,9 @@ def create_app(settings: Settings | None = None) -> App:
     # get their services from api.context's decorators) and its OpenAPI generator falls short
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
-    for blueprint in (health.bp, auth.bp, users.bp, lists.bp, changes.bp, events.bp, batch.bp,
-                      operators.bp, websockets.bp, docs_pages.bp, console.bp, metrics.bp,
-                      rsvp.bp):
+    for blueprint in (health.bp, auth.bp, users.bp, feeds.bp, lists.bp, changes.bp, events.bp,
+                      batch.bp, operators.bp, websockets.bp, docs_pages.bp, console.bp,
+                      metrics.bp, rsvp.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     metrics.instrument(app, scraped(settings))

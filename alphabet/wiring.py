@@ -27,6 +27,7 @@ from api.batch import BatchServices
 from api.changes import ChangesServices
 from api.context import Commands, Gate
 from api.events import EventsServices
+from api.feeds import FeedsServices, FeedTexts
 from api.health import HealthServices
 from api.lists import ListsServices
 from api.metrics import MetricsServices
@@ -63,6 +64,7 @@ from projections.doorbell import Doorbell
 from projections.events_queries import EventsReader
 from projections.events_view import EventsView, OwnedEvents
 from projections.faults import Faults
+from projections.feeds import CalendarFeeds, FeedReader
 from projections.follower import Alone, Follower, Leases, Log, View, statements
 from projections.people import MOVE_NAMES_COUNT, People, PeopleReader
 from projections.sessions import Sessions
@@ -305,6 +307,8 @@ def worker(settings: Settings) -> Worker:
             UsersServices(accounts, commands, people_reader, sessions, tokens, operators),
             EventsServices(app, commands, people, people_reader, reader, rendered, operators),
             BatchServices(app, commands, people, people_reader),
+            FeedsServices(CalendarFeeds(db), FeedReader(reads, db.dialect), app,
+                          settings.public_url, FeedTexts()),
             ListsServices(reader, rendered, people_reader, runner),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people),

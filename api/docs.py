@@ -140,6 +140,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
                  "schema": {"type": "string", "minLength": 1}},
     "token": {"description": "an invitation's answer token, from its email's link",
               "schema": {"type": "string"}},
+    "secret": {"description": "a calendar feed's secret, as POST /api/user/me/calendar_feed "
+               "gave it in the feed's URL", "schema": {"type": "string", "minLength": 1}},
 }
 _PARAMETER = re.compile(r"<(\w+)(?::[^>]*)?>")
 

@@ -290,6 +290,11 @@ class Message(Schema):
     message: str
 
 
+class CalendarFeed(Schema):
+    url: str = Field(description="the feed's address for calendar apps (no header needed); "
+                                 "whoever holds it can read your calendar")
+
+
 class Health(Schema):
     status: str
 

@@ -92,15 +92,18 @@ REPLAY_TARGET = Target("≥ 30%", minimum=0.3)
 WS_IDLE_P99 = Target("p99 ≤ 20 ms", maximum=20)
 VISIBLE_P50 = Target("p50 ≤ 20 ms", maximum=20)
 SCENARIO_LABELS = {
-    "get_one": "GET one event", "list": "GET list (100)", "search": "search location",
+    "get_one": "GET one event", "list": "GET list (100)", "feed": "GET calendar feed",
+    "search": "search location",
     "post": "POST create", "put": "PUT update", "signin": "sign-in",
 }
 
 
-def scenarios(data: Dataset, seed: int = 3) -> dict[str, tuple[list[wrk.Request], bool]]:
+def scenarios(data: Dataset, seed: int = 3, feed: str | None = None,
+              ) -> dict[str, tuple[list[wrk.Request], bool]]:
     """Each scenario's rotation of requests and whether it carries the token. GETs walk many
     events and pages so no single row stays hot; PUTs walk the benchmark user's own events
-    (only an owner may change one) renaming each to a name it never had."""
+    (only an owner may change one) renaming each to a name it never had. `feed`, a calendar
+    feed's path, is polled as a calendar app polls it: with no header, over and over."""
     rng = random.Random(seed)
     usernames = [u.username for u in data.users]
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -111,6 +114,7 @@ def scenarios(data: Dataset, seed: int = 3) -> dict[str, tuple[list[wrk.Request]
                     True),
         "list": ([wrk.Request("GET", "/api/events/?" + urlencode({"limit": 100, "starts_after": d}))
                   for d in days], True),
+        **({"feed": ([wrk.Request("GET", feed)], False)} if feed else {}),
         "search": ([wrk.Request("GET", "/api/search_event/" + quote(place))
                     for place in load.LOCATIONS], True),
         "put": ([wrk.Request("PUT", f"/api/event/{i}", {"name": f"Renamed {wrk.UNIQUE}"})
@@ -202,7 +206,10 @@ class Run:
     def http(self, product: server.Server, data: Dataset, workers: int) -> None:
         token = data.owner.access
         measured: dict[str, Any] = {}
-        rotations = scenarios(data)
+        feed = load.calendar_feed(product.url, load.sign_in(product.url, data.subscriber))
+        self.results["feed_events"] = httpx.get(product.url + feed, timeout=30).text.count(
+            "BEGIN:VEVENT")
+        rotations = scenarios(data, feed=feed)
         for name, (requests, authorised) in rotations.items():
             self.progress(f"wrk {name} (workers {workers})")
             measured[name] = self.measure([product], name, requests,
@@ -396,7 +403,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         for name, by_connections in results["http"][f"w{workers}"].items():
             for c, measured in by_connections.items():
                 extra = {}
-                if name in ("list", "search"):
+                if name in ("list", "feed", "search"):
                     same = bare["list"][c]["rps"]
                     extra = {"list_body_baseline_value": round(same, 1),
                              "ratio_to_list_body": round(measured["rps"] / same, 4)}
@@ -502,6 +509,9 @@ def report(results: dict[str, Any]) -> str:
         "request: product/PostgreSQL/wrk/rest of the machine",
         table(["workers", "conns", "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx",
                "sock err", "CPU µs", "ratio", "list body", "target", "verdict"], http_rows),
+        f"GET calendar feed: one account's feed ({results.get('feed_events', '?')} events) polled "
+        "as calendar apps poll, with no header and no If-None-Match: each answer is the whole "
+        "text.",
         "",
         "Appends and replay (facts/s) against raw sqlite3 with the store's durability "
         "(WAL, synchronous=FULL)",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -62,6 +63,12 @@ class Dataset:
     @property
     def owner(self) -> User:
         return self.users[0]
+
+    @property
+    def subscriber(self) -> User:
+        """Whose calendar feed is polled: the last user, who owns no event (the batches are
+        posted by the first ones) and takes part in about a hundred, a list page's worth."""
+        return self.users[-1]
 
 
 def when(rng: random.Random) -> tuple[str, str]:
@@ -129,6 +136,14 @@ def load(url: str, users: int, events: int, seed: int = 1) -> Dataset:
             ids = [e["id"] for e in answer.json()["events"]]
             (owned if number == 0 else others).extend(ids)
     return Dataset(people, owned, others)
+
+
+def calendar_feed(url: str, user: User) -> str:
+    """A new calendar feed of `user`'s: its path (the URL without the server's address), which
+    calendar apps poll with no header."""
+    answer = httpx.post(url + "/api/user/me/calendar_feed", headers=auth(user), timeout=30)
+    answer.raise_for_status()
+    return str(urlsplit(answer.json()["url"]).path)
 
 
 def views_lag(url: str) -> int:

@@ -23,7 +23,8 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     (Event.sequence, RFC 5546 §2.1.4); a view row does not hold it, so a list export leaves it
     out (0), which never makes a calendar app ignore a later invitation as out of date. DTSTAMP
     is the time of the fact shown (Event.stamp where known), so copies of one change are
-    identical, and of two changes with one SEQUENCE the later is the newer."""
+    identical, and of two changes with one SEQUENCE the later is the newer. A `status` given
+    (CANCELLED: a feed's recently deleted event) is the VEVENT's STATUS."""
     item = VEvent()
     item.add("uid", event["id"])
     if "sequence" in event:
@@ -35,6 +36,8 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     item.add("dtend", event["end_time"])
     item.add("summary", event["name"])
     item.add("location", event["location"])
+    if "status" in event:
+        item.add("status", event["status"])
     return item
 
 

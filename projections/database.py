@@ -48,6 +48,12 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family)",
     "CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(user_id)",
+    # Each account's calendar feed, by its secret's digest (projections.feeds): beside the
+    # account, so that erasing the account erases it too.
+    """CREATE TABLE IF NOT EXISTS calendar_feeds (
+        user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        secret_hash TEXT NOT NULL UNIQUE
+    )""",
     """CREATE TABLE IF NOT EXISTS signin_failures (
         key TEXT PRIMARY KEY,
         count INTEGER NOT NULL,

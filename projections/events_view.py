@@ -1,5 +1,6 @@
 """The events view: the current, undeleted events, answering "which events start when, where,
-with whom" for lists and location search without replaying aggregates."""
+with whom" for lists and location search without replaying aggregates; and whose events were
+cancelled when (events_cancelled), for the calendar feeds that show recent cancellations."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ class EventsSql:
 
     def __init__(self, dialect: Dialect, place: Place) -> None:
         view, people = place("events_view"), place("event_people")
+        cancelled = place("events_cancelled")
         self.view = view
-        self.tables = (view, people)
+        self.tables = (view, people, cancelled)
         self.search = dialect.search.at(place)
         search = f",\n                {self.search.column}" if self.search.column else ""
         self.create = [
@@ -50,6 +52,17 @@ class EventsSql:
                 starting_time TEXT NOT NULL,
                 event_id TEXT NOT NULL,
                 PRIMARY KEY (person_id, starting_time, event_id)
+            ){dialect.without_rowid}""",
+            # One row per person concerned (the owner and each participant) per deleted event:
+            # a feed finds a person's recent cancellations by the key's prefix. Kept, like the
+            # facts they come from, so that a replay makes the same rows as the follower did
+            # (a prune by the clock would not); a feed reads only the last days of them.
+            f"""CREATE TABLE IF NOT EXISTS {cancelled} (
+                person_id TEXT NOT NULL,
+                cancelled_at TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (person_id, cancelled_at, event_id)
             ){dialect.without_rowid}""",
             *self.search.schema(),
         ]
@@ -79,6 +92,14 @@ class EventsSql:
         # found by their whole key, listed from the event's row (before it changes)
         self.remove_people = (f"DELETE FROM {people} WHERE (person_id, starting_time, event_id) "
                               f"IN ({listed[BY_ID]})")
+        # A deleted event's cancellation rows, from its row before it goes: the owner's and
+        # each participant's (UNION: an owner who is also a participant gets one).
+        # (The parameters are cast: PostgreSQL cannot tell their types in a UNION's columns.)
+        given = "CAST(? AS TEXT), v.id, CAST(? AS BIGINT)"
+        self.cancel = (f"INSERT INTO {cancelled} SELECT v.owner_id, {given} FROM {view} v "
+                       f"WHERE {BY_ID} UNION SELECT j.value, {given} "
+                       f"FROM {view} v, {dialect.participants} WHERE {BY_ID}")
+        self.cancelled = f"INSERT INTO {cancelled} VALUES (?, ?, ?, ?)"
 
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """A row's values in the order `insert` names its columns."""
@@ -116,7 +137,7 @@ class EventsView:
             case Event.Updated() | Event.Responded():
                 self._update(conn, position, fact)
             case Event.Deleted():
-                self._delete(conn, str(fact.originator_id))
+                self._delete(conn, fact)
             case _:
                 pass
 
@@ -168,6 +189,13 @@ class EventsView:
         )
         return columns
 
+    def cancelled(self, row: Mapping[str, Any], fact: Any) -> list[tuple[str, str, str, int]]:
+        """The cancellation rows a Deleted fact makes of `row`, as `EventsSql.cancel` makes
+        them inside the database."""
+        stamp, version = instant(fact.timestamp), fact.originator_version
+        people = dict.fromkeys([row["owner_id"], *json.loads(row["participants"])])
+        return [(person, stamp, row["id"], version) for person in people]
+
     def add_people(self, conn: Connection, rows: str, value: Any) -> None:
         """The people rows of the view rows `rows` names (BY_ID or FROM_SEQ, for `value`)."""
         conn.execute(self.sql.add_people[rows], (value,))
@@ -194,10 +222,13 @@ class EventsView:
         if moved:
             self.add_people(conn, BY_ID, event_id)
 
-    def _delete(self, conn: Connection, event_id: str) -> None:
+    def _delete(self, conn: Connection, fact: Any) -> None:
+        event_id = str(fact.originator_id)
         row = conn.execute(self.sql.row, (event_id,)).fetchone()
         if row is None:
             return
+        stamp, version = instant(fact.timestamp), fact.originator_version
+        conn.execute(self.sql.cancel, (stamp, version, event_id, stamp, version, event_id))
         self.search.removed(conn, row["seq"])
         conn.execute(self.sql.remove_people, (event_id,))
         conn.execute(self.sql.delete, (row["seq"],))
@@ -220,6 +251,8 @@ class EventsLoader:
         self.order: list[str] = []  # their ids, the deleted ones dropped lazily
         self.earlier: list[tuple[int, Fact]] = []
         self.gone: set[str] = set()  # events of earlier batches deleted in this one
+        # the cancellation rows of the events created and deleted in this batch
+        self.cancelled: list[tuple[str, str, str, int]] = []
 
     def fold(self, facts: Sequence[tuple[int, Fact]]) -> None:
         for position, fact in facts:
@@ -230,7 +263,7 @@ class EventsLoader:
                 case Event.Updated() | Event.Responded() if event_id in self.fresh:
                     self._update(self.fresh[event_id], position, fact)
                 case Event.Deleted() if event_id in self.fresh:
-                    del self.fresh[event_id]
+                    self.cancelled += self.view.cancelled(self.fresh.pop(event_id), fact)
                 case Event.Updated() | Event.Responded() | Event.Deleted():
                     self.earlier.append((position, fact))
                     if isinstance(fact, Event.Deleted):
@@ -243,7 +276,10 @@ class EventsLoader:
             self.view.apply(conn, position, fact)
         if self.fresh:
             self._insert(conn, list(self.fresh.values()))
+        if self.cancelled:
+            conn.executemany(self.view.sql.cancelled, self.cancelled)
         self.fresh.clear()
+        self.cancelled.clear()
         self.order.clear()
         self.earlier.clear()
         self.gone.clear()

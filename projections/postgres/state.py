@@ -206,7 +206,7 @@ class PostgresDatabase:
                             held["sessions"] or "a prepared transaction")
                 break
             time.sleep(0.05)
-        conn.execute("VACUUM (FULL, ANALYZE) users, invitees")
+        conn.execute("VACUUM (FULL, ANALYZE) users, invitees, calendar_feeds")
 
     def close(self) -> None:
         self.pool.close()

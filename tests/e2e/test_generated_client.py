@@ -30,6 +30,7 @@ OPERATIONS = {
     "changes": {"event_changes"},
     "rsvp": {"rsvp"},
     "batch": {"create_batch", "change_batch", "delete_batch"},
+    "feeds": {"create_feed", "revoke_feed", "calendar_feed"},
     "health": {"healthz", "readyz"},
     "operators": {"operator_status", "replay_views"},
     "metrics": {"metrics"},

@@ -139,6 +139,8 @@ def snapshot(server: Server) -> dict[str, list[tuple[Any, ...]]]:
     tables = {
         "events_view": "SELECT * FROM events_view ORDER BY seq",
         "event_people": "SELECT * FROM event_people ORDER BY person_id, starting_time, event_id",
+        "events_cancelled": "SELECT * FROM events_cancelled "
+                            "ORDER BY person_id, cancelled_at, event_id",
     }
     if server.backend.kind == "sqlite":
         tables["events_search"] = "SELECT rowid, name, location FROM events_search ORDER BY rowid"
@@ -684,7 +686,7 @@ def test_replay_rebuilds_the_views_row_for_row_while_the_server_keeps_answering(
     head = caught_up(http)
     assert head >= last
     live = snapshot(server)
-    assert len(live["events_view"]) >= 6 and live["event_people"]
+    assert len(live["events_view"]) >= 6 and live["event_people"] and live["events_cancelled"]
 
     replaying = spawn([sys.executable, "-m", "alphabet.cli", "replay", "events"],
                                  cwd=ROOT, env=server.command_env, stdout=subprocess.PIPE,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -110,7 +111,18 @@ def operations(document: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, 
 
 def url(path: str, world: World) -> str:
     return (path.replace("{event_id}", world.event_id).replace("{user_id}", world.owner.id)
-            .replace("{location}", "Port"))
+            .replace("{location}", "Port").replace("{secret}", "unknown"))
+
+
+def feed(world: World) -> str:
+    """A new calendar feed's path (the other person's: each replaces the one before)."""
+    answer = world.http.post("/api/user/me/calendar_feed", headers=world.other.headers)
+    assert answer.status_code == 201, answer.text
+    return urlsplit(answer.json()["url"]).path
+
+
+def feed_etag(world: World, path: str) -> dict[str, str]:
+    return {"If-None-Match": world.http.get(path).headers["etag"]}
 
 
 def patch_body() -> dict[str, Any]:
@@ -249,6 +261,12 @@ CASES: dict[tuple[str, int], Case] = {
                                                json=[w.event()]),
     ("delete_batch", 422): lambda w: w.request("DELETE", "/api/batch_events", w.owner,
                                                json=["not an id"]),
+    ("create_feed", 201): lambda w: w.request("POST", "/api/user/me/calendar_feed", w.other),
+    ("revoke_feed", 204): lambda w: w.request("DELETE", "/api/user/me/calendar_feed", w.other),
+    ("calendar_feed", 200): lambda w: w.request("GET", feed(w)),
+    ("calendar_feed", 304): lambda w: (lambda path: w.request("GET", path, None, feed_etag(
+        w, path)))(feed(w)),
+    ("calendar_feed", 404): lambda w: w.request("GET", "/calendar/unknown.ics"),
     ("operator_status", 200): lambda w: w.request("GET", "/api/operator/status", w.operator),
     ("operator_status", 403): lambda w: w.request("GET", "/api/operator/status", w.owner),
     ("replay_views", 200): lambda w: w.request("POST", "/api/operator/replay", w.operator,

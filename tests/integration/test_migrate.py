@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import BACKENDS, ROOT, Backend, Spawn, fresh
 
-TABLES = {"users", "invitees", "refresh_tokens", "signin_failures", "tracking", "counters",
-          "events_view",
-          "event_people", "mail_events", "mail_outbox", "reminders"}
+TABLES = {"users", "invitees", "refresh_tokens", "calendar_feeds", "signin_failures", "tracking",
+          "counters", "events_view",
+          "event_people", "events_cancelled", "mail_events", "mail_outbox", "reminders"}
 
 
 def migrate(spawn: Spawn, backend: Backend, data_dir: Path) -> subprocess.Popen[bytes]:

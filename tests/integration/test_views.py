@@ -101,6 +101,9 @@ def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             "event_people": conn.execute(
                 "SELECT * FROM event_people ORDER BY person_id, starting_time, event_id"
             ).fetchall(),
+            "events_cancelled": conn.execute(
+                "SELECT * FROM events_cancelled ORDER BY person_id, cancelled_at, event_id"
+            ).fetchall(),
             "events_search": conn.execute(
                 "SELECT rowid, name, location FROM events_search ORDER BY rowid"
             ).fetchall(),
@@ -429,6 +432,8 @@ def test_a_replay_in_any_batches_numbers_and_fills_the_rows_as_the_follower_did(
     assert snapshot(tmp_path / "replayed" / "state.sqlite") == followed
     # numbers were given again: fewer than one per event made
     assert max(row[0] for row in followed["events_view"]) < CHURNED
+    # deletions left their cancellations (created and deleted in one batch, or in two)
+    assert followed["events_cancelled"]
 
 
 def test_facts_saved_while_a_replay_runs_are_in_the_view_it_swaps_in(

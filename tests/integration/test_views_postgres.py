@@ -109,6 +109,8 @@ def view_rows(read: Any, columns: str = VIEW_COLUMNS) -> dict[str, list[tuple[An
         "events_view": read(f"SELECT {columns} FROM events_view ORDER BY seq"),
         "event_people": read(
             "SELECT * FROM event_people ORDER BY person_id, starting_time, event_id"),
+        "events_cancelled": read(
+            "SELECT * FROM events_cancelled ORDER BY person_id, cancelled_at, event_id"),
     }
 
 

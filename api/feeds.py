@@ -1,0 +1,153 @@
+"""Calendar feeds (subscriptions for calendar apps): a secret URL per account, made and revoked
+by the signed-in user, and the feed itself, which calendar apps poll with no header at all.
+
+A feed lists the account's events, owned and taken part in, and those cancelled in the last
+CANCELLED_DAYS as STATUS:CANCELLED, built by consumers.calendar like every other export. It
+names no attendee and no organiser: its URL is handed to calendar apps and often shared, and
+other people's addresses must not travel with it (nor their usernames: a subscriber sees the
+events, not who else comes).
+
+Polled by every subscribed app, so a poll costs one indexed statement (the events' ids and
+versions) and a dictionary lookup: the text is rendered once per worker for each set of
+events at their versions, which is also what its ETag digests."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sanic import Blueprint, Request, empty, json, raw
+from sanic.response import HTTPResponse, JSONResponse
+
+from api.conditional import unchanged
+from api.context import CurrentUser, now, off_loop, served, signed_in
+from api.docs import CALENDAR, VERSIONED, Answer, RequestHeader, documented
+from api.events import ICS
+from api.present import fields_of_row
+from api.schemas import CalendarFeed
+from consumers.calendar import calendar
+from domain.application import EventsApplication
+from domain.errors import NotFoundError
+from domain.presentation import fields_of, instant
+from projections.feeds import CalendarFeeds, FeedReader
+
+bp = Blueprint("feeds")
+
+FEED = "/api/user/me/calendar_feed"
+CALENDAR_FEED = r"/calendar/<secret:[^/]+\.ics>"
+# How long a deleted event stays in a feed as cancelled, so a calendar app that polls now and
+# then still hears of it (Google Calendar polls a subscription every few hours to a day).
+CANCELLED_DAYS = 30
+# Feed texts a worker keeps, in bytes: a few thousand feeds of a hundred events.
+KEPT_BYTES = 64 * 1024 * 1024
+FEED_UNCHANGED = RequestHeader("If-None-Match", "the feed's ETag you hold (or *): answered 304 "
+                               "with no body while the feed lists the same events unchanged")
+
+
+class FeedTexts:
+    """Feed texts by ETag, oldest dropped first. An ETag digests each event's id and version
+    (and whether it is cancelled), which decide its VEVENT completely, and a feed names
+    nobody, so two accounts with the same events share one text."""
+
+    def __init__(self, kept_bytes: int = KEPT_BYTES) -> None:
+        self.kept_bytes = kept_bytes
+        self._texts: dict[str, bytes] = {}
+        self._size = 0
+
+    def get(self, tag: str) -> bytes | None:
+        return self._texts.get(tag)
+
+    def keep(self, tag: str, text: bytes) -> None:
+        if len(text) > self.kept_bytes or tag in self._texts:
+            return
+        while self._size + len(text) > self.kept_bytes:
+            self._size -= len(self._texts.pop(next(iter(self._texts))))
+        self._texts[tag] = text
+        self._size += len(text)
+
+
+@dataclass(frozen=True)
+class FeedsServices:
+    """Secrets to issue and revoke; the view's feed query; the store, for a cancelled event
+    as it was before its deletion; the public address that feed URLs begin with."""
+
+    feeds: CalendarFeeds
+    reader: FeedReader
+    app: EventsApplication
+    public_url: str | None
+    texts: FeedTexts
+
+
+@bp.post(FEED)
+@documented("A new calendar feed URL for calendar apps (it replaces the one before, which "
+            "then answers 404)", {201: Answer(CalendarFeed)}, auth=True)
+@signed_in(FeedsServices)
+async def create_feed(request: Request, services: FeedsServices,
+                      user: CurrentUser) -> JSONResponse:
+    secret = await off_loop(services.feeds.issue, user.id)
+    base = services.public_url or f"{request.scheme}://{request.host}"
+    return json({"url": f"{base}/calendar/{secret}.ics"}, status=201)
+
+
+@bp.delete(FEED)
+@documented("Revoke your calendar feed (its URL then answers 404); 204 also when there was none",
+            {204: Answer()}, auth=True)
+@signed_in(FeedsServices)
+async def revoke_feed(request: Request, services: FeedsServices,
+                      user: CurrentUser) -> HTTPResponse:
+    await off_loop(services.feeds.revoke, user.id)
+    return empty(status=204)
+
+
+@bp.get(CALENDAR_FEED)
+@documented(f"A calendar feed: the owner's events and those they take part in, and those "
+            f"cancelled in the last {CANCELLED_DAYS} days (STATUS:CANCELLED); no header "
+            "needed, the secret is the key; 404 for a secret replaced, revoked or unknown",
+            {200: Answer(headers=VERSIONED, media=CALENDAR), 304: Answer(headers=VERSIONED),
+             404: None},
+            headers=[FEED_UNCHANGED], suffix=".ics")
+@served(FeedsServices)
+async def calendar_feed(request: Request, services: FeedsServices, secret: str) -> HTTPResponse:
+    secret = secret.removesuffix(".ics")
+    since = instant(now() - timedelta(days=CANCELLED_DAYS))
+    keys = await services.reader.keys(secret, since)
+    if keys is None:
+        raise NotFoundError("no calendar feed at this address")
+    tag = feed_tag(keys.live, keys.cancelled)
+    if answer := unchanged(request, tag):
+        return answer
+    text = services.texts.get(tag)
+    if text is None:
+        # The rows as they are now: one may have changed since the keys were read, and the
+        # ETag is then that of what is sent.
+        rows = await services.reader.rows(secret)
+        tag = feed_tag([(row["id"], row["version"]) for row in rows], keys.cancelled)
+        live = [fields_of_row(row) for row in rows]
+        text = await off_loop(render, services.app, live, keys.cancelled)
+        services.texts.keep(tag, text)
+    return raw(text, content_type=ICS, headers={"ETag": tag})
+
+
+def feed_tag(live: Sequence[tuple[str, int]], cancelled: Sequence[tuple[str, int, str]]) -> str:
+    listed = sorted([f"{event_id} {version}" for event_id, version in live]
+                    + [f"{event_id} {version} cancelled" for event_id, version, _ in cancelled])
+    return '"' + hashlib.sha256("\n".join(listed).encode()).hexdigest()[:32] + '"'
+
+
+def render(app: EventsApplication, live: list[dict[str, Any]],
+           cancelled: Sequence[tuple[str, int, str]]) -> bytes:
+    """The feed's text, its events in order of start (then id), so one set of events always
+    gives the same text. A cancelled event is shown as it was before its deletion (read from
+    the store at that version: the view keeps no row of it), stamped with the deletion's
+    time."""
+    events = list(live)
+    for event_id, version, at in cancelled:
+        shown = fields_of(app.get_event(UUID(event_id), version - 1))
+        when = datetime.fromisoformat(at)
+        events.append({**shown, "updated_at": when, "stamp": when, "status": "CANCELLED"})
+    events.sort(key=lambda event: (event["starting_time"], event["id"]))
+    return calendar(events)

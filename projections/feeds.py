@@ -1,0 +1,102 @@
+"""Calendar feeds: each account's subscription secret, kept only as its digest beside the
+account (so erasing the account erases it: the table's rows go with the user's, ON DELETE
+CASCADE), and the question a calendar app's poll asks of the events view: which events, at
+which versions, the feed's owner has now, and which of theirs were cancelled lately."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from projections.database import AsyncReads, Dialect, Row, StateDatabase
+from projections.events_queries import VIEW_COLUMNS
+
+
+def new_secret() -> str:
+    """256 random bits, URL-safe (43 characters): the whole of a feed URL's protection."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    """What is stored of a secret: its SHA-256. A fast unsalted hash is right here, unlike for
+    passwords: the secret is 256 random bits, so no guess list or precomputed table can reach
+    it and no slow hash would make a search of 2^256 any harder; and being deterministic,
+    the digest is the lookup key itself (one indexed equality per poll, where a salted hash
+    would need the row found first). Whoever reads the table learns nothing that opens a
+    feed: the digest cannot be turned back into the URL's secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class CalendarFeeds:
+    """An account's feed secret: issued (replacing any earlier one) and revoked, written
+    through the state database from a thread."""
+
+    def __init__(self, db: StateDatabase) -> None:
+        self.db = db
+
+    def issue(self, user_id: str) -> str:
+        """A new secret for the account, returned once and stored only as its digest; the
+        earlier one stops working in the same statement."""
+        secret = new_secret()
+        with self.db.write() as conn:
+            conn.execute("INSERT INTO calendar_feeds VALUES (?, ?) ON CONFLICT(user_id) "
+                         "DO UPDATE SET secret_hash = excluded.secret_hash",
+                         (user_id, digest(secret)))
+        return secret
+
+    def revoke(self, user_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM calendar_feeds WHERE user_id = ?", (user_id,))
+
+
+@dataclass(frozen=True)
+class FeedKeys:
+    """What decides a feed's text: its live events' (id, version) and its recent
+    cancellations' (id, version of the deletion, when)."""
+
+    user_id: str
+    live: list[tuple[str, int]]
+    cancelled: list[tuple[str, int, str]]
+
+
+class FeedReader:
+    """A feed's events from the event loop, in one statement each, every part driven by an
+    index: the secret's digest (unique), the owner's events (events_view_owner), the events
+    the owner takes part in (event_people's key) and their cancellations (events_cancelled's
+    key, from a given time)."""
+
+    def __init__(self, reads: AsyncReads, dialect: Dialect) -> None:
+        self.reads = reads
+        join = dialect.ordered_join
+        feed = "WITH f AS (SELECT user_id FROM calendar_feeds WHERE secret_hash = ?) "
+        owned = f"FROM f {join} events_view v ON v.owner_id = f.user_id"
+        taking_part = (f"FROM f {join} event_people p ON p.person_id = f.user_id "
+                       f"{join} events_view v ON v.id = p.event_id")
+        # The feed's row first (kind 'feed'): a known secret with no events still has it.
+        self.keys_sql = (
+            f"{feed}SELECT 'feed' AS kind, f.user_id AS id, 0 AS version, "
+            "NULL AS cancelled_at FROM f "
+            f"UNION SELECT 'live', v.id, v.version, NULL {owned} "
+            f"UNION SELECT 'live', v.id, v.version, NULL {taking_part} "
+            "UNION SELECT 'cancelled', c.event_id, c.version, c.cancelled_at "
+            f"FROM f {join} events_cancelled c ON c.person_id = f.user_id "
+            "WHERE c.cancelled_at >= ?")
+        self.rows_sql = (f"{feed}SELECT {VIEW_COLUMNS} {owned} "
+                         f"UNION SELECT {VIEW_COLUMNS} {taking_part}")
+
+    async def keys(self, secret: str, cancelled_since: str) -> FeedKeys | None:
+        """None when no account has this secret (never had, or it was replaced or revoked)."""
+        rows = await self.reads.fetchall(self.keys_sql, (digest(secret), cancelled_since))
+        user_id = next((row["id"] for row in rows if row["kind"] == "feed"), None)
+        if user_id is None:
+            return None
+        return FeedKeys(
+            user_id,
+            [(row["id"], int(row["version"])) for row in rows if row["kind"] == "live"],
+            [(row["id"], int(row["version"]), row["cancelled_at"]) for row in rows
+             if row["kind"] == "cancelled"])
+
+    async def rows(self, secret: str) -> list[Row]:
+        """The feed's live events' whole rows, as they are now."""
+        return await self.reads.fetchall(self.rows_sql, (digest(secret),))
