@@ -28,6 +28,7 @@ from api.changes import ChangesServices
 from api.context import Commands, Gate
 from api.events import EventsServices
 from api.feeds import FeedsServices, FeedTexts
+from api.freebusy import FreeBusyServices
 from api.health import HealthServices
 from api.lists import ListsServices
 from api.metrics import MetricsServices
@@ -313,6 +314,7 @@ def worker(settings: Settings) -> Worker:
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people),
             RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),
+            FreeBusyServices(reader, people_reader),
             health,
             OperatorServices(operators, health, db, log),
             MetricsServices(log, reader, partial(mail_counts, reads.fetchall,

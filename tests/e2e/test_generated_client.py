@@ -29,6 +29,7 @@ OPERATIONS = {
     "lists": {"list_events", "search_events", "events_ics"},
     "changes": {"event_changes"},
     "rsvp": {"rsvp"},
+    "freebusy": {"freebusy"},
     "batch": {"create_batch", "change_batch", "delete_batch"},
     "feeds": {"create_feed", "revoke_feed", "calendar_feed"},
     "health": {"healthz", "readyz"},
