@@ -26,6 +26,7 @@ from api import (
     docs_pages,
     events,
     feeds,
+    freebusy,
     health,
     lists,
     metrics,
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, feeds.bp, lists.bp, changes.bp, events.bp,
-                      batch.bp, operators.bp, websockets.bp, docs_pages.bp, console.bp,
+                      batch.bp, freebusy.bp, operators.bp, websockets.bp, docs_pages.bp, console.bp,
                       metrics.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)

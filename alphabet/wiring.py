@@ -28,6 +28,7 @@ from api.changes import ChangesServices
 from api.context import Commands, Gate
 from api.events import EventsServices
 from api.feeds import FeedsServices, FeedTexts
+from api.freebusy import FreeBusyServices
 from api.health import HealthServices
 from api.lists import ListsServices
 from api.metrics import MetricsServices
@@ -310,6 +311,7 @@ def worker(settings: Settings) -> Worker:
             ListsServices(reader, rendered, people_reader, runner),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people),
+            FreeBusyServices(reader, people_reader),
             health,
             OperatorServices(operators, health, db, log),
             MetricsServices(log, reader, partial(mail_counts, reads.fetchall,

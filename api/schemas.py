@@ -27,6 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
 from consumers.messages import KINDS
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT
+from domain.zones import DEFAULT_ZONE
 
 USERNAME_RULE = "3-150 letters, digits and _.-+ (no @)"
 USERNAME_PATTERN = r"^[\w.+-]{3,150}$"
@@ -64,6 +65,10 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT,
 Participant = Annotated[str, StringConstraints(min_length=1, max_length=254),
                         AfterValidator(_participant)]
 Participants = Annotated[list[Participant], Field(max_length=MAX_PARTICIPANTS)]
+# Checked against the zone database by the domain (domain.zones), which names the field.
+TimeZone = Annotated[str, Field(max_length=64, description="an IANA time zone name "
+                                "(Europe/Berlin); times are shown in it as local_start/local_end",
+                                json_schema_extra={"example": "Europe/Berlin"})]
 
 
 class OpenAPI30(GenerateJsonSchema):
@@ -155,6 +160,7 @@ class EventCreateBody(Body):
     end_time: AwareDatetime
     location: Text
     participants: Participants = []
+    time_zone: TimeZone = DEFAULT_ZONE
 
 
 class EventChangeBody(ChangeBody):
@@ -163,6 +169,7 @@ class EventChangeBody(ChangeBody):
     end_time: AwareDatetime | None = kept()
     location: Text | None = kept()
     participants: Participants | None = kept()
+    time_zone: TimeZone | None = kept()
 
 
 class ResponseBody(Body):
@@ -230,6 +237,9 @@ class EventOut(Schema):
     name: str
     starting_time: datetime
     end_time: datetime
+    time_zone: str = Field(description="the IANA time zone the event is shown in")
+    local_start: datetime = Field(description="starting_time with the offset of time_zone")
+    local_end: datetime = Field(description="end_time with the offset of time_zone")
     location: str
     participants: list[str] = Field(
         description="usernames, and invitees' addresses (shown to the owner only; "
@@ -273,6 +283,25 @@ class ChangesOut(Schema):
     changes: list[ChangeOut]
     next_after: int = Field(description="pass as ?after= for the changes that follow (the "
                             "log's head once there are no more)")
+
+
+class BusyInterval(Schema):
+    start: datetime
+    end: datetime
+
+
+class BusyCalendar(Schema):
+    busy: list[BusyInterval] = Field(description="in order, overlapping and touching events "
+                                     "joined, cut to the window")
+
+
+class CalendarError(Schema):
+    error: str = Field(description='"not_found": no account has this username')
+
+
+class FreeBusyOut(Schema):
+    calendars: dict[str, BusyCalendar | CalendarError] = Field(
+        description="by each username asked for")
 
 
 class EventsOut(Schema):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from icalendar import Calendar, vCalAddress
+from icalendar import Calendar, TimezoneDaylight, TimezoneStandard, vCalAddress
 from icalendar import Event as VEvent
 from icalendar.parser import Contentline
 
 from domain.events import NEEDS_ACTION
+from domain.zones import DEFAULT_ZONE, local
 
 PRODID = "-//Alphabet Events//alphabet-events//EN"
 END = "END:VEVENT\r\n"
@@ -32,13 +34,20 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     item.add("dtstamp", event.get("stamp", event["updated_at"]))
     item.add("created", event["created_at"])
     item.add("last-modified", event["updated_at"])
-    item.add("dtstart", event["starting_time"])
-    item.add("dtend", event["end_time"])
+    item.add("dtstart", zoned(event["starting_time"], event))
+    item.add("dtend", zoned(event["end_time"], event))
     item.add("summary", event["name"])
     item.add("location", event["location"])
     if "status" in event:
         item.add("status", event["status"])
     return item
+
+
+def zoned(moment: datetime, event: Mapping[str, Any]) -> datetime:
+    """A time as DTSTART/DTEND write it: in the event's named zone (TZID, with a VTIMEZONE that
+    `calendar` adds), or in UTC (Z) for a UTC event."""
+    zone = event.get("time_zone", DEFAULT_ZONE)
+    return moment if zone == DEFAULT_ZONE else local(moment, zone)
 
 
 def calendar(events: Iterable[Mapping[str, Any]], method: str | None = None,
@@ -48,6 +57,7 @@ def calendar(events: Iterable[Mapping[str, Any]], method: str | None = None,
     cal.add("version", "2.0")
     if method:
         cal.add("method", method)
+    zoned_times: list[datetime] = []
     for event in events:
         item = vevent(event)
         if organiser is not None:
@@ -55,7 +65,31 @@ def calendar(events: Iterable[Mapping[str, Any]], method: str | None = None,
         if cancelled:
             item.add("status", "CANCELLED")
         cal.add_component(item)
+        if event.get("time_zone", DEFAULT_ZONE) != DEFAULT_ZONE:
+            zoned_times += (event["starting_time"], event["end_time"])
+    if zoned_times:
+        # Each TZID's VTIMEZONE, built by the library from the zone database, from the year
+        # before the first event to the year after the last: every onset around them.
+        cal.add_missing_timezones(first_date=date(min(zoned_times).year - 1, 1, 1),
+                                  last_date=date(max(zoned_times).year + 2, 1, 1))
+        one_onset_per_line(cal)
     return bytes(cal.to_ical())
+
+
+def one_onset_per_line(cal: Calendar) -> None:
+    """Each VTIMEZONE observance's onsets as one RDATE line each, its DTSTART among them.
+    RFC 5545 allows a list on one line, as the library writes it, but ical.js (the parser of
+    Thunderbird and of web calendars) reads only the first date of an RDATE line, and skips
+    DTSTART when there is an RDATE: it put summer in winter (tests/e2e/test_time_zones.py)."""
+    for zone in cal.timezones:
+        observances: list[TimezoneStandard | TimezoneDaylight] = [*zone.standard, *zone.daylight]
+        for observance in observances:
+            if "RDATE" not in observance:
+                continue
+            onsets = [observance.decoded("DTSTART"), *(start for start, _ in observance.rdates)]
+            del observance["RDATE"]
+            for onset in onsets:
+                observance.add("rdate", onset)
 
 
 @dataclass(frozen=True)

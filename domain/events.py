@@ -8,10 +8,11 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import ConflictError, ForbiddenError, GoneError, InvalidFieldsError
+from domain.zones import DEFAULT_ZONE, zone_problem
 
 MAX_TEXT = 200
 MAX_PARTICIPANTS = 1000
-FIELDS = ("name", "starting_time", "end_time", "location", "participants")
+FIELDS = ("name", "starting_time", "end_time", "location", "participants", "time_zone")
 TIMES = ("starting_time", "end_time")
 # The instants an event may start and end at (UTC, the end exclusive). Everything that reads
 # the facts computes with these times in Python's datetime, whose years run from 1 to 9999:
@@ -44,6 +45,14 @@ class Event(Aggregate):
         end_time: datetime
         location: str
         participants: list[str]
+        time_zone: str
+        # Version 2 names the event's zone; facts stored before zones existed read as UTC,
+        # which is what their instants were shown in (upcast when read: no migration).
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["time_zone"] = DEFAULT_ZONE
 
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
@@ -70,6 +79,7 @@ class Event(Aggregate):
         end_time: datetime,
         location: str,
         participants: list[str],
+        time_zone: str,
     ) -> None:
         self.owner_id = owner_id
         self.name = name
@@ -77,6 +87,7 @@ class Event(Aggregate):
         self.end_time = end_time
         self.location = location
         self.participants = participants
+        self.time_zone = time_zone
         self.deleted = False
         # person id → answer, for the participants who have answered (the rest need action)
         self.responses: dict[str, str] = {}
@@ -96,6 +107,7 @@ class Event(Aggregate):
         end_time: datetime,
         location: str,
         participants: list[str],
+        time_zone: str = DEFAULT_ZONE,
     ) -> Event:
         """Check every rule before the fact exists: a Created fact is never invalid."""
         fields: dict[str, Any] = {
@@ -104,6 +116,7 @@ class Event(Aggregate):
             "end_time": end_time,
             "location": location,
             "participants": _unique(participants),
+            "time_zone": time_zone,
         }
         check_fields(fields)
         return cls(owner_id=owner_id, **in_utc(fields))
@@ -243,6 +256,8 @@ def field_problems(fields: dict[str, Any]) -> dict[str, str]:
         problems["end_time"] = "must be after starting_time"
     if len(fields["participants"]) > MAX_PARTICIPANTS:
         problems["participants"] = f"at most {MAX_PARTICIPANTS} participants"
+    if (problem := zone_problem(fields["time_zone"])) is not None:
+        problems["time_zone"] = problem
     return problems
 
 

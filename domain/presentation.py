@@ -1,5 +1,6 @@
 """How events look to a client, as pure functions of the domain's objects: ids mapped to
-names (given), invitees' addresses shown to the owner only, times as UTC instants. Shared by
+names (given), invitees' addresses shown to the owner only, times as UTC instants (and in the
+event's own zone beside them). Shared by
 the HTTP answers and the WebSocket messages."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from domain.events import Event, attendee_responses
+from domain.zones import local
 
 # person id → ("user", username) or ("invitee", address)
 Names = Mapping[str, tuple[str, str]]
@@ -27,12 +29,20 @@ def utc(value: datetime | str) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def in_zone(value: datetime | str, zone: str) -> str:
+    """An instant (a datetime, or a view row's `instant` text) as RFC 3339 with the offset
+    its zone has then: `2027-03-29T09:00:00+02:00`."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return local(moment, zone).isoformat()
+
+
 def fields_of(event: Event) -> dict[str, Any]:
     """An aggregate's shown fields, in the same form as a view row's."""
     return {
         "id": str(event.id), "name": event.name, "starting_time": event.starting_time,
         "end_time": event.end_time, "location": event.location,
         "participants": event.participants, "responses": event.responses,
+        "time_zone": event.time_zone,
         "owner_id": event.owner_id,
         "version": event.version, "created_at": event.created_on, "updated_at": event.modified_on,
         "sequence": event.sequence, "stamp": event.stamp,
@@ -87,6 +97,9 @@ def event_json(event: Fields, names: Names, viewer_id: str,
         "name": event["name"],
         "starting_time": utc(event["starting_time"]),
         "end_time": utc(event["end_time"]),
+        "time_zone": event["time_zone"],
+        "local_start": in_zone(event["starting_time"], event["time_zone"]),
+        "local_end": in_zone(event["end_time"], event["time_zone"]),
         "location": event["location"],
         "participants": participants(ids, names, owner_view),
         "attendees": attendees(ids, event["responses"] if responses is None else responses,

@@ -19,7 +19,7 @@ from projections.people import NAMES_COUNT
 from projections.search import words
 
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
-           "created_at, updated_at, responses")
+           "created_at, updated_at, responses, time_zone")
 VIEW_COLUMNS = ", ".join("v." + column.strip() for column in COLUMNS.split(","))
 # What a page needs of a row whose text a worker has rendered already (api.rendered: id,
 # version and owner decide it) and its cursor (starting time, id). A page of 100 whole rows
@@ -130,6 +130,30 @@ def page_query(
     return f"SELECT {columns}, {COUNTERS} FROM {source}{order} LIMIT ?", params
 
 
+# Free/busy: the times of the events people own or take part in that overlap a window. Owned
+# ones through the (owner_id, end_time, starting_time) index: for each owner the range of
+# events that end after the window's start (their current and later ones, not their whole
+# past), starts checked in the index itself. Taken part in through event_people's key
+# (person_id, starting_time): each participant's events that start before the window's end,
+# with the responses for the caller to keep the accepted ones (`responses` is null for the
+# owner's, who is always busy).
+BUSY = ("SELECT v.owner_id AS person_id, v.starting_time, v.end_time, NULL AS responses "
+        "FROM events_view v WHERE v.owner_id IN ({marks}) AND v.end_time > ? "
+        "AND v.starting_time < ? "
+        "UNION ALL SELECT p.person_id, v.starting_time, v.end_time, v.responses "
+        "FROM event_people p {join} events_view v ON v.id = p.event_id "
+        "WHERE p.person_id IN ({marks}) AND p.starting_time < ? AND v.end_time > ?")
+
+
+def busy_query(person_ids: Sequence[str], start: str, end: str,
+               dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
+    """The SQL for the events that may keep these people busy in [start, end) (instants as
+    the view writes them): rows of person_id, starting_time, end_time and responses."""
+    marks = ",".join("?" * len(person_ids))
+    return (BUSY.format(marks=marks, join=dialect.ordered_join),
+            [*person_ids, start, end, *person_ids, end, start])
+
+
 class Moved(Exception):
     """An event changed between the statement that read a page's keys and the one that read
     its whole rows: the page must be read again, whole."""
@@ -193,6 +217,11 @@ class EventsReader:
         count, read in one statement: the row is current exactly when its version equals
         `latest`."""
         return await self.reads.lookup(self.current_sql, "id", event_id)
+
+    async def busy(self, person_ids: Sequence[str], start: str, end: str) -> list[Row]:
+        if not person_ids:
+            return []
+        return await self.reads.fetchall(*busy_query(person_ids, start, end, self.dialect))
 
     async def position(self, view: str) -> int:
         rows = await self.reads.fetchall("SELECT position FROM tracking WHERE view = ?", (view,))

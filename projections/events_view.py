@@ -17,7 +17,7 @@ from projections.search import BY_ID, FROM_SEQ
 
 # A view row's columns as `EventsView.created` gives them, before the search's own.
 ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
-       "version", "position", "created_at", "updated_at", "responses")
+       "version", "position", "created_at", "updated_at", "responses", "time_zone")
 
 
 class EventsSql:
@@ -45,7 +45,8 @@ class EventsSql:
                 position BIGINT NOT NULL,
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL,
-                responses TEXT NOT NULL{search}
+                responses TEXT NOT NULL,
+                time_zone TEXT NOT NULL DEFAULT 'UTC'{search}
             )""",
             f"""CREATE TABLE IF NOT EXISTS {people} (
                 person_id TEXT NOT NULL,
@@ -70,7 +71,10 @@ class EventsSql:
         # indexes must then take the live names. event_people needs none: its rows are found
         # by their whole key, which the event's row holds.
         self.indexes = {f"{view}_start": f"{view} (starting_time, id)",
-                        f"{view}_owner": f"{view} (owner_id)", **self.search.indexes()}
+                        f"{view}_owner": f"{view} (owner_id)",
+                        # free/busy: an owner's events that end after a window's start
+                        f"{view}_owner_end": f"{view} (owner_id, end_time, starting_time)",
+                        **self.search.indexes()}
         self.columns = columns = (*ROW, *self.search.columns)
         self.insert = (f"INSERT INTO {view} ({', '.join(columns)}) "
                        f"VALUES ({', '.join('?' * len(columns))})")
@@ -152,7 +156,7 @@ class EventsView:
             "location": fact.location, "starting_time": instant(fact.starting_time),
             "end_time": instant(fact.end_time), "participants": json.dumps(fact.participants),
             "version": fact.originator_version, "position": position, "created_at": stamp,
-            "updated_at": stamp, "responses": "{}",
+            "updated_at": stamp, "responses": "{}", "time_zone": fact.time_zone,
             **self.search.values(fact.name, fact.location),
         }
 
@@ -169,7 +173,7 @@ class EventsView:
         before = json.loads(row["responses"])
         if (after := responses_after(before, changes)) != before:
             columns["responses"] = json.dumps(after)
-        for name in ("name", "location"):
+        for name in ("name", "location", "time_zone"):
             if name in changes:
                 columns[name] = changes[name]
         for name in ("starting_time", "end_time"):

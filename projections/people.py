@@ -188,6 +188,17 @@ class PeopleReader:
     async def by_username(self, username: str) -> Account | None:
         return await self._one(ACCOUNT_SQL.format(key="username_key"), key(username))
 
+    async def ids(self, usernames: Iterable[str]) -> dict[str, str]:
+        """The ids of the accounts with these usernames, in one statement, by each name's
+        key(); names no account has are left out."""
+        wanted = list({key(name) for name in usernames})
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = await self.reads.fetchall(
+            f"SELECT id, username_key FROM users WHERE username_key IN ({marks})", wanted)
+        return {row["username_key"]: row["id"] for row in rows}
+
     async def names_count(self, seen: int | None = None) -> int:
         """How many times names have changed (NAMES_CHANGED); a change empties the cache.
         Anything cached from names() is valid while this count holds. `seen` is the count as

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -52,6 +52,11 @@ class CalendarEvent:
     location: str | None
     organizer: Address | None
     attendees: tuple[Address, ...]
+    # ical.js only (so left out of comparisons with vobject's reading): DTSTART's TZID, and
+    # the wall-clock times it read in that zone
+    tzid: str | None = field(default=None, compare=False)
+    local_start: str | None = field(default=None, compare=False)
+    local_end: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -158,4 +163,5 @@ def by_icaljs(texts: Sequence[str]) -> list[list[CalendarEvent]]:
         dtstamp=when(event["dtstamp"]), summary=event["summary"], location=event["location"],
         organizer=address(event["organizer"]),
         attendees=tuple(a for a in map(address, event["attendees"]) if a is not None),
+        tzid=event["tzid"], local_start=event["local_start"], local_end=event["local_end"],
     ) for event in calendar["events"]] for calendar in json.loads(done.stdout)]

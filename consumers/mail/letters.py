@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
@@ -20,6 +20,7 @@ from consumers.calendar import Invitation, Person, calendar
 from consumers.mail.outbox import Outgoing
 from domain.events import NEEDS_ACTION, Event
 from domain.presentation import Names, fields_of, participants
+from domain.zones import DEFAULT_ZONE, local
 
 SUBJECTS = {
     "created": 'Invitation: "{name}" on {start}',
@@ -41,12 +42,8 @@ LEADS = {
 METHODS = {"created": "REQUEST", "updated": "REQUEST", "removed": "CANCEL", "deleted": "CANCEL"}
 # How the "What changed" lines name each field.
 CHANGED = {"name": "name", "starting_time": "starts", "end_time": "ends",
-           "location": "location", "participants": "participants"}
+           "location": "location", "participants": "participants", "time_zone": "time zone"}
 UNKNOWN_ORGANISER = "The organiser"
-
-# The zone emails show times in. Events carry no zone yet; when they do (SPEC §6.1), it is
-# theirs, and every reader of this one zone takes it as an argument already.
-ZONE: tzinfo = UTC
 
 # An email as the mailer builds it: compat32 headers, some set as email.header.Header.
 Mail: TypeAlias = "Message[str, str | Header]"
@@ -77,29 +74,35 @@ def header_message_id(key: str, domain: str) -> str:
     return f"<{key.strip('<>').rpartition('@')[0]}@{domain}>"
 
 
-def moment(value: datetime, zone: tzinfo = ZONE) -> str:
-    """`Tuesday 1 December 2026, 18:00 UTC`: day and time as people write them, with the zone
-    (and its offset from UTC when it is not UTC itself)."""
-    local = value.astimezone(zone)
-    return f"{day(local)}, {local:%H:%M} {zone_label(local)}"
+def moment(value: datetime, zone: str = DEFAULT_ZONE) -> str:
+    """`Monday 29 March 2027, 09:00 Europe/Berlin (CEST, UTC+02:00)`: day and time as people
+    write them, in the event's zone, named (with its abbreviation and offset then, unless it is
+    UTC itself)."""
+    shown = local(value, zone)
+    return f"{day(shown)}, {shown:%H:%M} {zone_label(shown, zone)}"
 
 
-def span(start: datetime, end: datetime, zone: tzinfo = ZONE) -> str:
+def span(start: datetime, end: datetime, zone: str = DEFAULT_ZONE) -> str:
     """`Tuesday 1 December 2026, 18:00–19:00 UTC`, or with both days when it ends on another."""
-    first, last = start.astimezone(zone), end.astimezone(zone)
+    first, last = local(start, zone), local(end, zone)
     if first.date() == last.date():
-        return f"{day(first)}, {first:%H:%M}–{last:%H:%M} {zone_label(last)}"
-    return f"{day(first)}, {first:%H:%M} – {day(last)}, {last:%H:%M} {zone_label(last)}"
+        return f"{day(first)}, {first:%H:%M}–{last:%H:%M} {zone_label(last, zone)}"
+    return f"{day(first)}, {first:%H:%M} – {day(last)}, {last:%H:%M} {zone_label(last, zone)}"
 
 
-def day(local: datetime) -> str:
-    return f"{local:%A} {local.day} {local:%B %Y}"
+def day(shown: datetime) -> str:
+    return f"{shown:%A} {shown.day} {shown:%B %Y}"
 
 
-def zone_label(local: datetime) -> str:
-    name, offset = local.tzname() or "", local.strftime("%z")
-    shown = f"UTC{offset[:3]}:{offset[3:]}"
-    return name if name == "UTC" else f"{name} ({shown})" if name else shown
+def zone_label(shown: datetime, zone: str) -> str:
+    """The zone's IANA name, then what it is called at that time and its offset from UTC
+    (a zone with no abbreviation of its own, such as Asia/Dubai, calls itself `+04`)."""
+    if zone == DEFAULT_ZONE:
+        return zone
+    name, offset = shown.tzname() or "", shown.strftime("%z")
+    utc_offset = f"UTC{offset[:3]}:{offset[3:]}"
+    parts = [name, utc_offset] if name and not name.startswith(("+", "-")) else [utc_offset]
+    return f"{zone} ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -162,12 +165,12 @@ def letter(kind: str, event: Event, names: Names, changed: list[str], service: s
     fields = fields_of(event)
     organiser = names.get(event.owner_id)
     who = organiser[1] if organiser else UNKNOWN_ORGANISER
-    start = moment(event.starting_time)
+    start = moment(event.starting_time, event.time_zone)
     lines = [
         LEADS[kind].format(organiser=who, name=event.name, start=start),
         "",
         f"What:  {event.name}",
-        f"When:  {span(event.starting_time, event.end_time)}",
+        f"When:  {span(event.starting_time, event.end_time, event.time_zone)}",
         f"Where: {event.location}",
         *([f"Organiser: {who}"] if organiser else []),
         # Counted, not named: a copy of an email outlives the erasure of the people it names.
@@ -208,7 +211,7 @@ def change_text(event: Event, field: str, names: Names) -> str:
     if field == "participants":
         return f"now {len(participants(event.participants, names, False))}"
     if field in ("starting_time", "end_time"):
-        return moment(getattr(event, field))
+        return moment(getattr(event, field), event.time_zone)
     return str(getattr(event, field))
 
 

@@ -19,7 +19,8 @@ from tests.conftest import Person, Server, at, event_body, sign_up
 PLUS_TWO = timezone(timedelta(hours=2))
 EVENT_FIELDS = {
     "id", "name", "starting_time", "end_time", "location", "participants", "attendees",
-    "owner", "owner_username", "version", "created_at", "updated_at",
+    "owner", "owner_username", "version", "created_at", "updated_at", "time_zone", "local_start",
+    "local_end",
 }
 
 
@@ -830,7 +831,7 @@ def test_the_history_lists_every_fact_with_created_holding_all_fields_and_update
     created = trail[0]["changes"]
     assert created == {
         "name": "Audit", "starting_time": event["starting_time"], "end_time": event["end_time"],
-        "location": "Eilat", "participants": [other.username],
+        "location": "Eilat", "participants": [other.username], "time_zone": "UTC",
     }
     assert trail[1]["changes"] == {"name": "Audited"}
     assert set(trail[2]["changes"]) == {"starting_time", "end_time"}

@@ -225,6 +225,11 @@ CASES: dict[tuple[str, int], Case] = {
                                                 params={"after": 0}),
     ("event_changes", 422): lambda w: w.request("GET", "/api/events/changes", w.owner,
                                                 params={"after": "-1"}),
+    ("freebusy", 200): lambda w: w.request("GET", "/api/freebusy", w.other, params={
+        "users": f"{w.owner.username},nobody_here", "starts_after": at(hours=-1),
+        "starts_before": at(days=1)}),
+    ("freebusy", 422): lambda w: w.request("GET", "/api/freebusy", w.other, params={
+        "users": w.owner.username, "starts_after": at(hours=-1), "starts_before": at(days=94)}),
     ("events_ics", 200): lambda w: w.request("GET", "/api/events.ics", w.owner),
     ("events_ics", 422): lambda w: w.request("GET", "/api/events.ics", w.owner,
                                              params={"starts_after": "soon"}),

@@ -30,7 +30,7 @@ from domain.application import EventsApplication
 from domain.events import ANSWERS, Event
 from domain.storage import REBUILD
 from projections.database import SqliteDatabase, StateDatabase
-from projections.events_queries import Filters, page_query
+from projections.events_queries import Filters, busy_query, page_query
 from projections.events_view import EventsView
 from projections.follower import (
     Follower,
@@ -519,3 +519,16 @@ def test_no_page_shape_scans_the_whole_view(planned: StateDatabase, shape: str) 
     if not (filters.location or filters.q):
         # read in index order, so LIMIT stops the read: no sort of every row
         assert not any("TEMP B-TREE" in line for line in plan), f"{shape}: {plan}"
+
+
+def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
+    planned: StateDatabase,
+) -> None:
+    sql, params = busy_query([PERSON, "22222222-2222-4222-8222-222222222222"], T1, T2)
+    plan = [row["detail"] for row in
+            planned.connection().execute("EXPLAIN QUERY PLAN " + sql, params)]
+    assert plan
+    assert not any(FULL_SCAN.match(line) for line in plan), plan
+    assert any("events_view_owner_end" in line and "end_time>?" in line for line in plan), plan
+    assert any(re.search(r"SEARCH p USING PRIMARY KEY \(person_id=\? AND starting_time<\?\)",
+                         line) for line in plan), plan

@@ -5,7 +5,9 @@
 // stdin: a JSON array of iCalendar texts. stdout: a JSON array, one object per text:
 // {"method", "events": [{"uid", "sequence", "status", "dtstamp", "start", "end", "summary",
 //  "location", "organizer": {"value", "cn"}, "attendees": [{"value", "cn", "partstat", "rsvp",
-//  "role"}]}]}. A text ical.js cannot parse ends the script with a non-zero exit.
+//  "role"}], "tzid", "local_start", "local_end"}]}. A text ical.js cannot parse ends the script
+// with a non-zero exit. A text's own VTIMEZONEs are what its TZIDs are read with (registered
+// first, as calendar apps do): ical.js knows no zone database of its own.
 import ICAL from "ical.js";
 
 function address(property) {
@@ -24,6 +26,9 @@ function address(property) {
 
 function read(text) {
   const calendar = new ICAL.Component(ICAL.parse(text));
+  for (const zone of calendar.getAllSubcomponents("vtimezone")) {
+    ICAL.TimezoneService.register(zone);
+  }
   return {
     method: calendar.getFirstPropertyValue("method"),
     events: calendar.getAllSubcomponents("vevent").map((vevent) => {
@@ -39,6 +44,9 @@ function read(text) {
         location: event.location,
         organizer: address(vevent.getFirstProperty("organizer")),
         attendees: vevent.getAllProperties("attendee").map(address),
+        tzid: vevent.getFirstProperty("dtstart").getParameter("tzid") ?? null,
+        local_start: event.startDate.toString(),
+        local_end: event.endDate.toString(),
       };
     }),
   };

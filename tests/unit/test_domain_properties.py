@@ -78,7 +78,7 @@ def test_the_same_instants_in_another_offset_are_no_change(written_in: timezone)
 
 BROKEN: dict[str, Any] = {
     "name": " ", "location": "x" * (MAX_TEXT + 1), "starting_time": EARLIEST - timedelta(1),
-    "participants": [str(n) for n in range(1001)],
+    "participants": [str(n) for n in range(1001)], "time_zone": "+02:00",
 }
 
 
