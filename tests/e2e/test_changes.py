@@ -226,6 +226,21 @@ async def test_the_changes_are_what_a_socket_resuming_at_the_same_position_deliv
     assert [c["event"] for c in changes] == [m["event"] for m in messages[:-1]] + [None]
 
 
+def test_a_participants_answer_is_a_change_of_the_kind_sockets_name_it(
+    http: httpx.Client, owner: Person, other: Person,
+) -> None:
+    event, created_at = create(http, owner, name=unique("Answered"),
+                               participants=[other.username])
+    answer = http.post(f"/api/event/{event['id']}/response", headers=other.headers,
+                       json={"response": "accepted"})
+    assert answer.status_code == 200, answer.text
+    answered_at = position_of(answer)
+    changes, _ = sync(http, owner, created_at)
+    assert [(c["position"], c["type"], c["event_id"]) for c in changes] == [
+        (answered_at, "event.response", event["id"])]
+    assert changes[0]["event"] == answer.json()["event"]
+
+
 def test_a_reminder_that_falls_due_is_a_change_with_its_position(
     http: httpx.Client, owner: Person, other: Person,
 ) -> None:
