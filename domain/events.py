@@ -261,7 +261,8 @@ def field_problems(fields: dict[str, Any]) -> dict[str, str]:
         problems["end_time"] = "must be after starting_time"
     if len(fields["participants"]) > MAX_PARTICIPANTS:
         problems["participants"] = f"at most {MAX_PARTICIPANTS} participants"
-    if (problem := zone_problem(fields["time_zone"])) is not None:
+    # (an occurrence of a series is checked without one: the zone is the series')
+    if "time_zone" in fields and (problem := zone_problem(fields["time_zone"])) is not None:
         problems["time_zone"] = problem
     return problems
 
