@@ -152,11 +152,13 @@ def state_database(settings: Settings) -> StateDatabase:
 
 
 def migrate(settings: Settings) -> None:
-    """Create whatever is missing of the state database's tables and the event store's;
-    idempotent, and one process at a time across instances."""
+    """Create whatever is missing of the state database's tables (and of their columns) and
+    the event store's; idempotent, and one process at a time across instances."""
     db = state_database(settings)
     try:
         with db.exclusive("migrate"):
+            with db.write() as conn:
+                EventsView(dialect(settings)).add_columns(conn)
             event_application(settings, create_tables=True).close()
     finally:
         db.close()
