@@ -72,6 +72,8 @@ class RsvpServices:
                          "the answer the link stands for")])
 @served(RsvpServices)
 async def rsvp(request: Request, services: RsvpServices, token: str) -> HTTPResponse:
+    if request.method == "HEAD":  # sanic-ext hands HEAD to GET's handler; a probe is no answer
+        return page(405, "Open the link to answer", "Nothing was recorded.", {"Allow": "GET"})
     response = request.args.get("response")
     if response not in ANSWERS:
         return page(400, "This answer link is incomplete",

@@ -184,6 +184,8 @@ def test_a_tampered_or_foreign_token_changes_nothing_and_answers_400(
     assert_page(httpx.get(f"{head}{token}?response=maybe", timeout=30), 400,
                 "This answer link is incomplete")
     assert_page(httpx.get(f"{head}{token}", timeout=30), 400, "This answer link is incomplete")
+    # a scanner's HEAD probe of a good link is no answer
+    assert httpx.head(url, timeout=30).status_code == 405
     # nor does an answer token pass as an access token
     assert client.get("/api/user/me", headers={"Authorization": f"Bearer {token}"}
                       ).status_code == 401
