@@ -267,6 +267,11 @@ class Event(Aggregate):
         self._record_response(participant=participant, response=response, by=by)
         return True
 
+    def check_answerable_by_link(self, now: datetime) -> None:
+        """An invitation's answer link expires when the event ends (SPEC §6.3)."""
+        if not self.deleted and self.end_time <= now:
+            raise GoneError(f'event "{self.name}" has ended; it can no longer be answered')
+
     def response_of(self, participant: str) -> str:
         return self.responses.get(participant, NEEDS_ACTION)
 
@@ -379,7 +384,8 @@ def field_problems(fields: dict[str, Any]) -> dict[str, str]:
         problems["end_time"] = "must be after starting_time"
     if len(fields["participants"]) > MAX_PARTICIPANTS:
         problems["participants"] = f"at most {MAX_PARTICIPANTS} participants"
-    if (problem := zone_problem(fields["time_zone"])) is not None:
+    # (an occurrence of a series is checked without one: the zone is the series')
+    if "time_zone" in fields and (problem := zone_problem(fields["time_zone"])) is not None:
         problems["time_zone"] = problem
     # the occurrences' rule, in the zone they recur in (an occurrence's fields have neither)
     if fields.get("recurrence") and not problems.keys() & {"starting_time", "time_zone"}:

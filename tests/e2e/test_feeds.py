@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,15 +100,19 @@ def test_a_feed_answers_304_to_its_etag_until_one_of_its_events_changes(
 def test_a_new_feed_url_replaces_the_old_one_which_then_answers_404(
         http: httpx.Client) -> None:
     me = sign_up(http, "rotate")
-    event_id = create(http, me, name="Rotated")
+    event_id = create(http, me, name="Rotated", time_zone="Europe/Berlin",
+                      starting_time="2030-07-01T09:00:00+02:00",
+                      end_time="2030-07-01T10:00:00+02:00")
     old = new_feed(http, me)
     feed_when(http, old, lambda text: event_id in text, "the event")
     new = new_feed(http, me)
     assert new != old
     assert_error(http.get(old), 404)
     text = feed_when(http, new, lambda found: event_id in found, "the event").text
+    assert "BEGIN:VTIMEZONE" in text and "DTSTART;TZID=Europe/Berlin:" in text
     [parsed] = by_icaljs([text])
-    assert [event.uid for event in parsed] == [event_id]
+    assert [(event.uid, event.start) for event in parsed] == [
+        (event_id, datetime(2030, 7, 1, 7, tzinfo=UTC))]
     assert [event.uid for event in by_vobject(text)] == [event_id]
 
 
