@@ -31,6 +31,7 @@ from api import (
     lists,
     metrics,
     operators,
+    rsvp,
     users,
     websockets,
 )
@@ -60,8 +61,10 @@ and `If-Match` pins it (`If-None-Match` on a read answers 304 while it is curren
   4404; an expired token closes it with 4401 (reconnect with `?after=`).
 * First the server sends `{"type": "ready", "position": N}`: the log position it is live from.
 * Then one message per change, in log order: `{"type": "event.created" | "event.updated" |
-  "event.deleted" | "event.reminder", "event_id", "version", "position", "message", "event",
-  "changes"}`, where `message` is `Event "<name>" has been created.` (updated, deleted).
+  "event.deleted" | "event.reminder" | "event.response", "event_id", "version", "position",
+  "message", "event", "changes"}`, where `message` is `Event "<name>" has been created.`
+  (updated, deleted); an `event.response`'s `changes` are `{"attendee", "response"}`: who
+  answered (as in `participants`) and what.
 * Resume after a disconnect with `?after=<position>`: what was missed is replayed from the event
   store, then the socket continues live, with no gap and no duplicate.
 * A client that falls more than 1,000 messages behind is closed with 1013 (resume with `after`).
@@ -72,7 +75,8 @@ WEBSOCKETS = {
     "/ws/events/{event_id}": "every change of one event, in log order",
     "query": {"token": "an access token (or send {\"token\": ...} first, within 5 s)",
               "after": "a log position: replay what came after it, then go on live"},
-    "messages": ["ready", "event.created", "event.updated", "event.deleted", "event.reminder"],
+    "messages": ["ready", "event.created", "event.updated", "event.deleted", "event.reminder",
+                 "event.response"],
     "close codes": {"4400": "a bad ?after", "4401": "no, a bad or an expired token",
                     "4404": "no such event", "1013": "too far behind (resume with ?after)"},
 }
@@ -119,8 +123,8 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, feeds.bp, lists.bp, changes.bp, events.bp,
-                      batch.bp, freebusy.bp, operators.bp, websockets.bp, docs_pages.bp, console.bp,
-                      metrics.bp):
+                      batch.bp, freebusy.bp, operators.bp, websockets.bp, docs_pages.bp,
+                      console.bp, metrics.bp, rsvp.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     metrics.instrument(app, scraped(settings))

@@ -68,6 +68,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     problem = cannot_listen(args.host, args.port)
     if problem:
         return fail("serve", problem)
+    from dataclasses import replace
     from functools import partial
 
     from sanic import Sanic
@@ -78,11 +79,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     metrics_dir.prepare(settings)  # before anything imports prometheus_client
     from alphabet.app import create_app
 
+    served = url(args.host, args.port)
+    settings = replace(settings, served_url=served)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=False,
                 access_log=args.access_log, motd=False)
-    served = url(args.host, args.port)
 
     async def announce(_: Any) -> None:
         """Once the port is bound (Sanic binds in the main process before this), before the

@@ -151,6 +151,10 @@ class Settings:
     # Where clients reach the server (links given out begin with it); unset, the address each
     # request was sent to (its Host).
     public_url: str | None = None
+    # The address `alphabet serve` listens at (its --host and --port; not from the
+    # environment): what links made outside any request (an email's) begin with when
+    # ALPHABET_PUBLIC_URL is unset.
+    served_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -223,6 +227,11 @@ class Settings:
         """The right-hand side of every Message-ID: ALPHABET_MAIL_DOMAIN, or else the domain of
         the From address, so that messages identify themselves as the sender's."""
         return self.mail_domain or parseaddr(self.mail_from)[1].rpartition("@")[2].lower()
+
+    @property
+    def link_base(self) -> str:
+        """What links in emails begin with: ALPHABET_PUBLIC_URL, or the address served."""
+        return self.public_url or self.served_url
 
     @property
     def event_store_path(self) -> Path:

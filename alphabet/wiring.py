@@ -34,6 +34,7 @@ from api.lists import ListsServices
 from api.metrics import MetricsServices
 from api.operators import Operators, OperatorServices
 from api.rendered import RenderedEvents
+from api.rsvp import RsvpServices
 from api.security import Tokens
 from api.users import UsersServices
 from api.websockets import SocketServices
@@ -46,6 +47,7 @@ from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisRelay, prime
 from consumers.remind import RemindersView
+from consumers.rsvp import RsvpLinks
 from domain.accounts import Accounts
 from domain.application import EventsApplication
 from domain.events import Event
@@ -150,11 +152,13 @@ def state_database(settings: Settings) -> StateDatabase:
 
 
 def migrate(settings: Settings) -> None:
-    """Create whatever is missing of the state database's tables and the event store's;
-    idempotent, and one process at a time across instances."""
+    """Create whatever is missing of the state database's tables (and of their columns) and
+    the event store's; idempotent, and one process at a time across instances."""
     db = state_database(settings)
     try:
         with db.exclusive("migrate"):
+            with db.write() as conn:
+                EventsView(dialect(settings)).add_columns(conn)
             event_application(settings, create_tables=True).close()
     finally:
         db.close()
@@ -311,6 +315,7 @@ def worker(settings: Settings) -> Worker:
             ListsServices(reader, rendered, people_reader, runner),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people),
+            RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),
             FreeBusyServices(reader, people_reader),
             health,
             OperatorServices(operators, health, db, log),
@@ -356,4 +361,5 @@ def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mai
     transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
                             else OutboxTransport(settings.outbox_dir, people.address))
     return Mailer(db, transport, event_loader(app), people.names, people.address,
-                  settings.mail_from, settings.message_domain)
+                  settings.mail_from, settings.message_domain,
+                  links=RsvpLinks(settings.secret(), settings.link_base))

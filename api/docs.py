@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 JSON = "application/json"
 CALENDAR = "text/calendar"
+HTML = "text/html"
 PLAIN_TEXT = "text/plain"
 BEARER = "bearer"
 SCHEMAS = "#/components/schemas/{model}"
@@ -137,6 +138,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "user_id": {"description": "an account's id", "schema": {"type": "string"}},
     "location": {"description": "words the location must contain (case and accents ignored)",
                  "schema": {"type": "string", "minLength": 1}},
+    "token": {"description": "an invitation's answer token, from its email's link",
+              "schema": {"type": "string"}},
     "secret": {"description": "a calendar feed's secret, as POST /api/user/me/calendar_feed "
                "gave it in the feed's URL", "schema": {"type": "string", "minLength": 1}},
 }

@@ -168,6 +168,11 @@ class Event(Aggregate):
         self._record_response(participant=participant, response=response, by=by)
         return True
 
+    def check_answerable_by_link(self, now: datetime) -> None:
+        """An invitation's answer link expires when the event ends (SPEC §6.3)."""
+        if not self.deleted and self.end_time <= now:
+            raise GoneError(f'event "{self.name}" has ended; it can no longer be answered')
+
     def response_of(self, participant: str) -> str:
         return self.responses.get(participant, NEEDS_ACTION)
 

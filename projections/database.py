@@ -111,6 +111,10 @@ class Dialect(Protocol):
     # A statement with one parameter, a table's name, answering one row whose `found` is 1
     # when the table exists (tables made on first use, such as the mailer's).
     has_table: str
+    # A statement with two parameters, a table's and a column's name, answering one row whose
+    # `found` is 1 when the table has that column (columns a view gained after its first
+    # release are added to a database made before: see EventsView.add_columns).
+    has_column: str
 
     def numbering(self) -> Numbering: ...
 
@@ -168,6 +172,7 @@ class SqliteDialect:
     search: Search = Fts5Search()
     participants = "json_each(v.participants) j"
     has_table = "SELECT COUNT(*) AS found FROM sqlite_master WHERE type = 'table' AND name = ?"
+    has_column = "SELECT COUNT(*) AS found FROM pragma_table_info(?) WHERE name = ?"
     renames_indexes = False
 
     def numbering(self) -> Numbering:

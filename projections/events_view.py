@@ -20,6 +20,12 @@ ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "parti
        "version", "position", "created_at", "updated_at", "responses", "time_zone")
 
 
+# Columns the view gained after its first release, with what the rows made before them hold
+# (there were no answers before answers existed): a database made before gains them when it
+# is migrated, without a replay.
+ADDED_COLUMNS = {"responses": "TEXT NOT NULL DEFAULT '{}'"}
+
+
 class EventsSql:
     """The events view's statements in one dialect, made once from its tables' names at its
     place; the words' statements are its search's."""
@@ -144,6 +150,14 @@ class EventsView:
                 self._delete(conn, fact)
             case _:
                 pass
+
+    def add_columns(self, conn: Connection) -> None:
+        """The ADDED_COLUMNS a table made before them lacks (in one transaction with the
+        check: a migration is one at a time, see alphabet.wiring.migrate)."""
+        for column, definition in ADDED_COLUMNS.items():
+            if not conn.execute(self.dialect.has_column, (self.sql.view, column)
+                                ).fetchone()["found"]:
+                conn.execute(f"ALTER TABLE {self.sql.view} ADD COLUMN {column} {definition}")
 
     def loader(self, reads: Connection) -> EventsLoader:
         return EventsLoader(self, reads)

@@ -15,10 +15,11 @@ from uuid import UUID
 import aiosmtplib
 
 from consumers.calendar import Person
-from consumers.mail.letters import Letter, header_message_id, kind_for, letter
+from consumers.mail.letters import METHODS, Letter, header_message_id, kind_for, letter
 from consumers.mail.outbox import MARK, Outgoing
 from consumers.mail.transports import OrganiserErasedError, RecipientErasedError, Transport
 from consumers.messages import LoadEvent, LookUpNames
+from consumers.rsvp import RsvpLinks
 from domain.events import Event
 from domain.presentation import Names, fields_of, people_of
 from domain.storage import Connection, Database
@@ -53,7 +54,9 @@ class Mailer:
         sender: str,
         domain: str,
         clock: Callable[[], float] = time.time,
+        links: RsvpLinks | None = None,
     ) -> None:
+        """`links`: what makes outside invitees' one-click answers (none without it)."""
         self.db = db
         self.transport = transport
         self.load = load
@@ -65,6 +68,7 @@ class Mailer:
         self.service_address = parseaddr(sender)[1]
         self.domain = domain  # of every Message-ID
         self.clock = clock
+        self.links = links
         # Delivery state lives beside the outbox, not in it: a replay rebuilds the outbox from
         # the facts, but what was delivered is not in the facts and must not be forgotten (or
         # everything would be sent again).
@@ -145,10 +149,13 @@ class Mailer:
                 event, names = loaded
                 kind = kind_for(item, event)
                 try:
-                    made = letters.get((*key, kind))
+                    answers = self._answers(item, event, kind, names)
+                    made = letters.get((*key, kind)) if answers is None else None
                     if made is None:
-                        made = letters[(*key, kind)] = letter(
-                            kind, event, names, item.changed, self.service_address)
+                        made = letter(kind, event, names, item.changed, self.service_address,
+                                      answers)
+                        if answers is None:  # a letter with links is its recipient's alone
+                            letters[(*key, kind)] = made
                     recipient = Person(address, self._username(item.person_id, names))
                     await self.transport.deliver(
                         made.to(self.sender, recipient,
@@ -186,6 +193,16 @@ class Mailer:
                 log.exception("mail delivery pass failed; retrying")
             if not delivered:
                 await asyncio.sleep(interval)
+
+    def _answers(self, item: Outgoing, event: Event, kind: str,
+                 names: Names) -> dict[str, str] | None:
+        """An outside invitee's one-click answer links, in an invitation (a REQUEST) only:
+        registered users answer signed in."""
+        known = names.get(item.person_id)
+        if self.links is None or METHODS.get(kind) != "REQUEST" or known is None \
+                or known[0] != "invitee":
+            return None
+        return self.links.links(item.event_id, item.person_id, event.end_time)
 
     def _username(self, person_id: str, names: Names) -> str | None:
         """How the recipient's calendar names them: their username (None for an invitee, of

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
@@ -40,6 +41,9 @@ LEADS = {
 # message: it carries the event as a plain file, so no app takes it for a change or asks for
 # an answer again.
 METHODS = {"created": "REQUEST", "updated": "REQUEST", "removed": "CANCEL", "deleted": "CANCEL"}
+# How an invitation's one-click answers read (consumers.rsvp makes their links), in order.
+ANSWER_LABELS = {"accepted": "Yes", "tentative": "Maybe", "declined": "No"}
+ANSWER_LEAD = "Will you attend? Answer with one click:"
 # How the "What changed" lines name each field.
 CHANGED = {"name": "name", "starting_time": "starts", "end_time": "ends",
            "location": "location", "participants": "participants", "time_zone": "time zone"}
@@ -158,10 +162,12 @@ class Letter:
         return Envelope(recipient_id, self.organiser, self.names_organiser)
 
 
-def letter(kind: str, event: Event, names: Names, changed: list[str], service: str) -> Letter:
+def letter(kind: str, event: Event, names: Names, changed: list[str], service: str,
+           answers: Mapping[str, str] | None = None) -> Letter:
     """Plain text, HTML and the iCalendar message of one version and kind of email. `service`
     is the From address: the calendar's ORGANIZER is the owner by name at that address, as the
-    owner's own address is never shown to anyone."""
+    owner's own address is never shown to anyone. `answers`: one recipient's one-click links
+    by answer (an outside invitee's invitation), which make the letter theirs alone."""
     fields = fields_of(event)
     organiser = names.get(event.owner_id)
     who = organiser[1] if organiser else UNKNOWN_ORGANISER
@@ -179,13 +185,17 @@ def letter(kind: str, event: Event, names: Names, changed: list[str], service: s
     if changed and kind in ("updated", "removed"):
         lines += ["", "What changed:"] + [f"  {CHANGED[k]}: {change_text(event, k, names)}"
                                           for k in changed]
+    answer_lines = ["", ANSWER_LEAD, *(f"  {label}: {answers[answer]}"
+                                       for answer, label in ANSWER_LABELS.items())
+                    ] if answers else []
     method = METHODS.get(kind)
     invitation = (Invitation(fields, method, Person(service, organiser[1] if organiser else None),
                              whole_event_cancelled=kind == "deleted") if method else None)
     alternatives = [
-        text_part("plain", "\n".join(lines) + "\n"),
+        text_part("plain", "\n".join(lines + answer_lines) + "\n"),
         text_part("html", "<html><body>" + "".join(
-            f"<p>{html.escape(line)}</p>" for line in lines if line) + "</body></html>"),
+            f"<p>{html.escape(line)}</p>" for line in lines if line) + answer_links(answers)
+            + "</body></html>"),
     ]
     if method:
         alternatives.append(calendar_part("text", "calendar", CALENDAR_SLOT, method=method))
@@ -205,6 +215,15 @@ def letter(kind: str, event: Event, names: Names, changed: list[str], service: s
                      header_name="Subject").encode()
     return Letter(subject, str(whole["Content-Type"]), rendered, invitation, event.owner_id,
                   organiser is not None)
+
+
+def answer_links(answers: Mapping[str, str] | None) -> str:
+    """The HTML paragraph of one-click answers: a link per answer, named by its label."""
+    if not answers:
+        return ""
+    links = " · ".join(f'<a href="{html.escape(answers[answer])}">{label}</a>'
+                       for answer, label in ANSWER_LABELS.items())
+    return f"<p>{html.escape(ANSWER_LEAD)} {links}</p>"
 
 
 def change_text(event: Event, field: str, names: Names) -> str:

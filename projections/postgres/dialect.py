@@ -63,6 +63,8 @@ class PostgresDialect:
     participants = "json_array_elements_text(v.participants::json) AS j(value)"
     has_table = ("SELECT COUNT(*) AS found FROM pg_tables WHERE tablename = ? "
                  "AND schemaname = current_schema()")
+    has_column = ("SELECT COUNT(*) AS found FROM information_schema.columns WHERE table_name = ? "
+                  "AND column_name = ? AND table_schema = current_schema()")
     renames_indexes = True
 
     def numbering(self) -> Numbering:

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from openapi_core import OpenAPI
 
+from consumers.rsvp import RsvpLinks
 from tests.conftest import ROOT, Person, Server, at, event_body, sign_up
 from tests.e2e.openapi_client import check, load
 
@@ -44,6 +46,15 @@ class World:
     deleted_id: str
     started_id: str
     operator: Person | None = None
+    # an outside invitee of `invited_id`, and answer links signed with the server's key
+    invited_id: str = ""
+    invitee_id: str = ""
+    links: RsvpLinks | None = None
+
+    def answer_link(self, event_id: str) -> str:
+        assert self.links is not None
+        return self.links.links(event_id, self.invitee_id,
+                                datetime.now(UTC) + timedelta(days=1))["accepted"]
 
     def request(self, method: str, url: str, who: Person | None = None,
                 headers: dict[str, str] | None = None, **options: Any) -> httpx.Request:
@@ -81,6 +92,10 @@ def world(http: httpx.Client, server: Server) -> World:
     assert http.delete(f"/api/event/{made.deleted_id}", headers=owner.headers).status_code == 200
     made.started_id = made.event(starting_time=at(hours=-1), end_time=at(hours=1))
     made.operator = sign_up(http, "conform")
+    invitee = f"conform_{uuid.uuid4().hex[:10]}@example.org"
+    made.invited_id = made.event(participants=[invitee])
+    [(made.invitee_id,)] = server.rows("SELECT id FROM invitees WHERE email = ?", (invitee,))
+    made.links = RsvpLinks((server.data_dir / "secret_key").read_text().strip(), "")
     granted = subprocess.run(
         [sys.executable, "-m", "alphabet", "operator", "grant", made.operator.username],
         cwd=ROOT, env=server.command_env, capture_output=True, text=True, timeout=300)
@@ -206,6 +221,12 @@ CASES: dict[tuple[str, int], Case] = {
         "POST", f"/api/event/{w.deleted_id}/response", w.other, json={"response": "accepted"}),
     ("respond_to_event", 422): lambda w: w.request("POST", f"/api/event/{w.event_id}/response",
                                                    w.other, json={"response": "maybe"}),
+    ("rsvp", 200): lambda w: w.request("GET", w.answer_link(w.invited_id)),
+    ("rsvp", 400): lambda w: w.request("GET", "/rsvp/not-a-token",
+                                       params={"response": "accepted"}),
+    ("rsvp", 403): lambda w: w.request("GET", w.answer_link(w.event_id)),
+    ("rsvp", 404): lambda w: w.request("GET", w.answer_link(str(uuid.uuid4()))),
+    ("rsvp", 410): lambda w: w.request("GET", w.answer_link(w.deleted_id)),
     ("delete_event", 200): lambda w: w.request("DELETE", f"/api/event/{w.event()}", w.owner),
     ("delete_event", 400): lambda w: w.request("DELETE", f"/api/event/{w.event_id}", w.owner,
                                                {"If-Match": "three"}),

@@ -108,3 +108,24 @@ def test_migrate_moves_the_names_count_out_of_tracking_into_its_own_table(
                 ("people.names", 7)]
             assert backend.rows(
                 tmp_path, "SELECT view FROM tracking WHERE view = 'people.names'") == []
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_migrate_gives_an_events_view_made_before_answers_existed_their_column(
+    kind: str, tmp_path: Path, spawn: Spawn
+) -> None:
+    """A view made before attendees' responses lacks their column: migrate adds it, and the
+    rows it holds have no answers (there were none then); migrating again changes nothing."""
+    with fresh(kind) as backend:
+        assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
+        write(backend, tmp_path, "ALTER TABLE events_view DROP COLUMN responses")
+        search = ", search" if backend.url else ""
+        words = ", to_tsvector('simple', 'old')" if backend.url else ""
+        write(backend, tmp_path, "INSERT INTO events_view (id, owner_id, name, location, "
+              "starting_time, end_time, participants, version, position, created_at, "
+              f"updated_at{search}) VALUES ('e', 'o', 'Old', 'Port', 's', 'e', '[]', 1, 1, "
+              f"'c', 'u'{words})")
+        for _ in range(2):
+            assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
+            assert backend.rows(tmp_path, "SELECT id, responses FROM events_view") == [
+                ("e", "{}")]
