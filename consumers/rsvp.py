@@ -8,7 +8,6 @@ accepted as those (api.security requires their `type` and refuses any audience).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,8 +19,6 @@ ALGORITHM = "HS256"
 KIND = "rsvp"
 AUDIENCE = "alphabet-events:rsvp"
 REQUIRED = ["exp", "aud", "type", "sub", "evt"]
-COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-MAX_TOKEN = 1024
 
 
 class BadLinkError(Exception):
@@ -57,8 +54,6 @@ class RsvpLinks:
         return {answer: f"{self.base}/rsvp/{token}?response={answer}" for answer in ANSWERS}
 
     def check(self, token: str) -> Answering:
-        if len(token) > MAX_TOKEN or not COMPACT.fullmatch(token):
-            raise BadLinkError("this answer link is not valid")
         try:
             claims = jwt.decode(token, self.secret, algorithms=[ALGORITHM], audience=AUDIENCE,
                                 options={"require": REQUIRED})
