@@ -126,7 +126,7 @@ class OccurrencesSql:
             )""",
         ]
         self.indexes = {f"{rows}_start": f"{rows} (starting_time, id)",
-                        f"{rows}_series": f"{rows} (series_id)",
+                        f"{rows}_series": f"{rows} (series_id, starting_time, id)",
                         f"{series}_pending": f"{series} (pending)",
                         f"{series}_first": f"{series} (first_start)",
                         f"{series}_last": f"{series} (last_start)"}

@@ -50,24 +50,32 @@ def conditions(filters: Any, dialect: Dialect, match: str | None) -> tuple[list[
 def page_query(filters: Any, match: str | None, after: tuple[str, str] | None, limit: int,
                dialect: Dialect) -> tuple[str, list[Any]]:
     """Statement 1: up to `limit` rows in page order, each part read by its own index."""
-    parts: list[str] = []
-    params: list[Any] = []
-    for columns, source, start, ident, own in (
-            (SINGLE_COLUMNS, "events_view v", "v.starting_time", "v.id", "v.recurrence = '[]'"),
-            (OCCURRENCE_COLUMNS,
-             f"event_occurrences o {dialect.ordered_join} events_view v ON v.id = o.series_id",
-             "o.starting_time", "o.id", None)):
-        where, values = conditions(filters, dialect, match)
-        if own:
-            where.insert(0, own)
-        times, moments = window(filters, after, start, ident)
-        where += times
-        values = values + moments
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        parts.append(f"SELECT * FROM (SELECT {columns} FROM {source}{clause} "
-                     f"ORDER BY {start}, {ident} LIMIT ?) {'ab'[len(parts)]}")
-        params += [*values, limit]
-    return " UNION ALL ".join(parts) + " ORDER BY starting_time, id LIMIT ?", [*params, limit]
+    where, values = conditions(filters, dialect, match)
+    times, moments = window(filters, after, "v.starting_time", "v.id")
+    singles = " AND ".join(["v.recurrence = '[]'", *where, *times])
+    parts = [f"SELECT {SINGLE_COLUMNS} FROM events_view v WHERE {singles} "
+             "ORDER BY v.starting_time, v.id LIMIT ?"]
+    params = [*values, *moments, limit]
+    times, moments = window(filters, after, "o.starting_time", "o.id")
+    if where and dialect.name != "sqlite":
+        # PostgreSQL hashed every occurrence against the few series some words match: each
+        # matching series' first occurrences, through the (series_id, starting_time) index
+        own = " AND ".join(["o.series_id = v.id", *times])
+        parts.append(
+            f"SELECT {OCCURRENCE_COLUMNS} FROM events_view v CROSS JOIN LATERAL (SELECT * "
+            f"FROM event_occurrences o WHERE {own} ORDER BY o.starting_time, o.id LIMIT ?) o "
+            f"WHERE {' AND '.join(['v.recurrence <> ' + repr('[]'), *where])} "
+            "ORDER BY o.starting_time, o.id LIMIT ?")
+        params += [*moments, limit, *values, limit]
+    else:
+        clause = " AND ".join([*where, *times]) or "TRUE"
+        parts.append(f"SELECT {OCCURRENCE_COLUMNS} FROM event_occurrences o "
+                     f"{dialect.ordered_join} events_view v ON v.id = o.series_id "
+                     f"WHERE {clause} ORDER BY o.starting_time, o.id LIMIT ?")
+        params += [*values, *moments, limit]
+    union = " UNION ALL ".join(f"SELECT * FROM ({part}) {name}"
+                               for part, name in zip(parts, "ab", strict=True))
+    return f"{union} ORDER BY starting_time, id LIMIT ?", [*params, limit]
 
 
 def window(filters: Any, after: tuple[str, str] | None, start: str,

@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,9 @@ from consumers.remind import RemindersView
 from domain.application import EventsApplication
 from domain.events import ANSWERS, Event
 from domain.storage import REBUILD
-from projections.database import SqliteDatabase, StateDatabase
-from projections.events_queries import Filters, busy_query, page_query
+from projections import single_events
+from projections.database import SQLITE, Dialect, SqliteDatabase, StateDatabase
+from projections.events_queries import Filters, busy_query, matched, page_query
 from projections.events_view import EventsView
 from projections.follower import (
     Follower,
@@ -558,6 +559,39 @@ def test_no_page_shape_scans_the_whole_view(planned: StateDatabase, shape: str) 
     if not (filters.location or filters.q):
         # read in index order, so LIMIT stops the read: no sort of every row
         assert not any("TEMP B-TREE" in line for line in plan), f"{shape}: {plan}"
+
+
+# single_events=true (projections.single_events): a page's shapes with the flag
+SINGLE_SHAPES = {name: (replace(filters, single_events=True), after)
+                 for name, (filters, after) in SHAPES.items()}
+
+
+def single_events_plans(filters: Filters, after: tuple[str, str] | None,
+                        explain: Callable[[str, list[Any]], list[str]],
+                        dialect: Dialect = SQLITE) -> tuple[list[str], list[str]]:
+    """The plans of a single_events page's two statements: its rows, and the series
+    pending before its end (a page's end in a year or so from now)."""
+    match = matched(filters, dialect)
+    return (explain(*single_events.page_query(filters, match, after, 101, dialect)),
+            explain(*single_events.pending_query(filters, match, AFTER[0], dialect)))
+
+
+@pytest.mark.parametrize("shape", SINGLE_SHAPES)
+def test_single_events_pages_read_occurrences_and_series_through_their_indexes(
+        planned: StateDatabase, shape: str) -> None:
+    filters, after = SINGLE_SHAPES[shape]
+    page, pending = single_events_plans(filters, after, lambda sql, params: [
+        row["detail"] for row in planned.connection().execute("EXPLAIN QUERY PLAN " + sql,
+                                                               params)])
+    # (a and b are the two parts' rows, at most a page each, merged)
+    for line in page + pending:
+        assert not FULL_SCAN.match(line) or line in ("SCAN a", "SCAN b"), f"{shape}: {page}"
+    assert any(re.match(r"(SCAN|SEARCH) o USING INDEX event_occurrences_(start|series)", line)
+               for line in page), page
+    if not filters.participant_id:
+        # only the series whose occurrences are not all rows yet, by their index
+        assert pending[0].startswith("SEARCH s USING INDEX event_series_pending (pending<?)"), \
+            pending
 
 
 def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
