@@ -30,6 +30,7 @@ from api import (
     health,
     lists,
     metrics,
+    occurrences,
     operators,
     rsvp,
     users,
@@ -123,8 +124,8 @@ def create_app(settings: Settings | None = None) -> App:
     # (api.docs builds the document).
     app.extend(built_in_extensions=False, extensions=[HTTPExtension])
     for blueprint in (health.bp, auth.bp, users.bp, feeds.bp, lists.bp, changes.bp, events.bp,
-                      batch.bp, freebusy.bp, operators.bp, websockets.bp, docs_pages.bp,
-                      console.bp, metrics.bp, rsvp.bp):
+                      occurrences.bp, batch.bp, freebusy.bp, operators.bp, websockets.bp,
+                      docs_pages.bp, console.bp, metrics.bp, rsvp.bp):
         app.blueprint(blueprint)
     app.error_handler.add(Exception, handle)
     metrics.instrument(app, scraped(settings))

@@ -134,7 +134,10 @@ def operations_of(handler: Any) -> list[Operation]:
 
 
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
-    "event_id": {"description": "the event's id", "schema": {"type": "string", "format": "uuid"}},
+    "event_id": {"description": "the event's id, or an occurrence's (<event id>_<original "
+                 "start in UTC as YYYYMMDDTHHMMSSZ>, from /instances)",
+                 "schema": {"type": "string",
+                            "pattern": "^[0-9a-fA-F-]{32,36}(_[0-9]{8}T[0-9]{6}Z)?$"}},
     "user_id": {"description": "an account's id", "schema": {"type": "string"}},
     "location": {"description": "words the location must contain (case and accents ignored)",
                  "schema": {"type": "string", "minLength": 1}},

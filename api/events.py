@@ -38,7 +38,7 @@ from api.docs import (
 )
 from api.errors import ApiError
 from api.operators import Operators
-from api.present import aggregate_json, history_json, position_header
+from api.present import aggregate_json, history_json, occurrences_json, position_header
 from api.rendered import JSON, RenderedEvents, event_body
 from api.schemas import (
     EventChangeBody,
@@ -53,7 +53,8 @@ from consumers.calendar import calendar
 from domain.application import EventsApplication
 from domain.errors import NotFoundError
 from domain.events import Event
-from domain.presentation import fields_of
+from domain.presentation import calendar_fields
+from domain.recurrence import parse_key
 from domain.writing import Written
 from projections.events_queries import EventsReader
 from projections.people import People, PeopleReader
@@ -106,7 +107,8 @@ async def create_event(request: Request,
 
 
 @bp.get(EVENT)
-@documented("One event, as it is now or (with as_of) as it was",
+@documented("One event, or one occurrence of a series (by its occurrence id), as it is now or "
+            "(with as_of) as it was",
             {200: Answer(EventEnvelope, VERSIONED), 304: Answer(headers=VERSIONED), 404: None,
              410: None, 422: None},
             auth=True, headers=[IF_NONE_MATCH],
@@ -115,9 +117,10 @@ async def create_event(request: Request,
 @visited(EventsServices)
 async def get_event(request: Request, services: EventsServices, visitor: Visitor,
                     event_id: str) -> HTTPResponse:
-    uid = event_uuid(event_id)
+    uid, original = target(event_id)
     as_of = request.args.get("as_of")
-    current = await services.reader.current(str(uid)) if as_of is None else None
+    current = await services.reader.current(str(uid)) \
+        if as_of is None and original is None else None
     user = await visitor.signed_in(current["names_count"] if current is not None else None)
     if current is not None and current["latest"] == current["version"]:
         # The view row is provably current: its version is the store's latest, read with it.
@@ -138,7 +141,11 @@ async def get_event(request: Request, services: EventsServices, visitor: Visitor
         event = await off_loop(services.app.event_as_of, uid, parse_time(as_of))
     if unchanged := not_modified(request, event.version):
         return unchanged
-    shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)
+    if original is not None:
+        [shown] = await occurrences_json(event, [event.occurrence(original)],
+                                         services.people_reader, user.id, user.names_count)
+    else:
+        shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)
     return json({"event": shown}, headers={"ETag": etag(event.version)})
 
 
@@ -153,23 +160,33 @@ async def event_ics(request: Request, services: EventsServices, user: CurrentUse
     event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
     if unchanged := not_modified(request, event.version):
         return unchanged
-    return raw(calendar([fields_of(event)]), content_type=ICS,
+    return raw(calendar(calendar_fields(event)), content_type=ICS,
                headers={"ETag": etag(event.version)})
 
 
 @bp.put(EVENT)
 @bp.patch(EVENT, name="patch_event")
-@documented("Change an event (fields given are merged; only the owner; not once started)",
+@documented("Change an event (fields given are merged; only the owner; not once started); on "
+            "an occurrence id, that occurrence only",
             {200: Answer(EventWritten, EVENT_WRITTEN), 403: None, 404: None, 409: None,
              410: None},
             body=EventChangeBody, auth=True, headers=[IF_MATCH])
 @signed_in(EventsServices)
 async def change_event(request: Request, services: EventsServices, user: CurrentUser,
                        event_id: str) -> JSONResponse:
-    uid = event_uuid(event_id)
+    uid, original = target(event_id)
     expected = if_match(request)
     data = parse(request, EventChangeBody)
     changes = await command_fields(services, data.model_dump(exclude_unset=True))
+    if original is not None:
+        written = await services.command(
+            services.app.change_occurrence, uid, original, by=user.id, now=now(),
+            expected_version=expected, changes=changes)
+        event: Event = written.aggregate
+        [shown] = await occurrences_json(event, [event.occurrence(original)],
+                                         services.people_reader, user.id, user.names_count)
+        return json({"message": "Event updated", "event": shown},
+                    headers={"ETag": etag(event.version), **position_header(written)})
     written = await services.command(
         services.app.update_event, uid, by=user.id, now=now(),
         expected_version=expected, changes=changes,
@@ -179,13 +196,19 @@ async def change_event(request: Request, services: EventsServices, user: Current
 
 @bp.delete(EVENT)
 @documented("Delete an event (its owner, or an operator: the fact names who); participants "
-            "are told",
+            "are told. On an occurrence id, cancel that occurrence only (its owner)",
             {200: Answer(Message, WRITTEN), 403: None, 404: None, 410: None},
             auth=True, headers=[IF_MATCH])
 @signed_in(EventsServices)
 async def delete_event(request: Request, services: EventsServices, user: CurrentUser,
                        event_id: str) -> JSONResponse:
-    written = await services.command(services.app.delete_event, event_uuid(event_id), by=user.id,
+    uid, original = target(event_id)
+    if original is not None:
+        written = await services.command(services.app.cancel_occurrence, uid, original,
+                                         by=user.id, expected_version=if_match(request))
+        return json({"message": f'Occurrence {event_id} of event "{written.aggregate.name}" '
+                                'cancelled'}, headers=position_header(written))
+    written = await services.command(services.app.delete_event, uid, by=user.id,
         expected_version=if_match(request), operator=await services.operators.include(user),
     )
     return json({"message": f'Event "{written.aggregate.name}" deleted'},
@@ -236,6 +259,18 @@ async def written_json(services: EventsServices, written: Written, user: Current
         headers["Location"] = f"/api/event/{event.id}"
     body = {"event": shown} if message is None else {"message": message, "event": shown}
     return json(body, status=status, headers=headers)
+
+
+def target(value: str) -> tuple[UUID, datetime | None]:
+    """An event's id, or an occurrence's (`<event id>_<original start, YYYYMMDDTHHMMSSZ>`):
+    the event and the occurrence's original start (None for the event itself)."""
+    event_part, underscore, start_part = value.partition("_")
+    if not underscore:
+        return event_uuid(value), None
+    start = parse_key(start_part)
+    if start is None:
+        raise NotFoundError(f"no event with id {value}")
+    return event_uuid(event_part), start
 
 
 def event_uuid(value: str) -> UUID:

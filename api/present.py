@@ -8,14 +8,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.events import Event, fact_by, fact_changes, fact_people
+from domain.events import Event, fact_by, fact_changes, fact_people, instance_of
 from domain.presentation import (
     changes_json,
     event_json,
     fields_of,
+    instance_id,
+    occurrence_fields,
+    occurrence_json,
     people_of,
     utc,
 )
+from domain.recurrence import Occurrence
 from domain.writing import Written
 from projections.database import Row
 from projections.people import Account, PeopleReader
@@ -26,8 +30,8 @@ def fields_of_row(row: Row) -> dict[str, Any]:
     fields = dict(row)
     for name in ("starting_time", "end_time", "created_at", "updated_at"):
         fields[name] = datetime.fromisoformat(fields[name])
-    fields["participants"] = json.loads(fields["participants"])
-    fields["responses"] = json.loads(fields["responses"])
+    for name in ("participants", "responses", "recurrence"):
+        fields[name] = json.loads(fields[name])
     return fields
 
 
@@ -55,6 +59,14 @@ async def aggregate_json(event: Event, people: PeopleReader, viewer_id: str,
     return (await aggregates_json([event], people, viewer_id, names_count))[0]
 
 
+async def occurrences_json(event: Event, found: Sequence[Occurrence], people: PeopleReader,
+                           viewer_id: str, names_count: int | None = None
+                           ) -> list[dict[str, Any]]:
+    fields = [occurrence_fields(event, one) for one in found]
+    names = await people.names(people_of(fields) | {event.owner_id}, names_count)
+    return [occurrence_json(one, names, viewer_id) for one in fields]
+
+
 async def history_json(
     facts: list[Any], people: PeopleReader, viewer_id: str, owner_id: str,
     names_count: int | None = None,
@@ -67,13 +79,16 @@ async def history_json(
     entries = []
     for fact in facts:
         changes = changes_json(fact_changes(fact), names, viewer_id == owner_id)
-        entries.append({
+        entry = {
             "version": fact.originator_version,
             "type": type(fact).__name__,
             "at": utc(fact.timestamp),
             "by": fact_by(fact),
             "changes": changes,
-        })
+        }
+        if (key := instance_of(fact)) is not None:
+            entry["instance_id"] = instance_id(fact.originator_id, key)
+        entries.append(entry)
     return entries
 
 

@@ -27,6 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
 from consumers.messages import KINDS
 from domain.events import MAX_PARTICIPANTS, MAX_TEXT
+from domain.recurrence import MAX_LINE, MAX_LINES
 from domain.zones import DEFAULT_ZONE
 
 USERNAME_RULE = "3-150 letters, digits and _.-+ (no @)"
@@ -65,6 +66,14 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT,
 Participant = Annotated[str, StringConstraints(min_length=1, max_length=254),
                         AfterValidator(_participant)]
 Participants = Annotated[list[Participant], Field(max_length=MAX_PARTICIPANTS)]
+# RFC 5545 lines as Google Calendar's API takes them; the domain (domain.recurrence) says
+# what is wrong with a rule, under the field `recurrence`.
+RecurrenceLine = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LINE,
+                                                  pattern=r"^[^\x00-\x1f\x7f]*$")]
+Recurrence = Annotated[list[RecurrenceLine], Field(
+    max_length=MAX_LINES, description="one RRULE line and any EXDATE/RDATE lines (RFC 5545), "
+    "expanded in the event's time zone from starting_time; [] for a single event",
+    json_schema_extra={"example": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"]})]
 # Checked against the zone database by the domain (domain.zones), which names the field.
 TimeZone = Annotated[str, Field(max_length=64, description="an IANA time zone name "
                                 "(Europe/Berlin); times are shown in it as local_start/local_end",
@@ -160,6 +169,7 @@ class EventCreateBody(Body):
     end_time: AwareDatetime
     location: Text
     participants: Participants = []
+    recurrence: Recurrence = []
     time_zone: TimeZone = DEFAULT_ZONE
 
 
@@ -169,6 +179,7 @@ class EventChangeBody(ChangeBody):
     end_time: AwareDatetime | None = kept()
     location: Text | None = kept()
     participants: Participants | None = kept()
+    recurrence: Recurrence | None = kept()
     time_zone: TimeZone | None = kept()
 
 
@@ -252,6 +263,11 @@ class EventOut(Schema):
     version: int
     created_at: datetime
     updated_at: datetime
+    recurrence: list[str] | None = Field(None, description="a series' RFC 5545 lines (absent "
+                                         "for a single event and for an occurrence)")
+    recurring_event_id: str | None = Field(None, description="an occurrence's series")
+    original_start: datetime | None = Field(None, description="an occurrence's start by its "
+                                            "series' rule (its id's second part)")
 
 
 class EventEnvelope(Schema):
@@ -362,6 +378,8 @@ class HistoryEntry(Schema):
     at: datetime
     by: str | None
     changes: dict[str, Any]
+    instance_id: str | None = Field(None, description="the occurrence a fact is about "
+                                    "(OccurrenceChanged, OccurrenceCancelled)")
 
 
 class HistoryOut(Schema):

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from icalendar import Calendar, TimezoneDaylight, TimezoneStandard, vCalAddress
+from icalendar import Calendar, TimezoneDaylight, TimezoneStandard, vCalAddress, vRecur
 from icalendar import Event as VEvent
 from icalendar.parser import Contentline
 
 from domain.events import NEEDS_ACTION
+from domain.recurrence import parsed
 from domain.zones import DEFAULT_ZONE, local
 
 PRODID = "-//Alphabet Events//alphabet-events//EN"
@@ -38,9 +39,30 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     item.add("dtend", zoned(event["end_time"], event))
     item.add("summary", event["name"])
     item.add("location", event["location"])
+    recurring(item, event)
     if "status" in event:
         item.add("status", event["status"])
     return item
+
+
+def recurring(item: VEvent, event: Mapping[str, Any]) -> None:
+    """A series' RRULE, its EXDATE and RDATE lines and cancelled occurrences (one date a line:
+    ical.js, Thunderbird's parser, reads only the first of a list); a changed occurrence's
+    RECURRENCE-ID. Each in DTSTART's form (TZID or UTC), which ical.js needs to match an
+    exception to its occurrence."""
+    lines = event.get("recurrence") or []
+    if lines:
+        dates = parsed(lines, event["starting_time"], event.get("time_zone", DEFAULT_ZONE))
+        for line in lines:
+            name, _, value = line.partition(":")
+            if name.strip().upper() == "RRULE":
+                item.add("rrule", vRecur.from_ical(value))
+        for moment in [*dates.exdates, *event.get("cancelled", [])]:
+            item.add("exdate", zoned(moment, event))
+        for moment in dates.rdates:
+            item.add("rdate", zoned(moment, event))
+    if "recurrence_id" in event:
+        item.add("recurrence-id", zoned(event["recurrence_id"], event))
 
 
 def zoned(moment: datetime, event: Mapping[str, Any]) -> datetime:

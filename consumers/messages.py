@@ -9,7 +9,18 @@ from typing import Any
 from uuid import UUID
 
 from domain.events import Event, fact_changes, fact_people
-from domain.presentation import Names, changes_json, event_json, fields_of, people_of, utc
+from domain.presentation import (
+    Names,
+    changes_json,
+    event_json,
+    fields_of,
+    instance_id,
+    occurrence_fields,
+    occurrence_json,
+    people_of,
+    utc,
+)
+from domain.recurrence import key, occurrence
 from domain.reminders import Reminder
 from domain.users import User
 
@@ -19,6 +30,9 @@ KINDS: dict[type[Any], str] = {
     Event.Deleted: "event.deleted",
     Event.Responded: "event.response",
     Reminder.Due: "event.reminder",
+    # one occurrence of a series: the message names it (instance_id)
+    Event.OccurrenceChanged: "event.updated",
+    Event.OccurrenceCancelled: "event.deleted",
 }
 
 TEXTS = {
@@ -79,17 +93,24 @@ class MessageMaker:
             return None
         changes = fact_changes(fact) if kind != "event.reminder" else {
             "starting_time": fact.starting_time}
-        fields = fields_of(event)
+        start = getattr(fact, "original_start", None)
+        fields = fields_of(event) if start is None else occurrence_fields(
+            event, occurrence(event.series(), start))  # a cancelled one as it was
         names = self.names(people_of([fields]) | fact_people(fact))
-        return {
+        owner_view = viewer == fields["owner_id"]
+        message = {
             "type": kind,
-            "event_id": fields["id"],
+            "event_id": str(event.id),
             "version": event.version,
             "position": position,
-            "message": TEXTS[kind].format(name=event.name, start=utc(event.starting_time)),
-            "event": event_json(fields, names, viewer),
-            "changes": changes_json(changes, names, owner_view=viewer == fields["owner_id"]),
+            "message": TEXTS[kind].format(name=fields["name"], start=utc(fields["starting_time"])),
+            "event": event_json(fields, names, viewer) if start is None
+            else occurrence_json(fields, names, viewer),
+            "changes": changes_json(changes, names, owner_view=owner_view),
         }
+        if start is not None:
+            message["instance_id"] = instance_id(event.id, key(start))
+        return message
 
     def _event_after(self, fact: Any) -> Event | None:
         if isinstance(fact, Reminder.Due):

@@ -21,10 +21,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from domain import recurrence
 from domain.batches import Refused, each, loaded, unique_ids
 from domain.errors import (
+    ConflictError,
     DomainError,
     GoneError,
+    InvalidFieldsError,
     NotFoundError,
     VersionMismatchError,
 )
@@ -123,6 +126,68 @@ class EventsApplication(Application[UUID]):
 
         def act(events: list[Event]) -> None:
             events[0].delete(by=by, operator=operator)
+
+        return self.execute(Command(get, act, pinned=expected_version is not None))
+
+    def change_occurrence(self, event_id: UUID, original_start: datetime, *, by: str,
+                          now: datetime, expected_version: int | None,
+                          changes: dict[str, Any]) -> Written:
+        """One occurrence of a series changed for itself: a fact on the series."""
+
+        def get(aggregates: Aggregates) -> list[Event]:
+            return [self.event_for_write(aggregates, event_id, by, expected_version)]
+
+        def act(events: list[Event]) -> list[dict[str, Any]]:
+            return [events[0].change_occurrence(original_start, by=by, now=now, **changes)]
+
+        return self.execute(Command(get, act, pinned=expected_version is not None))
+
+    def cancel_occurrence(self, event_id: UUID, original_start: datetime, *, by: str,
+                          expected_version: int | None) -> Written:
+        def get(aggregates: Aggregates) -> list[Event]:
+            return [self.event_for_write(aggregates, event_id, by, expected_version)]
+
+        def act(events: list[Event]) -> None:
+            events[0].cancel_occurrence(original_start, by=by)
+
+        return self.execute(Command(get, act, pinned=expected_version is not None))
+
+    def split_series(self, event_id: UUID, original_start: datetime, *, by: str, now: datetime,
+                     expected_version: int | None, changes: dict[str, Any]) -> Written:
+        """"This and following": the series ends before the occurrence, and a new series
+        (answered first) starts there with `changes` over the occurrence's fields; both, and
+        the new series in its owner's Ownership, in one atomic save. Occurrences' own changes
+        after the split stay with the old series' facts (they no longer occur); its
+        cancellations there go on as EXDATE lines of the new series."""
+
+        def get(aggregates: Aggregates) -> list[Any]:
+            series = self.event_for_write(aggregates, event_id, by, expected_version)
+            found = series.occurrence(original_start)
+            if original_start == series.starting_time:
+                raise InvalidFieldsError({"id": "the first occurrence cannot be split off: "
+                                                "change the whole series instead"})
+            if found.start <= now:
+                raise ConflictError("this occurrence has already started; split the series "
+                                    "at a later one")
+            try:
+                _, following = recurrence.split(series.recurrence, series.starting_time,
+                                                series.time_zone, original_start)
+            except recurrence.RecurrenceError as exc:
+                raise InvalidFieldsError({"recurrence": str(exc)}) from None
+            cancelled = sorted(start for start in series.cancelled if start > original_start)
+            if cancelled:
+                following.append("EXDATE:" + ",".join(map(recurrence.key, cancelled)))
+            fields = {**series.occurrence_state(found), "recurrence": following, **changes}
+            owned = ownership(aggregates, series.owner_id)
+            owned.check_open()
+            return [owned, series, Event.create(owner_id=series.owner_id, **fields)]
+
+        def act(aggregates: list[Any]) -> list[dict[str, Any]]:
+            owned, series, new = aggregates
+            ended, _ = recurrence.split(series.recurrence, series.starting_time, series.time_zone,
+                                        original_start)
+            owned.add([new.id])
+            return [new.state(), series.change(by=by, now=now, recurrence=ended)]
 
         return self.execute(Command(get, act, pinned=expected_version is not None))
 

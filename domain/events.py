@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import ConflictError, ForbiddenError, GoneError, InvalidFieldsError
+from domain import recurrence
+from domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidFieldsError,
+    NotFoundError,
+)
+from domain.recurrence import Occurrence, Series
 from domain.zones import DEFAULT_ZONE, zone_problem
 
 MAX_TEXT = 200
 MAX_PARTICIPANTS = 1000
-FIELDS = ("name", "starting_time", "end_time", "location", "participants", "time_zone")
+FIELDS = ("name", "starting_time", "end_time", "location", "participants", "time_zone",
+          "recurrence")
+# What one occurrence of a series may change for itself; the rule (and the zone it recurs in)
+# belong to the whole series.
+OCCURRENCE_FIELDS = ("name", "starting_time", "end_time", "location", "participants")
+# A change of these may move the series' occurrences: its occurrences' own changes and
+# cancellations are kept only where an occurrence still is.
+RECURRING = frozenset({"recurrence", "starting_time", "time_zone"})
 TIMES = ("starting_time", "end_time")
 # The instants an event may start and end at (UTC, the end exclusive). Everything that reads
 # the facts computes with these times in Python's datetime, whose years run from 1 to 9999:
@@ -46,6 +62,8 @@ class Event(Aggregate):
         location: str
         participants: list[str]
         time_zone: str
+        # RFC 5545 lines (domain.recurrence); facts from before recurrence read as none
+        recurrence: Sequence[str] = ()
         # Version 2 names the event's zone; facts stored before zones existed read as UTC,
         # which is what their instants were shown in (upcast when read: no migration).
         class_version = 2
@@ -59,6 +77,17 @@ class Event(Aggregate):
         by: str
 
     class Deleted(Aggregate.Event):
+        by: str
+
+    class OccurrenceChanged(Aggregate.Event):
+        """One occurrence of a series changed for itself, keyed by its original start."""
+
+        original_start: datetime
+        changes: dict[str, Any]
+        by: str
+
+    class OccurrenceCancelled(Aggregate.Event):
+        original_start: datetime
         by: str
 
     class Responded(Aggregate.Event):
@@ -80,6 +109,7 @@ class Event(Aggregate):
         location: str,
         participants: list[str],
         time_zone: str,
+        recurrence: Sequence[str] = (),
     ) -> None:
         self.owner_id = owner_id
         self.name = name
@@ -87,6 +117,10 @@ class Event(Aggregate):
         self.end_time = end_time
         self.location = location
         self.participants = participants
+        self.recurrence = list(recurrence)
+        # occurrences' own changes and cancellations, by original start (UTC)
+        self.overrides: dict[datetime, dict[str, Any]] = {}
+        self.cancelled: set[datetime] = set()
         self.time_zone = time_zone
         self.deleted = False
         # person id → answer, for the participants who have answered (the rest need action)
@@ -108,6 +142,7 @@ class Event(Aggregate):
         location: str,
         participants: list[str],
         time_zone: str = DEFAULT_ZONE,
+        recurrence: Sequence[str] = (),
     ) -> Event:
         """Check every rule before the fact exists: a Created fact is never invalid."""
         fields: dict[str, Any] = {
@@ -116,6 +151,7 @@ class Event(Aggregate):
             "end_time": end_time,
             "location": location,
             "participants": _unique(participants),
+            "recurrence": list(recurrence),
             "time_zone": time_zone,
         }
         check_fields(fields)
@@ -133,10 +169,12 @@ class Event(Aggregate):
             raise InvalidFieldsError({name: "is not a field of an event" for name in unknown})
         if "participants" in requested:
             requested["participants"] = _unique(requested["participants"])
+        if "recurrence" in requested:
+            requested["recurrence"] = list(requested["recurrence"])
         changes = {k: v for k, v in requested.items() if getattr(self, k) != v}
         if not changes:
             return {}
-        if self.starting_time <= now:
+        if self.starting_time <= now and not self.recurs_after(now):
             raise ConflictError("the event has already started; it can no longer be changed")
         problems = field_problems({**self.state(), **changes})
         if "starting_time" in changes and "starting_time" not in problems \
@@ -147,6 +185,67 @@ class Event(Aggregate):
         changes = in_utc(changes)
         self._record_update(changes=changes, by=by)
         return changes
+
+    def series(self) -> Series:
+        return Series(self.starting_time, self.end_time, self.time_zone, self.recurrence,
+                      self.overrides, frozenset(self.cancelled))
+
+    def recurs_after(self, now: datetime) -> bool:
+        """Whether a series has an occurrence yet to start: until then it may be changed."""
+        return bool(self.recurrence) and bool(recurrence.occurrences(self.series(), now,
+                                                                     limit=1))
+
+    def occurrence(self, original_start: datetime) -> Occurrence:
+        """The occurrence of this series at an original start: NotFound when the rule has
+        none there, Gone when it was cancelled (or the series deleted)."""
+        if self.deleted:
+            raise GoneError(f'event "{self.name}" has been deleted')
+        if not self.recurrence or not recurrence.occurs(self.series(), original_start):
+            raise NotFoundError(f"event {self.id} has no occurrence starting at "
+                                f"{original_start.isoformat()}")
+        if original_start in self.cancelled:
+            raise GoneError(f'this occurrence of "{self.name}" has been cancelled')
+        return recurrence.occurrence(self.series(), original_start)
+
+    def occurrence_state(self, found: Occurrence) -> dict[str, Any]:
+        """An occurrence's fields: the series' (and the zone it recurs in), its own changes
+        over them."""
+        return {**{name: getattr(self, name) for name in OCCURRENCE_FIELDS}, **found.changes,
+                "starting_time": found.start, "end_time": found.end,
+                "time_zone": self.time_zone}
+
+    def change_occurrence(self, original_start: datetime, *, by: str, now: datetime,
+                          **requested: Any) -> dict[str, Any]:
+        """As `change`, for one occurrence: it keeps its own changes over the series'."""
+        self.check_writable(by)
+        found = self.occurrence(original_start)
+        unknown = sorted(set(requested) - set(OCCURRENCE_FIELDS))
+        if unknown:
+            raise InvalidFieldsError({name: "is the whole series': change it on the series"
+                                      for name in unknown})
+        if "participants" in requested:
+            requested["participants"] = _unique(requested["participants"])
+        current = self.occurrence_state(found)
+        changes = {k: v for k, v in requested.items() if current[k] != v}
+        if not changes:
+            return {}
+        if found.start <= now:
+            raise ConflictError("this occurrence has already started; it can no longer be "
+                                "changed")
+        problems = field_problems({**current, **changes})
+        if "starting_time" in changes and "starting_time" not in problems \
+                and changes["starting_time"] < now:
+            problems["starting_time"] = "must not be in the past"
+        if problems:
+            raise InvalidFieldsError(problems)
+        changes = in_utc(changes)
+        self._record_occurrence_change(original_start=original_start, changes=changes, by=by)
+        return changes
+
+    def cancel_occurrence(self, original_start: datetime, *, by: str) -> None:
+        self.check_writable(by)
+        self.occurrence(original_start)
+        self._record_occurrence_cancellation(original_start=original_start, by=by)
 
     def delete(self, *, by: str, operator: bool = False) -> None:
         """An operator may delete anyone's event; the fact names the operator as `by`."""
@@ -190,6 +289,30 @@ class Event(Aggregate):
         self.responses = responses_after(self.responses, changes)
         for name, value in changes.items():
             setattr(self, name, value)
+        if RECURRING.intersection(changes):
+            self._keep_occurring()
+
+    def _keep_occurring(self) -> None:
+        """Occurrences' changes and cancellations where the series no longer occurs go."""
+        if not self.recurrence:
+            self.overrides, self.cancelled = {}, set()
+            return
+        series = self.series()
+        self.overrides = {start: changes for start, changes in self.overrides.items()
+                          if recurrence.occurs(series, start)}
+        self.cancelled = {start for start in self.cancelled if recurrence.occurs(series, start)}
+
+    @event(OccurrenceChanged)
+    def _record_occurrence_change(self, original_start: datetime, changes: dict[str, Any],
+                                  by: str) -> None:
+        self.next_stamp = self.stamp + SECOND
+        self.overrides[original_start] = {**self.overrides.get(original_start, {}), **changes}
+
+    @event(OccurrenceCancelled)
+    def _record_occurrence_cancellation(self, original_start: datetime, by: str) -> None:
+        self.next_stamp = self.stamp + SECOND
+        self.overrides.pop(original_start, None)
+        self.cancelled.add(original_start)
 
     @event(Responded)
     def _record_response(self, participant: str, response: str, by: str) -> None:
@@ -264,6 +387,12 @@ def field_problems(fields: dict[str, Any]) -> dict[str, str]:
     # (an occurrence of a series is checked without one: the zone is the series')
     if "time_zone" in fields and (problem := zone_problem(fields["time_zone"])) is not None:
         problems["time_zone"] = problem
+    # the occurrences' rule, in the zone they recur in (an occurrence's fields have neither)
+    if fields.get("recurrence") and not problems.keys() & {"starting_time", "time_zone"}:
+        problem = recurrence.check(fields["recurrence"], fields["starting_time"],
+                                   fields["time_zone"])
+        if problem is not None:
+            problems["recurrence"] = problem
     return problems
 
 
@@ -287,7 +416,8 @@ def fact_by(fact: object) -> str | None:
     """Who caused a fact: the owner for a creation, the recorded actor otherwise."""
     if isinstance(fact, Event.Created):
         return fact.owner_id
-    if isinstance(fact, Event.Updated | Event.Deleted | Event.Responded):
+    if isinstance(fact, Event.Updated | Event.Deleted | Event.Responded
+                  | Event.OccurrenceChanged | Event.OccurrenceCancelled):
         return fact.by
     return None
 
@@ -295,12 +425,22 @@ def fact_by(fact: object) -> str | None:
 def fact_changes(fact: object) -> dict[str, Any]:
     """The fields a fact set, whatever its kind."""
     if isinstance(fact, Event.Created):
-        return {name: getattr(fact, name) for name in FIELDS}
-    if isinstance(fact, Event.Updated):
+        # a single event's creation names no recurrence (as its JSON shows none)
+        return {name: getattr(fact, name) for name in FIELDS
+                if name != "recurrence" or fact.recurrence}
+    if isinstance(fact, Event.Updated | Event.OccurrenceChanged):
         return dict(fact.changes)
     if isinstance(fact, Event.Responded):
         return {"attendee": fact.participant, "response": fact.response}
     return {}
+
+
+def instance_of(fact: object) -> str | None:
+    """The occurrence a fact is about (its key, domain.recurrence.key), or None for a fact
+    about the whole event."""
+    if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled):
+        return recurrence.key(fact.original_start)
+    return None
 
 
 def fact_people(fact: object) -> set[str]:

@@ -5,11 +5,13 @@ the HTTP answers and the WebSocket messages."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from domain.events import Event, attendee_responses
+from domain.recurrence import Occurrence, occurrence
 from domain.zones import local
 
 # person id → ("user", username) or ("invitee", address)
@@ -45,8 +47,31 @@ def fields_of(event: Event) -> dict[str, Any]:
         "time_zone": event.time_zone,
         "owner_id": event.owner_id,
         "version": event.version, "created_at": event.created_on, "updated_at": event.modified_on,
-        "sequence": event.sequence, "stamp": event.stamp,
+        "sequence": event.sequence, "stamp": event.stamp, "recurrence": event.recurrence,
     }
+
+
+def calendar_fields(event: Event) -> list[dict[str, Any]]:
+    """An event as a calendar file holds it (RFC 5545): the series, with its cancelled
+    occurrences (`cancelled`, for EXDATE), then each changed occurrence with its original
+    start (`recurrence_id`, for RECURRENCE-ID), so a calendar app expands it as we do."""
+    shown = fields_of(event)
+    changed = [{**shown, **event.occurrence_state(occurrence(event.series(), start)),
+                "recurrence": [], "recurrence_id": start} for start in sorted(event.overrides)]
+    return [{**shown, "cancelled": sorted(event.cancelled)}, *changed]
+
+
+def instance_id(event_id: object, key: str) -> str:
+    """An occurrence's id: `<event id>_<original start in UTC, YYYYMMDDTHHMMSSZ>`."""
+    return f"{event_id}_{key}"
+
+
+def occurrence_fields(event: Event, found: Occurrence) -> dict[str, Any]:
+    """One occurrence's shown fields: the series', with the occurrence's own changes applied,
+    its own id, and the series and original start it belongs to."""
+    return {**fields_of(event), **event.occurrence_state(found), "recurrence": [],
+            "id": instance_id(event.id, found.key), "recurring_event_id": str(event.id),
+            "original_start": found.original_start}
 
 
 def people_of(events: Iterable[Mapping[str, Any]]) -> set[str]:
@@ -109,7 +134,23 @@ def event_json(event: Fields, names: Names, viewer_id: str,
         "version": event["version"],
         "created_at": utc(event["created_at"]),
         "updated_at": utc(event["updated_at"]),
+        **recurring(event["recurrence"]),
     }
+
+
+def recurring(lines: Iterable[str] | str) -> dict[str, Any]:
+    """A series' `recurrence` (a view row holds it as JSON text); nothing for an event that
+    does not recur (as Google Calendar's API leaves it out)."""
+    found = json.loads(lines) if isinstance(lines, str) else list(lines)
+    return {"recurrence": found} if found else {}
+
+
+def occurrence_json(fields: Mapping[str, Any], names: Names, viewer_id: str) -> dict[str, Any]:
+    """An occurrence (occurrence_fields) as a client sees it: an event with its series' id
+    and its original start."""
+    return {**event_json(fields, names, viewer_id),
+            "recurring_event_id": fields["recurring_event_id"],
+            "original_start": utc(fields["original_start"])}
 
 
 def changes_json(changes: Mapping[str, Any], names: Names, owner_view: bool) -> dict[str, Any]:

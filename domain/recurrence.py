@@ -119,6 +119,9 @@ def parsed(lines: Sequence[str], start: datetime, zone: str) -> Parsed:
     if len(lines) > MAX_LINES:
         raise RecurrenceError(f"at most {MAX_LINES} lines")
     local = start.astimezone(time_zone(zone))
+    if local.microsecond:
+        raise RecurrenceError("a recurring event's starting_time must be in whole seconds "
+                              "(RFC 5545 times have no fractions)")
     rule: rrule | None = None
     dates: dict[str, list[datetime]] = {"EXDATE": [], "RDATE": []}
     for line in lines:

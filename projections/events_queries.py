@@ -19,7 +19,7 @@ from projections.people import NAMES_COUNT
 from projections.search import words
 
 COLUMNS = ("id, owner_id, name, location, starting_time, end_time, participants, version, "
-           "created_at, updated_at, responses, time_zone")
+           "created_at, updated_at, responses, time_zone, recurrence")
 VIEW_COLUMNS = ", ".join("v." + column.strip() for column in COLUMNS.split(","))
 # What a page needs of a row whose text a worker has rendered already (api.rendered: id,
 # version and owner decide it) and its cursor (starting time, id). A page of 100 whole rows

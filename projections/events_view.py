@@ -17,7 +17,8 @@ from projections.search import BY_ID, FROM_SEQ
 
 # A view row's columns as `EventsView.created` gives them, before the search's own.
 ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
-       "version", "position", "created_at", "updated_at", "responses", "time_zone")
+       "version", "position", "created_at", "updated_at", "responses", "time_zone",
+       "recurrence")
 
 
 # Columns the view gained after its first release, with what the rows made before them hold
@@ -52,7 +53,8 @@ class EventsSql:
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL,
                 responses TEXT NOT NULL,
-                time_zone TEXT NOT NULL DEFAULT 'UTC'{search}
+                time_zone TEXT NOT NULL DEFAULT 'UTC',
+                recurrence TEXT NOT NULL DEFAULT '[]'{search}
             )""",
             f"""CREATE TABLE IF NOT EXISTS {people} (
                 person_id TEXT NOT NULL,
@@ -144,7 +146,8 @@ class EventsView:
         match fact:
             case Event.Created():
                 self._insert(conn, position, fact)
-            case Event.Updated() | Event.Responded():
+            case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
+                    | Event.OccurrenceCancelled():
                 self._update(conn, position, fact)
             case Event.Deleted():
                 self._delete(conn, fact)
@@ -171,6 +174,7 @@ class EventsView:
             "end_time": instant(fact.end_time), "participants": json.dumps(fact.participants),
             "version": fact.originator_version, "position": position, "created_at": stamp,
             "updated_at": stamp, "responses": "{}", "time_zone": fact.time_zone,
+            "recurrence": json.dumps(list(fact.recurrence)),
             **self.search.values(fact.name, fact.location),
         }
 
@@ -179,6 +183,8 @@ class EventsView:
         (its name and location are needed to index the words again when one of them changes,
         its responses to keep those that stand)."""
         columns: dict[str, Any] = {}
+        if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled):
+            return self.stamped(columns, position, fact)  # a series' row holds its rule alone
         if isinstance(fact, Event.Responded):
             responses = {**json.loads(row["responses"]), fact.participant: fact.response}
             columns["responses"] = json.dumps(responses)
@@ -193,8 +199,9 @@ class EventsView:
         for name in ("starting_time", "end_time"):
             if name in changes:
                 columns[name] = instant(changes[name])
-        if "participants" in changes:
-            columns["participants"] = json.dumps(changes["participants"])
+        for name in ("participants", "recurrence"):
+            if name in changes:
+                columns[name] = json.dumps(changes[name])
         if "name" in columns or "location" in columns:
             columns.update(self.search.values(columns.get("name", row["name"]),
                                               columns.get("location", row["location"])))
@@ -278,11 +285,13 @@ class EventsLoader:
             match fact:
                 case Event.Created():
                     self._create(event_id, position, fact)
-                case Event.Updated() | Event.Responded() if event_id in self.fresh:
+                case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
+                        | Event.OccurrenceCancelled() if event_id in self.fresh:
                     self._update(self.fresh[event_id], position, fact)
                 case Event.Deleted() if event_id in self.fresh:
                     self.cancelled += self.view.cancelled(self.fresh.pop(event_id), fact)
-                case Event.Updated() | Event.Responded() | Event.Deleted():
+                case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
+                        | Event.OccurrenceCancelled() | Event.Deleted():
                     self.earlier.append((position, fact))
                     if isinstance(fact, Event.Deleted):
                         self.gone.add(event_id)

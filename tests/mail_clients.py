@@ -165,3 +165,19 @@ def by_icaljs(texts: Sequence[str]) -> list[list[CalendarEvent]]:
         attendees=tuple(a for a in map(address, event["attendees"]) if a is not None),
         tzid=event["tzid"], local_start=event["local_start"], local_end=event["local_end"],
     ) for event in calendar["events"]] for calendar in json.loads(done.stdout)]
+
+
+def expanded_by_icaljs(text: str, after: datetime, before: datetime) -> list[dict[str, str]]:
+    """A recurring event's occurrences with an original start in [after, before), expanded
+    from an iCalendar text by tests/js/expand-calendar.mjs (ical.js)."""
+    missing = _icaljs_ready()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    done = subprocess.run(
+        ["node", str(JS / "expand-calendar.mjs")], capture_output=True, text=True, check=True,
+        timeout=300, input=json.dumps({"text": text, "after": after.isoformat(),
+                                       "before": before.isoformat()}))
+    found: list[dict[str, str]] = json.loads(done.stdout)
+    return found

@@ -15,12 +15,13 @@ from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from consumers.calendar import Invitation, Person, calendar
 from consumers.mail.outbox import Outgoing
 from domain.events import NEEDS_ACTION, Event
-from domain.presentation import Names, fields_of, participants
+from domain.presentation import Names, fields_of, instance_id, occurrence_fields, participants
+from domain.recurrence import occurrence, parse_key
 from domain.zones import DEFAULT_ZONE, local
 
 SUBJECTS = {
@@ -167,23 +168,32 @@ def letter(kind: str, event: Event, names: Names, changed: list[str], service: s
     """Plain text, HTML and the iCalendar message of one version and kind of email. `service`
     is the From address: the calendar's ORGANIZER is the owner by name at that address, as the
     owner's own address is never shown to anyone. `answers`: one recipient's one-click links
-    by answer (an outside invitee's invitation), which make the letter theirs alone."""
-    fields = fields_of(event)
+    by answer (an outside invitee's invitation), which make the letter theirs alone. A kind
+    with an occurrence's key (`updated.20270329T070000Z`) is news of that occurrence alone: its
+    fields, its id in the text, and its RECURRENCE-ID in the calendar (RFC 5546: one
+    instance)."""
+    kind, _, key = kind.partition(".")
+    start_of = parse_key(key)
+    fields = fields_of(event) if start_of is None else {
+        **occurrence_fields(event, occurrence(event.series(), start_of)),
+        "id": str(event.id), "recurrence_id": start_of}
     organiser = names.get(event.owner_id)
     who = organiser[1] if organiser else UNKNOWN_ORGANISER
-    start = moment(event.starting_time, event.time_zone)
+    zone = event.time_zone
+    start = moment(fields["starting_time"], zone)
     lines = [
-        LEADS[kind].format(organiser=who, name=event.name, start=start),
+        LEADS[kind].format(organiser=who, name=fields["name"], start=start),
+        *([f"Only this occurrence: {instance_id(event.id, key)}"] if start_of else []),
         "",
-        f"What:  {event.name}",
-        f"When:  {span(event.starting_time, event.end_time, event.time_zone)}",
-        f"Where: {event.location}",
+        f"What:  {fields['name']}",
+        f"When:  {span(fields['starting_time'], fields['end_time'], zone)}",
+        f"Where: {fields['location']}",
         *([f"Organiser: {who}"] if organiser else []),
         # Counted, not named: a copy of an email outlives the erasure of the people it names.
-        f"Participants: {len(participants(event.participants, names, False))}",
+        f"Participants: {len(participants(fields['participants'], names, False))}",
     ]
     if changed and kind in ("updated", "removed"):
-        lines += ["", "What changed:"] + [f"  {CHANGED[k]}: {change_text(event, k, names)}"
+        lines += ["", "What changed:"] + [f"  {CHANGED[k]}: {change_text(fields, k, names)}"
                                           for k in changed]
     answer_lines = ["", ANSWER_LEAD, *(f"  {label}: {answers[answer]}"
                                        for answer, label in ANSWER_LABELS.items())
@@ -211,7 +221,7 @@ def letter(kind: str, event: Event, names: Names, changed: list[str], service: s
     _, _, rendered = whole.as_string().partition("\n\n")  # the body: after the first blank line
     # A header may not hold a line break. Encoded (RFC 2047) and folded here, once: compat32
     # keeps a value's line breaks, so each message only copies it.
-    subject = Header(" ".join(SUBJECTS[kind].format(name=event.name, start=start).split()),
+    subject = Header(" ".join(SUBJECTS[kind].format(name=fields["name"], start=start).split()),
                      header_name="Subject").encode()
     return Letter(subject, str(whole["Content-Type"]), rendered, invitation, event.owner_id,
                   organiser is not None)
@@ -226,12 +236,12 @@ def answer_links(answers: Mapping[str, str] | None) -> str:
     return f"<p>{html.escape(ANSWER_LEAD)} {links}</p>"
 
 
-def change_text(event: Event, field: str, names: Names) -> str:
+def change_text(fields: Mapping[str, Any], field: str, names: Names) -> str:
     if field == "participants":
-        return f"now {len(participants(event.participants, names, False))}"
+        return f"now {len(participants(fields['participants'], names, False))}"
     if field in ("starting_time", "end_time"):
-        return moment(getattr(event, field), event.time_zone)
-    return str(getattr(event, field))
+        return moment(fields[field], fields["time_zone"])
+    return str(fields[field])
 
 
 def text_part(subtype: str, text: str) -> MIMENonMultipart:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.events import Event
+from domain.events import Event, instance_of
 from domain.reminders import Reminder
 from domain.storage import LIVE, Connection, Place
 
@@ -104,6 +104,14 @@ class MailQueue:
                 self._queue(conn, position, event_id, fact.originator_version,
                             self._participants(conn, event_id), "deleted", {})
                 conn.execute(self.sql.forget, (event_id,))
+            case Event.OccurrenceChanged() | Event.OccurrenceCancelled():
+                # news of one occurrence, its key in the kind ("updated.20270329T070000Z")
+                event_id = str(fact.originator_id)
+                news = "updated" if isinstance(fact, Event.OccurrenceChanged) else "deleted"
+                people = [*self._participants(conn, event_id),
+                          *getattr(fact, "changes", {}).get("participants", [])]
+                self._queue(conn, position, event_id, fact.originator_version, people,
+                            f"{news}.{instance_of(fact)}", getattr(fact, "changes", {}))
             case Reminder.Due():
                 row = conn.execute(self.sql.event, (fact.event_id,)).fetchone()
                 if row is not None:

@@ -205,3 +205,37 @@ def test_mail_is_delivered_by_a_process_of_its_own_at_a_lower_os_priority(
     # the mailer alone defers; the workers and the views' follower keep the usual priority
     assert sorted(niceness.values()).count(MAILER_NICENESS) == 1, niceness
     assert set(niceness.values()) == {0, MAILER_NICENESS}, niceness
+
+
+def test_a_change_or_cancellation_of_one_occurrence_emails_it_with_its_instance_id(
+    mail_server: Server, smtp: SmtpServer
+) -> None:
+    first = datetime(2031, 6, 2, 9, tzinfo=UTC)
+    second = first + timedelta(days=7)
+    key = second.strftime("%Y%m%dT%H%M%SZ")
+    with httpx.Client(base_url=mail_server.url, timeout=30) as http:
+        owner = sign_up(http, "owner")
+        guest = sign_up(http, "guest")
+        event_id = create(http, owner, name="Weekly", participants=[guest.username],
+                          starting_time=first.isoformat(),
+                          end_time=(first + timedelta(hours=1)).isoformat(),
+                          recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"])
+        occurrence = f"{event_id}_{key}"
+        answer = http.patch(f"/api/event/{occurrence}", json={"name": "Just this once"},
+                            headers=owner.headers)
+        assert answer.status_code == 200, answer.text
+        assert http.delete(f"/api/event/{occurrence}", headers=owner.headers).status_code == 200
+
+    wait_for("the creation's and both occurrence emails",
+             lambda: len(mail_about(smtp, event_id)) >= 3)
+    by_id = {r.message_id: r for r in mail_about(smtp, event_id)}
+    changed = by_id[f"<{event_id}.2.{guest.id}.updated.{key}@localhost>"]
+    cancelled = by_id[f"<{event_id}.3.{guest.id}.deleted.{key}@localhost>"]
+    assert changed.subject == 'Updated: "Just this once"'
+    for item, status in ((changed, None), (cancelled, "CANCELLED")):
+        assert f"Only this occurrence: {occurrence}" in item.read().parsed.text_plain[0]
+        (vevent,) = item.calendar().walk("VEVENT")
+        assert str(vevent["UID"]) == event_id
+        assert vevent.decoded("RECURRENCE-ID") == second
+        assert "RRULE" not in vevent
+        assert vevent.get("STATUS") == status

@@ -67,6 +67,19 @@ class World:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["event"]["id"])
 
+    def occurrence(self, days: int = 1, **overrides: Any) -> str:
+        """The id of the occurrence `days` after the first of a new daily series (whose
+        start is in whole seconds, as RFC 5545 times are)."""
+        start = datetime.fromisoformat(overrides.pop("starting_time", at(hours=2)))
+        fields = {"starting_time": start.replace(microsecond=0).isoformat(),
+                  "end_time": overrides.pop("end_time", at(hours=3)), **overrides}
+        answer = self.http.post("/api/events", json=event_body(
+            recurrence=["RRULE:FREQ=DAILY"], **fields), headers=self.owner.headers)
+        assert answer.status_code == 201, answer.text
+        event = answer.json()["event"]
+        first = datetime.fromisoformat(event["starting_time"]) + timedelta(days=days)
+        return f"{event['id']}_{first.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
 
 @pytest.fixture(scope="module")
 def document(http: httpx.Client) -> dict[str, Any]:
@@ -266,6 +279,29 @@ CASES: dict[tuple[str, int], Case] = {
                                                json=[w.event()]),
     ("delete_batch", 422): lambda w: w.request("DELETE", "/api/batch_events", w.owner,
                                                json=["not an id"]),
+    ("instances", 200): lambda w: w.request(
+        "GET", f"/api/event/{w.occurrence().partition('_')[0]}/instances", w.other),
+    ("instances", 404): lambda w: w.request("GET", f"/api/event/{uuid.uuid4()}/instances",
+                                            w.other),
+    ("instances", 410): lambda w: w.request("GET", f"/api/event/{w.deleted_id}/instances",
+                                            w.other),
+    ("instances", 422): lambda w: w.request("GET", f"/api/event/{w.event_id}/instances",
+                                            w.other, params={"cursor": "x"}),
+    ("split", 201): lambda w: w.request("POST", f"/api/event/{w.occurrence()}/split", w.owner,
+                                        json=patch_body()),
+    ("split", 403): lambda w: w.request("POST", f"/api/event/{w.occurrence()}/split", w.other,
+                                        json=patch_body()),
+    ("split", 404): lambda w: w.request("POST", f"/api/event/{w.event_id}/split", w.owner,
+                                        json=patch_body()),
+    ("split", 409): lambda w: w.request("POST", "/api/event/{}/split".format(w.occurrence(
+        starting_time=at(days=-2), end_time=at(days=-2, hours=1))), w.owner,
+        json=patch_body()),
+    ("split", 410): lambda w: w.request(
+        "POST", f"/api/event/{w.deleted_id}_20300101T000000Z/split", w.owner, json=patch_body()),
+    ("split", 412): lambda w: w.request("POST", f"/api/event/{w.occurrence()}/split", w.owner,
+                                        {"If-Match": '"999"'}, json=patch_body()),
+    ("split", 422): lambda w: w.request("POST", f"/api/event/{w.occurrence()}/split", w.owner,
+                                        json={"name": ""}),
     ("create_feed", 201): lambda w: w.request("POST", "/api/user/me/calendar_feed", w.other),
     ("revoke_feed", 204): lambda w: w.request("DELETE", "/api/user/me/calendar_feed", w.other),
     ("calendar_feed", 200): lambda w: w.request("GET", feed(w)),

@@ -17,6 +17,7 @@ def fields(**overrides: Any) -> dict[str, Any]:
         "end_time": END,
         "location": "Tel Aviv Port",
         "participants": ["p-1", "p-2"],
+        "recurrence": [],
         "time_zone": "UTC",
     }
     values.update(overrides)

@@ -121,6 +121,7 @@ def test_occurrence_keys_are_utc_and_read_back() -> None:
     (["RRULE:FREQ=DAILY", "EXDATE:tomorrow"], "not a date"),
     (["RRULE:FREQ=DAILY;INTERVAL=0"], "INTERVAL"),
     (["RRULE:FREQ=DAILY;COUNT=2;UNTIL=20271231T000000Z"], "exclude"),
+    (["RRULE:FREQ=DAILY", "EXDATE:20270101T000000Z"] * 60, "at most 100 lines"),
 ])
 def test_invalid_rules_are_refused_with_a_reason(lines: list[str], reason: str) -> None:
     monday = datetime(2027, 3, 22, 9, tzinfo=UTC)
@@ -128,6 +129,12 @@ def test_invalid_rules_are_refused_with_a_reason(lines: list[str], reason: str) 
     problem = check(lines, monday, "UTC")
 
     assert problem is not None and reason in problem
+
+
+def test_a_start_with_a_fraction_of_a_second_cannot_recur() -> None:
+    problem = check(["RRULE:FREQ=DAILY"], datetime(2027, 1, 1, 9, 0, 0, 500, tzinfo=UTC), "UTC")
+
+    assert problem is not None and "whole seconds" in problem
 
 
 def test_an_empty_monthly_rule_is_found_empty_quickly() -> None:
