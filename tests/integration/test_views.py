@@ -30,9 +30,10 @@ from domain.application import EventsApplication
 from domain.events import ANSWERS, Event
 from domain.storage import REBUILD
 from projections import single_events
-from projections.database import SQLITE, Dialect, SqliteDatabase, StateDatabase
+from projections.database import SQLITE, Dialect, InlineReads, SqliteDatabase, StateDatabase
 from projections.events_queries import Filters, busy_query, matched, page_query
 from projections.events_view import EventsView
+from projections.feeds import FeedReader
 from projections.follower import (
     Follower,
     Log,
@@ -592,6 +593,23 @@ def test_single_events_pages_read_occurrences_and_series_through_their_indexes(
         # only the series whose occurrences are not all rows yet, by their index
         assert pending[0].startswith("SEARCH s USING INDEX event_series_pending (pending<?)"), \
             pending
+
+
+def test_a_feed_reads_its_owners_events_through_indexes_alone(planned: StateDatabase) -> None:
+    """The secret's row by its digest's unique index, then the owner's events, those taken
+    part in and the recent cancellations each through their own index: nothing is scanned."""
+    reader = FeedReader(InlineReads(Path(), Path()), SQLITE)
+    plans = {sql: [row["detail"] for row in planned.connection().execute(
+                 "EXPLAIN QUERY PLAN " + sql, params)]
+             for sql, params in ((reader.keys_sql, ("0" * 64,) * 4 + (T1,)),
+                                 (reader.rows_sql, ("0" * 64,) * 2))}
+    for plan in plans.values():
+        assert not any(FULL_SCAN.match(line) for line in plan), plan
+        for index in ("calendar_feeds", "events_view_owner",
+                      "SEARCH p USING PRIMARY KEY (person_id=?)"):
+            assert any(index in line for line in plan), (index, plan)
+    assert "SEARCH c USING PRIMARY KEY (person_id=? AND cancelled_at>?)" in plans[
+        reader.keys_sql], plans[reader.keys_sql]
 
 
 def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
