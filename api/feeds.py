@@ -32,7 +32,7 @@ from api.schemas import CalendarFeed
 from consumers.calendar import calendar
 from domain.application import EventsApplication
 from domain.errors import NotFoundError
-from domain.presentation import fields_of, instant
+from domain.presentation import calendar_fields, instant
 from projections.feeds import CalendarFeeds, FeedReader
 
 bp = Blueprint("feeds")
@@ -141,13 +141,19 @@ def feed_tag(live: Sequence[tuple[str, int]], cancelled: Sequence[tuple[str, int
 def render(app: EventsApplication, live: list[dict[str, Any]],
            cancelled: Sequence[tuple[str, int, str]]) -> bytes:
     """The feed's text, its events in order of start (then id), so one set of events always
-    gives the same text. A cancelled event is shown as it was before its deletion (read from
-    the store at that version: the view keeps no row of it), stamped with the deletion's
-    time."""
-    events = list(live)
+    gives the same text. A series comes as the store holds it at the row's version (its RRULE,
+    its cancelled occurrences as EXDATE, each changed occurrence as a VEVENT with
+    RECURRENCE-ID), so a calendar app expands it as the API does. A cancelled event is shown
+    as it was before its deletion (read from the store at that version: the view keeps no
+    row of it), stamped with the deletion's time."""
+    events: list[dict[str, Any]] = []
+    for row in live:
+        events += (calendar_fields(app.get_event(UUID(row["id"]), row["version"]))
+                   if row["recurrence"] else [row])
     for event_id, version, at in cancelled:
-        shown = fields_of(app.get_event(UUID(event_id), version - 1))
         when = datetime.fromisoformat(at)
-        events.append({**shown, "updated_at": when, "stamp": when, "status": "CANCELLED"})
-    events.sort(key=lambda event: (event["starting_time"], event["id"]))
+        events += [{**shown, "updated_at": when, "stamp": when, "status": "CANCELLED"}
+                   for shown in calendar_fields(app.get_event(UUID(event_id), version - 1))]
+    events.sort(key=lambda event: (event["starting_time"], event["id"],
+                                   str(event.get("recurrence_id", ""))))
     return calendar(events)

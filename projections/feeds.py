@@ -68,26 +68,27 @@ class FeedReader:
 
     def __init__(self, reads: AsyncReads, dialect: Dialect) -> None:
         self.reads = reads
-        join = dialect.ordered_join
-        feed = "WITH f AS (SELECT user_id FROM calendar_feeds WHERE secret_hash = ?) "
-        owned = f"FROM f {join} events_view v ON v.owner_id = f.user_id"
-        taking_part = (f"FROM f {join} event_people p ON p.person_id = f.user_id "
-                       f"{join} events_view v ON v.id = p.event_id")
+        # The feed's account as a scalar subquery (no CTE): both databases evaluate it once,
+        # and PostgreSQL then plans each part with an index condition on its value, where a
+        # joined CTE left it free to hash-join whole tables.
+        owner = "(SELECT user_id FROM calendar_feeds WHERE secret_hash = ?)"
+        owned = f"FROM events_view v WHERE v.owner_id = {owner}"
+        taking_part = (f"FROM event_people p {dialect.ordered_join} events_view v "
+                       f"ON v.id = p.event_id WHERE p.person_id = {owner}")
         # The feed's row first (kind 'feed'): a known secret with no events still has it.
         self.keys_sql = (
-            f"{feed}SELECT 'feed' AS kind, f.user_id AS id, 0 AS version, "
-            "NULL AS cancelled_at FROM f "
+            f"SELECT 'feed' AS kind, user_id AS id, 0 AS version, NULL AS cancelled_at "
+            "FROM calendar_feeds WHERE secret_hash = ? "
             f"UNION SELECT 'live', v.id, v.version, NULL {owned} "
             f"UNION SELECT 'live', v.id, v.version, NULL {taking_part} "
             "UNION SELECT 'cancelled', c.event_id, c.version, c.cancelled_at "
-            f"FROM f {join} events_cancelled c ON c.person_id = f.user_id "
-            "WHERE c.cancelled_at >= ?")
-        self.rows_sql = (f"{feed}SELECT {VIEW_COLUMNS} {owned} "
-                         f"UNION SELECT {VIEW_COLUMNS} {taking_part}")
+            f"FROM events_cancelled c WHERE c.person_id = {owner} AND c.cancelled_at >= ?")
+        self.rows_sql = f"SELECT {VIEW_COLUMNS} {owned} UNION SELECT {VIEW_COLUMNS} {taking_part}"
 
     async def keys(self, secret: str, cancelled_since: str) -> FeedKeys | None:
         """None when no account has this secret (never had, or it was replaced or revoked)."""
-        rows = await self.reads.fetchall(self.keys_sql, (digest(secret), cancelled_since))
+        key = digest(secret)
+        rows = await self.reads.fetchall(self.keys_sql, (key, key, key, key, cancelled_since))
         user_id = next((row["id"] for row in rows if row["kind"] == "feed"), None)
         if user_id is None:
             return None
@@ -99,4 +100,5 @@ class FeedReader:
 
     async def rows(self, secret: str) -> list[Row]:
         """The feed's live events' whole rows, as they are now."""
-        return await self.reads.fetchall(self.rows_sql, (digest(secret),))
+        key = digest(secret)
+        return await self.reads.fetchall(self.rows_sql, (key, key))

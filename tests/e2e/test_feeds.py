@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from tests.conftest import Person, Server, assert_error, event_body, eventually, sign_up
-from tests.mail_clients import by_icaljs, by_vobject
+from tests.mail_clients import by_icaljs, by_vobject, expanded_by_icaljs
 
 FEED = "/api/user/me/calendar_feed"
 
@@ -180,3 +180,48 @@ def test_a_deleted_accounts_feed_answers_404_and_its_digest_is_erased(
     assert_error(http.get(path), 404)
     assert server.rows("SELECT * FROM calendar_feeds WHERE user_id = ?", (doomed.id,)) == []
     assert server.holding(stored) == []
+
+
+def test_a_recurring_event_comes_with_its_rule_and_ical_js_expands_it_as_the_api_lists_it(
+        http: httpx.Client) -> None:
+    """A weekly series in a feed, one occurrence moved and one cancelled: RRULE, EXDATE and a
+    VEVENT with RECURRENCE-ID, which ical.js expands into the occurrences /instances lists."""
+    me = sign_up(http, "series")
+    first = datetime(datetime.now(UTC).year + 1, 2, 2, 8, tzinfo=UTC)
+    created = http.post("/api/events/", headers=me.headers, json=event_body(
+        name="Weekly", starting_time=first.isoformat(),
+        end_time=(first + timedelta(hours=1)).isoformat(), time_zone="Europe/Berlin",
+        recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"]))
+    assert created.status_code == 201, created.text
+    series_id = created.json()["event"]["id"]
+    window = {"starts_after": (first - timedelta(days=1)).isoformat(),
+              "starts_before": (first + timedelta(days=40)).isoformat()}
+    listed = http.get(f"/api/event/{series_id}/instances", params=window, headers=me.headers)
+    assert listed.status_code == 200, listed.text
+    moved, cancelled = listed.json()["events"][1], listed.json()["events"][2]
+    later = datetime.fromisoformat(moved["starting_time"]) + timedelta(hours=3)
+    assert http.patch(f"/api/event/{moved['id']}", headers=me.headers, json={
+        "name": "Moved once", "starting_time": later.isoformat(),
+        "end_time": (later + timedelta(hours=1)).isoformat()}).status_code == 200
+    assert http.delete(f"/api/event/{cancelled['id']}", headers=me.headers).status_code == 200
+    path = new_feed(http, me)
+    text = feed_when(http, path, lambda found: "RECURRENCE-ID" in found and "EXDATE" in found,
+                     "the series with its changed and cancelled occurrences").text
+    assert "RRULE:FREQ=WEEKLY;COUNT=4" in text
+    occurrences = http.get(f"/api/event/{series_id}/instances", params=window,
+                           headers=me.headers).json()["events"]
+    expanded = expanded_by_icaljs(text, first - timedelta(days=1), first + timedelta(days=40))
+
+    def moment(value: str) -> datetime:
+        return datetime.fromisoformat(value).astimezone(UTC)
+
+    assert [(moment(e["start"]), e["summary"]) for e in expanded] == [
+        (moment(e["starting_time"]), e["name"]) for e in occurrences]
+    assert len(occurrences) == 3 and occurrences[1]["name"] == "Moved once"
+
+    deleted = http.delete(f"/api/event/{series_id}", headers=me.headers)
+    assert deleted.status_code == 200, deleted.text
+    text = feed_when(http, path, lambda found: "STATUS:CANCELLED" in found, "the cancellation").text
+    [parsed] = by_icaljs([text])
+    assert {event.status for event in parsed} == {"CANCELLED"} and len(parsed) == 2
+    assert "RRULE:FREQ=WEEKLY;COUNT=4" in text

@@ -29,9 +29,10 @@ from consumers.remind import RemindersView
 from domain.application import EventsApplication
 from domain.events import ANSWERS, Event
 from domain.storage import REBUILD
-from projections.database import SqliteDatabase, StateDatabase
+from projections.database import SQLITE, InlineReads, SqliteDatabase, StateDatabase
 from projections.events_queries import Filters, busy_query, page_query
 from projections.events_view import EventsView
+from projections.feeds import FeedReader
 from projections.follower import (
     Follower,
     Log,
@@ -519,6 +520,23 @@ def test_no_page_shape_scans_the_whole_view(planned: StateDatabase, shape: str) 
     if not (filters.location or filters.q):
         # read in index order, so LIMIT stops the read: no sort of every row
         assert not any("TEMP B-TREE" in line for line in plan), f"{shape}: {plan}"
+
+
+def test_a_feed_reads_its_owners_events_through_indexes_alone(planned: StateDatabase) -> None:
+    """The secret's row by its digest's unique index, then the owner's events, those taken
+    part in and the recent cancellations each through their own index: nothing is scanned."""
+    reader = FeedReader(InlineReads(Path(), Path()), SQLITE)
+    plans = {sql: [row["detail"] for row in planned.connection().execute(
+                 "EXPLAIN QUERY PLAN " + sql, params)]
+             for sql, params in ((reader.keys_sql, ("0" * 64,) * 4 + (T1,)),
+                                 (reader.rows_sql, ("0" * 64,) * 2))}
+    for plan in plans.values():
+        assert not any(FULL_SCAN.match(line) for line in plan), plan
+        for index in ("calendar_feeds", "events_view_owner",
+                      "SEARCH p USING PRIMARY KEY (person_id=?)"):
+            assert any(index in line for line in plan), (index, plan)
+    assert "SEARCH c USING PRIMARY KEY (person_id=? AND cancelled_at>?)" in plans[
+        reader.keys_sql], plans[reader.keys_sql]
 
 
 def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(

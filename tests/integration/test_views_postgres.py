@@ -25,8 +25,10 @@ from domain.storage import LIVE, Connection, Place
 from projections.database import StateDatabase
 from projections.events_queries import Filters, busy_query, page_query
 from projections.events_view import EventsView
+from projections.feeds import FeedReader
 from projections.follower import Fact, Follower, Log, position
 from projections.postgres.dialect import POSTGRES, placeholders
+from projections.postgres.reads import PostgresReads
 from projections.postgres.state import PostgresDatabase
 from projections.replay import replay
 from tests.conftest import ROOT, Backend, Spawn, fresh
@@ -263,6 +265,28 @@ def test_free_busy_reads_each_persons_events_through_an_index(
     assert "Seq Scan" not in plan, plan
     assert "Index Cond: (owner_id = ANY" in plan, plan
     assert "event_people_pkey" in plan, plan
+
+
+def test_a_feed_can_read_its_owners_events_through_indexes_alone(
+    built: StateDatabase, database: Backend,
+) -> None:
+    """Every part of a feed's statements has an index to go by. This view's data is one
+    owner's thousands of events, for which a scan is the cheaper plan, so the planner is
+    told to avoid scans where it can: it then finds none it cannot avoid."""
+    reader = FeedReader(PostgresReads(""), POSTGRES)
+    with psycopg.connect(database.url or "", autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        for sql, params in ((reader.keys_sql, ("0" * 64,) * 4 + (T1,)),
+                            (reader.rows_sql, ("0" * 64,) * 2)):
+            plan = "\n".join(line for (line,) in conn.execute(
+                "EXPLAIN " + placeholders(sql), params).fetchall())
+            assert "Seq Scan" not in plan, plan
+            for index in ("calendar_feeds_secret_hash_key", "events_view_owner",
+                          "event_people_pkey"):
+                assert index in plan, (index, plan)
+        plan = "\n".join(line for (line,) in conn.execute(
+            "EXPLAIN " + placeholders(reader.keys_sql), ("0" * 64,) * 4 + (T1,)).fetchall())
+        assert "events_cancelled_pkey" in plan, plan
 
 
 # ---------------------------------------------------------------------------------------------
