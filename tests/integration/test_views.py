@@ -255,7 +255,8 @@ def reference(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Events made one by one, a third of them deleted at once (the newest row, so SQLite gives
     its number to the next event), the oldest deleted now and then, the oldest changed now
-    and then: a replay in small batches meets each of these within a batch and across one."""
+    and then, some of them series with an occurrence changed: a replay in small batches meets
+    each of these within a batch and across one."""
     path, app, owner, people, base = new_store(tmp_path_factory, "churn", 5)
     alive: list[uuid.UUID] = []
     for i in range(CHURNED):
@@ -264,7 +265,12 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
             owner_id=owner, name=f"Churn {i}", starting_time=start,
             end_time=start + timedelta(hours=1), location=LOCATIONS[i % len(LOCATIONS)],
             participants=people[i % 3:i % 3 + 2],
+            recurrence=["RRULE:FREQ=DAILY;COUNT=3"] if i % 6 == 0 else [],
         ).aggregates[0].id)
+        if i % 6 == 0:
+            app.change_occurrence(alive[-1], start + timedelta(days=1), by=owner,
+                                  now=datetime.now(UTC), expected_version=None,
+                                  changes={"name": f"Occurrence {i}"})
         if i % 2 == 0:  # answered at once (within a replay's batch) and later (across one)
             for event_id in (alive[-1], alive[0]):
                 person = app.get_event(event_id).participants[-1]
