@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import InvalidFieldsError
+from projections import single_events
 from projections.database import SQLITE, AsyncReads, Dialect, Row
 from projections.events_view import EventsView
 from projections.people import NAMES_COUNT
@@ -43,6 +44,8 @@ class Filters:
     location: str | None = None
     q: str | None = None
     participant_id: str | None = None
+    # occurrences of series in their place (projections.occurrences), not series once each
+    single_events: bool = False
 
     def seal(self, start: str, event_id: str, secret: str) -> str:
         """Binds a cursor's place to these filters; keyed, so a client can neither forge a
@@ -78,6 +81,14 @@ def decode_cursor(cursor: str, filters: Filters, secret: str) -> tuple[str, str]
     return start, event_id
 
 
+def matched(filters: Filters, dialect: Dialect) -> str | None:
+    """The search's query for the filters' words, or None without words."""
+    for name, text in (("location", filters.location), ("q", filters.q)):
+        if text is not None and not words(text):
+            raise InvalidFieldsError({name: "must contain at least one letter or digit"})
+    return dialect.search.query(filters.location or "", filters.q or "") or None
+
+
 def page_query(
     filters: Filters, after: tuple[str, str] | None, limit: int, dialect: Dialect = SQLITE,
     columns: str = VIEW_COLUMNS,
@@ -85,11 +96,8 @@ def page_query(
     """The SQL for one page (`columns` of its rows, and the COUNTERS). Each shape is driven by
     an index: the participant's rows, the full-text match, or the (starting_time, id) index;
     never a scan of the whole view."""
-    for name, text in (("location", filters.location), ("q", filters.q)):
-        if text is not None and not words(text):
-            raise InvalidFieldsError({name: "must contain at least one letter or digit"})
     search = dialect.search
-    match = search.query(filters.location or "", filters.q or "")
+    match = matched(filters, dialect)
     where: list[str] = []
     params: list[Any] = []
     if filters.participant_id:
@@ -196,6 +204,8 @@ class EventsReader:
         """A page and its counters in one statement (an empty page reads them alone): the
         rows' KEY_COLUMNS, or all their columns when `whole`."""
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
+        if filters.single_events:
+            return await self.occurrences_page(filters, after, limit)
         sql, params = page_query(filters, after, limit + 1, self.dialect,
                                  VIEW_COLUMNS if whole else KEY_COLUMNS)
         found = await self.reads.fetchall(sql, params)
@@ -204,6 +214,26 @@ class EventsReader:
         found = found[:limit]
         cursor = encode_cursor(found[-1], filters, self.secret) if more and found else None
         return Page(found, cursor, int(counters["names_count"]), int(counters["reached"]))
+
+    async def occurrences_page(self, filters: Filters, after: tuple[str, str] | None,
+                               limit: int) -> Page:
+        """Single events and series' occurrences (projections.single_events): the rows read,
+        then the occurrences past their series' materialised ones up to the page's end, whole
+        rows (their texts are rendered from them)."""
+        match = matched(filters, self.dialect)
+        sql, params = single_events.page_query(filters, match, after, limit + 1, self.dialect)
+        found: list[Any] = list(await self.reads.fetchall(sql, params))
+        until = found[limit]["starting_time"] if len(found) > limit else filters.starts_before
+        sql, params = single_events.pending_query(filters, match, until, self.dialect)
+        series = await self.reads.fetchall(sql, params)
+        if series:
+            found += single_events.expanded(series, filters, after, until, limit + 1)
+            found.sort(key=lambda row: (row["starting_time"], row["id"]))
+        counters = (await self.reads.fetchall(f"SELECT {COUNTERS}", ()))[0]
+        more = len(found) > limit
+        rows: list[Row] = [single_events.shown_row(row) for row in found[:limit]]
+        cursor = encode_cursor(rows[-1], filters, self.secret) if more and rows else None
+        return Page(rows, cursor, int(counters["names_count"]), int(counters["reached"]))
 
     async def complete(self, keys: Sequence[Row]) -> list[Row]:
         """The whole rows of a page's key rows, in order, at the versions the page read; Moved
