@@ -138,28 +138,35 @@ def page_query(
     return f"SELECT {columns}, {COUNTERS} FROM {source}{order} LIMIT ?", params
 
 
-# Free/busy: the times of the events people own or take part in that overlap a window. Owned
-# ones through the (owner_id, end_time, starting_time) index: for each owner the range of
-# events that end after the window's start (their current and later ones, not their whole
-# past), starts checked in the index itself. Taken part in through event_people's key
-# (person_id, starting_time): each participant's events that start before the window's end,
-# with the responses for the caller to keep the accepted ones (`responses` is null for the
-# owner's, who is always busy).
-BUSY = ("SELECT v.owner_id AS person_id, v.starting_time, v.end_time, NULL AS responses "
-        "FROM events_view v WHERE v.owner_id IN ({marks}) AND v.end_time > ? "
+# Free/busy: the events people own or take part in that may overlap a window. Owned ones
+# through the (owner_id, end_time, starting_time) index: for each owner the range of events
+# that end after the window's start (their current and later ones, not their whole past),
+# starts checked in the index itself; and through the partial index of series, those that
+# began before (a later occurrence may fall in the window). Taken part in through
+# event_people's key (person_id, starting_time): each participant's events that start before
+# the window's end, with the responses for the caller to keep the accepted ones (`responses`
+# is null for the owner's, who is always busy). A series (`recurrence` not '[]') is a row of
+# its first occurrence: the caller expands it.
+BUSY = ("SELECT v.owner_id AS person_id, v.id, v.starting_time, v.end_time, NULL AS responses, "
+        "v.recurrence FROM events_view v WHERE v.owner_id IN ({marks}) AND v.end_time > ? "
         "AND v.starting_time < ? "
-        "UNION ALL SELECT p.person_id, v.starting_time, v.end_time, v.responses "
-        "FROM event_people p {join} events_view v ON v.id = p.event_id "
-        "WHERE p.person_id IN ({marks}) AND p.starting_time < ? AND v.end_time > ?")
+        "UNION ALL SELECT v.owner_id, v.id, v.starting_time, v.end_time, NULL, v.recurrence "
+        "FROM events_view v WHERE v.owner_id IN ({marks}) AND v.recurrence <> '[]' "
+        "AND v.starting_time < ? AND v.end_time <= ? "
+        "UNION ALL SELECT p.person_id, v.id, v.starting_time, v.end_time, v.responses, "
+        "v.recurrence FROM event_people p {join} events_view v ON v.id = p.event_id "
+        "WHERE p.person_id IN ({marks}) AND p.starting_time < ? "
+        "AND (v.end_time > ? OR v.recurrence <> '[]')")
 
 
 def busy_query(person_ids: Sequence[str], start: str, end: str,
                dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
     """The SQL for the events that may keep these people busy in [start, end) (instants as
-    the view writes them): rows of person_id, starting_time, end_time and responses."""
+    the view writes them): rows of person_id, id, starting_time, end_time, responses and
+    recurrence."""
     marks = ",".join("?" * len(person_ids))
     return (BUSY.format(marks=marks, join=dialect.ordered_join),
-            [*person_ids, start, end, *person_ids, end, start])
+            [*person_ids, start, end, *person_ids, end, start, *person_ids, end, start])
 
 
 class Moved(Exception):

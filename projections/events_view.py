@@ -81,8 +81,11 @@ class EventsSql:
         # by their whole key, which the event's row holds.
         self.indexes = {f"{view}_start": f"{view} (starting_time, id)",
                         f"{view}_owner": f"{view} (owner_id)",
-                        # free/busy: an owner's events that end after a window's start
+                        # free/busy: an owner's events that end after a window's start,
+                        # and their series (whose later occurrences may fall in it)
                         f"{view}_owner_end": f"{view} (owner_id, end_time, starting_time)",
+                        f"{view}_series": f"{view} (owner_id, starting_time) "
+                                          "WHERE recurrence <> '[]'",
                         **self.search.indexes()}
         self.columns = columns = (*ROW, *self.search.columns)
         self.insert = (f"INSERT INTO {view} ({', '.join(columns)}) "

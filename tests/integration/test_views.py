@@ -627,5 +627,6 @@ def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
     assert plan
     assert not any(FULL_SCAN.match(line) for line in plan), plan
     assert any("events_view_owner_end" in line and "end_time>?" in line for line in plan), plan
+    assert any("events_view_series" in line and "starting_time<?" in line for line in plan), plan
     assert any(re.search(r"SEARCH p USING PRIMARY KEY \(person_id=\? AND starting_time<\?\)",
                          line) for line in plan), plan

@@ -312,8 +312,8 @@ def test_free_busy_reads_each_persons_events_through_an_index(
     sql, params = busy_query([PERSON, "22222222-2222-4222-8222-222222222222"], T1, T2,
                              POSTGRES)
     plan = "\n".join(line for (line,) in rows(database, "EXPLAIN " + placeholders(sql), params))
-    # owners: (owner_id) or (owner_id, end_time, starting_time), as the statistics choose;
-    # participants: event_people's key
+    # owners: (owner_id) or (owner_id, end_time, starting_time), as the statistics choose,
+    # and their series by the partial index; participants: event_people's key
     assert "Seq Scan" not in plan, plan
     assert "Index Cond: (owner_id = ANY" in plan, plan
     assert "event_people_pkey" in plan, plan
@@ -372,7 +372,8 @@ def test_replay_rebuilds_the_view_row_for_row_and_leaves_no_rebuild_names(
     indexes = {name for (name,) in rows(
         database, "SELECT indexname FROM pg_indexes WHERE tablename = 'events_view'")}
     assert indexes == {"events_view_pkey", "events_view_id_key", "events_view_start",
-                       "events_view_owner", "events_view_owner_end", "events_view_search"}
+                       "events_view_owner", "events_view_owner_end", "events_view_series",
+                       "events_view_search"}
     # the rebuilt table numbers its next rows after the last one the replay wrote
     assert rows(database, "SELECT pg_get_serial_sequence('events_view', 'seq')") == [
         ("public.events_view_seq_seq",)]
