@@ -16,7 +16,8 @@ from tests.conftest import BACKENDS, ROOT, Backend, Spawn, fresh
 
 TABLES = {"users", "invitees", "refresh_tokens", "calendar_feeds", "signin_failures", "tracking",
           "counters", "events_view",
-          "event_people", "events_cancelled", "mail_events", "mail_outbox", "reminders"}
+          "event_people", "events_cancelled", "mail_events", "mail_outbox", "reminders",
+          "reminder_series"}
 
 
 def migrate(spawn: Spawn, backend: Backend, data_dir: Path) -> subprocess.Popen[bytes]:
