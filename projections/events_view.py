@@ -25,7 +25,9 @@ ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "parti
 # Columns the view gained after its first release, with what the rows made before them hold
 # (there were no answers before answers existed): a database made before gains them when it
 # is migrated, without a replay.
-ADDED_COLUMNS = {"responses": "TEXT NOT NULL DEFAULT '{}'"}
+ADDED_COLUMNS = {"responses": "TEXT NOT NULL DEFAULT '{}'",
+                 # events were in UTC before they had zones
+                 "time_zone": "TEXT NOT NULL DEFAULT 'UTC'"}
 
 
 class EventsSql:

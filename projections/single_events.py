@@ -67,12 +67,23 @@ def page_query(filters: Any, match: str | None, after: tuple[str, str] | None, l
             f"WHERE {' AND '.join(['v.recurrence <> ' + repr('[]'), *where])} "
             "ORDER BY o.starting_time, o.id LIMIT ?")
         params += [*moments, limit, *values, limit]
-    else:
-        clause = " AND ".join([*where, *times]) or "TRUE"
+    elif where:
+        # SQLite: the matching series' occurrences through (series_id, starting_time), sorted
+        # (as a word search sorts its matches), rather than every occurrence in start order
+        # checked against them
+        series = " AND ".join(["v.recurrence <> '[]'", *where])
+        clause = " AND ".join([f"o.series_id IN (SELECT v.id FROM events_view v WHERE {series})",
+                               *times])
         parts.append(f"SELECT {OCCURRENCE_COLUMNS} FROM event_occurrences o "
                      f"{dialect.ordered_join} events_view v ON v.id = o.series_id "
                      f"WHERE {clause} ORDER BY o.starting_time, o.id LIMIT ?")
         params += [*values, *moments, limit]
+    else:
+        clause = " AND ".join(times) or "TRUE"
+        parts.append(f"SELECT {OCCURRENCE_COLUMNS} FROM event_occurrences o "
+                     f"{dialect.ordered_join} events_view v ON v.id = o.series_id "
+                     f"WHERE {clause} ORDER BY o.starting_time, o.id LIMIT ?")
+        params += [*moments, limit]
     union = " UNION ALL ".join(f"SELECT * FROM ({part}) {name}"
                                for part, name in zip(parts, "ab", strict=True))
     return f"{union} ORDER BY starting_time, id LIMIT ?", [*params, limit]

@@ -602,20 +602,22 @@ def test_single_events_pages_read_occurrences_and_series_through_their_indexes(
 
 
 def test_a_feed_reads_its_owners_events_through_indexes_alone(planned: StateDatabase) -> None:
-    """The secret's row by its digest's unique index, then the owner's events, those taken
-    part in and the recent cancellations each through their own index: nothing is scanned."""
+    """The secret's account by its digest's unique index, then the owner's events, those
+    taken part in and the recent cancellations each through their own index: no scan."""
     reader = FeedReader(InlineReads(Path(), Path()), SQLITE)
     plans = {sql: [row["detail"] for row in planned.connection().execute(
                  "EXPLAIN QUERY PLAN " + sql, params)]
-             for sql, params in ((reader.keys_sql, ("0" * 64,) * 4 + (T1,)),
-                                 (reader.rows_sql, ("0" * 64,) * 2))}
+             for sql, params in ((reader.owner_sql.replace("{keys}", "?"), ("0" * 64,)),
+                                 (reader.keys_sql, (PERSON, PERSON, PERSON, T1)),
+                                 (reader.rows_sql, (PERSON, PERSON)))}
     for plan in plans.values():
-        assert not any(FULL_SCAN.match(line) for line in plan), plan
-        for index in ("calendar_feeds", "events_view_owner",
-                      "SEARCH p USING PRIMARY KEY (person_id=?)"):
+        assert plan and not any(FULL_SCAN.match(line) for line in plan), plan
+    owner, keys, rows = plans.values()
+    assert any("calendar_feeds USING" in line for line in owner), owner
+    for plan in (keys, rows):
+        for index in ("events_view_owner", "SEARCH p USING PRIMARY KEY (person_id=?)"):
             assert any(index in line for line in plan), (index, plan)
-    assert "SEARCH c USING PRIMARY KEY (person_id=? AND cancelled_at>?)" in plans[
-        reader.keys_sql], plans[reader.keys_sql]
+    assert "SEARCH c USING PRIMARY KEY (person_id=? AND cancelled_at>?)" in keys, keys
 
 
 def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
