@@ -203,7 +203,7 @@ class EventsApplication(Application[UUID]):
 
         def act(events: list[Event]) -> None:
             if link_at is not None:
-                events[0].check_answerable_by_link(link_at)
+                events[0].check_answerable_by_link(link_at, original_start)
             events[0].respond(participant=participant, response=response, by=by,
                               original_start=original_start)
 

@@ -285,13 +285,21 @@ class Event(Aggregate):
         """An occurrence's answers: its own where given, else the series'."""
         return {**self.responses, **self.occurrence_answers.get(original_start, {})}
 
-    def check_answerable_by_link(self, now: datetime) -> None:
-        """An invitation's answer link expires when the event ends (SPEC §6.3)."""
-        if not self.deleted and self.end_time <= now:
+    def check_answerable_by_link(self, now: datetime,
+                                 original_start: datetime | None = None) -> None:
+        """An invitation's answer link expires when the event (or the occurrence it is
+        about) ends (SPEC §6.3)."""
+        if self.deleted:
+            return  # the answer itself is refused as gone
+        end = self.end_time if original_start is None else self.occurrence(original_start).end
+        if end <= now:
             raise GoneError(f'event "{self.name}" has ended; it can no longer be answered')
 
-    def response_of(self, participant: str) -> str:
-        return self.responses.get(participant, NEEDS_ACTION)
+    def response_of(self, participant: str, original_start: datetime | None = None) -> str:
+        """A participant's answer to the event, or to its occurrence at `original_start`."""
+        given = self.responses if original_start is None \
+            else self.occurrence_responses(original_start)
+        return given.get(participant, NEEDS_ACTION)
 
     def check_writable(self, by: str, operator: bool = False) -> None:
         if self.deleted:
