@@ -119,7 +119,8 @@ def consumers(settings: Settings, lifetime: Lifetime, opened: ExitStack) -> None
     runner = wiring.follower(settings, app, db, shared, bell)
     scheduler = Scheduler(db, app.record_reminder, lambda: datetime.now(UTC),
                           wiring.ringing(runner.wake, bell),
-                          leading=partial(shared.holds, "scheduler"), faults=Faults(db))
+                          leading=partial(shared.holds, "scheduler"), faults=Faults(db),
+                          series=wiring.series_reminders(settings, app))
     opened.callback(scheduler.stop)
 
     def stop() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -46,7 +47,7 @@ from consumers.mail.outbox import MailQueue
 from consumers.mail.transports import SmtpTransport, Transport
 from consumers.messages import LoadEvent, MessageMaker
 from consumers.notify import LocalTail, RedisRelay, prime
-from consumers.remind import RemindersView
+from consumers.remind import RemindersView, SeriesReminders
 from consumers.rsvp import RsvpLinks
 from domain.accounts import Accounts
 from domain.application import EventsApplication
@@ -130,6 +131,11 @@ def consumer_views(settings: Settings) -> list[View]:
     """Mail and reminders: followed inside `alphabet serve`, or by the faust agents of
     `alphabet worker` when Kafka is configured."""
     return [MailQueue(), RemindersView(settings.reminder_minutes)]
+
+
+def series_reminders(settings: Settings, app: EventsApplication) -> SeriesReminders:
+    """What the reminder clock asks a series: its occurrences due, the next one's time."""
+    return partial(app.series_reminders, before=timedelta(minutes=settings.reminder_minutes))
 
 
 def served_views(settings: Settings) -> list[View]:
@@ -316,7 +322,7 @@ def worker(settings: Settings) -> Worker:
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people),
             RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),
-            FreeBusyServices(reader, people_reader),
+            FreeBusyServices(reader, people_reader, load_event),
             health,
             OperatorServices(operators, health, db, log),
             MetricsServices(log, reader, partial(mail_counts, reads.fetchall,

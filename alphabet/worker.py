@@ -23,6 +23,7 @@ from alphabet.wiring import (
     listen,
     mailer,
     poll_seconds,
+    series_reminders,
     state_database,
 )
 from consumers.kafka.agents import add_agents
@@ -216,7 +217,8 @@ def run_worker(settings: Settings) -> None:
 
     host, port = settings.worker_health
     roles = Roles(relay, mailer(settings, app, db),
-                  Scheduler(db, app.record_reminder, lambda: datetime.now(UTC)), leads,
+                  Scheduler(db, app.record_reminder, lambda: datetime.now(UTC),
+                            series=series_reminders(settings, app)), leads,
                   HealthServer(host, port, report),
                   [listener.run_async()], group_lag)
     worker = Consuming(faust_app.app, roles, gate, loglevel=settings.log_level.lower(),

@@ -60,10 +60,15 @@ async def event_changes(request: Request, services: ChangesServices,
 
 
 def change(message: dict[str, Any]) -> dict[str, Any]:
-    return {
+    """A message as a change: a deletion's event is null (an occurrence's cancellation names
+    the occurrence in `instance_id`, as its message does)."""
+    found = {
         "position": message["position"],
         "event_id": message["event_id"],
         "type": message["type"],
         "version": message["version"],
         "event": None if message["type"] == DELETED else message["event"],
     }
+    if "instance_id" in message:
+        found["instance_id"] = message["instance_id"]
+    return found

@@ -7,9 +7,9 @@ names no attendee and no organiser: its URL is handed to calendar apps and often
 other people's addresses must not travel with it (nor their usernames: a subscriber sees the
 events, not who else comes).
 
-Polled by every subscribed app, so a poll costs one indexed statement (the events' ids and
-versions) and a dictionary lookup: the text is rendered once per worker for each set of
-events at their versions, which is also what its ETag digests."""
+Polled by every subscribed app, so a poll costs the secret's lookup, one indexed statement
+(the events' ids and versions) and a dictionary lookup: the text is rendered once per worker
+for each set of events at their versions, which is also what its ETag digests."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ async def calendar_feed(request: Request, services: FeedsServices, secret: str) 
     if text is None:
         # The rows as they are now: one may have changed since the keys were read, and the
         # ETag is then that of what is sent.
-        rows = await services.reader.rows(secret)
+        rows = await services.reader.rows(keys.user_id)
         tag = feed_tag([(row["id"], row["version"]) for row in rows], keys.cancelled)
         live = [fields_of_row(row) for row in rows]
         text = await off_loop(render, services.app, live, keys.cancelled)

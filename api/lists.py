@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from sanic import Blueprint, Request, raw
@@ -66,6 +66,9 @@ FILTERS = [
     Query("location", TEXT, "words the location must contain (case and accents ignored)"),
     Query("q", TEXT, "words the name must contain (case and accents ignored)"),
     Query("participant", TEXT, "a participant's username"),
+    Query("single_events", {"type": "boolean"},
+          "true: each series' occurrences in its place (by start, with cursors); filters other "
+          "than times look at the series' own fields"),
     Query("min_position", {"type": "integer", "minimum": 0},
           "wait (up to 2 s) until the view has reached this X-Position"),
 ]
@@ -96,7 +99,9 @@ async def search_events(request: Request, services: ListsServices, visitor: Visi
 @signed_in(ListsServices)
 async def events_ics(request: Request, services: ListsServices, user: CurrentUser) -> HTTPResponse:
     await read_your_writes(request, services)
-    page = await services.reader.page(await filters(request, services),
+    # a calendar file holds series whole (RRULE), never their occurrences one by one
+    found = replace(await filters(request, services), single_events=False)
+    page = await services.reader.page(found,
                                       request.args.get("cursor"), limit(request, default=MAX_LIMIT),
                                       whole=True)
     return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
@@ -150,6 +155,7 @@ async def filters(request: Request, services: ListsServices, **given: str) -> Fi
         location=given.get("location", args.get("location")),
         q=args.get("q"),
         participant_id=participant_id,
+        single_events=flag(request, "single_events"),
     )
 
 
@@ -165,6 +171,15 @@ def time_arg(request: Request, name: str) -> str | None:
     if (problem := time_problem(moment)) is not None:
         raise InvalidFieldsError({name: problem})
     return instant(moment)
+
+
+def flag(request: Request, name: str) -> bool:
+    """A boolean query parameter: true or false (absent: false)."""
+    text = str(request.args.get(name, "false"))
+    if text not in ("true", "false"):
+        raise ApiError(422, "invalid_fields", f"{name} must be true or false",
+                       {name: "must be true or false"})
+    return text == "true"
 
 
 def limit(request: Request, default: int = DEFAULT_LIMIT) -> int:

@@ -43,8 +43,17 @@ async def rows_json(rows: Sequence[Row], people: PeopleReader, viewer_id: str,
     `names_count`, where the caller has read it, saves people.names() reading it again."""
     ids = [json.loads(row["participants"]) for row in rows]
     names = await people.names({row["owner_id"] for row in rows}.union(*ids), names_count)
-    return [event_json(row, names, viewer_id, shown, json.loads(row["responses"]))
-            for row, shown in zip(rows, ids, strict=True)]
+    return [{**event_json(row, names, viewer_id, shown, json.loads(row["responses"])),
+             **occurrence_of(row)} for row, shown in zip(rows, ids, strict=True)]
+
+
+def occurrence_of(row: Row) -> dict[str, Any]:
+    """What a page's occurrence shows beside an event's fields (projections.single_events
+    rows): its series and original start; nothing for any other row."""
+    if isinstance(row, dict) and row.get("recurring_event_id") is not None:
+        return {"recurring_event_id": row["recurring_event_id"],
+                "original_start": utc(row["original_start"])}
+    return {}
 
 
 async def aggregates_json(events: list[Event], people: PeopleReader, viewer_id: str,

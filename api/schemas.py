@@ -293,6 +293,9 @@ class ChangeOut(Schema):
     version: int = Field(description="the event's version after the change")
     event: EventOut | None = Field(description="the event after the change, shown as GET one "
                                    "shows it to you; null for a deletion")
+    instance_id: str | None = Field(None, description="the occurrence of a series the change "
+                                    "is about (absent for the whole event); `event` is then "
+                                    "that occurrence, or null once it is cancelled")
 
 
 class ChangesOut(Schema):

@@ -13,7 +13,7 @@ for no gain. What goes beyond the event store (personal data, mail) is domain.ac
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -46,6 +46,7 @@ from domain.writing import (
 )
 
 A = TypeVar("A", Event, User, Ownership)
+SECOND = timedelta(seconds=1)
 
 
 class EventsApplication(Application[UUID]):
@@ -301,13 +302,38 @@ class EventsApplication(Application[UUID]):
             event = self.get_event(event_id)
         except (NotFoundError, GoneError):
             return Written([])
-        if event.starting_time != starting_time or starting_time <= now:
+        original = None
+        if event.recurrence:  # the occurrence that starts then, if one still does
+            found = recurrence.starting_after(event.series(), starting_time - SECOND, 1)
+            if not found or found[0].start != starting_time:
+                return Written([event])
+            original = found[0].original_start
+        elif event.starting_time != starting_time:
             return Written([event])
-        reminder = Reminder(event_id=str(event_id), starting_time=starting_time)
+        if starting_time <= now:
+            return Written([event])
+        reminder = Reminder(event_id=str(event_id), starting_time=starting_time,
+                            original_start=original)
         try:
             return Written([reminder], position=self._save(reminder))
         except IntegrityError:
             return Written([event])
+
+    def series_reminders(self, event_id: UUID, now: datetime, before: timedelta
+                         ) -> tuple[list[datetime], datetime | None]:
+        """A series' reminders (domain.reminders: one per occurrence): the starts of its
+        occurrences whose reminder is due now (starting within `before`), and when the next
+        falls due (None: never, unless the series changes)."""
+        try:
+            event = self.get_event(event_id)
+        except (NotFoundError, GoneError):
+            return [], None
+        if not event.recurrence:
+            return [], None
+        coming = recurrence.starting_after(event.series(), now, 10)
+        due = [one.start for one in coming if one.start - before <= now]
+        later = [one.start - before for one in coming if one.start - before > now]
+        return due, min(later, default=None)
 
     def user_deleted(self, user_id: UUID) -> bool:
         """Whether the account has been deleted (or never existed)."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from domain.events import ANSWERS
+from domain.events import ANSWERS, Event
+from domain.recurrence import occurrences
 
 MAX_USERS = 50
 MAX_WINDOW = timedelta(days=93)
@@ -21,6 +22,21 @@ def keeps_busy(person: str, responses: Mapping[str, str] | None) -> bool:
     """Whether an event keeps `person` busy: theirs (no responses to ask), or one whose
     invitation they accepted."""
     return responses is None or responses.get(person) == BUSY_ANSWER
+
+
+def occurrence_times(event: Event, person: str, start: datetime, end: datetime
+                     ) -> list[Interval]:
+    """The times of a series' occurrences that may overlap [start, end) and keep `person`
+    busy: every one for its owner; for a participant, those that still name them (an
+    occurrence may have participants of its own) once they accepted the series. Expanded
+    from a series' length before the window, so an occurrence under way at its start counts
+    (one that its own change made longer than the series' may be missed there)."""
+    length = event.end_time - event.starting_time
+    return [(found.start, found.end)
+            for found in occurrences(event.series(), start - length, end)
+            if person == event.owner_id or (
+                person in found.changes.get("participants", event.participants)
+                and keeps_busy(person, event.responses))]
 
 
 def window_problems(start: datetime, end: datetime) -> dict[str, str]:

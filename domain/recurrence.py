@@ -258,6 +258,16 @@ def occurrence(series: Series, original_start: datetime) -> Occurrence:
     return Occurrence(original_start, start, end, changes)
 
 
+def starting_after(series: Series, after: datetime, count: int) -> list[Occurrence]:
+    """The first `count` occurrences whose own start (moved or not) is after `after`, in order
+    of that start: the rule's from a day before (an occurrence moves by its own change within
+    about a day, as Google Calendar's UI moves one), and any that a change moved there."""
+    near = occurrences(series, after - timedelta(days=1), limit=count + 2)
+    moved = [occurrence(series, start) for start in series.overrides]
+    found = {one.original_start: one for one in [*near, *moved] if one.start > after}
+    return sorted(found.values(), key=lambda one: one.start)[:count]
+
+
 def occurs(series: Series, original_start: datetime) -> bool:
     """Whether the rule has an occurrence at this original start (cancelled or not)."""
     return next(starts(series, original_start, original_start + timedelta(seconds=1)),

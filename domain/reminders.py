@@ -18,12 +18,19 @@ class Reminder(Aggregate):
     class Due(Aggregate.Created):
         event_id: str
         starting_time: datetime
+        # a series' occurrence: its original start (its key); None for a single event
+        original_start: datetime | None = None
 
     @staticmethod
-    def create_id(event_id: str, starting_time: datetime) -> UUID:
-        return uuid5(NAMESPACE, f"{event_id}@{starting_time.isoformat()}")
+    def create_id(event_id: str, starting_time: datetime,
+                  original_start: datetime | None = None) -> UUID:
+        """One per occurrence of a series too: its original start is in the key."""
+        of = event_id if original_start is None else f"{event_id}_{original_start.isoformat()}"
+        return uuid5(NAMESPACE, f"{of}@{starting_time.isoformat()}")
 
     @event(Due)
-    def __init__(self, *, event_id: str, starting_time: datetime) -> None:
+    def __init__(self, *, event_id: str, starting_time: datetime,
+                 original_start: datetime | None = None) -> None:
         self.event_id = event_id
         self.starting_time = starting_time
+        self.original_start = original_start

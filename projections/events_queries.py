@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import InvalidFieldsError
+from projections import single_events
 from projections.database import SQLITE, AsyncReads, Dialect, Row
 from projections.events_view import EventsView
 from projections.people import NAMES_COUNT
@@ -43,6 +44,8 @@ class Filters:
     location: str | None = None
     q: str | None = None
     participant_id: str | None = None
+    # occurrences of series in their place (projections.occurrences), not series once each
+    single_events: bool = False
 
     def seal(self, start: str, event_id: str, secret: str) -> str:
         """Binds a cursor's place to these filters; keyed, so a client can neither forge a
@@ -78,6 +81,14 @@ def decode_cursor(cursor: str, filters: Filters, secret: str) -> tuple[str, str]
     return start, event_id
 
 
+def matched(filters: Filters, dialect: Dialect) -> str | None:
+    """The search's query for the filters' words, or None without words."""
+    for name, text in (("location", filters.location), ("q", filters.q)):
+        if text is not None and not words(text):
+            raise InvalidFieldsError({name: "must contain at least one letter or digit"})
+    return dialect.search.query(filters.location or "", filters.q or "") or None
+
+
 def page_query(
     filters: Filters, after: tuple[str, str] | None, limit: int, dialect: Dialect = SQLITE,
     columns: str = VIEW_COLUMNS,
@@ -85,11 +96,8 @@ def page_query(
     """The SQL for one page (`columns` of its rows, and the COUNTERS). Each shape is driven by
     an index: the participant's rows, the full-text match, or the (starting_time, id) index;
     never a scan of the whole view."""
-    for name, text in (("location", filters.location), ("q", filters.q)):
-        if text is not None and not words(text):
-            raise InvalidFieldsError({name: "must contain at least one letter or digit"})
     search = dialect.search
-    match = search.query(filters.location or "", filters.q or "")
+    match = matched(filters, dialect)
     where: list[str] = []
     params: list[Any] = []
     if filters.participant_id:
@@ -130,28 +138,35 @@ def page_query(
     return f"SELECT {columns}, {COUNTERS} FROM {source}{order} LIMIT ?", params
 
 
-# Free/busy: the times of the events people own or take part in that overlap a window. Owned
-# ones through the (owner_id, end_time, starting_time) index: for each owner the range of
-# events that end after the window's start (their current and later ones, not their whole
-# past), starts checked in the index itself. Taken part in through event_people's key
-# (person_id, starting_time): each participant's events that start before the window's end,
-# with the responses for the caller to keep the accepted ones (`responses` is null for the
-# owner's, who is always busy).
-BUSY = ("SELECT v.owner_id AS person_id, v.starting_time, v.end_time, NULL AS responses "
-        "FROM events_view v WHERE v.owner_id IN ({marks}) AND v.end_time > ? "
+# Free/busy: the events people own or take part in that may overlap a window. Owned ones
+# through the (owner_id, end_time, starting_time) index: for each owner the range of events
+# that end after the window's start (their current and later ones, not their whole past),
+# starts checked in the index itself; and through the partial index of series, those that
+# began before (a later occurrence may fall in the window). Taken part in through
+# event_people's key (person_id, starting_time): each participant's events that start before
+# the window's end, with the responses for the caller to keep the accepted ones (`responses`
+# is null for the owner's, who is always busy). A series (`recurrence` not '[]') is a row of
+# its first occurrence: the caller expands it.
+BUSY = ("SELECT v.owner_id AS person_id, v.id, v.starting_time, v.end_time, NULL AS responses, "
+        "v.recurrence FROM events_view v WHERE v.owner_id IN ({marks}) AND v.end_time > ? "
         "AND v.starting_time < ? "
-        "UNION ALL SELECT p.person_id, v.starting_time, v.end_time, v.responses "
-        "FROM event_people p {join} events_view v ON v.id = p.event_id "
-        "WHERE p.person_id IN ({marks}) AND p.starting_time < ? AND v.end_time > ?")
+        "UNION ALL SELECT v.owner_id, v.id, v.starting_time, v.end_time, NULL, v.recurrence "
+        "FROM events_view v WHERE v.owner_id IN ({marks}) AND v.recurrence <> '[]' "
+        "AND v.starting_time < ? AND v.end_time <= ? "
+        "UNION ALL SELECT p.person_id, v.id, v.starting_time, v.end_time, v.responses, "
+        "v.recurrence FROM event_people p {join} events_view v ON v.id = p.event_id "
+        "WHERE p.person_id IN ({marks}) AND p.starting_time < ? "
+        "AND (v.end_time > ? OR v.recurrence <> '[]')")
 
 
 def busy_query(person_ids: Sequence[str], start: str, end: str,
                dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
     """The SQL for the events that may keep these people busy in [start, end) (instants as
-    the view writes them): rows of person_id, starting_time, end_time and responses."""
+    the view writes them): rows of person_id, id, starting_time, end_time, responses and
+    recurrence."""
     marks = ",".join("?" * len(person_ids))
     return (BUSY.format(marks=marks, join=dialect.ordered_join),
-            [*person_ids, start, end, *person_ids, end, start])
+            [*person_ids, start, end, *person_ids, end, start, *person_ids, end, start])
 
 
 class Moved(Exception):
@@ -189,6 +204,8 @@ class EventsReader:
         """A page and its counters in one statement (an empty page reads them alone): the
         rows' KEY_COLUMNS, or all their columns when `whole`."""
         after = decode_cursor(cursor, filters, self.secret) if cursor else None
+        if filters.single_events:
+            return await self.occurrences_page(filters, after, limit)
         sql, params = page_query(filters, after, limit + 1, self.dialect,
                                  VIEW_COLUMNS if whole else KEY_COLUMNS)
         found = await self.reads.fetchall(sql, params)
@@ -197,6 +214,26 @@ class EventsReader:
         found = found[:limit]
         cursor = encode_cursor(found[-1], filters, self.secret) if more and found else None
         return Page(found, cursor, int(counters["names_count"]), int(counters["reached"]))
+
+    async def occurrences_page(self, filters: Filters, after: tuple[str, str] | None,
+                               limit: int) -> Page:
+        """Single events and series' occurrences (projections.single_events): the rows read,
+        then the occurrences past their series' materialised ones up to the page's end, whole
+        rows (their texts are rendered from them)."""
+        match = matched(filters, self.dialect)
+        sql, params = single_events.page_query(filters, match, after, limit + 1, self.dialect)
+        found: list[Any] = list(await self.reads.fetchall(sql, params))
+        until = found[limit]["starting_time"] if len(found) > limit else filters.starts_before
+        sql, params = single_events.pending_query(filters, match, until, self.dialect)
+        series = await self.reads.fetchall(sql, params)
+        if series:
+            found += single_events.expanded(series, filters, after, until, limit + 1)
+            found.sort(key=lambda row: (row["starting_time"], row["id"]))
+        counters = (await self.reads.fetchall(f"SELECT {COUNTERS}", ()))[0]
+        more = len(found) > limit
+        rows: list[Row] = [single_events.shown_row(row) for row in found[:limit]]
+        cursor = encode_cursor(rows[-1], filters, self.secret) if more and rows else None
+        return Page(rows, cursor, int(counters["names_count"]), int(counters["reached"]))
 
     async def complete(self, keys: Sequence[Row]) -> list[Row]:
         """The whole rows of a page's key rows, in order, at the versions the page read; Moved

@@ -13,6 +13,7 @@ from domain.presentation import instant
 from domain.storage import LIVE, Connection, Place
 from projections.database import SQLITE, Dialect, StateDatabase
 from projections.follower import Fact
+from projections.occurrences import Occurrences, SeriesFolder
 from projections.search import BY_ID, FROM_SEQ
 
 # A view row's columns as `EventsView.created` gives them, before the search's own.
@@ -24,7 +25,9 @@ ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "parti
 # Columns the view gained after its first release, with what the rows made before them hold
 # (there were no answers before answers existed): a database made before gains them when it
 # is migrated, without a replay.
-ADDED_COLUMNS = {"responses": "TEXT NOT NULL DEFAULT '{}'"}
+ADDED_COLUMNS = {"responses": "TEXT NOT NULL DEFAULT '{}'",
+                 # events were in UTC before they had zones
+                 "time_zone": "TEXT NOT NULL DEFAULT 'UTC'"}
 
 
 class EventsSql:
@@ -80,8 +83,11 @@ class EventsSql:
         # by their whole key, which the event's row holds.
         self.indexes = {f"{view}_start": f"{view} (starting_time, id)",
                         f"{view}_owner": f"{view} (owner_id)",
-                        # free/busy: an owner's events that end after a window's start
+                        # free/busy: an owner's events that end after a window's start,
+                        # and their series (whose later occurrences may fall in it)
                         f"{view}_owner_end": f"{view} (owner_id, end_time, starting_time)",
+                        f"{view}_series": f"{view} (owner_id, starting_time) "
+                                          "WHERE recurrence <> '[]'",
                         **self.search.indexes()}
         self.columns = columns = (*ROW, *self.search.columns)
         self.insert = (f"INSERT INTO {view} ({', '.join(columns)}) "
@@ -131,16 +137,18 @@ class EventsView:
         self.place = place
         self.sql = EventsSql(dialect, place)
         self.search = self.sql.search
-        self.tables: Sequence[str] = (*self.sql.tables, *self.search.tables)
+        self.occurrences = Occurrences(place)
+        self.tables: Sequence[str] = (*self.sql.tables, *self.search.tables,
+                                      *self.occurrences.sql.tables)
 
     def at(self, place: Place) -> EventsView:
         return EventsView(self.dialect, place)
 
     def schema(self) -> list[str]:
-        return self.sql.create
+        return [*self.sql.create, *self.occurrences.sql.create]
 
     def indexes(self) -> dict[str, str]:
-        return self.sql.indexes
+        return {**self.sql.indexes, **self.occurrences.sql.indexes}
 
     def apply(self, conn: Connection, position: int, fact: Fact) -> None:
         match fact:
@@ -153,6 +161,7 @@ class EventsView:
                 self._delete(conn, fact)
             case _:
                 pass
+        self.occurrences.apply(conn, fact)
 
     def add_columns(self, conn: Connection) -> None:
         """The ADDED_COLUMNS a table made before them lacks (in one transaction with the
@@ -279,6 +288,7 @@ class EventsLoader:
         self.gone: set[str] = set()  # events of earlier batches deleted in this one
         # the cancellation rows of the events created and deleted in this batch
         self.cancelled: list[tuple[str, str, str, int]] = []
+        self.series = SeriesFolder(view.occurrences)
 
     def fold(self, facts: Sequence[tuple[int, Fact]]) -> None:
         for position, fact in facts:
@@ -286,9 +296,11 @@ class EventsLoader:
             match fact:
                 case Event.Created():
                     self._create(event_id, position, fact)
+                    self.series.fold(event_id, self.fresh[event_id], fact)
                 case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
                         | Event.OccurrenceCancelled() if event_id in self.fresh:
                     self._update(self.fresh[event_id], position, fact)
+                    self.series.fold(event_id, self.fresh[event_id], fact)
                 case Event.Deleted() if event_id in self.fresh:
                     self.cancelled += self.view.cancelled(self.fresh.pop(event_id), fact)
                 case Event.Updated() | Event.Responded() | Event.OccurrenceChanged() \
@@ -304,6 +316,7 @@ class EventsLoader:
             self.view.apply(conn, position, fact)
         if self.fresh:
             self._insert(conn, list(self.fresh.values()))
+        self.series.write(conn, self.fresh)
         if self.cancelled:
             conn.executemany(self.view.sql.cancelled, self.cancelled)
         self.fresh.clear()

@@ -61,44 +61,43 @@ class FeedKeys:
 
 
 class FeedReader:
-    """A feed's events from the event loop, in one statement each, every part driven by an
-    index: the secret's digest (unique), the owner's events (events_view_owner), the events
-    the owner takes part in (event_people's key) and their cancellations (events_cancelled's
-    key, from a given time)."""
+    """A feed's events from the event loop: the secret's account by its digest's unique index
+    (a lookup: on PostgreSQL the polls waiting at once share one statement), then one
+    statement whose every part goes by an index: the account's events (events_view_owner),
+    those it takes part in (event_people's key) and its cancellations (events_cancelled's
+    key, from a given time). The account comes as a value rather than a subquery so that
+    PostgreSQL plans with it: for an unknown value it must guess, and where a few accounts
+    own most events (as in bench/'s load) it guessed a scan of the view."""
 
     def __init__(self, reads: AsyncReads, dialect: Dialect) -> None:
         self.reads = reads
-        # The feed's account as a scalar subquery (no CTE): both databases evaluate it once,
-        # and PostgreSQL then plans each part with an index condition on its value, where a
-        # joined CTE left it free to hash-join whole tables.
-        owner = "(SELECT user_id FROM calendar_feeds WHERE secret_hash = ?)"
-        owned = f"FROM events_view v WHERE v.owner_id = {owner}"
+        self.owner_sql = ("SELECT secret_hash, user_id FROM calendar_feeds "
+                          "WHERE secret_hash IN ({keys})")
+        owned = "FROM events_view v WHERE v.owner_id = ?"
         taking_part = (f"FROM event_people p {dialect.ordered_join} events_view v "
-                       f"ON v.id = p.event_id WHERE p.person_id = {owner}")
-        # The feed's row first (kind 'feed'): a known secret with no events still has it.
+                       "ON v.id = p.event_id WHERE p.person_id = ?")
+        # cancelled_at is NULL for a live event
         self.keys_sql = (
-            f"SELECT 'feed' AS kind, user_id AS id, 0 AS version, NULL AS cancelled_at "
-            "FROM calendar_feeds WHERE secret_hash = ? "
-            f"UNION SELECT 'live', v.id, v.version, NULL {owned} "
-            f"UNION SELECT 'live', v.id, v.version, NULL {taking_part} "
-            "UNION SELECT 'cancelled', c.event_id, c.version, c.cancelled_at "
-            f"FROM events_cancelled c WHERE c.person_id = {owner} AND c.cancelled_at >= ?")
+            f"SELECT v.id, v.version, NULL AS cancelled_at {owned} "
+            f"UNION SELECT v.id, v.version, NULL {taking_part} "
+            "UNION SELECT c.event_id, c.version, c.cancelled_at FROM events_cancelled c "
+            "WHERE c.person_id = ? AND c.cancelled_at >= ?")
         self.rows_sql = f"SELECT {VIEW_COLUMNS} {owned} UNION SELECT {VIEW_COLUMNS} {taking_part}"
 
     async def keys(self, secret: str, cancelled_since: str) -> FeedKeys | None:
         """None when no account has this secret (never had, or it was replaced or revoked)."""
-        key = digest(secret)
-        rows = await self.reads.fetchall(self.keys_sql, (key, key, key, key, cancelled_since))
-        user_id = next((row["id"] for row in rows if row["kind"] == "feed"), None)
-        if user_id is None:
+        found = await self.reads.lookup(self.owner_sql, "secret_hash", digest(secret))
+        if found is None:
             return None
+        user_id = str(found["user_id"])
+        rows = await self.reads.fetchall(self.keys_sql,
+                                         (user_id, user_id, user_id, cancelled_since))
         return FeedKeys(
             user_id,
-            [(row["id"], int(row["version"])) for row in rows if row["kind"] == "live"],
+            [(row["id"], int(row["version"])) for row in rows if row["cancelled_at"] is None],
             [(row["id"], int(row["version"]), row["cancelled_at"]) for row in rows
-             if row["kind"] == "cancelled"])
+             if row["cancelled_at"] is not None])
 
-    async def rows(self, secret: str) -> list[Row]:
-        """The feed's live events' whole rows, as they are now."""
-        key = digest(secret)
-        return await self.reads.fetchall(self.rows_sql, (key, key))
+    async def rows(self, user_id: str) -> list[Row]:
+        """The account's live events' whole rows, as they are now."""
+        return await self.reads.fetchall(self.rows_sql, (user_id, user_id))

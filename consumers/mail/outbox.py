@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.events import Event, instance_of
+from domain.recurrence import key
 from domain.reminders import Reminder
 from domain.storage import LIVE, Connection, Place
 
@@ -108,15 +109,17 @@ class MailQueue:
                 # news of one occurrence, its key in the kind ("updated.20270329T070000Z")
                 event_id = str(fact.originator_id)
                 news = "updated" if isinstance(fact, Event.OccurrenceChanged) else "deleted"
-                people = [*self._participants(conn, event_id),
-                          *getattr(fact, "changes", {}).get("participants", [])]
+                series = self._participants(conn, event_id)
+                self._remember(conn, event_id, fact.originator_version, series)
+                people = [*series, *getattr(fact, "changes", {}).get("participants", [])]
                 self._queue(conn, position, event_id, fact.originator_version, people,
                             f"{news}.{instance_of(fact)}", getattr(fact, "changes", {}))
             case Reminder.Due():
                 row = conn.execute(self.sql.event, (fact.event_id,)).fetchone()
                 if row is not None:
-                    self._queue(conn, position, fact.event_id, row["version"],
-                                json.loads(row["participants"]), "reminder", {})
+                    of = "" if fact.original_start is None else f".{key(fact.original_start)}"
+                self._queue(conn, position, fact.event_id, row["version"],
+                            json.loads(row["participants"]), f"reminder{of}", {})
             case _:
                 pass
 

@@ -228,3 +228,57 @@ def test_a_participant_is_busy_once_they_accept_and_free_if_they_decline_or_hesi
                  [{"start": text(t(12, day)), "end": text(t(13, day))}])
     assert calendars(http, other, [accepting.username], day, t(24, day)) == {
         accepting.username: {"busy": []}}
+
+
+def occurrence_id(event: dict[str, Any], start: datetime) -> str:
+    return f"{event['id']}_{start.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def test_a_series_is_busy_at_each_occurrence_in_the_window_as_changed_or_cancelled(
+    http: httpx.Client, alice: Person, other: Person,
+) -> None:
+    """Expanded by domain.recurrence from before the window (a daily 23:00-01:00 under way
+    at the window's start counts); an occurrence moved or cancelled for itself counts as
+    it is now."""
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) \
+        + timedelta(days=10)
+    late = create(http, alice, t(23, day - timedelta(days=3)), t(25, day - timedelta(days=3)),
+                  recurrence=["RRULE:FREQ=DAILY;COUNT=5"])
+    create(http, alice, t(10, day - timedelta(days=2)), t(11, day - timedelta(days=2)),
+           recurrence=["RRULE:FREQ=DAILY"])
+    window = (day, t(48, day))
+    busy_becomes(http, other, alice.username, *window, [
+        {"start": text(t(0, day)), "end": text(t(1, day))},
+        {"start": text(t(10, day)), "end": text(t(11, day))},
+        {"start": text(t(23, day)), "end": text(t(25, day))},
+        {"start": text(t(34, day)), "end": text(t(35, day))},
+        {"start": text(t(47, day)), "end": text(t(48, day))}])  # cut at the window's end
+    moved = http.patch(f"/api/event/{occurrence_id(late, t(23, day))}", headers=alice.headers,
+                       json={"starting_time": text(t(20, day)), "end_time": text(t(21, day))})
+    assert moved.status_code == 200, moved.text
+    cancelled = http.delete(f"/api/event/{occurrence_id(late, t(23, day - timedelta(days=1)))}",
+                            headers=alice.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    busy_becomes(http, other, alice.username, *window, [
+        {"start": text(t(10, day)), "end": text(t(11, day))},
+        {"start": text(t(20, day)), "end": text(t(21, day))},
+        {"start": text(t(34, day)), "end": text(t(35, day))},
+        {"start": text(t(47, day)), "end": text(t(48, day))}])
+
+
+def test_a_participant_who_accepted_a_series_is_busy_at_its_occurrences(
+    http: httpx.Client, alice: Person, other: Person,
+) -> None:
+    guest, absent = sign_up(http, "guest"), sign_up(http, "guest")
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) \
+        + timedelta(days=20)
+    weekly = create(http, alice, t(9, day - timedelta(days=7)), t(10, day - timedelta(days=7)),
+                    recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"],
+                    participants=[guest.username, absent.username])
+    respond(http, guest, weekly["id"], "accepted")
+    respond(http, absent, weekly["id"], "declined")
+    busy_becomes(http, other, guest.username, day, t(24 * 14, day), [
+        {"start": text(t(9, day)), "end": text(t(10, day))},
+        {"start": text(t(24 * 7 + 9, day)), "end": text(t(24 * 7 + 10, day))}])
+    assert calendars(http, other, [absent.username], day, t(24 * 14, day)) == {
+        absent.username: {"busy": []}}

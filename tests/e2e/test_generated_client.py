@@ -28,6 +28,7 @@ OPERATIONS = {
                "delete_event", "event_history", "respond_to_event"},
     "lists": {"list_events", "search_events", "events_ics"},
     "changes": {"event_changes"},
+    "occurrences": {"instances", "split"},
     "rsvp": {"rsvp"},
     "freebusy": {"freebusy"},
     "batch": {"create_batch", "change_batch", "delete_batch"},

@@ -16,7 +16,8 @@ from tests.conftest import BACKENDS, ROOT, Backend, Spawn, fresh
 
 TABLES = {"users", "invitees", "refresh_tokens", "calendar_feeds", "signin_failures", "tracking",
           "counters", "events_view",
-          "event_people", "events_cancelled", "mail_events", "mail_outbox", "reminders"}
+          "event_people", "events_cancelled", "mail_events", "mail_outbox", "reminders",
+          "reminder_series"}
 
 
 def migrate(spawn: Spawn, backend: Backend, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -129,3 +130,22 @@ def test_migrate_gives_an_events_view_made_before_answers_existed_their_column(
             assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
             assert backend.rows(tmp_path, "SELECT id, responses FROM events_view") == [
                 ("e", "{}")]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_migrate_gives_an_events_view_made_before_zones_existed_their_column_as_utc(
+    kind: str, tmp_path: Path, spawn: Spawn
+) -> None:
+    with fresh(kind) as backend:
+        assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
+        write(backend, tmp_path, "ALTER TABLE events_view DROP COLUMN time_zone")
+        search = ", search" if backend.url else ""
+        words = ", to_tsvector('simple', 'old')" if backend.url else ""
+        write(backend, tmp_path, "INSERT INTO events_view (id, owner_id, name, location, "
+              "starting_time, end_time, participants, version, position, created_at, "
+              f"updated_at, responses{search}) VALUES ('e', 'o', 'Old', 'Port', 's', 'e', '[]', "
+              f"1, 1, 'c', 'u', '{{}}'{words})")
+        for _ in range(2):
+            assert migrate(spawn, backend, tmp_path).wait(timeout=120) == 0
+            assert backend.rows(tmp_path, "SELECT id, time_zone FROM events_view") == [
+                ("e", "UTC")]

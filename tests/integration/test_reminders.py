@@ -9,6 +9,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,45 @@ def test_a_reminders_view_built_with_five_minutes_schedules_five_minutes_ahead()
 
     assert conn.execute("SELECT due_at FROM reminders").fetchone()[0] == instant(
         start - timedelta(minutes=5))
+
+
+def test_a_series_is_reminded_once_per_occurrence_and_not_for_a_cancelled_one(
+        systems: Any) -> None:
+    system: System = systems()
+    owner, _ = system.add_user("owner")
+    guest, _ = system.add_user("guest")
+    start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    day = timedelta(days=1)
+    series = system.app.create_event(
+        owner_id=owner, name="Daily", starting_time=start, end_time=start + timedelta(hours=1),
+        location="Room 1", participants=[guest], recurrence=["RRULE:FREQ=DAILY;COUNT=3"],
+    ).aggregate.id
+    system.app.cancel_occurrence(series, start + day, by=owner, expected_version=None)
+    system.follower.run_once()
+    clock = FakeClock(start - timedelta(minutes=31))
+    reminding = Scheduler(system.db, system.app.record_reminder, clock, system.follower.wake,
+                          series=partial(system.app.series_reminders,
+                                         before=timedelta(minutes=30)))
+
+    recorded = []
+    for moment in (start - timedelta(minutes=31), start - timedelta(minutes=29),
+                   start - timedelta(minutes=28), start + day - timedelta(minutes=29),
+                   start + 2 * day - timedelta(minutes=31), start + 2 * day - timedelta(minutes=29),
+                   start + 2 * day - timedelta(minutes=1)):
+        clock.set(moment)
+        recorded.append(reminding.run_once())
+
+    assert recorded == [0, 1, 0, 0, 0, 1, 0]
+    facts = reminders(system)
+    assert [(fact.starting_time, fact.original_start) for fact in facts] == [
+        (start, start), (start + 2 * day, start + 2 * day)]
+    assert len({fact.originator_id for fact in facts}) == 2
+    system.follower.run_once()
+    assert system.db.connection().execute(
+        "SELECT event_id FROM reminder_series").fetchall()[0]["event_id"] == str(series)
+    # each occurrence's reminder email is its own (its key in the kind, so in the Message-ID)
+    kinds = [row["kind"] for row in system.db.connection().execute(
+        "SELECT kind FROM mail_outbox WHERE event_id = ? AND kind LIKE 'reminder%' "
+        "ORDER BY kind", (str(series),))]
+    assert kinds == [f"reminder.{start:%Y%m%dT%H%M%SZ}",
+                     f"reminder.{start + 2 * day:%Y%m%dT%H%M%SZ}"]

@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,9 @@ from consumers.remind import RemindersView
 from domain.application import EventsApplication
 from domain.events import ANSWERS, Event
 from domain.storage import REBUILD
-from projections.database import SQLITE, InlineReads, SqliteDatabase, StateDatabase
-from projections.events_queries import Filters, busy_query, page_query
+from projections import single_events
+from projections.database import SQLITE, Dialect, InlineReads, SqliteDatabase, StateDatabase
+from projections.events_queries import Filters, busy_query, matched, page_query
 from projections.events_view import EventsView
 from projections.feeds import FeedReader
 from projections.follower import (
@@ -51,6 +52,10 @@ CREATE_CHUNKS = 8  # 4,000 events created, 500 per atomic save
 UPDATES = 300
 DELETES = 100
 CHURNED = 40
+# the churn's series (one every sixth event, from the fourth), events beside the CHURNED
+CHURNED_SERIES = len(range(3, CHURNED, 6))
+# the series' occurrences and exceptions (projections.occurrences), compared row by row
+SERIES_TABLES = ("event_series", "event_occurrences")
 RESPONDED = 600  # of the first events, the odd ones answered (some then moved, some recast)
 LOCATIONS = ("Tel Aviv Port", "Haifa Bay", "Jérusalem Old City", "Café Tél Avív")
 
@@ -108,6 +113,8 @@ def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             "events_search": conn.execute(
                 "SELECT rowid, name, location FROM events_search ORDER BY rowid"
             ).fetchall(),
+            **{table: conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+               for table in SERIES_TABLES},
         }
     finally:
         conn.close()
@@ -255,16 +262,23 @@ def reference(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Events made one by one, a third of them deleted at once (the newest row, so SQLite gives
     its number to the next event), the oldest deleted now and then, the oldest changed now
-    and then: a replay in small batches meets each of these within a batch and across one."""
+    and then, some of them series with an occurrence changed: a replay in small batches meets
+    each of these within a batch and across one."""
     path, app, owner, people, base = new_store(tmp_path_factory, "churn", 5)
     alive: list[uuid.UUID] = []
+    series: list[uuid.UUID] = []
     for i in range(CHURNED):
         start = base + timedelta(hours=i)
         alive.append(app.create_event(
             owner_id=owner, name=f"Churn {i}", starting_time=start,
             end_time=start + timedelta(hours=1), location=LOCATIONS[i % len(LOCATIONS)],
             participants=people[i % 3:i % 3 + 2],
+            recurrence=["RRULE:FREQ=DAILY;COUNT=3"] if i % 6 == 0 else [],
         ).aggregates[0].id)
+        if i % 6 == 0:
+            app.change_occurrence(alive[-1], start + timedelta(days=1), by=owner,
+                                  now=datetime.now(UTC), expected_version=None,
+                                  changes={"name": f"Occurrence {i}"})
         if i % 2 == 0:  # answered at once (within a replay's batch) and later (across one)
             for event_id in (alive[-1], alive[0]):
                 person = app.get_event(event_id).participants[-1]
@@ -278,9 +292,41 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Store:
                        "starting_time": start, "end_time": start + timedelta(hours=2)}
             app.update_event(alive[0], by=owner, now=datetime.now(UTC), expected_version=None,
                              changes=changes)
+        if i % 6 == 3:  # a series, one of its occurrences changed and one cancelled at once,
+            series.append(churned_series(app, owner, start, i))
+        if i % 6 == 5:  # and an earlier one's changed across batches: its rule, then more
+            churn_series(app, owner, series[0], i)
     head = Log(app.recorder, app.mapper).head()
     app.close()
     return Store(path, head)
+
+
+def churned_series(app: EventsApplication, owner: str, start: datetime, i: int) -> uuid.UUID:
+    """A daily series (unbounded, or ten days; in Berlin or UTC) with its second occurrence
+    changed and its third cancelled."""
+    rule = "RRULE:FREQ=DAILY" if i % 12 == 3 else "RRULE:FREQ=DAILY;COUNT=10"
+    event_id: uuid.UUID = app.create_event(
+        owner_id=owner, name=f"Series {i}", starting_time=start,
+        end_time=start + timedelta(hours=1), location=LOCATIONS[i % len(LOCATIONS)],
+        participants=[], recurrence=[rule],
+        time_zone="Europe/Berlin" if i % 12 == 3 else "UTC").aggregates[0].id
+    app.change_occurrence(event_id, start + timedelta(days=1), by=owner, now=datetime.now(UTC),
+                          expected_version=None, changes={"name": f"Moved {i}",
+                                                          "starting_time": start})
+    app.cancel_occurrence(event_id, start + timedelta(days=2), by=owner, expected_version=None)
+    return event_id
+
+
+def churn_series(app: EventsApplication, owner: str, event_id: uuid.UUID, i: int) -> None:
+    """A series' rule changed (occurrences' changes that no longer occur are dropped) and
+    another occurrence cancelled."""
+    event = app.get_event(event_id)
+    start = event.starting_time
+    app.update_event(event_id, by=owner, now=datetime.now(UTC), expected_version=None,
+                     changes={"recurrence": ["RRULE:FREQ=DAILY;INTERVAL=2"] if i % 12 == 5
+                              else ["RRULE:FREQ=DAILY;COUNT=20"]})
+    app.cancel_occurrence(event_id, start + timedelta(days=4 + 2 * (i // 6)), by=owner,
+                          expected_version=None)
 
 
 def rebuild_alone(db: StateDatabase, store: Store, view: View) -> dict[str, int]:
@@ -432,7 +478,7 @@ def test_a_replay_in_any_batches_numbers_and_fills_the_rows_as_the_follower_did(
     followed = snapshot(tmp_path / "followed" / "state.sqlite")
     assert snapshot(tmp_path / "replayed" / "state.sqlite") == followed
     # numbers were given again: fewer than one per event made
-    assert max(row[0] for row in followed["events_view"]) < CHURNED
+    assert max(row[0] for row in followed["events_view"]) < CHURNED + CHURNED_SERIES
     # deletions left their cancellations (created and deleted in one batch, or in two)
     assert followed["events_cancelled"]
 
@@ -522,21 +568,56 @@ def test_no_page_shape_scans_the_whole_view(planned: StateDatabase, shape: str) 
         assert not any("TEMP B-TREE" in line for line in plan), f"{shape}: {plan}"
 
 
+# single_events=true (projections.single_events): a page's shapes with the flag
+SINGLE_SHAPES = {name: (replace(filters, single_events=True), after)
+                 for name, (filters, after) in SHAPES.items()}
+
+
+def single_events_plans(filters: Filters, after: tuple[str, str] | None,
+                        explain: Callable[[str, list[Any]], list[str]],
+                        dialect: Dialect = SQLITE) -> tuple[list[str], list[str]]:
+    """The plans of a single_events page's two statements: its rows, and the series
+    pending before its end (a page's end in a year or so from now)."""
+    match = matched(filters, dialect)
+    return (explain(*single_events.page_query(filters, match, after, 101, dialect)),
+            explain(*single_events.pending_query(filters, match, AFTER[0], dialect)))
+
+
+@pytest.mark.parametrize("shape", SINGLE_SHAPES)
+def test_single_events_pages_read_occurrences_and_series_through_their_indexes(
+        planned: StateDatabase, shape: str) -> None:
+    filters, after = SINGLE_SHAPES[shape]
+    page, pending = single_events_plans(filters, after, lambda sql, params: [
+        row["detail"] for row in planned.connection().execute("EXPLAIN QUERY PLAN " + sql,
+                                                               params)])
+    # (a and b are the two parts' rows, at most a page each, merged)
+    for line in page + pending:
+        assert not FULL_SCAN.match(line) or line in ("SCAN a", "SCAN b"), f"{shape}: {page}"
+    assert any(re.match(r"(SCAN|SEARCH) o USING INDEX event_occurrences_(start|series)", line)
+               for line in page), page
+    if not filters.participant_id:
+        # only the series whose occurrences are not all rows yet, by their index
+        assert pending[0].startswith("SEARCH s USING INDEX event_series_pending (pending<?)"), \
+            pending
+
+
 def test_a_feed_reads_its_owners_events_through_indexes_alone(planned: StateDatabase) -> None:
-    """The secret's row by its digest's unique index, then the owner's events, those taken
-    part in and the recent cancellations each through their own index: nothing is scanned."""
+    """The secret's account by its digest's unique index, then the owner's events, those
+    taken part in and the recent cancellations each through their own index: no scan."""
     reader = FeedReader(InlineReads(Path(), Path()), SQLITE)
     plans = {sql: [row["detail"] for row in planned.connection().execute(
                  "EXPLAIN QUERY PLAN " + sql, params)]
-             for sql, params in ((reader.keys_sql, ("0" * 64,) * 4 + (T1,)),
-                                 (reader.rows_sql, ("0" * 64,) * 2))}
+             for sql, params in ((reader.owner_sql.replace("{keys}", "?"), ("0" * 64,)),
+                                 (reader.keys_sql, (PERSON, PERSON, PERSON, T1)),
+                                 (reader.rows_sql, (PERSON, PERSON)))}
     for plan in plans.values():
-        assert not any(FULL_SCAN.match(line) for line in plan), plan
-        for index in ("calendar_feeds", "events_view_owner",
-                      "SEARCH p USING PRIMARY KEY (person_id=?)"):
+        assert plan and not any(FULL_SCAN.match(line) for line in plan), plan
+    owner, keys, rows = plans.values()
+    assert any("calendar_feeds USING" in line for line in owner), owner
+    for plan in (keys, rows):
+        for index in ("events_view_owner", "SEARCH p USING PRIMARY KEY (person_id=?)"):
             assert any(index in line for line in plan), (index, plan)
-    assert "SEARCH c USING PRIMARY KEY (person_id=? AND cancelled_at>?)" in plans[
-        reader.keys_sql], plans[reader.keys_sql]
+    assert "SEARCH c USING PRIMARY KEY (person_id=? AND cancelled_at>?)" in keys, keys
 
 
 def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
@@ -548,5 +629,6 @@ def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(
     assert plan
     assert not any(FULL_SCAN.match(line) for line in plan), plan
     assert any("events_view_owner_end" in line and "end_time>?" in line for line in plan), plan
+    assert any("events_view_series" in line and "starting_time<?" in line for line in plan), plan
     assert any(re.search(r"SEARCH p USING PRIMARY KEY \(person_id=\? AND starting_time<\?\)",
                          line) for line in plan), plan

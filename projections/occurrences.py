@@ -1,0 +1,217 @@
+"""Series' occurrences in the events view, for lists and searches with `single_events=true`
+(SPEC §6.2): a page must never expand every series in the database, only those that can have
+an occurrence in its window.
+
+Two tables, kept by the events view from the same facts (so a replay rebuilds them exactly):
+* `event_occurrences`: each series' occurrences, materialised for a horizon — original starts
+  before `HORIZON` past the later of the series' start and its latest fact's time, at most
+  `MATERIALISED` of them — with their own changes applied; indexed by (starting_time, id), the
+  order of a page. The horizon is a function of the facts, never of the clock, so replay
+  equals live.
+* `event_series`: per series, its occurrences' own changes and cancellations (what a rule
+  change must prune, as the aggregate does), its first start, its last (NULL while unknown:
+  an unbounded rule, or one longer than was materialised) and `pending`, the first original
+  start not materialised (NULL when none is left), indexed. Occurrences past a series'
+  horizon are expanded when a page reaches them, and then only for the series whose
+  `pending` lies before the page's end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from domain.events import RECURRING, Event
+from domain.presentation import instance_id, instant
+from domain.recurrence import Occurrence, Series, key, occurrence, occurs, parse_key, starts
+from domain.storage import Connection, Place
+from projections.database import Row
+
+# How far past a series' start (or its latest fact, if later) its occurrences are kept as rows,
+# and how many at most: a daily series has a year of rows, a weekly one eight.
+HORIZON = timedelta(days=400)
+MATERIALISED = 400
+TIMES = ("starting_time", "end_time")
+
+
+@dataclass
+class Exceptions:
+    """A series' occurrences' own changes (JSON-ready: times as instants) and cancellations,
+    by occurrence key (domain.recurrence.key)."""
+
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, row: Mapping[str, Any] | Row | None) -> Exceptions:
+        if row is None:
+            return cls()
+        return cls(json.loads(row["overrides"]), json.loads(row["cancelled"]))
+
+
+def encoded(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: instant(value) if name in TIMES else value for name, value in changes.items()}
+
+
+def decoded(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: datetime.fromisoformat(value) if name in TIMES else value
+            for name, value in changes.items()}
+
+
+def series_of(row: Mapping[str, Any] | Row, exceptions: Exceptions) -> Series | None:
+    """The series an events view row (its times, zone and recurrence) and its exceptions
+    describe, or None for a single event."""
+    lines = json.loads(row["recurrence"])
+    if not lines:
+        return None
+    overrides = {parse_key(k): decoded(v) for k, v in exceptions.overrides.items()}
+    return Series(datetime.fromisoformat(row["starting_time"]),
+                  datetime.fromisoformat(row["end_time"]), row["time_zone"], lines,
+                  {start: changes for start, changes in overrides.items() if start is not None},
+                  frozenset(start for start in map(parse_key, exceptions.cancelled)
+                            if start is not None))
+
+
+def advance(row: Mapping[str, Any], exceptions: Exceptions, fact: Any) -> Exceptions:
+    """A series' exceptions after `fact`, as the aggregate folds them; `row` is the event's
+    view row after the fact."""
+    if isinstance(fact, Event.Created):
+        return Exceptions()
+    if isinstance(fact, Event.OccurrenceChanged):
+        start = key(fact.original_start)
+        overrides = {**exceptions.overrides,
+                     start: {**exceptions.overrides.get(start, {}), **encoded(fact.changes)}}
+        return Exceptions(overrides, exceptions.cancelled)
+    if isinstance(fact, Event.OccurrenceCancelled):
+        start = key(fact.original_start)
+        overrides = {k: v for k, v in exceptions.overrides.items() if k != start}
+        return Exceptions(overrides, sorted({*exceptions.cancelled, start}))
+    if isinstance(fact, Event.Updated) and RECURRING.intersection(fact.changes):
+        series = series_of(row, Exceptions())
+        if series is None:
+            return Exceptions()
+        kept = [k for k in [*exceptions.overrides, *exceptions.cancelled]
+                if (moment := parse_key(k)) is not None and occurs(series, moment)]
+        return Exceptions({k: v for k, v in exceptions.overrides.items() if k in kept},
+                          [k for k in exceptions.cancelled if k in kept])
+    return exceptions
+
+
+class OccurrencesSql:
+    """The two tables' statements at a place."""
+
+    def __init__(self, place: Place) -> None:
+        series, rows, view = place("event_series"), place("event_occurrences"), \
+            place("events_view")
+        self.tables = (series, rows)
+        self.create = [
+            f"""CREATE TABLE IF NOT EXISTS {series} (
+                id TEXT PRIMARY KEY,
+                first_start TEXT NOT NULL,
+                last_start TEXT,
+                pending TEXT,
+                overrides TEXT NOT NULL,
+                cancelled TEXT NOT NULL
+            )""",
+            f"""CREATE TABLE IF NOT EXISTS {rows} (
+                id TEXT PRIMARY KEY,
+                series_id TEXT NOT NULL,
+                original_start TEXT NOT NULL,
+                starting_time TEXT NOT NULL,
+                end_time TEXT NOT NULL,
+                changes TEXT NOT NULL
+            )""",
+        ]
+        self.indexes = {f"{rows}_start": f"{rows} (starting_time, id)",
+                        f"{rows}_series": f"{rows} (series_id, starting_time, id)",
+                        f"{series}_pending": f"{series} (pending)",
+                        f"{series}_first": f"{series} (first_start)",
+                        f"{series}_last": f"{series} (last_start)"}
+        self.exceptions = f"SELECT overrides, cancelled FROM {series} WHERE id = ?"
+        self.view_row = (f"SELECT starting_time, end_time, time_zone, recurrence FROM {view} "
+                         "WHERE id = ?")
+        self.drop_rows = f"DELETE FROM {rows} WHERE series_id = ?"
+        self.drop_series = f"DELETE FROM {series} WHERE id = ?"
+        self.insert_series = (f"INSERT INTO {series} (id, first_start, last_start, pending, "
+                              "overrides, cancelled) VALUES (?, ?, ?, ?, ?, ?)")
+        self.insert_row = (f"INSERT INTO {rows} (id, series_id, original_start, starting_time, "
+                           "end_time, changes) VALUES (?, ?, ?, ?, ?, ?)")
+
+
+class Occurrences:
+    """The events view's part that keeps series' occurrences (called after the view's own
+    row has taken the fact, so `row` is the event as it is now)."""
+
+    def __init__(self, place: Place) -> None:
+        self.sql = OccurrencesSql(place)
+
+    def apply(self, conn: Connection, fact: Any) -> None:
+        event_id = str(fact.originator_id)
+        if isinstance(fact, Event.Deleted):
+            self.drop(conn, event_id)
+            return
+        if not isinstance(fact, Event.Created | Event.Updated | Event.OccurrenceChanged
+                          | Event.OccurrenceCancelled):
+            return
+        row = conn.execute(self.sql.view_row, (event_id,)).fetchone()
+        if row is None:
+            return
+        before = Exceptions.read(conn.execute(self.sql.exceptions, (event_id,)).fetchone())
+        self.write(conn, event_id, row, advance(row, before, fact), fact.timestamp)
+
+    def drop(self, conn: Connection, event_id: str) -> None:
+        conn.execute(self.sql.drop_rows, (event_id,))
+        conn.execute(self.sql.drop_series, (event_id,))
+
+    def write(self, conn: Connection, event_id: str, row: Mapping[str, Any],
+              exceptions: Exceptions, base: datetime) -> None:
+        """The series' rows afresh, materialised to the horizon from `base` (a fact's time)."""
+        self.drop(conn, event_id)
+        series = series_of(row, exceptions)
+        if series is None:
+            return
+        horizon = max(series.start, base) + HORIZON
+        found = list(islice(starts(series), MATERIALISED + 1))
+        kept = [start for start in found[:MATERIALISED] if start < horizon]
+        pending = found[len(kept)] if len(kept) < len(found) else None
+        last = kept[-1] if pending is None and kept else None
+        conn.execute(self.sql.insert_series, (
+            event_id, instant(series.start), instant(last) if last else None,
+            instant(pending) if pending else None, json.dumps(exceptions.overrides),
+            json.dumps(exceptions.cancelled)))
+        conn.executemany(self.sql.insert_row, [
+            occurrence_row(event_id, occurrence(series, start), exceptions)
+            for start in kept if start not in series.cancelled])
+
+
+def occurrence_row(event_id: str, found: Occurrence,
+                   exceptions: Exceptions) -> tuple[str, str, str, str, str, str]:
+    return (instance_id(event_id, found.key), event_id, instant(found.original_start),
+            instant(found.start), instant(found.end),
+            json.dumps(exceptions.overrides.get(found.key, {})))
+
+
+class SeriesFolder:
+    """The loader's side (projections.events_view.EventsLoader): a batch's new events'
+    exceptions folded in memory, fact by fact as `Occurrences.apply` would, then written once
+    from their final rows, each from its latest fact's time."""
+
+    def __init__(self, occurrences: Occurrences) -> None:
+        self.occurrences = occurrences
+        self.folded: dict[str, tuple[Exceptions, datetime]] = {}
+
+    def fold(self, event_id: str, row: Mapping[str, Any], fact: Any) -> None:
+        if isinstance(fact, Event.Created | Event.Updated | Event.OccurrenceChanged
+                      | Event.OccurrenceCancelled):
+            before = self.folded.get(event_id, (Exceptions(), fact.timestamp))[0]
+            self.folded[event_id] = (advance(row, before, fact), fact.timestamp)
+
+    def write(self, conn: Connection, rows: Mapping[str, Mapping[str, Any]]) -> None:
+        for event_id, row in rows.items():
+            if event_id in self.folded and json.loads(row["recurrence"]):
+                exceptions, base = self.folded[event_id]
+                self.occurrences.write(conn, event_id, row, exceptions, base)
+        self.folded.clear()
