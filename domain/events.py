@@ -339,24 +339,23 @@ class Event(Aggregate):
         if not self.occurrence_answers or not (RECURRING | {"participants"}) & changes.keys():
             return
         series = self.series()
-        self.occurrence_answers = {
+        kept = {
             start: {person: answer for person, answer in answers.items() if person in
                     self.overrides.get(start, {}).get("participants", self.participants)}
             for start, answers in self.occurrence_answers.items()
             if not RECURRING.intersection(changes) or recurrence.occurs(series, start)}
+        self.occurrence_answers = {start: answers for start, answers in kept.items() if answers}
 
     @event(OccurrenceChanged)
     def _record_occurrence_change(self, original_start: datetime, changes: dict[str, Any],
                                   by: str) -> None:
         self.next_stamp = self.stamp + SECOND
         self.overrides[original_start] = {**self.overrides.get(original_start, {}), **changes}
-        if RETIMING.intersection(changes):
-            # its answers start again, its own: the series' were given for another time
-            invited = self.overrides[original_start].get("participants", self.participants)
-            self.occurrence_answers[original_start] = dict.fromkeys(invited, NEEDS_ACTION)
-        elif original_start in self.occurrence_answers:
-            self.occurrence_answers[original_start] = responses_after(
-                self.occurrence_answers[original_start], changes)
+        answers = occurrence_responses_after(
+            self.occurrence_answers.pop(original_start, {}), changes,
+            self.overrides[original_start].get("participants", self.participants))
+        if answers:
+            self.occurrence_answers[original_start] = answers
 
     @event(OccurrenceCancelled)
     def _record_occurrence_cancellation(self, original_start: datetime, by: str) -> None:
@@ -410,6 +409,16 @@ def responses_after(responses: dict[str, str], changes: dict[str, Any]) -> dict[
         kept = set(changes["participants"])
         return {person: answer for person, answer in responses.items() if person in kept}
     return responses
+
+
+def occurrence_responses_after(answers: dict[str, str], changes: dict[str, Any],
+                               invited: list[str]) -> dict[str, str]:
+    """An occurrence's own answers after its own change (`invited`: its participants then): a
+    new time resets them all to needs_action, its own, since the series' answers were given
+    for another time; otherwise as `responses_after`."""
+    if RETIMING.intersection(changes):
+        return dict.fromkeys(invited, NEEDS_ACTION)
+    return responses_after(answers, changes)
 
 
 def attendee_responses(participants: list[str], responses: dict[str, str]) -> list[str]:

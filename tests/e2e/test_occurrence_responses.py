@@ -29,6 +29,18 @@ def answers_of(http: httpx.Client, who: Person, event_id: str, person: str) -> l
     return [attendees(one)[person] for one in page["events"]]
 
 
+def listed_answers(http: httpx.Client, who: Person, event_id: str, person: str,
+                   answer: httpx.Response) -> list[str]:
+    """`person`'s answer on each occurrence of the series as a single_events list shows them
+    once the view has taken `answer`'s write."""
+    page = http.get("/api/events/", headers=who.headers, params={
+        "single_events": "true", "starts_after": FIRST.isoformat(), "limit": 1000,
+        "min_position": answer.headers["X-Position"]})
+    assert page.status_code == 200, page.text
+    return [attendees(one)[person] for one in page.json()["events"]
+            if one.get("recurring_event_id") == event_id]
+
+
 def occurrence_id(event: dict[str, Any], weeks: int) -> str:
     return f"{event['id']}_{key(FIRST + weeks * WEEK)}"
 
@@ -62,6 +74,8 @@ def test_an_occurrence_keeps_its_own_answer_over_the_series_until_it_is_moved(
     assert attendees(declined.json()["event"]) == {guest.username: "declined"}
     assert answers_of(http, owner, created["id"], guest.username) == [
         "declined", "accepted", "declined", "declined"]
+    assert listed_answers(http, guest, created["id"], guest.username, declined) == [
+        "declined", "accepted", "declined", "declined"]
 
     moved = http.patch(f"/api/event/{second}", headers=owner.headers, json={
         "starting_time": (FIRST + WEEK + timedelta(hours=2)).isoformat(),
@@ -69,6 +83,8 @@ def test_an_occurrence_keeps_its_own_answer_over_the_series_until_it_is_moved(
     assert moved.status_code == 200, moved.text
     assert attendees(moved.json()["event"]) == {guest.username: "needs_action"}
     assert answers_of(http, owner, created["id"], guest.username) == [
+        "declined", "needs_action", "declined", "declined"]
+    assert listed_answers(http, owner, created["id"], guest.username, moved) == [
         "declined", "needs_action", "declined", "declined"]
 
     history = http.get(f"/api/event/{created['id']}/history",
@@ -136,13 +152,20 @@ def test_a_replay_of_occurrence_answers_equals_the_live_views(
     assert changed.status_code == 200, changed.text
     before = answers_of(http, owner, created["id"], guest.username)
     assert before == ["declined", "tentative", "declined"]
+    assert listed_answers(http, owner, created["id"], guest.username, changed) == before
+
+    def occurrence_rows() -> list[Any]:
+        return [server.rows(f"SELECT * FROM {table} ORDER BY id")
+                for table in ("event_series", "event_occurrences")]
 
     caught_up(http)
-    live = snapshot(server)
+    live, rows = snapshot(server), occurrence_rows()
     replaying = spawn([sys.executable, "-m", "alphabet.cli", "replay"], cwd=ROOT,
                       env=server.command_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, err = replaying.communicate(timeout=300)
     assert replaying.returncode == 0, err.decode()
 
     assert snapshot(server) == live
+    assert occurrence_rows() == rows
     assert answers_of(http, owner, created["id"], guest.username) == before
+    assert listed_answers(http, owner, created["id"], guest.username, changed) == before
