@@ -65,7 +65,9 @@ and `If-Match` pins it (`If-None-Match` on a read answers 304 while it is curren
   "event.deleted" | "event.reminder" | "event.response", "event_id", "version", "position",
   "message", "event", "changes"}`, where `message` is `Event "<name>" has been created.`
   (updated, deleted); an `event.response`'s `changes` are `{"attendee", "response"}`: who
-  answered (as in `participants`) and what.
+  answered (as in `participants`) and what. A message about one occurrence of a series (its
+  change, cancellation or reminder) adds `"instance_id"` (the occurrence's id) and shows that
+  occurrence as `event`; a cancelled occurrence is an `event.deleted` (the series stays).
 * Resume after a disconnect with `?after=<position>`: what was missed is replayed from the event
   store, then the socket continues live, with no gap and no duplicate.
 * A client that falls more than 1,000 messages behind is closed with 1013 (resume with `after`).

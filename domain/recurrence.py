@@ -21,6 +21,7 @@ walking every period up to the year 9999 (seconds for a daily rule)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -39,6 +40,15 @@ FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
 PARTS = frozenset({"FREQ", "UNTIL", "COUNT", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYYEARDAY",
                    "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST"})
 NARROWING = ("BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO")
+# Each numeric part's values (RFC 5545 §3.3.10), signed ones from either end, never 0:
+# dateutil does not check them, and a value out of range makes a rule with no occurrence.
+RANGES = {"BYMONTH": (12, False), "BYMONTHDAY": (31, True), "BYYEARDAY": (366, True),
+          "BYWEEKNO": (53, True), "BYSETPOS": (366, True)}
+# The parts RFC 5545 §3.3.10 allows with each FREQ (BYYEARDAY not with DAILY, WEEKLY or
+# MONTHLY; BYMONTHDAY not with WEEKLY; BYWEEKNO with YEARLY only).
+NOT_WITH = {"DAILY": {"BYYEARDAY", "BYWEEKNO"}, "WEEKLY": {"BYYEARDAY", "BYMONTHDAY", "BYWEEKNO"},
+            "MONTHLY": {"BYYEARDAY", "BYWEEKNO"}, "YEARLY": set()}
+WEEKDAY = re.compile(r"([+-]?[0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)")
 
 
 class RecurrenceError(ValueError):
@@ -164,6 +174,19 @@ def _rule(value: str, local: datetime) -> rrule:
     frequency = parts.get("FREQ")
     if frequency not in FREQUENCIES:
         raise RecurrenceError("FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY")
+    if wrong := sorted(NOT_WITH[frequency].intersection(parts)):
+        raise RecurrenceError(f"{', '.join(wrong)} cannot go with FREQ={frequency} "
+                              "(RFC 5545 §3.3.10)")
+    for name, (largest, signed) in RANGES.items():
+        if name in parts and not all(_in_range(value, largest, signed)
+                                     for value in parts[name].split(",")):
+            sign = "±" if signed else ""
+            raise RecurrenceError(f"{name} takes values {sign}1 to {sign}{largest}")
+    if "BYDAY" in parts:
+        _check_weekdays(parts["BYDAY"], frequency)
+    if "BYSETPOS" in parts and not {"BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO",
+                                    "BYMONTH"}.intersection(parts):
+        raise RecurrenceError("BYSETPOS needs another BYxxx part to pick from (RFC 5545)")
     if frequency in ("DAILY", "WEEKLY") and (
             "BYSETPOS" in parts or sum(name in parts for name in NARROWING) > 1):
         raise RecurrenceError(f"a {frequency} rule takes no BYSETPOS and at most one of "
@@ -184,6 +207,27 @@ def _rule(value: str, local: datetime) -> rrule:
     if not isinstance(rule, rrule):
         raise RecurrenceError("not a valid RRULE")
     return rule
+
+
+def _in_range(value: str, largest: int, signed: bool) -> bool:
+    digits = value[1:] if signed and value[:1] in "+-" else value
+    return digits.isascii() and digits.isdigit() and 1 <= int(digits) <= largest
+
+
+def _check_weekdays(days: str, frequency: str) -> None:
+    """Weekdays, with an ordinal (2MO, -1FR) only where a month or year numbers them: within
+    a month up to the 5th, within a year up to the 53rd."""
+    for day in days.split(","):
+        found = WEEKDAY.fullmatch(day)
+        if found is None:
+            raise RecurrenceError(f"BYDAY takes weekdays such as MO or -1FR, not {day[:20]!r}")
+        if found.group(1) is None:
+            continue
+        largest = {"MONTHLY": 5, "YEARLY": 53}.get(frequency)
+        if largest is None:
+            raise RecurrenceError(f"BYDAY takes no ordinal ({day}) with FREQ={frequency}")
+        if not _in_range(found.group(1), largest, True):
+            raise RecurrenceError(f"a BYDAY ordinal with FREQ={frequency} is ±1 to ±{largest}")
 
 
 def _dates(name: str, value: str, local: datetime) -> list[datetime]:

@@ -408,3 +408,22 @@ def test_ical_js_expands_the_exported_series_exactly_as_the_api_lists_it(
     assert len(listed) == 4 and [e["name"] for e in listed].count("Moved once") == 1
     assert {datetime.fromisoformat(e["local_start"]).utcoffset() for e in listed} == {
         timedelta(hours=1), timedelta(hours=2)}
+
+
+def test_a_batch_creates_and_changes_series_and_refuses_a_bad_rule_by_index(
+        http: httpx.Client, owner: Person) -> None:
+    body = [event_body(starting_time=FIRST.isoformat(),
+                       end_time=(FIRST + timedelta(hours=1)).isoformat(),
+                       recurrence=[f"{WEEKLY};COUNT={n}"]) for n in (2, 3)]
+    made = http.post("/api/batch_events/", json=body, headers=owner.headers)
+    assert made.status_code == 201, made.text
+    ids = [e["id"] for e in made.json()["events"]]
+    changed = http.put("/api/batch_events/", headers=owner.headers, json=[
+        {"id": ids[0], "recurrence": [f"{WEEKLY};COUNT=4"]}])
+    assert changed.status_code == 200, changed.text
+
+    assert len(instances(http, owner, ids[0], starts_after=FIRST.isoformat())["events"]) == 4
+    refused = http.post("/api/batch_events/", headers=owner.headers,
+                        json=[body[0], {**body[1], "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=TU"]}])
+    assert refused.status_code == 422, refused.text
+    assert set(refused.json()["error"]["items"]) == {"1"}
