@@ -28,7 +28,8 @@ def occurrence_times(event: Event, person: str, start: datetime, end: datetime
                      ) -> list[Interval]:
     """The times of a series' occurrences that may overlap [start, end) and keep `person`
     busy: every one for its owner; for a participant, those that still name them (an
-    occurrence may have participants of its own) once they accepted the series. Expanded
+    occurrence may have participants of its own) once they accepted it (its own answer, else
+    the series'). Expanded
     from a series' length before the window, so an occurrence under way at its start counts
     (one that its own change made longer than the series' may be missed there)."""
     length = event.end_time - event.starting_time
@@ -36,7 +37,7 @@ def occurrence_times(event: Event, person: str, start: datetime, end: datetime
             for found in occurrences(event.series(), start - length, end)
             if person == event.owner_id or (
                 person in found.changes.get("participants", event.participants)
-                and keeps_busy(person, event.responses))]
+                and keeps_busy(person, event.occurrence_responses(found.original_start)))]
 
 
 def window_problems(start: datetime, end: datetime) -> dict[str, str]:

@@ -14,6 +14,7 @@ from eventsourcing.persistence import StoredEvent
 from domain.application import EventsApplication
 from domain.errors import ForbiddenError, GoneError, InvalidFieldsError, NotFoundError
 from domain.events import Event, fact_changes, instance_of
+from domain.freebusy import occurrence_times
 from domain.recurrence import key
 from tests.unit.fixtures import END, NOW, START, fields
 
@@ -180,3 +181,14 @@ def test_an_answer_stored_before_occurrences_could_be_answered_reads_as_the_seri
 
     assert isinstance(read, Event.Responded)
     assert read.original_start is None and instance_of(read) is None
+
+
+def test_an_occurrence_accepted_alone_keeps_its_participant_busy_then_alone() -> None:
+    event = weekly()
+    event.respond(participant="p-1", response="accepted", by="p-1", original_start=SECOND)
+    window = (NOW, NOW + 6 * WEEK)
+    assert occurrence_times(event, "p-1", *window) == [(SECOND, SECOND + (END - START))]
+    event.respond(participant="p-1", response="accepted", by="p-1")
+    event.respond(participant="p-1", response="declined", by="p-1", original_start=THIRD)
+    assert [begins for begins, _ in occurrence_times(event, "p-1", *window)] == [
+        START, SECOND, START + 3 * WEEK, START + 4 * WEEK]
