@@ -15,7 +15,9 @@ from domain.application import EventsApplication
 from domain.errors import ForbiddenError, GoneError, InvalidFieldsError, NotFoundError
 from domain.events import Event, fact_changes, instance_of
 from domain.freebusy import occurrence_times
+from domain.presentation import instant
 from domain.recurrence import key
+from projections.occurrences import RESPONSES, Exceptions, advance
 from tests.unit.fixtures import END, NOW, START, fields
 
 OWNER = "owner-1"
@@ -192,3 +194,30 @@ def test_an_occurrence_accepted_alone_keeps_its_participant_busy_then_alone() ->
     event.respond(participant="p-1", response="declined", by="p-1", original_start=THIRD)
     assert [begins for begins, _ in occurrence_times(event, "p-1", *window)] == [
         START, SECOND, START + 3 * WEEK, START + 4 * WEEK]
+
+
+def test_the_views_exceptions_keep_the_answers_the_aggregate_keeps() -> None:
+    """projections.occurrences folds the facts into a series' exceptions by the same rules."""
+    event = Event.create(owner_id=OWNER, **fields(recurrence=WEEKLY, participants=["p-1", "p-2"]))
+    event.respond(participant="p-1", response="accepted", by="p-1", original_start=SECOND)
+    event.respond(participant="p-2", response="tentative", by="p-2", original_start=SECOND)
+    event.respond(participant="p-2", response="declined", by="p-2", original_start=THIRD)
+    event.change(by=OWNER, now=NOW, participants=["p-2"])
+    event.change_occurrence(THIRD, by=OWNER, now=NOW, starting_time=THIRD + timedelta(hours=1),
+                            end_time=THIRD + timedelta(hours=2))
+    event.respond(participant="p-2", response="accepted", by="p-2",
+                  original_start=START + 4 * WEEK)
+    event.change(by=OWNER, now=NOW, recurrence=["RRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=3"])
+    folded, exceptions = None, Exceptions()
+    for fact in event.collect_events():
+        folded = fact.mutate(folded)
+        assert isinstance(folded, Event)
+        row = {"starting_time": instant(folded.starting_time),
+               "end_time": instant(folded.end_time), "time_zone": folded.time_zone,
+               "recurrence": json.dumps(folded.recurrence),
+               "participants": json.dumps(folded.participants)}
+        exceptions = advance(row, exceptions, fact)
+        assert {k: v[RESPONSES] for k, v in exceptions.overrides.items() if RESPONSES in v} \
+            == {key(start): answers for start, answers in folded.occurrence_answers.items()}
+    assert event.occurrence_answers == {THIRD: {"p-2": "needs_action"},
+                                        START + 4 * WEEK: {"p-2": "accepted"}}
