@@ -48,6 +48,10 @@ RANGES = {"BYMONTH": (12, False), "BYMONTHDAY": (31, True), "BYYEARDAY": (366, T
 # MONTHLY; BYMONTHDAY not with WEEKLY; BYWEEKNO with YEARLY only).
 NOT_WITH = {"DAILY": {"BYYEARDAY", "BYWEEKNO"}, "WEEKLY": {"BYYEARDAY", "BYMONTHDAY", "BYWEEKNO"},
             "MONTHLY": {"BYYEARDAY", "BYWEEKNO"}, "YEARLY": set()}
+# How far after its first start a series is expanded: dateutil walks a rule from its start
+# (a daily rule to the year 9000 took seconds), so every expansion stops here. Occurrences
+# beyond it are not listed, nor found by id.
+HORIZON = timedelta(days=366 * 100)
 WEEKDAY = re.compile(r"([+-]?[0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)")
 
 
@@ -262,8 +266,12 @@ def time_zone(zone: str) -> ZoneInfo:
 
 def starts(series: Series, after: datetime | None = None,
            before: datetime | None = None) -> Iterator[datetime]:
-    """The series' original starts (UTC) from `after` (inclusive) up to `before` (exclusive),
-    ascending, lazily. A series without recurrence has its start alone."""
+    """The series' original starts (UTC) from `after` (inclusive) up to `before` (exclusive)
+    and the HORIZON, ascending, lazily. A series without recurrence has its start alone."""
+    horizon = series.start + HORIZON
+    before = horizon if before is None else min(before, horizon)
+    if after is not None and after >= before:
+        return
     if not series.recurrence:
         moments: Iterator[datetime] = iter([series.start])
     else:
@@ -314,6 +322,8 @@ def starting_after(series: Series, after: datetime, count: int) -> list[Occurren
 
 def occurs(series: Series, original_start: datetime) -> bool:
     """Whether the rule has an occurrence at this original start (cancelled or not)."""
+    if original_start >= series.start + HORIZON:
+        return False
     return next(starts(series, original_start, original_start + timedelta(seconds=1)),
                 None) == original_start
 

@@ -163,3 +163,14 @@ def test_a_split_ends_the_first_series_before_the_occurrence_and_continues_the_c
     new = series(at, *after, zone="Europe/Berlin")
     assert [*starts(old), *starts(new)] == [
         o.start for o in occurrences(series(first, *lines, zone="Europe/Berlin"))]
+
+
+def test_an_expansion_stops_a_hundred_years_after_the_first_start() -> None:
+    first = datetime(2027, 1, 1, 8, tzinfo=UTC)
+    daily = series(first, "RRULE:FREQ=DAILY")
+
+    began = time.perf_counter()
+    assert occurrences(daily, after=datetime(8999, 1, 1, tzinfo=UTC), limit=5) == []
+    assert not occurs(daily, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    assert len(occurrences(daily, after=datetime(2120, 1, 1, tzinfo=UTC), limit=5)) == 5
+    assert time.perf_counter() - began < 5
