@@ -48,6 +48,8 @@ RETIMING = frozenset(TIMES)
 NEEDS_ACTION = "needs_action"
 ANSWERS = ("accepted", "declined", "tentative")
 SECOND = timedelta(seconds=1)
+# Where a view keeps an occurrence's own answers (person id → answer) among its own changes
+OWN_RESPONSES = "responses"
 
 
 class Event(Aggregate):

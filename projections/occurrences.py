@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from domain.events import RECURRING, RETIMING, Event, occurrence_responses_after
+from domain.events import OWN_RESPONSES, RECURRING, RETIMING, Event, occurrence_responses_after
 from domain.presentation import instance_id, instant
 from domain.recurrence import Occurrence, Series, key, occurrence, occurs, parse_key, starts
 from domain.storage import Connection, Place
@@ -36,8 +36,8 @@ HORIZON = timedelta(days=400)
 MATERIALISED = 400
 TIMES = ("starting_time", "end_time")
 # An occurrence's own answers (SPEC §6.3), kept among its own changes, by person id: a page
-# shows them over the series' (projections.single_events.shown_row)
-RESPONSES = "responses"
+# shows them over the series' (projections.single_events.shown_row), free/busy reads them
+RESPONSES = OWN_RESPONSES
 
 
 @dataclass
@@ -47,6 +47,10 @@ class Exceptions:
 
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
+
+    def answered_by(self, person: str) -> bool:
+        """Whether `person` answered one of the occurrences for itself."""
+        return any(person in own.get(RESPONSES, {}) for own in self.overrides.values())
 
     @classmethod
     def read(cls, row: Mapping[str, Any] | Row | None) -> Exceptions:

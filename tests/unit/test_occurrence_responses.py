@@ -17,7 +17,7 @@ from domain.events import Event, fact_changes, instance_of
 from domain.freebusy import occurrence_times
 from domain.presentation import instant
 from domain.recurrence import key
-from projections.occurrences import RESPONSES, Exceptions, advance
+from projections.occurrences import RESPONSES, Exceptions, advance, series_of
 from tests.unit.fixtures import END, NOW, START, fields
 
 OWNER = "owner-1"
@@ -185,15 +185,35 @@ def test_an_answer_stored_before_occurrences_could_be_answered_reads_as_the_seri
     assert read.original_start is None and instance_of(read) is None
 
 
+def view_of(event: Event) -> tuple[dict[str, Any], Exceptions]:
+    """The series' view row and exceptions, folded from its facts as projections do."""
+    folded, exceptions, row = None, Exceptions(), {}
+    for fact in event.collect_events():
+        folded = fact.mutate(folded)
+        assert isinstance(folded, Event)
+        row = {"starting_time": instant(folded.starting_time),
+               "end_time": instant(folded.end_time), "time_zone": folded.time_zone,
+               "recurrence": json.dumps(folded.recurrence),
+               "participants": json.dumps(folded.participants)}
+        exceptions = advance(row, exceptions, fact)
+    return row, exceptions
+
+
 def test_an_occurrence_accepted_alone_keeps_its_participant_busy_then_alone() -> None:
-    event = weekly()
+    event = Event.create(owner_id=OWNER, **fields(recurrence=WEEKLY))
     event.respond(participant="p-1", response="accepted", by="p-1", original_start=SECOND)
-    window = (NOW, NOW + 6 * WEEK)
-    assert occurrence_times(event, "p-1", *window) == [(SECOND, SECOND + (END - START))]
-    event.respond(participant="p-1", response="accepted", by="p-1")
     event.respond(participant="p-1", response="declined", by="p-1", original_start=THIRD)
-    assert [begins for begins, _ in occurrence_times(event, "p-1", *window)] == [
-        START, SECOND, START + 3 * WEEK, START + 4 * WEEK]
+    window = (NOW, NOW + 6 * WEEK)
+    row, exceptions = view_of(event)
+    series = series_of(row, exceptions)
+    assert series is not None and exceptions.answered_by("p-1")
+    assert not exceptions.answered_by("p-2")
+    assert occurrence_times(series, *window, "p-1", ["p-1", "p-2"], {}) == [
+        (SECOND, SECOND + (END - START))]
+    # the series accepted as a whole: every occurrence but the one declined for itself
+    assert occurrence_times(series, *window, "p-1", ["p-1", "p-2"], {"p-1": "accepted"}) == [
+        (start, start + (END - START))
+        for start in (START, SECOND, START + 3 * WEEK, START + 4 * WEEK)]
 
 
 def test_the_views_exceptions_keep_the_answers_the_aggregate_keeps() -> None:
