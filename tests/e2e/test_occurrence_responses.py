@@ -15,6 +15,7 @@ import httpx
 from websockets.sync.client import connect
 
 from tests.conftest import ROOT, Person, Server, Spawn, assert_error, sign_up
+from tests.e2e.test_freebusy import busy_becomes, text
 from tests.e2e.test_lists import caught_up, snapshot
 from tests.e2e.test_recurrence import FIRST, WEEKLY, instances, key, series
 from tests.e2e.test_responses import attendees, listed, respond
@@ -169,3 +170,19 @@ def test_a_replay_of_occurrence_answers_equals_the_live_views(
     assert occurrence_rows() == rows
     assert answers_of(http, owner, created["id"], guest.username) == before
     assert listed_answers(http, owner, created["id"], guest.username, changed) == before
+
+
+def test_free_busy_counts_an_occurrence_accepted_for_itself(
+        http: httpx.Client, owner: Person) -> None:
+    guest = sign_up(http, "guest")
+    created = series(http, owner, FIRST, f"{WEEKLY};COUNT=3", participants=[guest.username])
+    window = (FIRST - timedelta(hours=1), FIRST + 3 * WEEK)
+    second = FIRST + WEEK
+    assert respond(http, guest, occurrence_id(created, 1), "accepted").status_code == 200
+    busy_becomes(http, guest, guest.username, *window,
+                 [{"start": text(second), "end": text(second + timedelta(hours=1))}])
+    assert respond(http, guest, created["id"], "accepted").status_code == 200
+    assert respond(http, guest, occurrence_id(created, 2), "declined").status_code == 200
+    busy_becomes(http, guest, guest.username, *window,
+                 [{"start": text(start), "end": text(start + timedelta(hours=1))}
+                  for start in (FIRST, second)])
