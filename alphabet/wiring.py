@@ -322,7 +322,7 @@ def worker(settings: Settings) -> Worker:
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people),
             RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),
-            FreeBusyServices(reader, people_reader, load_event),
+            FreeBusyServices(reader, people_reader),
             health,
             OperatorServices(operators, health, db, log),
             MetricsServices(log, reader, partial(mail_counts, reads.fetchall,

@@ -1,27 +1,24 @@
 """Free/busy (SPEC §6.6): when each of some people is busy in a window (the events they own,
 and those whose invitation they accepted; a series' occurrences expanded), read from the
-events view with one indexed statement for everyone (series from the store too), and told as
-merged intervals only: no names, places or ids of events."""
+events view with one indexed statement for everyone, and told as merged intervals only: no
+names, places or ids of events."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from json import loads
-from uuid import UUID
 
 from sanic import Blueprint, Request, json
 from sanic.response import JSONResponse
 
-from api.context import CurrentUser, off_loop, signed_in
+from api.context import CurrentUser, signed_in
 from api.docs import Answer, Query, documented
 from api.lists import time_arg
 from api.schemas import FreeBusyOut, is_username
-from consumers.messages import LoadEvent
 from domain.errors import InvalidFieldsError
-from domain.events import Event
 from domain.freebusy import (
     MAX_USERS,
     MAX_WINDOW,
@@ -34,6 +31,7 @@ from domain.freebusy import (
 from domain.presentation import instant, utc
 from projections.database import Row
 from projections.events_queries import EventsReader
+from projections.occurrences import Exceptions, series_of
 from projections.people import PeopleReader, key
 
 bp = Blueprint("freebusy", url_prefix="/api")
@@ -41,18 +39,14 @@ bp = Blueprint("freebusy", url_prefix="/api")
 
 @dataclass(frozen=True)
 class FreeBusyServices:
-    """Accounts by username, the events view's busy times, and the store for series."""
+    """Accounts by username, and the events view's busy times."""
 
     reader: EventsReader
     people_reader: PeopleReader
-    # a series' aggregate, for its occurrences (from a thread)
-    load_event: LoadEvent
 
 
 TIME = {"type": "string", "format": "date-time"}
 NOT_FOUND = {"error": "not_found"}
-# A view row's recurrence when the event does not recur.
-NO_RECURRENCE = "[]"
 
 
 @bp.get("/freebusy")
@@ -73,9 +67,7 @@ async def freebusy(request: Request, services: FreeBusyServices,
     people = {name: ids.get(key(name)) if is_username(name) else None for name in names}
     rows = await services.reader.busy(sorted({p for p in people.values() if p is not None}),
                                       instant(start), instant(end))
-    series = await off_loop(latest, services.load_event,
-                            {row["id"] for row in rows if row["recurrence"] != NO_RECURRENCE})
-    times = busy_times(rows, series, start, end)
+    times = busy_times(rows, start, end)
     return json({"calendars": {
         name: NOT_FOUND if person is None else {"busy": [
             {"start": utc(begins), "end": utc(ends)}
@@ -83,28 +75,26 @@ async def freebusy(request: Request, services: FreeBusyServices,
         for name, person in people.items()}})
 
 
-def latest(load: LoadEvent, event_ids: Iterable[str]) -> dict[str, Event]:
-    """The series' aggregates from the store (from a thread): their occurrences' own changes
-    and cancellations are not in the view. One the view still shows but the store has
-    deleted is left out."""
-    found = {event_id: load(UUID(event_id), None) for event_id in event_ids}
-    return {event_id: event for event_id, event in found.items()
-            if event is not None and not event.deleted}
-
-
-def busy_times(rows: Iterable[Row], series: Mapping[str, Event], start: datetime,
-               end: datetime) -> dict[str, list[Interval]]:
+def busy_times(rows: Iterable[Row], start: datetime, end: datetime
+               ) -> dict[str, list[Interval]]:
     """Each person's busy times from the view's rows: a single event's own, a series'
-    occurrences (expanded by domain.recurrence); a participant's only where they accepted."""
+    occurrences (expanded by domain.recurrence, with their own changes and cancellations);
+    a participant's only where they accepted."""
     times: dict[str, list[Interval]] = defaultdict(list)
     for row in rows:
         person = row["person_id"]
-        if row["recurrence"] != NO_RECURRENCE:
-            if (event := series.get(row["id"])) is not None:
-                times[person] += occurrence_times(event, person, start, end)
-        elif keeps_busy(person, None if row["responses"] is None else loads(row["responses"])):
+        answers = None if row["responses"] is None else loads(row["responses"])
+        exceptions = Exceptions.read(row if row["overrides"] is not None else None)
+        if not keeps_busy(person, answers) and not exceptions.answered_by(person):
+            continue  # (an occurrence they answered for itself may keep them busy)
+        series = series_of(row, exceptions)
+        if series is None:
             times[person].append((datetime.fromisoformat(row["starting_time"]),
                                   datetime.fromisoformat(row["end_time"])))
+        else:
+            times[person] += occurrence_times(series, start, end,
+                                              None if answers is None else person,
+                                              loads(row["participants"]), answers)
     return times
 
 

@@ -3,11 +3,11 @@ nothing of what keeps them busy. Pure: the caller reads the events and hands the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from domain.events import ANSWERS, Event
-from domain.recurrence import occurrences
+from domain.events import ANSWERS, OWN_RESPONSES
+from domain.recurrence import Series, occurrences
 
 MAX_USERS = 50
 MAX_WINDOW = timedelta(days=93)
@@ -24,20 +24,21 @@ def keeps_busy(person: str, responses: Mapping[str, str] | None) -> bool:
     return responses is None or responses.get(person) == BUSY_ANSWER
 
 
-def occurrence_times(event: Event, person: str, start: datetime, end: datetime
-                     ) -> list[Interval]:
-    """The times of a series' occurrences that may overlap [start, end) and keep `person`
-    busy: every one for its owner; for a participant, those that still name them (an
-    occurrence may have participants of its own) once they accepted the series. Expanded
-    from a series' length before the window, so an occurrence under way at its start counts
-    (one that its own change made longer than the series' may be missed there)."""
-    length = event.end_time - event.starting_time
+def occurrence_times(series: Series, start: datetime, end: datetime,
+                     participant: str | None = None, participants: Sequence[str] = (),
+                     responses: Mapping[str, str] | None = None) -> list[Interval]:
+    """The times of a series' occurrences that may overlap [start, end): every one for its
+    owner (no `participant`); for a participant, those that still name them (an occurrence's
+    own participants replace the series' `participants`) and that they accepted (an
+    occurrence's own answers, among its changes, over the series' `responses`). Expanded from
+    a series' length before the window, so an occurrence under way at its start counts (one
+    that its own change made longer may be missed there)."""
     return [(found.start, found.end)
-            for found in occurrences(event.series(), start - length, end)
-            if person == event.owner_id or (
-                person in found.changes.get("participants", event.participants)
-                and keeps_busy(person, event.responses))]
-
+            for found in occurrences(series, start - (series.end - series.start), end)
+            if participant is None
+            or (participant in found.changes.get("participants", participants)
+                and keeps_busy(participant, {**(responses or {}),
+                                             **found.changes.get(OWN_RESPONSES, {})}))]
 
 def window_problems(start: datetime, end: datetime) -> dict[str, str]:
     """What is wrong with a window [start, end), by the field to blame."""

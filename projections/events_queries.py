@@ -146,26 +146,28 @@ def page_query(
 # event_people's key (person_id, starting_time): each participant's events that start before
 # the window's end, with the responses for the caller to keep the accepted ones (`responses`
 # is null for the owner's, who is always busy). A series (`recurrence` not '[]') is a row of
-# its first occurrence: the caller expands it.
-BUSY = ("SELECT v.owner_id AS person_id, v.id, v.starting_time, v.end_time, NULL AS responses, "
-        "v.recurrence FROM events_view v WHERE v.owner_id IN ({marks}) AND v.end_time > ? "
-        "AND v.starting_time < ? "
-        "UNION ALL SELECT v.owner_id, v.id, v.starting_time, v.end_time, NULL, v.recurrence "
-        "FROM events_view v WHERE v.owner_id IN ({marks}) AND v.recurrence <> '[]' "
-        "AND v.starting_time < ? AND v.end_time <= ? "
-        "UNION ALL SELECT p.person_id, v.id, v.starting_time, v.end_time, v.responses, "
-        "v.recurrence FROM event_people p {join} events_view v ON v.id = p.event_id "
-        "WHERE p.person_id IN ({marks}) AND p.starting_time < ? "
-        "AND (v.end_time > ? OR v.recurrence <> '[]')")
+# its first occurrence, with its occurrences' own changes and cancellations (event_series,
+# by its key): the caller expands it.
+BUSY_COLUMNS = ("v.id, v.starting_time, v.end_time, v.participants, v.time_zone, v.recurrence, "
+                "s.overrides, s.cancelled")
+BUSY = ("SELECT v.owner_id AS person_id, NULL AS responses, {columns} FROM events_view v "
+        "LEFT JOIN event_series s ON s.id = v.id WHERE v.owner_id IN ({marks}) "
+        "AND v.end_time > ? AND v.starting_time < ? "
+        "UNION ALL SELECT v.owner_id, NULL, {columns} FROM events_view v "
+        "LEFT JOIN event_series s ON s.id = v.id WHERE v.owner_id IN ({marks}) "
+        "AND v.recurrence <> '[]' AND v.starting_time < ? AND v.end_time <= ? "
+        "UNION ALL SELECT p.person_id, v.responses, {columns} "
+        "FROM event_people p {join} events_view v ON v.id = p.event_id "
+        "LEFT JOIN event_series s ON s.id = v.id WHERE p.person_id IN ({marks}) "
+        "AND p.starting_time < ? AND (v.end_time > ? OR v.recurrence <> '[]')")
 
 
 def busy_query(person_ids: Sequence[str], start: str, end: str,
                dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
     """The SQL for the events that may keep these people busy in [start, end) (instants as
-    the view writes them): rows of person_id, id, starting_time, end_time, responses and
-    recurrence."""
+    the view writes them): rows of person_id, responses and BUSY_COLUMNS."""
     marks = ",".join("?" * len(person_ids))
-    return (BUSY.format(marks=marks, join=dialect.ordered_join),
+    return (BUSY.format(marks=marks, join=dialect.ordered_join, columns=BUSY_COLUMNS),
             [*person_ids, start, end, *person_ids, end, start, *person_ids, end, start])
 
 

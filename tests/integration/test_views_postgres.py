@@ -313,8 +313,11 @@ def test_free_busy_reads_each_persons_events_through_an_index(
                              POSTGRES)
     plan = "\n".join(line for (line,) in rows(database, "EXPLAIN " + placeholders(sql), params))
     # owners: (owner_id) or (owner_id, end_time, starting_time), as the statistics choose,
-    # and their series by the partial index; participants: event_people's key
-    assert "Seq Scan" not in plan, plan
+    # and their series by the partial index; participants: event_people's key. (event_series,
+    # a row per series and only a few here, may be read whole beside each row found: its key
+    # serves once it is larger.)
+    assert not [line for line in plan.splitlines()
+                if "Seq Scan" in line and "event_series" not in line], plan
     assert "Index Cond: (owner_id = ANY" in plan, plan
     assert "event_people_pkey" in plan, plan
 
