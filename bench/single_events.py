@@ -138,16 +138,18 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=3.0, help="per query")
     parser.add_argument("--postgres", help="a server's URL: also measure on a fresh database")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL alone")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     results: dict[str, Any] = {"series": args.series, "singles": args.singles, "page": PAGE}
-    with tempfile.TemporaryDirectory() as folder:
-        print("SQLite:", flush=True)
-        settings = Settings(data_dir=Path(folder))
-        settings.prepare_data_dir()
-        results["sqlite"] = run(settings, InlineReads(settings.state_path,
-                                                      settings.event_store_path),
-                                args.series, args.singles, args.seconds)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            print("SQLite:", flush=True)
+            settings = Settings(data_dir=Path(folder))
+            settings.prepare_data_dir()
+            results["sqlite"] = run(settings, InlineReads(settings.state_path,
+                                                          settings.event_store_path),
+                                    args.series, args.singles, args.seconds)
     if args.postgres:
         import psycopg
 

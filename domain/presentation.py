@@ -68,8 +68,10 @@ def instance_id(event_id: object, key: str) -> str:
 
 def occurrence_fields(event: Event, found: Occurrence) -> dict[str, Any]:
     """One occurrence's shown fields: the series', with the occurrence's own changes applied,
-    its own id, and the series and original start it belongs to."""
+    its own id, and the series and original start it belongs to; its answers where given,
+    the series' elsewhere."""
     return {**fields_of(event), **event.occurrence_state(found), "recurrence": [],
+            "responses": event.occurrence_responses(found.original_start),
             "id": instance_id(event.id, found.key), "recurring_event_id": str(event.id),
             "original_start": found.original_start}
 
