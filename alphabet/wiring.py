@@ -335,7 +335,7 @@ def worker(settings: Settings) -> Worker:
                           settings.public_url, FeedTexts()),
             ListsServices(reader, rendered, people_reader, runner),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
-            ChangesServices(log, load_event, people),
+            ChangesServices(log, load_event, people, settings.sync_read_limit),
             RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),
             FreeBusyServices(reader, people_reader),
             health,
