@@ -3,9 +3,10 @@ messages (iTIP, RFC 5546) that invitation emails carry."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from icalendar import Calendar, TimezoneDaylight, TimezoneStandard, vCalAddress, vRecur
@@ -13,10 +14,14 @@ from icalendar import Event as VEvent
 from icalendar.parser import Contentline
 
 from domain.events import NEEDS_ACTION
-from domain.recurrence import parsed
+from domain.recurrence import Series, parsed, starts
 from domain.zones import DEFAULT_ZONE, local
 
 PRODID = "-//Alphabet Events//alphabet-events//EN"
+# How far a series' VTIMEZONE reaches past its first start (occurrences later than that are
+# shown with the zone's last offset by apps that read the VTIMEZONE rather than their own
+# zone database).
+ZONE_YEARS = timedelta(days=366 * 10)
 END = "END:VEVENT\r\n"
 
 
@@ -65,6 +70,18 @@ def recurring(item: VEvent, event: Mapping[str, Any]) -> None:
         item.add("recurrence-id", zoned(event["recurrence_id"], event))
 
 
+def last_start(event: Mapping[str, Any]) -> list[datetime]:
+    """A series' last start within ZONE_YEARS (none for a single event), for its VTIMEZONE to
+    reach: ical.js takes the offsets a VTIMEZONE lists, and past its last onset it kept one
+    offset for every later occurrence."""
+    lines = event.get("recurrence") or []
+    if not lines:
+        return []
+    series = Series(event["starting_time"], event["end_time"],
+                    event.get("time_zone", DEFAULT_ZONE), lines)
+    return list(deque(starts(series, before=event["starting_time"] + ZONE_YEARS), maxlen=1))
+
+
 def zoned(moment: datetime, event: Mapping[str, Any]) -> datetime:
     """A time as DTSTART/DTEND write it: in the event's named zone (TZID, with a VTIMEZONE that
     `calendar` adds), or in UTC (Z) for a UTC event."""
@@ -88,7 +105,7 @@ def calendar(events: Iterable[Mapping[str, Any]], method: str | None = None,
             item.add("status", "CANCELLED")
         cal.add_component(item)
         if event.get("time_zone", DEFAULT_ZONE) != DEFAULT_ZONE:
-            zoned_times += (event["starting_time"], event["end_time"])
+            zoned_times += (event["starting_time"], event["end_time"], *last_start(event))
     if zoned_times:
         # Each TZID's VTIMEZONE, built by the library from the zone database, from the year
         # before the first event to the year after the last: every onset around them.

@@ -27,7 +27,9 @@ ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "parti
 # is migrated, without a replay.
 ADDED_COLUMNS = {"responses": "TEXT NOT NULL DEFAULT '{}'",
                  # events were in UTC before they had zones
-                 "time_zone": "TEXT NOT NULL DEFAULT 'UTC'"}
+                 "time_zone": "TEXT NOT NULL DEFAULT 'UTC'",
+                 # no event recurred before series existed
+                 "recurrence": "TEXT NOT NULL DEFAULT '[]'"}
 
 
 class EventsSql:
