@@ -253,10 +253,14 @@ def test_a_link_in_news_of_one_occurrence_answers_for_that_occurrence_alone(
                          headers=host.headers)
     assert moved.status_code == 200, moved.text
 
-    news = eventually(lambda: next((
-        r for r in smtp.received()
-        if r.message_id.startswith(f"<{event_id}.2.{invitee_id}.updated.{key}@")), None),
-        "the email about the occurrence")
+    def news_of(version: int) -> Received:
+        return eventually(lambda: next((
+            r for r in smtp.received()
+            if r.message_id.startswith(f"<{event_id}.{version}.{invitee_id}.updated.{key}@")),
+            None), "the email about the occurrence")
+
+    news = news_of(2)
+    assert partstat(news) == "NEEDS-ACTION"
     found = links(news)
     assert set(found) == {"accepted", "declined", "tentative"}
     token = found["tentative"].split("/rsvp/")[1].split("?")[0]
@@ -272,6 +276,11 @@ def test_a_link_in_news_of_one_occurrence_answers_for_that_occurrence_alone(
     last = history(client, host, event_id)[-1]
     assert (last["type"], last["by"], last["instance_id"]) == (
         "Responded", invitee_id, occurrence)
+    # the occurrence's next news carries its own answer as PARTSTAT
+    again = client.patch(f"/api/event/{occurrence}", json={"location": "Room 3"},
+                         headers=host.headers)
+    assert again.status_code == 200, again.text
+    assert partstat(news_of(4)) == "TENTATIVE"
     # the invitation to the whole series answers for the whole series
     whole = links(invitation)["accepted"].split("/rsvp/")[1].split("?")[0]
     assert server_links(mail_server).check(whole).original_start is None
