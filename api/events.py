@@ -38,7 +38,7 @@ from api.docs import (
 )
 from api.errors import ApiError
 from api.operators import Operators
-from api.present import aggregate_json, history_json, occurrences_json, position_header
+from api.present import aggregate_json, history_json, occurrences_json, position_header, with_people
 from api.rendered import JSON, RenderedEvents, event_body
 from api.schemas import (
     EventChangeBody,
@@ -160,7 +160,9 @@ async def event_ics(request: Request, services: EventsServices, user: CurrentUse
     event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
     if unchanged := not_modified(request, event.version):
         return unchanged
-    return raw(calendar(calendar_fields(event)), content_type=ICS,
+    shown = await with_people(calendar_fields(event), services.people_reader, user.id,
+                              user.names_count)
+    return raw(calendar(shown), content_type=ICS,
                headers={"ETag": etag(event.version)})
 
 

@@ -8,12 +8,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 from icalendar import Calendar, TimezoneDaylight, TimezoneStandard, vCalAddress, vRecur
 from icalendar import Event as VEvent
 from icalendar.parser import Contentline
 
-from domain.events import NEEDS_ACTION
+from domain.events import NEEDS_ACTION, attendee_responses
+from domain.presentation import Names
 from domain.recurrence import Series, parsed, starts
 from domain.zones import DEFAULT_ZONE, local
 
@@ -32,7 +34,9 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     out (0), which never makes a calendar app ignore a later invitation as out of date. DTSTAMP
     is the time of the fact shown (Event.stamp where known), so copies of one change are
     identical, and of two changes with one SEQUENCE the later is the newer. A `status` given
-    (CANCELLED: a feed's recently deleted event) is the VEVENT's STATUS."""
+    (CANCELLED: a feed's recently deleted event) is the VEVENT's STATUS; `organizer` and
+    `attendee`, where given (an export for one viewer: api.present.with_attendees), its
+    ORGANIZER and ATTENDEE lines."""
     item = VEvent()
     item.add("uid", event["id"])
     if "sequence" in event:
@@ -47,6 +51,9 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     recurring(item, event)
     if "status" in event:
         item.add("status", event["status"])
+    for name in ("organizer", "attendee"):
+        for address in event.get(name, []):
+            item.add(name, address)
     return item
 
 
@@ -171,6 +178,37 @@ class Invitation:
         value = attendee.calendar_address(**params)
         line = Contentline.from_parts("ATTENDEE", value.params, value).to_ical().decode()
         return f"{self.head}{line}\r\n{END}{self.tail}"
+
+
+def people_lines(event: Mapping[str, Any], names: Names, viewer_id: str) -> dict[str, Any]:
+    """The ORGANIZER and each ATTENDEE with its PARTSTAT (RFC 5545 §3.8.4.1), as the viewer
+    may see them, in the order of `participants` (the erased left out). Registered people are
+    `urn:uuid:` their user id (ids are public; their addresses are not: SPEC §4) with their
+    username as CN. An outside invitee is their address to the owner; to anyone else "invitee",
+    at a URN made from the event and invitee ids, so no one can tell that two events invite the
+    same person."""
+    owner_view = viewer_id == event["owner_id"]
+    answers = attendee_responses(event["participants"], dict(event["responses"]))
+    attendees = []
+    for person, answer in zip(event["participants"], answers, strict=True):
+        if person not in names:
+            continue
+        kind, label = names[person]
+        if kind == "user":
+            address = vCalAddress(f"urn:uuid:{person}")
+            address.params["CN"] = label
+        elif owner_view:
+            address = vCalAddress(f"mailto:{label}")
+        else:
+            address = vCalAddress(f"urn:uuid:{uuid5(NAMESPACE_URL, event['id'] + '/' + person)}")
+            address.params["CN"] = "invitee"
+        address.params.update(ROLE="REQ-PARTICIPANT", PARTSTAT=partstat(answer))
+        attendees.append(address)
+    organizer = []
+    if (owner := names.get(event["owner_id"])) is not None:
+        organizer = [vCalAddress(f"urn:uuid:{event['owner_id']}")]
+        organizer[0].params["CN"] = owner[1]
+    return {"organizer": organizer, "attendee": attendees}
 
 
 def partstat(response: str) -> str:

@@ -54,10 +54,13 @@ def fields_of(event: Event) -> dict[str, Any]:
 def calendar_fields(event: Event) -> list[dict[str, Any]]:
     """An event as a calendar file holds it (RFC 5545): the series, with its cancelled
     occurrences (`cancelled`, for EXDATE), then each changed occurrence with its original
-    start (`recurrence_id`, for RECURRENCE-ID), so a calendar app expands it as we do."""
+    start (`recurrence_id`, for RECURRENCE-ID), so a calendar app expands it as we do; an
+    occurrence whose participants answered for it alone is one too (its own PARTSTATs)."""
     shown = fields_of(event)
     changed = [{**shown, **event.occurrence_state(occurrence(event.series(), start)),
-                "recurrence": [], "recurrence_id": start} for start in sorted(event.overrides)]
+                "responses": event.occurrence_responses(start),
+                "recurrence": [], "recurrence_id": start}
+               for start in sorted({*event.overrides, *event.occurrence_answers})]
     return [{**shown, "cancelled": sorted(event.cancelled)}, *changed]
 
 
