@@ -122,8 +122,8 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         return fail("history", f"{args.event_id!r} is not an event id (a UUID)")
     from domain.errors import DomainError
-    from domain.events import fact_by, fact_changes, fact_people
-    from domain.presentation import utc
+    from domain.events import fact_by, fact_changes, fact_people, instance_of
+    from domain.presentation import instance_id, utc
     from projections.people import People
 
     with stores(settings) as (app, db):
@@ -144,6 +144,8 @@ def history(settings: Settings, args: argparse.Namespace) -> int:
     for fact in facts:
         print(f"v{fact.originator_version}  {utc(fact.timestamp)}  {type(fact).__name__}"
               f"  by {who(fact_by(fact))}")
+        if (key := instance_of(fact)) is not None:  # about one occurrence of a series
+            print(f"    occurrence: {instance_id(fact.originator_id, key)}")
         for name, value in fact_changes(fact).items():
             shown = (", ".join(map(who, value)) if name == "participants"
                      else who(value) if name == "attendee"

@@ -137,6 +137,8 @@ class Settings:
     mail_from: str = "Alphabet Events <events@localhost>"
     mail_domain: str | None = None
     reminder_minutes: int = 30
+    # The most log positions one GET /api/events/changes reads (a page ends early, past them).
+    sync_read_limit: int = 5000
     kafka_url: str | None = None
     kafka_partitions: int = 8
     kafka_group: str = "alphabet-events"
@@ -208,6 +210,7 @@ class Settings:
             # At most a year: the supported times (domain.events) leave centuries of room
             # before the first start for the reminder's offset, never a negative year.
             reminder_minutes=number("REMINDER_MINUTES", 30, maximum=MAX_REMINDER_MINUTES),
+            sync_read_limit=number("SYNC_READ_LIMIT", 5000),
             kafka_url=text("KAFKA_URL", "") or None,
             kafka_partitions=number("KAFKA_PARTITIONS", 8),
             kafka_group=text("KAFKA_GROUP", "alphabet-events"),

@@ -67,7 +67,7 @@ from projections.events_queries import EventsReader
 from projections.events_view import EventsView, OwnedEvents
 from projections.faults import Faults
 from projections.feeds import CalendarFeeds, FeedReader
-from projections.follower import Alone, Follower, Leases, Log, View, statements
+from projections.follower import Alone, Follower, Leases, Log, View, index_statements
 from projections.people import MOVE_NAMES_COUNT, People, PeopleReader
 from projections.sessions import Sessions
 
@@ -144,27 +144,42 @@ def served_views(settings: Settings) -> list[View]:
 
 def state_database(settings: Settings) -> StateDatabase:
     """The state database with its tables (and every view's) created where missing."""
-    db: StateDatabase
+    db = opened_state(settings)
+    db.create_schema([*tables(settings), *indexes(settings)])
+    return db
+
+
+def opened_state(settings: Settings) -> StateDatabase:
+    """The state database as it is, nothing created."""
     if settings.postgres:
         from projections.postgres import PostgresDatabase
 
-        db = PostgresDatabase(settings.postgres.conninfo, settings.postgres.schema)
-    else:
-        settings.prepare_data_dir()
-        db = SqliteDatabase(settings.state_path)
-    db.create_schema([faults.SCHEMA, *MOVE_NAMES_COUNT,
-                      *(s for view in views(settings) for s in statements(view))])
-    return db
+        return PostgresDatabase(settings.postgres.conninfo, settings.postgres.schema)
+    settings.prepare_data_dir()
+    return SqliteDatabase(settings.state_path)
+
+
+def tables(settings: Settings) -> list[str]:
+    return [faults.SCHEMA, *MOVE_NAMES_COUNT,
+            *(s for view in views(settings) for s in view.schema())]
+
+
+def indexes(settings: Settings) -> list[str]:
+    return [s for view in views(settings) for s in index_statements(view)]
 
 
 def migrate(settings: Settings) -> None:
     """Create whatever is missing of the state database's tables (and of their columns) and
-    the event store's; idempotent, and one process at a time across instances."""
-    db = state_database(settings)
+    the event store's; idempotent, and one process at a time across instances. The columns a
+    table made by an earlier release lacks are added before the indexes are made, since some
+    index them."""
+    db = opened_state(settings)
     try:
         with db.exclusive("migrate"):
+            db.create_schema(tables(settings))
             with db.write() as conn:
                 EventsView(dialect(settings)).add_columns(conn)
+            db.create_schema(indexes(settings))
             event_application(settings, create_tables=True).close()
     finally:
         db.close()
@@ -320,7 +335,7 @@ def worker(settings: Settings) -> Worker:
                           settings.public_url, FeedTexts()),
             ListsServices(reader, rendered, people_reader, runner),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
-            ChangesServices(log, load_event, people),
+            ChangesServices(log, load_event, people, settings.sync_read_limit),
             RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),
             FreeBusyServices(reader, people_reader),
             health,

@@ -26,11 +26,13 @@ bp = Blueprint("changes", url_prefix="/api")
 @dataclass(frozen=True)
 class ChangesServices:
     """The log to read from, and what turns its facts into messages: the store for an
-    event's state, and people's names (both from a thread)."""
+    event's state, and people's names (both from a thread); `reach`, the most log positions
+    one request reads (ALPHABET_SYNC_READ_LIMIT, and never fewer than its limit)."""
 
     log: LogReader
     load_event: LoadEvent
     people: People
+    reach: int
 
 
 DELETED = KINDS[Event.Deleted]
@@ -48,14 +50,17 @@ DELETED = KINDS[Event.Deleted]
 @signed_in(ChangesServices)
 async def event_changes(request: Request, services: ChangesServices,
                         user: CurrentUser) -> JSONResponse:
-    """Up to the head as it is when asked: a page that is not full has read everything up to
-    it, so the head is where the next page starts (however many facts about no event, such
-    as accounts', lay before it); a full page ends at its last change."""
+    """Up to the head as it is when asked, but no further than `reach` positions: a page
+    that is not full has read everything up to where its next page starts, however many facts
+    about no event (such as accounts') lay there; a full page ends at its last change. So a
+    long run of such facts costs a few small requests (empty pages that move on), never one
+    that reads the whole log."""
     after, size = integer(request, "after", 0), limit(request)
     head = await off_loop(services.log.head)
+    until = min(head, after + max(size, services.reach))
     found = await off_loop(replay, services.log, services.load_event, services.people.names,
-                           None, after, head, size, user.id)
-    next_after = found[-1]["position"] if len(found) == size else head
+                           None, after, until, size, user.id)
+    next_after = found[-1]["position"] if len(found) == size else until
     return json({"changes": [change(message) for message in found], "next_after": next_after})
 
 

@@ -38,7 +38,7 @@ from api.docs import (
 )
 from api.errors import ApiError
 from api.operators import Operators
-from api.present import aggregate_json, history_json, occurrences_json, position_header
+from api.present import aggregate_json, history_json, occurrences_json, position_header, with_people
 from api.rendered import JSON, RenderedEvents, event_body
 from api.schemas import (
     EventChangeBody,
@@ -160,7 +160,9 @@ async def event_ics(request: Request, services: EventsServices, user: CurrentUse
     event = await off_loop(services.app.get_event, event_uuid(event_id.removesuffix(".ics")))
     if unchanged := not_modified(request, event.version):
         return unchanged
-    return raw(calendar(calendar_fields(event)), content_type=ICS,
+    shown = await with_people(calendar_fields(event), services.people_reader, user.id,
+                              user.names_count)
+    return raw(calendar(shown), content_type=ICS,
                headers={"ETag": etag(event.version)})
 
 
@@ -182,11 +184,7 @@ async def change_event(request: Request, services: EventsServices, user: Current
         written = await services.command(
             services.app.change_occurrence, uid, original, by=user.id, now=now(),
             expected_version=expected, changes=changes)
-        event: Event = written.aggregate
-        [shown] = await occurrences_json(event, [event.occurrence(original)],
-                                         services.people_reader, user.id, user.names_count)
-        return json({"message": "Event updated", "event": shown},
-                    headers={"ETag": etag(event.version), **position_header(written)})
+        return await written_json(services, written, user, "Event updated", original=original)
     written = await services.command(
         services.app.update_event, uid, by=user.id, now=now(),
         expected_version=expected, changes=changes,
@@ -217,16 +215,20 @@ async def delete_event(request: Request, services: EventsServices, user: Current
 
 @bp.post(EVENT + "/response")
 @documented("Answer the event's invitation: a participant only (the owner too when a "
-            "participant), also once it has started; the same answer again records nothing",
+            "participant), also once it has started; the same answer again records nothing. "
+            "On an occurrence id, for that occurrence only (the series' answer stands for the "
+            "others)",
             {200: Answer(EventEnvelope, EVENT_WRITTEN), 403: None, 404: None, 410: None},
             body=ResponseBody, auth=True)
 @signed_in(EventsServices)
 async def respond_to_event(request: Request, services: EventsServices, user: CurrentUser,
                            event_id: str) -> JSONResponse:
     data = parse(request, ResponseBody)
-    written = await services.command(services.app.respond, event_uuid(event_id),
-                                     participant=user.id, response=data.response, by=user.id)
-    return await written_json(services, written, user)
+    uid, original = target(event_id)
+    written = await services.command(services.app.respond, uid, participant=user.id,
+                                     response=data.response, by=user.id,
+                                     original_start=original)
+    return await written_json(services, written, user, original=original)
 
 
 @bp.get(EVENT + "/history")
@@ -250,10 +252,16 @@ async def command_fields(services: EventsServices, fields: dict[str, Any]) -> di
 
 
 async def written_json(services: EventsServices, written: Written, user: CurrentUser,
-                       message: str | None = None, status: int = 200) -> JSONResponse:
-    """`{"message", "event"}`, or `{"event"}` alone without a message."""
+                       message: str | None = None, status: int = 200,
+                       original: datetime | None = None) -> JSONResponse:
+    """`{"message", "event"}`, or `{"event"}` alone without a message; the event, or its
+    occurrence at `original` (its original start)."""
     event: Event = written.aggregate
-    shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)
+    if original is None:
+        shown = await aggregate_json(event, services.people_reader, user.id, user.names_count)
+    else:
+        [shown] = await occurrences_json(event, [event.occurrence(original)],
+                                         services.people_reader, user.id, user.names_count)
     headers = {"ETag": etag(event.version), **position_header(written)}
     if status == 201:
         headers["Location"] = f"/api/event/{event.id}"

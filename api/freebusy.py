@@ -82,18 +82,19 @@ def busy_times(rows: Iterable[Row], start: datetime, end: datetime
     a participant's only where they accepted."""
     times: dict[str, list[Interval]] = defaultdict(list)
     for row in rows:
-        person, responses = row["person_id"], row["responses"]
-        owned = responses is None
-        if not owned and not keeps_busy(person, loads(responses)):
-            continue
+        person = row["person_id"]
+        answers = None if row["responses"] is None else loads(row["responses"])
         exceptions = Exceptions.read(row if row["overrides"] is not None else None)
+        if not keeps_busy(person, answers) and not exceptions.answered_by(person):
+            continue  # (an occurrence they answered for itself may keep them busy)
         series = series_of(row, exceptions)
         if series is None:
             times[person].append((datetime.fromisoformat(row["starting_time"]),
                                   datetime.fromisoformat(row["end_time"])))
         else:
-            times[person] += occurrence_times(series, start, end, None if owned else person,
-                                              loads(row["participants"]))
+            times[person] += occurrence_times(series, start, end,
+                                              None if answers is None else person,
+                                              loads(row["participants"]), answers)
     return times
 
 

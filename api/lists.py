@@ -23,7 +23,7 @@ from api.context import (
 from api.docs import CALENDAR, Answer, Query, documented
 from api.errors import ApiError
 from api.events import ICS, parse_time
-from api.present import fields_of_row
+from api.present import fields_of_row, with_people
 from api.rendered import JSON, RenderedEvents, page_body
 from api.schemas import EventList, is_username
 from consumers.calendar import calendar
@@ -104,7 +104,9 @@ async def events_ics(request: Request, services: ListsServices, user: CurrentUse
     page = await services.reader.page(found,
                                       request.args.get("cursor"), limit(request, default=MAX_LIMIT),
                                       whole=True)
-    return raw(calendar(fields_of_row(row) for row in page.rows), content_type=ICS)
+    shown = await with_people([fields_of_row(row) for row in page.rows], services.people_reader,
+                              user.id, user.names_count)
+    return raw(calendar(shown), content_type=ICS)
 
 
 async def page_json(request: Request, services: ListsServices, visitor: Visitor,

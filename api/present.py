@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from consumers.calendar import people_lines
 from domain.events import Event, fact_by, fact_changes, fact_people, instance_of
 from domain.presentation import (
     changes_json,
@@ -33,6 +34,14 @@ def fields_of_row(row: Row) -> dict[str, Any]:
     for name in ("participants", "responses", "recurrence"):
         fields[name] = json.loads(fields[name])
     return fields
+
+
+async def with_people(events: Sequence[dict[str, Any]], people: PeopleReader, viewer_id: str,
+                      names_count: int | None = None) -> list[dict[str, Any]]:
+    """Calendar fields for an export to one viewer: each with its ORGANIZER and ATTENDEE
+    lines, answers as PARTSTAT (consumers.calendar.people_lines)."""
+    names = await people.names(people_of(events), names_count)
+    return [{**event, **people_lines(event, names, viewer_id)} for event in events]
 
 
 async def rows_json(rows: Sequence[Row], people: PeopleReader, viewer_id: str,

@@ -93,7 +93,8 @@ async def rsvp(request: Request, services: RsvpServices, token: str) -> HTTPResp
     try:
         written = await services.command(
             services.app.respond, event_id, participant=answering.invitee_id,
-            response=response, by=answering.invitee_id, link_at=now())
+            response=response, by=answering.invitee_id, link_at=now(),
+            original_start=answering.original_start)
     except NotFoundError:
         return page(404, "There is no such event", "Nothing was recorded.")
     except GoneError as exc:

@@ -3,20 +3,27 @@ messages (iTIP, RFC 5546) that invitation emails carry."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 from icalendar import Calendar, TimezoneDaylight, TimezoneStandard, vCalAddress, vRecur
 from icalendar import Event as VEvent
 from icalendar.parser import Contentline
 
-from domain.events import NEEDS_ACTION
-from domain.recurrence import parsed
+from domain.events import NEEDS_ACTION, attendee_responses
+from domain.presentation import Names
+from domain.recurrence import Series, parsed, starts
 from domain.zones import DEFAULT_ZONE, local
 
 PRODID = "-//Alphabet Events//alphabet-events//EN"
+# How far a series' VTIMEZONE reaches past its first start (occurrences later than that are
+# shown with the zone's last offset by apps that read the VTIMEZONE rather than their own
+# zone database).
+ZONE_YEARS = timedelta(days=366 * 10)
 END = "END:VEVENT\r\n"
 
 
@@ -27,7 +34,9 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     out (0), which never makes a calendar app ignore a later invitation as out of date. DTSTAMP
     is the time of the fact shown (Event.stamp where known), so copies of one change are
     identical, and of two changes with one SEQUENCE the later is the newer. A `status` given
-    (CANCELLED: a feed's recently deleted event) is the VEVENT's STATUS."""
+    (CANCELLED: a feed's recently deleted event) is the VEVENT's STATUS; `organizer` and
+    `attendee`, where given (an export for one viewer: api.present.with_attendees), its
+    ORGANIZER and ATTENDEE lines."""
     item = VEvent()
     item.add("uid", event["id"])
     if "sequence" in event:
@@ -42,6 +51,9 @@ def vevent(event: Mapping[str, Any]) -> VEvent:
     recurring(item, event)
     if "status" in event:
         item.add("status", event["status"])
+    for name in ("organizer", "attendee"):
+        for address in event.get(name, []):
+            item.add(name, address)
     return item
 
 
@@ -63,6 +75,18 @@ def recurring(item: VEvent, event: Mapping[str, Any]) -> None:
             item.add("rdate", zoned(moment, event))
     if "recurrence_id" in event:
         item.add("recurrence-id", zoned(event["recurrence_id"], event))
+
+
+def last_start(event: Mapping[str, Any]) -> list[datetime]:
+    """A series' last start within ZONE_YEARS (none for a single event), for its VTIMEZONE to
+    reach: ical.js takes the offsets a VTIMEZONE lists, and past its last onset it kept one
+    offset for every later occurrence."""
+    lines = event.get("recurrence") or []
+    if not lines:
+        return []
+    series = Series(event["starting_time"], event["end_time"],
+                    event.get("time_zone", DEFAULT_ZONE), lines)
+    return list(deque(starts(series, before=event["starting_time"] + ZONE_YEARS), maxlen=1))
 
 
 def zoned(moment: datetime, event: Mapping[str, Any]) -> datetime:
@@ -88,7 +112,7 @@ def calendar(events: Iterable[Mapping[str, Any]], method: str | None = None,
             item.add("status", "CANCELLED")
         cal.add_component(item)
         if event.get("time_zone", DEFAULT_ZONE) != DEFAULT_ZONE:
-            zoned_times += (event["starting_time"], event["end_time"])
+            zoned_times += (event["starting_time"], event["end_time"], *last_start(event))
     if zoned_times:
         # Each TZID's VTIMEZONE, built by the library from the zone database, from the year
         # before the first event to the year after the last: every onset around them.
@@ -154,6 +178,37 @@ class Invitation:
         value = attendee.calendar_address(**params)
         line = Contentline.from_parts("ATTENDEE", value.params, value).to_ical().decode()
         return f"{self.head}{line}\r\n{END}{self.tail}"
+
+
+def people_lines(event: Mapping[str, Any], names: Names, viewer_id: str) -> dict[str, Any]:
+    """The ORGANIZER and each ATTENDEE with its PARTSTAT (RFC 5545 §3.8.4.1), as the viewer
+    may see them, in the order of `participants` (the erased left out). Registered people are
+    `urn:uuid:` their user id (ids are public; their addresses are not: SPEC §4) with their
+    username as CN. An outside invitee is their address to the owner; to anyone else "invitee",
+    at a URN made from the event and invitee ids, so no one can tell that two events invite the
+    same person."""
+    owner_view = viewer_id == event["owner_id"]
+    answers = attendee_responses(event["participants"], dict(event["responses"]))
+    attendees = []
+    for person, answer in zip(event["participants"], answers, strict=True):
+        if person not in names:
+            continue
+        kind, label = names[person]
+        if kind == "user":
+            address = vCalAddress(f"urn:uuid:{person}")
+            address.params["CN"] = label
+        elif owner_view:
+            address = vCalAddress(f"mailto:{label}")
+        else:
+            address = vCalAddress(f"urn:uuid:{uuid5(NAMESPACE_URL, event['id'] + '/' + person)}")
+            address.params["CN"] = "invitee"
+        address.params.update(ROLE="REQ-PARTICIPANT", PARTSTAT=partstat(answer))
+        attendees.append(address)
+    organizer = []
+    if (owner := names.get(event["owner_id"])) is not None:
+        organizer = [vCalAddress(f"urn:uuid:{event['owner_id']}")]
+        organizer[0].params["CN"] = owner[1]
+    return {"organizer": organizer, "attendee": attendees}
 
 
 def partstat(response: str) -> str:

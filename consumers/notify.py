@@ -50,11 +50,12 @@ def replay(
 ) -> list[Message]:
     """The messages a client missed: from the store, positions after `after` up to `until`,
     the first `limit` of them if given (a sync page), shown as `viewer` may see them. Facts
-    that make no message (accounts, ownership) are read past, however many there are."""
+    that make no message (accounts, ownership) are read past up to `until`."""
     maker = MessageMaker(load, names)
     found: list[Message] = []
     while after < until:
-        facts = [f for f in log_.read(after, BATCH) if f[0] <= until]
+        # (no more than the positions left before `until` can hold)
+        facts = [f for f in log_.read(after, min(BATCH, until - after)) if f[0] <= until]
         if not facts:
             break
         for pos, fact in facts:

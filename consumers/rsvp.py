@@ -2,9 +2,11 @@
 carries, and the check of a link's token when it is followed.
 
 A token is an HS256 JWT under the server's secret key that names ids only — the event and the
-invitee, never an address — and expires when the event ends. Its `type` and audience are its
-own: an access or refresh token is never accepted as one (it has neither), and one is never
-accepted as those (api.security requires their `type` and refuses any audience)."""
+invitee, never an address, and (`occ`) the occurrence's key when the email is about one
+occurrence of a series — and expires when the event (or that occurrence) ends. Its `type` and
+audience are its own: an access or refresh token is never accepted as one (it has neither),
+and one is never accepted as those (api.security requires their `type` and refuses any
+audience)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from datetime import datetime
 import jwt
 
 from domain.events import ANSWERS
+from domain.recurrence import parse_key
 
 ALGORITHM = "HS256"
 KIND = "rsvp"
@@ -31,10 +34,11 @@ class ExpiredLinkError(Exception):
 
 @dataclass(frozen=True)
 class Answering:
-    """Who a link lets answer, and for which event: ids only."""
+    """Who a link lets answer, and for which event (and occurrence): ids only."""
 
     event_id: str
     invitee_id: str
+    original_start: datetime | None = None
 
 
 class RsvpLinks:
@@ -43,14 +47,19 @@ class RsvpLinks:
         self.secret = secret
         self.base = base.rstrip("/")
 
-    def token(self, event_id: str, invitee_id: str, ends: datetime) -> str:
+    def token(self, event_id: str, invitee_id: str, ends: datetime,
+              occurrence: str | None = None) -> str:
+        """`occurrence`: the occurrence's key (domain.recurrence.key) the answer is for."""
         claims = {"type": KIND, "aud": AUDIENCE, "evt": event_id, "sub": invitee_id,
                   "exp": int(ends.timestamp())}
+        if occurrence is not None:
+            claims["occ"] = occurrence
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
-    def links(self, event_id: str, invitee_id: str, ends: datetime) -> dict[str, str]:
+    def links(self, event_id: str, invitee_id: str, ends: datetime,
+              occurrence: str | None = None) -> dict[str, str]:
         """One link per answer, by answer (`accepted`, `declined`, `tentative`)."""
-        token = self.token(event_id, invitee_id, ends)
+        token = self.token(event_id, invitee_id, ends, occurrence)
         return {answer: f"{self.base}/rsvp/{token}?response={answer}" for answer in ANSWERS}
 
     def check(self, token: str) -> Answering:
@@ -63,4 +72,9 @@ class RsvpLinks:
             raise BadLinkError("this answer link is not valid") from None
         if claims["type"] != KIND:
             raise BadLinkError("this answer link is not valid")
-        return Answering(str(claims["evt"]), str(claims["sub"]))
+        start = None
+        if "occ" in claims:
+            start = parse_key(str(claims["occ"]))
+            if start is None:
+                raise BadLinkError("this answer link is not valid")
+        return Answering(str(claims["evt"]), str(claims["sub"]), start)

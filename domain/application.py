@@ -193,18 +193,20 @@ class EventsApplication(Application[UUID]):
         return self.execute(Command(get, act, pinned=expected_version is not None))
 
     def respond(self, event_id: UUID, *, participant: str, response: str, by: str,
-                link_at: datetime | None = None) -> Written:
-        """A participant's answer; the same answer again records nothing (no position).
-        `link_at`: given through an invitation's link at that time, which the event's end
-        has expired."""
+                link_at: datetime | None = None,
+                original_start: datetime | None = None) -> Written:
+        """A participant's answer, to the event or (`original_start`) one occurrence of a
+        series; the same answer again records nothing (no position). `link_at`: given through
+        an invitation's link at that time, which the event's end has expired."""
 
         def get(aggregates: Aggregates) -> list[Event]:
             return [fetch(aggregates, Event, event_id)]
 
         def act(events: list[Event]) -> None:
             if link_at is not None:
-                events[0].check_answerable_by_link(link_at)
-            events[0].respond(participant=participant, response=response, by=by)
+                events[0].check_answerable_by_link(link_at, original_start)
+            events[0].respond(participant=participant, response=response, by=by,
+                              original_start=original_start)
 
         return self.execute(Command(get, act))
 

@@ -48,6 +48,8 @@ RETIMING = frozenset(TIMES)
 NEEDS_ACTION = "needs_action"
 ANSWERS = ("accepted", "declined", "tentative")
 SECOND = timedelta(seconds=1)
+# Where a view keeps an occurrence's own answers (person id → answer) among its own changes
+OWN_RESPONSES = "responses"
 
 
 class Event(Aggregate):
@@ -97,6 +99,9 @@ class Event(Aggregate):
         participant: str
         response: str
         by: str
+        # the occurrence answered for (its original start); None, as facts stored before
+        # occurrences could be answered read, is an answer for the whole series
+        original_start: datetime | None = None
 
     @event(Created)
     def __init__(
@@ -125,6 +130,9 @@ class Event(Aggregate):
         self.deleted = False
         # person id → answer, for the participants who have answered (the rest need action)
         self.responses: dict[str, str] = {}
+        # original start → person id → answer for that occurrence alone, over the series'
+        # (NEEDS_ACTION where a move of the occurrence reset an answer)
+        self.occurrence_answers: dict[datetime, dict[str, str]] = {}
         # The revision that participants' calendars know the event by (iCalendar's SEQUENCE),
         # and the earliest stamp the next fact may carry (see `stamp`): functions of the facts,
         # so every process that folds them (mail, replay, the Kafka agents) agrees on them.
@@ -252,28 +260,48 @@ class Event(Aggregate):
         self.check_writable(by, operator)
         self._record_deletion(by=by)
 
-    def respond(self, *, participant: str, response: str, by: str) -> bool:
-        """Record a participant's answer; the same answer again records nothing (a link
-        prefetcher following the link of the answer already given changes nothing). Allowed
-        after the start, as Google Calendar allows it ("I went", "I could not come")."""
+    def respond(self, *, participant: str, response: str, by: str,
+                original_start: datetime | None = None) -> bool:
+        """Record a participant's answer, for the whole series or (`original_start`) one
+        occurrence only; the same answer again records nothing (a link prefetcher following
+        the link of the answer already given changes nothing). Allowed after the start, as
+        Google Calendar allows it ("I went", "I could not come")."""
         if self.deleted:
             raise GoneError(f'event "{self.name}" has been deleted')
-        if participant not in self.participants:
+        if original_start is None:
+            invited, given = self.participants, self.responses
+        else:
+            invited = self.occurrence_state(self.occurrence(original_start))["participants"]
+            given = self.occurrence_answers.get(original_start, {})
+        if participant not in invited:
             raise ForbiddenError("only the event's participants may answer its invitation")
         if response not in ANSWERS:
             raise InvalidFieldsError({"response": "must be one of " + ", ".join(ANSWERS)})
-        if self.response_of(participant) == response:
+        if given.get(participant) == response:
             return False
-        self._record_response(participant=participant, response=response, by=by)
+        self._record_response(participant=participant, response=response, by=by,
+                              original_start=original_start)
         return True
 
-    def check_answerable_by_link(self, now: datetime) -> None:
-        """An invitation's answer link expires when the event ends (SPEC §6.3)."""
-        if not self.deleted and self.end_time <= now:
+    def occurrence_responses(self, original_start: datetime) -> dict[str, str]:
+        """An occurrence's answers: its own where given, else the series'."""
+        return {**self.responses, **self.occurrence_answers.get(original_start, {})}
+
+    def check_answerable_by_link(self, now: datetime,
+                                 original_start: datetime | None = None) -> None:
+        """An invitation's answer link expires when the event (or the occurrence it is
+        about) ends (SPEC §6.3)."""
+        if self.deleted:
+            return  # the answer itself is refused as gone
+        end = self.end_time if original_start is None else self.occurrence(original_start).end
+        if end <= now:
             raise GoneError(f'event "{self.name}" has ended; it can no longer be answered')
 
-    def response_of(self, participant: str) -> str:
-        return self.responses.get(participant, NEEDS_ACTION)
+    def response_of(self, participant: str, original_start: datetime | None = None) -> str:
+        """A participant's answer to the event, or to its occurrence at `original_start`."""
+        given = self.responses if original_start is None \
+            else self.occurrence_responses(original_start)
+        return given.get(participant, NEEDS_ACTION)
 
     def check_writable(self, by: str, operator: bool = False) -> None:
         if self.deleted:
@@ -291,6 +319,7 @@ class Event(Aggregate):
             setattr(self, name, value)
         if RECURRING.intersection(changes):
             self._keep_occurring()
+        self._keep_occurrence_answers(changes)
 
     def _keep_occurring(self) -> None:
         """Occurrences' changes and cancellations where the series no longer occurs go."""
@@ -302,23 +331,51 @@ class Event(Aggregate):
                           if recurrence.occurs(series, start)}
         self.cancelled = {start for start in self.cancelled if recurrence.occurs(series, start)}
 
+    def _keep_occurrence_answers(self, changes: dict[str, Any]) -> None:
+        """After a change of the series, occurrences' own answers stand where the occurrence
+        still occurs and the person is still among its participants; a new time of the series
+        voids them all, as it voids the series' answers."""
+        if RETIMING.intersection(changes) or not self.recurrence:
+            self.occurrence_answers = {}
+            return
+        if not self.occurrence_answers or not (RECURRING | {"participants"}) & changes.keys():
+            return
+        series = self.series()
+        kept = {
+            start: {person: answer for person, answer in answers.items() if person in
+                    self.overrides.get(start, {}).get("participants", self.participants)}
+            for start, answers in self.occurrence_answers.items()
+            if not RECURRING.intersection(changes) or recurrence.occurs(series, start)}
+        self.occurrence_answers = {start: answers for start, answers in kept.items() if answers}
+
     @event(OccurrenceChanged)
     def _record_occurrence_change(self, original_start: datetime, changes: dict[str, Any],
                                   by: str) -> None:
         self.next_stamp = self.stamp + SECOND
         self.overrides[original_start] = {**self.overrides.get(original_start, {}), **changes}
+        answers = occurrence_responses_after(
+            self.occurrence_answers.pop(original_start, {}), changes,
+            self.overrides[original_start].get("participants", self.participants))
+        if answers:
+            self.occurrence_answers[original_start] = answers
 
     @event(OccurrenceCancelled)
     def _record_occurrence_cancellation(self, original_start: datetime, by: str) -> None:
         self.next_stamp = self.stamp + SECOND
         self.overrides.pop(original_start, None)
+        self.occurrence_answers.pop(original_start, None)
         self.cancelled.add(original_start)
 
     @event(Responded)
-    def _record_response(self, participant: str, response: str, by: str) -> None:
+    def _record_response(self, participant: str, response: str, by: str,
+                         original_start: datetime | None) -> None:
         """No new SEQUENCE: an answer is no revision of the event (RFC 5546 §2.1.4)."""
         self.next_stamp = self.stamp + SECOND
-        self.responses = {**self.responses, participant: response}
+        if original_start is None:
+            self.responses = {**self.responses, participant: response}
+        else:
+            self.occurrence_answers[original_start] = {
+                **self.occurrence_answers.get(original_start, {}), participant: response}
 
     @event(Deleted)
     def _record_deletion(self, by: str) -> None:
@@ -354,6 +411,16 @@ def responses_after(responses: dict[str, str], changes: dict[str, Any]) -> dict[
         kept = set(changes["participants"])
         return {person: answer for person, answer in responses.items() if person in kept}
     return responses
+
+
+def occurrence_responses_after(answers: dict[str, str], changes: dict[str, Any],
+                               invited: list[str]) -> dict[str, str]:
+    """An occurrence's own answers after its own change (`invited`: its participants then): a
+    new time resets them all to needs_action, its own, since the series' answers were given
+    for another time; otherwise as `responses_after`."""
+    if RETIMING.intersection(changes):
+        return dict.fromkeys(invited, NEEDS_ACTION)
+    return responses_after(answers, changes)
 
 
 def attendee_responses(participants: list[str], responses: dict[str, str]) -> list[str]:
@@ -438,7 +505,8 @@ def fact_changes(fact: object) -> dict[str, Any]:
 def instance_of(fact: object) -> str | None:
     """The occurrence a fact is about (its key, domain.recurrence.key), or None for a fact
     about the whole event."""
-    if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled):
+    if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled | Event.Responded) \
+            and fact.original_start is not None:
         return recurrence.key(fact.original_start)
     return None
 

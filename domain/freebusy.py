@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from domain.events import ANSWERS
+from domain.events import ANSWERS, OWN_RESPONSES
 from domain.recurrence import Series, occurrences
 
 MAX_USERS = 50
@@ -25,18 +25,20 @@ def keeps_busy(person: str, responses: Mapping[str, str] | None) -> bool:
 
 
 def occurrence_times(series: Series, start: datetime, end: datetime,
-                     participant: str | None = None, participants: Sequence[str] = ()
-                     ) -> list[Interval]:
+                     participant: str | None = None, participants: Sequence[str] = (),
+                     responses: Mapping[str, str] | None = None) -> list[Interval]:
     """The times of a series' occurrences that may overlap [start, end): every one for its
-    owner (no `participant`); for a participant (who accepted the series: keeps_busy), those
-    that still name them (an occurrence's own participants replace the series'
-    `participants`). Expanded from a series' length before the window, so an occurrence under
-    way at its start counts (one that its own change made longer may be missed there)."""
+    owner (no `participant`); for a participant, those that still name them (an occurrence's
+    own participants replace the series' `participants`) and that they accepted (an
+    occurrence's own answers, among its changes, over the series' `responses`). Expanded from
+    a series' length before the window, so an occurrence under way at its start counts (one
+    that its own change made longer may be missed there)."""
     return [(found.start, found.end)
             for found in occurrences(series, start - (series.end - series.start), end)
             if participant is None
-            or participant in found.changes.get("participants", participants)]
-
+            or (participant in found.changes.get("participants", participants)
+                and keeps_busy(participant, {**(responses or {}),
+                                             **found.changes.get(OWN_RESPONSES, {})}))]
 
 def window_problems(start: datetime, end: datetime) -> dict[str, str]:
     """What is wrong with a window [start, end), by the field to blame."""

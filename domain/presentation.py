@@ -54,10 +54,13 @@ def fields_of(event: Event) -> dict[str, Any]:
 def calendar_fields(event: Event) -> list[dict[str, Any]]:
     """An event as a calendar file holds it (RFC 5545): the series, with its cancelled
     occurrences (`cancelled`, for EXDATE), then each changed occurrence with its original
-    start (`recurrence_id`, for RECURRENCE-ID), so a calendar app expands it as we do."""
+    start (`recurrence_id`, for RECURRENCE-ID), so a calendar app expands it as we do; an
+    occurrence whose participants answered for it alone is one too (its own PARTSTATs)."""
     shown = fields_of(event)
     changed = [{**shown, **event.occurrence_state(occurrence(event.series(), start)),
-                "recurrence": [], "recurrence_id": start} for start in sorted(event.overrides)]
+                "responses": event.occurrence_responses(start),
+                "recurrence": [], "recurrence_id": start}
+               for start in sorted({*event.overrides, *event.occurrence_answers})]
     return [{**shown, "cancelled": sorted(event.cancelled)}, *changed]
 
 
@@ -68,8 +71,10 @@ def instance_id(event_id: object, key: str) -> str:
 
 def occurrence_fields(event: Event, found: Occurrence) -> dict[str, Any]:
     """One occurrence's shown fields: the series', with the occurrence's own changes applied,
-    its own id, and the series and original start it belongs to."""
+    its own id, and the series and original start it belongs to; its answers where given,
+    the series' elsewhere."""
     return {**fields_of(event), **event.occurrence_state(found), "recurrence": [],
+            "responses": event.occurrence_responses(found.original_start),
             "id": instance_id(event.id, found.key), "recurring_event_id": str(event.id),
             "original_start": found.original_start}
 

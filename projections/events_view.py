@@ -27,7 +27,9 @@ ROW = ("id", "owner_id", "name", "location", "starting_time", "end_time", "parti
 # is migrated, without a replay.
 ADDED_COLUMNS = {"responses": "TEXT NOT NULL DEFAULT '{}'",
                  # events were in UTC before they had zones
-                 "time_zone": "TEXT NOT NULL DEFAULT 'UTC'"}
+                 "time_zone": "TEXT NOT NULL DEFAULT 'UTC'",
+                 # no event recurred before series existed
+                 "recurrence": "TEXT NOT NULL DEFAULT '[]'"}
 
 
 class EventsSql:
@@ -192,7 +194,8 @@ class EventsView:
         (its name and location are needed to index the words again when one of them changes,
         its responses to keep those that stand)."""
         columns: dict[str, Any] = {}
-        if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled):
+        if isinstance(fact, Event.OccurrenceChanged | Event.OccurrenceCancelled) or (
+                isinstance(fact, Event.Responded) and fact.original_start is not None):
             return self.stamped(columns, position, fact)  # a series' row holds its rule alone
         if isinstance(fact, Event.Responded):
             responses = {**json.loads(row["responses"]), fact.participant: fact.response}

@@ -49,8 +49,14 @@ class Alone:
 
 def statements(view: View) -> list[str]:
     """The DDL of a view's tables and indexes, idempotent."""
-    return [*view.schema(), *(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}"
-                              for name, definition in view.indexes().items())]
+    return [*view.schema(), *index_statements(view)]
+
+
+def index_statements(view: View) -> list[str]:
+    """The DDL of a view's indexes alone, idempotent (made after a migration's new columns,
+    which some of them index)."""
+    return [f"CREATE INDEX IF NOT EXISTS {name} ON {definition}"
+            for name, definition in view.indexes().items()]
 
 
 def create(conn: Connection, view: View) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from domain.events import RECURRING, Event
+from domain.events import OWN_RESPONSES, RECURRING, RETIMING, Event, occurrence_responses_after
 from domain.presentation import instance_id, instant
 from domain.recurrence import Occurrence, Series, key, occurrence, occurs, parse_key, starts
 from domain.storage import Connection, Place
@@ -35,6 +35,9 @@ from projections.database import Row
 HORIZON = timedelta(days=400)
 MATERIALISED = 400
 TIMES = ("starting_time", "end_time")
+# An occurrence's own answers (SPEC §6.3), kept among its own changes, by person id: a page
+# shows them over the series' (projections.single_events.shown_row), free/busy reads them
+RESPONSES = OWN_RESPONSES
 
 
 @dataclass
@@ -44,6 +47,10 @@ class Exceptions:
 
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
+
+    def answered_by(self, person: str) -> bool:
+        """Whether `person` answered one of the occurrences for itself."""
+        return any(person in own.get(RESPONSES, {}) for own in self.overrides.values())
 
     @classmethod
     def read(cls, row: Mapping[str, Any] | Row | None) -> Exceptions:
@@ -80,10 +87,20 @@ def advance(row: Mapping[str, Any], exceptions: Exceptions, fact: Any) -> Except
     view row after the fact."""
     if isinstance(fact, Event.Created):
         return Exceptions()
+    if isinstance(fact, Event.Responded) and fact.original_start is not None:
+        start = key(fact.original_start)
+        own = exceptions.overrides.get(start, {})
+        answers = {**own.get(RESPONSES, {}), fact.participant: fact.response}
+        return Exceptions({**exceptions.overrides, start: {**own, RESPONSES: answers}},
+                          exceptions.cancelled)
     if isinstance(fact, Event.OccurrenceChanged):
         start = key(fact.original_start)
-        overrides = {**exceptions.overrides,
-                     start: {**exceptions.overrides.get(start, {}), **encoded(fact.changes)}}
+        own = {**exceptions.overrides.get(start, {}), **encoded(fact.changes)}
+        answers = occurrence_responses_after(
+            own.pop(RESPONSES, {}), fact.changes,
+            own.get("participants", json.loads(row["participants"])))
+        overrides = {**exceptions.overrides, start: {**own, **({RESPONSES: answers}
+                                                               if answers else {})}}
         return Exceptions(overrides, exceptions.cancelled)
     if isinstance(fact, Event.OccurrenceCancelled):
         start = key(fact.original_start)
@@ -95,9 +112,39 @@ def advance(row: Mapping[str, Any], exceptions: Exceptions, fact: Any) -> Except
             return Exceptions()
         kept = [k for k in [*exceptions.overrides, *exceptions.cancelled]
                 if (moment := parse_key(k)) is not None and occurs(series, moment)]
-        return Exceptions({k: v for k, v in exceptions.overrides.items() if k in kept},
-                          [k for k in exceptions.cancelled if k in kept])
+        exceptions = Exceptions({k: v for k, v in exceptions.overrides.items() if k in kept},
+                                [k for k in exceptions.cancelled if k in kept])
+    if isinstance(fact, Event.Updated):
+        return answers_kept(row, exceptions, fact.changes)
     return exceptions
+
+
+def answers_kept(row: Mapping[str, Any], exceptions: Exceptions,
+                 changes: Mapping[str, Any]) -> Exceptions:
+    """Occurrences' own answers after a change of the series, as the aggregate keeps them:
+    none after a new time; a removed participant's go."""
+    if not RETIMING.intersection(changes) and "participants" not in changes:
+        return exceptions
+    overrides = {}
+    for start, own in exceptions.overrides.items():
+        kept = {name: value for name, value in own.items() if name != RESPONSES}
+        invited = own.get("participants", json.loads(row["participants"]))
+        answers = {} if RETIMING.intersection(changes) else {
+            person: answer for person, answer in own.get(RESPONSES, {}).items()
+            if person in invited}
+        if answers:
+            kept[RESPONSES] = answers
+        if kept:
+            overrides[start] = kept
+    return Exceptions(overrides, exceptions.cancelled)
+
+
+def shapes_occurrences(fact: Any) -> bool:
+    """Whether a fact can change a series' occurrences' rows (an answer to the whole series
+    shows through the view's row)."""
+    return isinstance(fact, Event.Created | Event.Updated | Event.OccurrenceChanged
+                      | Event.OccurrenceCancelled) or (
+        isinstance(fact, Event.Responded) and fact.original_start is not None)
 
 
 class OccurrencesSql:
@@ -131,8 +178,8 @@ class OccurrencesSql:
                         f"{series}_first": f"{series} (first_start)",
                         f"{series}_last": f"{series} (last_start)"}
         self.exceptions = f"SELECT overrides, cancelled FROM {series} WHERE id = ?"
-        self.view_row = (f"SELECT starting_time, end_time, time_zone, recurrence FROM {view} "
-                         "WHERE id = ?")
+        self.view_row = (f"SELECT starting_time, end_time, time_zone, recurrence, "
+                         f"participants FROM {view} WHERE id = ?")
         self.drop_rows = f"DELETE FROM {rows} WHERE series_id = ?"
         self.drop_series = f"DELETE FROM {series} WHERE id = ?"
         self.insert_series = (f"INSERT INTO {series} (id, first_start, last_start, pending, "
@@ -153,8 +200,7 @@ class Occurrences:
         if isinstance(fact, Event.Deleted):
             self.drop(conn, event_id)
             return
-        if not isinstance(fact, Event.Created | Event.Updated | Event.OccurrenceChanged
-                          | Event.OccurrenceCancelled):
+        if not shapes_occurrences(fact):
             return
         row = conn.execute(self.sql.view_row, (event_id,)).fetchone()
         if row is None:
@@ -204,8 +250,7 @@ class SeriesFolder:
         self.folded: dict[str, tuple[Exceptions, datetime]] = {}
 
     def fold(self, event_id: str, row: Mapping[str, Any], fact: Any) -> None:
-        if isinstance(fact, Event.Created | Event.Updated | Event.OccurrenceChanged
-                      | Event.OccurrenceCancelled):
+        if shapes_occurrences(fact):
             before = self.folded.get(event_id, (Exceptions(), fact.timestamp))[0]
             self.folded[event_id] = (advance(row, before, fact), fact.timestamp)
 

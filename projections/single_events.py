@@ -18,7 +18,7 @@ from typing import Any
 from domain.presentation import instance_id, instant
 from domain.recurrence import occurrence, starts
 from projections.database import Dialect, Row
-from projections.occurrences import Exceptions, series_of
+from projections.occurrences import RESPONSES, Exceptions, series_of
 
 # The view row's columns a page shows, and what an occurrence's row puts in their place.
 SHOWN = ("id", "owner_id", "name", "location", "starting_time", "end_time", "participants",
@@ -165,5 +165,8 @@ def shown_row(row: Row) -> dict[str, Any]:
         shown.update({name: changes[name] for name in OWN_FIELDS if name in changes})
         if "participants" in changes:
             shown["participants"] = json.dumps(changes["participants"])
+        if RESPONSES in changes:
+            shown["responses"] = json.dumps({**json.loads(row["responses"]),
+                                             **changes[RESPONSES]})
         shown["recurrence"] = "[]"
     return shown

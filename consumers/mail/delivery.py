@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from email.utils import formataddr, parseaddr
 from uuid import UUID
 
@@ -20,6 +21,7 @@ from consumers.mail.outbox import MARK, Outgoing
 from consumers.mail.transports import OrganiserErasedError, RecipientErasedError, Transport
 from consumers.messages import LoadEvent, LookUpNames
 from consumers.rsvp import RsvpLinks
+from domain import recurrence
 from domain.events import Event
 from domain.presentation import Names, fields_of, people_of
 from domain.storage import Connection, Database
@@ -148,8 +150,10 @@ class Mailer:
                     continue
                 event, names = loaded
                 kind = kind_for(item, event)
+                # the occurrence a kind such as `updated.20270329T070000Z` is news of, if any
+                start = recurrence.parse_key(kind.partition(".")[2])
                 try:
-                    answers = self._answers(item, event, kind, names)
+                    answers = self._answers(item, event, kind, names, start)
                     made = letters.get((*key, kind)) if answers is None else None
                     if made is None:
                         made = letter(kind, event, names, item.changed, self.service_address,
@@ -160,7 +164,7 @@ class Mailer:
                     await self.transport.deliver(
                         made.to(self.sender, recipient,
                                 header_message_id(item.message_id, self.domain),
-                                event.response_of(item.person_id)),
+                                event.response_of(item.person_id, start)),
                         made.envelope(item.person_id))
                 except RecipientErasedError:
                     outcomes.append(self._finished(item, "dropped: recipient erased"))
@@ -194,15 +198,21 @@ class Mailer:
             if not delivered:
                 await asyncio.sleep(interval)
 
-    def _answers(self, item: Outgoing, event: Event, kind: str,
-                 names: Names) -> dict[str, str] | None:
+    def _answers(self, item: Outgoing, event: Event, kind: str, names: Names,
+                 start: datetime | None) -> dict[str, str] | None:
         """An outside invitee's one-click answer links, in an invitation (a REQUEST) only:
-        registered users answer signed in."""
+        registered users answer signed in. In news of one occurrence (`start`), they answer
+        for that occurrence and expire when it ends."""
         known = names.get(item.person_id)
-        if self.links is None or METHODS.get(kind) != "REQUEST" or known is None \
-                or known[0] != "invitee":
+        if self.links is None or METHODS.get(kind.partition(".")[0]) != "REQUEST" \
+                or known is None or known[0] != "invitee":
             return None
-        return self.links.links(item.event_id, item.person_id, event.end_time)
+        if start is None:
+            return self.links.links(item.event_id, item.person_id, event.end_time)
+        found = recurrence.occurrence(event.series(), start)
+        if item.person_id not in event.occurrence_state(found)["participants"]:
+            return None  # removed from this occurrence: nothing to answer
+        return self.links.links(item.event_id, item.person_id, found.end, found.key)
 
     def _username(self, person_id: str, names: Names) -> str | None:
         """How the recipient's calendar names them: their username (None for an invitee, of

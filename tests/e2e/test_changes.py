@@ -10,6 +10,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import (
+    BACKENDS,
     WAIT_SECONDS,
     Person,
     Server,
@@ -24,6 +26,7 @@ from tests.conftest import (
     at,
     event_body,
     eventually,
+    serving,
     sign_up,
 )
 
@@ -281,3 +284,40 @@ def test_a_reminder_that_falls_due_is_a_change_with_its_position(
     assert [(c["event_id"], c["version"]) for c in found] == [(event["id"], 1)]
     assert found[0]["position"] > created_at
     assert found[0]["event"]["name"] == event["name"]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_page_reads_at_most_the_sync_read_limit_and_the_client_still_gets_every_change_once(
+    kind: str, tmp_path: Path
+) -> None:
+    """With ALPHABET_SYNC_READ_LIMIT=3, a run of sign-ups longer than that is read a few
+    positions a request: empty pages that move on, never one that reads to the head, and a
+    client walking until next_after stops moving gets every change exactly once, in order."""
+    reach = 3
+    with serving(tmp_path / "data", kind, env={"ALPHABET_SYNC_READ_LIMIT": str(reach)}) as own, \
+            httpx.Client(base_url=own.url, timeout=30) as http:
+        owner = sign_up(http, "owner")
+        first, first_at = create(http, owner, name=unique("Before"))
+        for _ in range(3 * reach):
+            sign_up(http, "quiet")
+        second, second_at = create(http, owner, name=unique("After"))
+        written = [(first_at, first["id"]), (second_at, second["id"]),
+                   (update(http, owner, second["id"], location="Jaffa"), second["id"]),
+                   (delete(http, owner, first["id"]), first["id"])]
+        for size in (1, 2, 100):
+            found, after, empty_moving = [], 0, 0
+            while True:
+                body = page(http, owner, after=after, limit=size)
+                if body["next_after"] == after:
+                    assert body["changes"] == []
+                    break
+                assert body["next_after"] > after, body
+                assert body["next_after"] - after <= max(size, reach), body
+                assert len(body["changes"]) <= size
+                empty_moving += not body["changes"]
+                found += [(c["position"], c["event_id"]) for c in body["changes"]]
+                after = body["next_after"]
+            assert found == written, size
+            assert after == written[-1][0]
+            if size < reach:
+                assert empty_moving >= 2, size  # the sign-ups were read a few at a time

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
@@ -156,6 +156,29 @@ def test_history_names_people_where_they_still_exist_and_says_who_was_deleted(
     assert f"    participants: (deleted user {gone}), {invitee}" in lines
     assert any(line.endswith(f"Updated  by {system.username(owner)}") for line in lines)
     assert owner not in done.stdout  # an id where a name exists would be a regression
+
+
+def test_history_names_the_occurrence_an_answer_is_for(data: tuple[System, Backend]) -> None:
+    system, backend = data
+    owner, _ = system.add_user("dana")
+    guest, _ = system.add_user("eli")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    series = system.app.create_event(
+        owner_id=owner, name="Weekly", starting_time=start, end_time=start + timedelta(hours=1),
+        location="Jaffa", participants=[guest], time_zone="UTC",
+        recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"]).aggregate.id
+    second = start + timedelta(weeks=1)
+    system.app.respond(series, participant=guest, response="tentative", by=guest,
+                       original_start=second)
+
+    done = alphabet("history", str(series), env=command_env(system.settings.data_dir, backend))
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.endswith(
+        f"Responded  by {system.username(guest)}"))
+    assert lines[at + 1] == f"    occurrence: {series}_{second.strftime('%Y%m%dT%H%M%SZ')}"
+    assert "    response: tentative" in lines[at + 2:]
 
 
 def test_history_into_a_pipe_closed_early_leaves_no_traceback(

@@ -427,3 +427,22 @@ def test_a_batch_creates_and_changes_series_and_refuses_a_bad_rule_by_index(
                         json=[body[0], {**body[1], "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=TU"]}])
     assert refused.status_code == 422, refused.text
     assert set(refused.json()["error"]["items"]) == {"1"}
+
+
+def test_ical_js_keeps_nine_o_clock_years_into_an_unbounded_series(
+        http: httpx.Client, owner: Person) -> None:
+    """The .ics's VTIMEZONE reaches years past the first start, so ical.js gives later
+    occurrences their own offsets (summer and winter) as the API does."""
+    first = datetime(NEXT_YEAR, 1, 4, 9, tzinfo=ZoneInfo("Europe/Berlin"))
+    created = series(http, owner, first, WEEKLY, time_zone="Europe/Berlin")
+    changed = change_day("Europe/Berlin", NEXT_YEAR + 5, 3)
+    after, before = changed - timedelta(days=21), changed + timedelta(days=21)
+
+    listed = instances(http, owner, created["id"], starts_after=after.isoformat(),
+                       starts_before=before.isoformat())["events"]
+    expanded = expanded_by_icaljs(ical(http, owner, created["id"]), after, before)
+
+    assert [datetime.fromisoformat(e["start"]) for e in expanded] == [
+        datetime.fromisoformat(e["starting_time"]) for e in listed]
+    assert {datetime.fromisoformat(e["local_start"]).hour for e in listed} == {9}
+    assert len({datetime.fromisoformat(e["starting_time"]).hour for e in listed}) == 2

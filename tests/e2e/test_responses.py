@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from icalendar import Calendar
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import (
@@ -199,3 +200,43 @@ def test_an_owner_who_is_a_participant_may_answer(http: httpx.Client) -> None:
     answer = respond(http, host, event_id, "accepted")
     assert answer.status_code == 200, answer.text
     assert attendees(answer.json()["event"]) == {host.username: "accepted"}
+
+
+def exported_attendees(http: httpx.Client, viewer: Person, path: str,
+                       event_id: str) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The ORGANIZER's CN and each ATTENDEE's (address, PARTSTAT) by CN (or by address, where
+    it has none), from an export read back by the icalendar library."""
+    answer = http.get(path, headers=viewer.headers)
+    assert answer.status_code == 200, answer.text
+    [vevent] = [item for item in Calendar.from_ical(answer.text).walk("VEVENT")
+                if str(item["UID"]) == event_id]
+    attendees = vevent.get("ATTENDEE", [])
+    attendees = attendees if isinstance(attendees, list) else [attendees]
+    by_name = {str(a.params.get("CN", a)): (str(a), str(a.params["PARTSTAT"]))
+               for a in attendees}
+    return str(vevent["ORGANIZER"].params["CN"]), by_name
+
+
+def test_exports_carry_each_attendees_answer_as_partstat_without_others_addresses(
+    http: httpx.Client, owner: Person
+) -> None:
+    guest, second = sign_up(http, "guest"), sign_up(http, "guest")
+    event = create(http, owner, participants=[guest.username, second.username, INVITEE])
+    assert respond(http, guest, event["id"], "accepted").status_code == 200
+    answered = respond(http, second, event["id"], "tentative")
+    one = f"/api/event/{event['id']}.ics"
+    organiser, seen = exported_attendees(http, owner, one, event["id"])
+    assert organiser == owner.username
+    assert seen[guest.username] == (f"urn:uuid:{guest.id}", "ACCEPTED")
+    assert seen[second.username] == (f"urn:uuid:{second.id}", "TENTATIVE")
+    assert seen[f"mailto:{INVITEE}"] == (f"mailto:{INVITEE}", "NEEDS-ACTION")  # the owner
+    _, to_guest = exported_attendees(http, guest, one, event["id"])
+    assert to_guest[guest.username] == (f"urn:uuid:{guest.id}", "ACCEPTED")
+    invitee_address, invitee_answer = to_guest["invitee"]
+    assert invitee_address.startswith("urn:uuid:") and invitee_answer == "NEEDS-ACTION"
+    listed(http, owner, event["id"], answered.headers["X-Position"])
+    page = f"/api/events.ics?limit=1000&starts_after={event['starting_time']}"
+    assert exported_attendees(http, guest, page, event["id"]) == (organiser, to_guest)
+    export = http.get(one, headers=guest.headers).text
+    assert not [address for address in (INVITEE, owner.email, guest.email, second.email)
+                if address in export]

@@ -232,3 +232,55 @@ def test_links_of_a_deleted_event_a_removed_invitee_or_an_erased_one_record_noth
                 "This event can no longer be answered")
     assert [e["type"] for e in history(client, host, event_id)] == ["Created", "Updated",
                                                                     "Deleted"]
+
+
+def test_a_link_in_news_of_one_occurrence_answers_for_that_occurrence_alone(
+    mail_server: Server, smtp: SmtpServer, client: httpx.Client, host: Person
+) -> None:
+    invitee = invitee_address()
+    first = datetime.fromisocalendar(datetime.now(UTC).year + 1, 2, 1).replace(
+        hour=10, tzinfo=UTC)
+    series = create(client, host, participants=[invitee], starting_time=first.isoformat(),
+                    end_time=(first + timedelta(hours=1)).isoformat(),
+                    recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"])
+    event_id = series["id"]
+    invitation = email(smtp, event_id, invitee, "created")
+    invitee_id = invitation.id_parts()[2]
+    second = first + timedelta(weeks=1)
+    key = second.strftime("%Y%m%dT%H%M%SZ")
+    occurrence = f"{event_id}_{key}"
+    moved = client.patch(f"/api/event/{occurrence}", json={"location": "Room 2"},
+                         headers=host.headers)
+    assert moved.status_code == 200, moved.text
+
+    def news_of(version: int) -> Received:
+        return eventually(lambda: next((
+            r for r in smtp.received()
+            if r.message_id.startswith(f"<{event_id}.{version}.{invitee_id}.updated.{key}@")),
+            None), "the email about the occurrence")
+
+    news = news_of(2)
+    assert partstat(news) == "NEEDS-ACTION"
+    found = links(news)
+    assert set(found) == {"accepted", "declined", "tentative"}
+    token = found["tentative"].split("/rsvp/")[1].split("?")[0]
+    answering = server_links(mail_server).check(token)
+    assert (answering.event_id, answering.original_start) == (event_id, second)
+
+    assert_page(httpx.get(found["tentative"], timeout=30), 200,
+                "You answered maybe to “Standup”")
+    shown = client.get(f"/api/event/{occurrence}", headers=host.headers).json()["event"]
+    assert {a["participant"]: a["response"] for a in shown["attendees"]} == {
+        invitee: "tentative"}
+    assert attendees(client, host, event_id) == {invitee: "needs_action"}
+    last = history(client, host, event_id)[-1]
+    assert (last["type"], last["by"], last["instance_id"]) == (
+        "Responded", invitee_id, occurrence)
+    # the occurrence's next news carries its own answer as PARTSTAT
+    again = client.patch(f"/api/event/{occurrence}", json={"location": "Room 3"},
+                         headers=host.headers)
+    assert again.status_code == 200, again.text
+    assert partstat(news_of(4)) == "TENTATIVE"
+    # the invitation to the whole series answers for the whole series
+    whole = links(invitation)["accepted"].split("/rsvp/")[1].split("?")[0]
+    assert server_links(mail_server).check(whole).original_start is None

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from consumers.messages import MessageMaker
 from domain.errors import ConflictError, GoneError, InvalidFieldsError, NotFoundError
 from domain.events import Event
-from domain.recurrence import occurrences
+from domain.recurrence import key, occurrences
+from domain.reminders import Reminder
 from tests.unit.fixtures import NOW, START, fields
 
 OWNER = "owner-1"
@@ -101,3 +103,24 @@ def test_folding_the_facts_again_gives_the_same_series() -> None:
     assert folded.series() == event.series()
     assert folded.occurrence_state(occurrences(folded.series())[1]) == \
         event.occurrence_state(occurrences(event.series())[1])
+
+
+def test_messages_about_an_occurrence_and_its_reminder_name_it() -> None:
+    event = series(participants=[])
+    event.change_occurrence(START + DAY, by=OWNER, now=NOW, name="Own")
+    facts = event.collect_events()
+    reminder = Reminder(event_id=str(event.id), starting_time=START + DAY,
+                        original_start=START + DAY)
+    makes = MessageMaker(lambda event_id, version: event, lambda ids: {})
+    instance = f"{event.id}_{key(START + DAY)}"
+
+    changed = makes.make(2, facts[-1])
+    reminded = makes.make(3, reminder.collect_events()[0])
+
+    assert changed is not None and reminded is not None
+    assert (changed["type"], changed["instance_id"], changed["event"]["id"]) == (
+        "event.updated", instance, instance)
+    assert changed["event"]["name"] == "Own" and changed["event_id"] == str(event.id)
+    assert (reminded["type"], reminded["instance_id"]) == ("event.reminder", instance)
+    assert Reminder.create_id(str(event.id), START + DAY, START + DAY) != \
+        Reminder.create_id(str(event.id), START + DAY)
