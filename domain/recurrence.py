@@ -264,10 +264,12 @@ def time_zone(zone: str) -> ZoneInfo:
         raise RecurrenceError(f"unknown time zone {zone!r}") from None
 
 
-def starts(series: Series, after: datetime | None = None,
-           before: datetime | None = None) -> Iterator[datetime]:
+def starts(series: Series, after: datetime | None = None, before: datetime | None = None,
+           since: datetime | None = None) -> Iterator[datetime]:
     """The series' original starts (UTC) from `after` (inclusive) up to `before` (exclusive)
-    and the HORIZON, ascending, lazily. A series without recurrence has its start alone."""
+    and the HORIZON, ascending, lazily. A series without recurrence has its start alone.
+    `since`, one of the series' starts known already (a view's first one not materialised),
+    at or before `after`: the rule is walked from there rather than from its first start."""
     horizon = series.start + HORIZON
     before = horizon if before is None else min(before, horizon)
     if after is not None and after >= before:
@@ -275,14 +277,37 @@ def starts(series: Series, after: datetime | None = None,
     if not series.recurrence:
         moments: Iterator[datetime] = iter([series.start])
     else:
-        found = rules(series.recurrence, series.start, series.zone)
-        moments = found.xafter(after, inc=True) if after is not None else iter(found)
+        found = parsed(series.recurrence, series.start, series.zone)
+        if since is not None and after is not None and since <= after:
+            found = resumed(series, found, since)
+        moments = found.set().xafter(after, inc=True) if after is not None else iter(found.set())
     for moment in moments:
         moment = moment.astimezone(UTC)
         if before is not None and moment >= before:
             return
         if after is None or moment >= after:
             yield moment
+
+
+def resumed(series: Series, found: Parsed, since: datetime) -> Parsed:
+    """The lines with their rule rebased onto its own occurrence at `since` (UTC): the same
+    occurrences from there on (a rule has its periods, INTERVAL's phase included, counted from
+    an occurrence's, and every BYxxx part chosen within a whole period but for a WEEKLY rule's
+    first week, which takes no BYSETPOS), without walking the periods before. Left as they are
+    where that is not proven exact: a COUNT (it counts from the first start), or `since` not
+    the rule's own (an RDATE)."""
+    if (_part(series.recurrence, "COUNT") is not None
+            or since in {moment.astimezone(UTC) for moment in found.rdates}):
+        return found
+    first = series.start.astimezone(time_zone(series.zone))
+    # the occurrence's wall time: the rule's time of day (fold 0, as dateutil makes each) on
+    # the day whose instant is `since` (a time in a DST gap is not its own UTC round trip)
+    day = since.astimezone(first.tzinfo).date()
+    for near in (day, day - timedelta(days=1), day + timedelta(days=1)):
+        local = datetime.combine(near, first.time().replace(fold=0), tzinfo=first.tzinfo)
+        if local.astimezone(UTC) == since:
+            return Parsed(found.rule.replace(dtstart=local), found.exdates, found.rdates)
+    return found
 
 
 def occurrences(series: Series, after: datetime | None = None, before: datetime | None = None,

@@ -132,7 +132,7 @@ def expanded(series_rows: list[Row], filters: Any, after: tuple[str, str] | None
             continue
         begin = datetime.fromisoformat(max(filter(None, [row["pending"], lowest])))
         kept = 0
-        for start in starts(series, begin, end):
+        for start in starts(series, begin, end, since=datetime.fromisoformat(row["pending"])):
             if start in series.cancelled:
                 continue
             one = occurrence(series, start)

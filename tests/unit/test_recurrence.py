@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from domain.recurrence import (
     Series,
@@ -174,3 +177,88 @@ def test_an_expansion_stops_a_hundred_years_after_the_first_start() -> None:
     assert not occurs(daily, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
     assert len(occurrences(daily, after=datetime(2120, 1, 1, tzinfo=UTC), limit=5)) == 5
     assert time.perf_counter() - began < 5
+
+
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+ZONES = ("Europe/Berlin", "America/New_York", "UTC", "Australia/Lord_Howe")
+
+
+@st.composite
+def rule_series(draw: st.DrawFn) -> Series:
+    """A series whose rule has its first occurrence at its start: random parts around the
+    start's own day, at times of day that fall into DST gaps and folds in some zones."""
+    zone = draw(st.sampled_from(ZONES))
+    day = draw(st.dates(datetime(2026, 1, 1).date(), datetime(2028, 12, 31).date()))
+    hour, minute = draw(st.sampled_from([(0, 0), (1, 30), (2, 0), (2, 15), (2, 30), (9, 0),
+                                         (23, 30)]))
+    local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(zone))
+    frequency = draw(st.sampled_from(["DAILY", "WEEKLY", "MONTHLY", "YEARLY"]))
+    parts = [f"FREQ={frequency}", f"INTERVAL={draw(st.integers(1, 3))}"]
+    if draw(st.booleans()):
+        days = {WEEKDAYS[local.weekday()], *draw(st.sets(st.sampled_from(WEEKDAYS)))}
+        ordinal = frequency in ("MONTHLY", "YEARLY") and draw(st.booleans())
+        parts.append("BYDAY=" + ",".join(
+            (draw(st.sampled_from(["1", "2", "-1", "+3"])) if ordinal else "") + one
+            for one in sorted(days)))
+    if frequency != "WEEKLY" and frequency != "DAILY" and draw(st.booleans()):
+        parts.append(f"BYMONTHDAY={local.day}," + draw(st.sampled_from(["1", "-1", "15", "31"])))
+    if frequency in ("MONTHLY", "YEARLY") and draw(st.booleans()):
+        parts.append(f"BYMONTH={local.month}," + str(draw(st.integers(1, 12))))
+    if frequency == "YEARLY" and draw(st.booleans()):
+        parts.append("BYWEEKNO=" + ",".join(draw(st.sets(st.sampled_from(
+            ["1", "2", "20", "52", "53", "-1"]), min_size=1))))
+    if frequency in ("MONTHLY", "YEARLY") and len(parts) > 2 and draw(st.booleans()):
+        parts.append("BYSETPOS=" + draw(st.sampled_from(["1", "-1", "2", "1,-1"])))
+    if draw(st.booleans()):
+        parts.append("WKST=" + draw(st.sampled_from(WEEKDAYS)))
+    ending = draw(st.sampled_from(["", "COUNT", "UNTIL"]))
+    if ending == "COUNT":
+        parts.append(f"COUNT={draw(st.integers(1, 60))}")
+    elif ending == "UNTIL":
+        until = local + timedelta(days=draw(st.integers(0, 2000)))
+        parts.append(f"UNTIL={key(until)}")
+    lines = ["RRULE:" + ";".join(parts)]
+    assume(check(lines, local.astimezone(UTC), zone) is None)
+    return series(local, *lines, zone=zone)
+
+
+@settings(max_examples=400, deadline=None)
+@given(rule_series(), st.data())
+def test_an_expansion_resumed_at_a_known_start_equals_the_full_one(
+        rule: Series, data: st.DataObject) -> None:
+    before = rule.start + timedelta(days=3 * 366)
+    full = list(islice(starts(rule, before=before), 120))
+    assume(full)
+    # EXDATE one of its starts and RDATE another time, possibly rebasing at that very time
+    extra = []
+    if data.draw(st.booleans()):
+        extra.append(f"EXDATE:{key(data.draw(st.sampled_from(full)))}")
+    if data.draw(st.booleans()):
+        extra.append(f"RDATE:{key(full[0] + timedelta(hours=data.draw(st.integers(1, 5000))))}")
+    rule = series(rule.start.astimezone(ZoneInfo(rule.zone)), *rule.recurrence, *extra,
+                  zone=rule.zone)
+    full = list(islice(starts(rule, before=before), 120))
+    assume(full)
+    end = full[-1] + timedelta(seconds=1)
+    since = data.draw(st.sampled_from(full))
+    after = since + timedelta(hours=data.draw(st.sampled_from([0, 0, 1, 24, 24 * 40])))
+
+    assert list(starts(rule, after, end, since=since)) == [
+        one for one in full if after <= one < end]
+
+
+@pytest.mark.parametrize(("zone", "first", "rebased_on"), [
+    ("Europe/Berlin", datetime(2027, 3, 20, 2, 30), datetime(2027, 3, 28)),  # in the gap
+    ("America/New_York", datetime(2027, 3, 10, 2, 30), datetime(2027, 3, 14)),  # in the gap
+    ("Australia/Lord_Howe", datetime(2026, 9, 30, 2, 15), datetime(2026, 10, 4)),  # 30 min gap
+    ("America/New_York", datetime(2027, 11, 1, 1, 30), datetime(2027, 11, 7)),  # in the fold
+    ("Europe/Berlin", datetime(2027, 10, 28, 2, 30), datetime(2027, 10, 31)),  # in the fold
+])
+def test_an_expansion_resumed_at_a_dst_change_keeps_the_rules_wall_time(
+        zone: str, first: datetime, rebased_on: datetime) -> None:
+    rule = series(first.replace(tzinfo=ZoneInfo(zone)), "RRULE:FREQ=DAILY", zone=zone)
+    end = rule.start + timedelta(days=30)
+    full = list(starts(rule, before=end))
+    since = next(one for one in full if one.astimezone(ZoneInfo(zone)).day == rebased_on.day)
+
+    assert list(starts(rule, since, end, since=since)) == [one for one in full if one >= since]
