@@ -11,6 +11,7 @@ Filters other than times (words, a participant) look at the series' own fields."
 from __future__ import annotations
 
 import json
+from bisect import insort
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -120,11 +121,14 @@ def pending_query(filters: Any, match: str | None, until: str | None,
 def expanded(series_rows: list[Row], filters: Any, after: tuple[str, str] | None,
              until: str | None, limit: int) -> list[dict[str, Any]]:
     """The occurrences of statement 2's series from their `pending` start up to `until`
-    (inclusive), the first `limit` of each in the window and past the cursor."""
+    (inclusive), the first `limit` of each in the window and past the cursor. A series whose
+    occurrences keep their starts stops at the first that comes after the `limit` best found
+    so far (the page cannot take it): a page far ahead reads a few of each, not `limit`."""
     lowest = max(filter(None, [filters.starts_after, after[0] if after else None]),
                  default=None)
     end = datetime.fromisoformat(until) + timedelta(seconds=1) if until else None
     found: list[dict[str, Any]] = []
+    best: list[tuple[str, str]] = []  # the `limit` least (start, id) found, in order
     for row in series_rows:
         exceptions = Exceptions.read(row)
         series = series_of(row, exceptions)
@@ -133,6 +137,8 @@ def expanded(series_rows: list[Row], filters: Any, after: tuple[str, str] | None
         begin = datetime.fromisoformat(max(filter(None, [row["pending"], lowest])))
         kept = 0
         for start in starts(series, begin, end, since=datetime.fromisoformat(row["pending"])):
+            if len(best) == limit and not series.overrides and instant(start) > best[-1][0]:
+                break
             if start in series.cancelled:
                 continue
             one = occurrence(series, start)
@@ -143,6 +149,8 @@ def expanded(series_rows: list[Row], filters: Any, after: tuple[str, str] | None
                          changes=json.dumps(exceptions.overrides.get(one.key, {})))
             if inside(shown, filters, after):
                 found.append(shown)
+                insort(best, (shown["starting_time"], shown["id"]))
+                del best[limit:]
                 kept += 1
                 if kept == limit:
                     break
