@@ -124,6 +124,41 @@ def test_past_the_materialised_horizon_the_occurrences_are_those_of_instances(
     assert {e["local_start"][11:19] for e in found} == {"09:00:00"}
 
 
+def test_past_the_horizon_several_series_interleave_as_their_instances_do(
+        http: httpx.Client, owner: Person) -> None:
+    """Each series is expanded from its first occurrence not materialised, and stops once the
+    page is full: pages of 3 over four rules (one daily at 02:30 in Berlin, one with an EXDATE
+    and an RDATE past the horizon) list exactly their instances, by start then id."""
+    name = f"Interleaved {uuid.uuid4().hex[:8]}"
+    first = datetime(2031, 1, 6, 9, tzinfo=UTC)
+    later = first + timedelta(days=2 * 365)
+    rules = [
+        (first, ["RRULE:FREQ=DAILY;INTERVAL=3"], "UTC"),
+        (first, ["RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE;WKST=SU"], "America/New_York"),
+        (datetime(2031, 3, 1, 1, 30, tzinfo=UTC), ["RRULE:FREQ=DAILY"], "Europe/Berlin"),
+        (first, ["RRULE:FREQ=MONTHLY;BYDAY=1MO,-1FR",
+                 f"EXDATE:{key(datetime(2033, 1, 28, 9, tzinfo=UTC))}",
+                 f"RDATE:{key(later + timedelta(days=3, hours=2))}"], "UTC"),
+    ]
+    made = [create(http, owner, start, name=name, recurrence=lines, time_zone=zone)
+            for start, lines, zone in rules]
+    window = {"starts_after": later.isoformat(),
+              "starts_before": (later + timedelta(days=40)).isoformat()}
+    found = [event for page in pages(http, owner, q=name, single_events="true", limit=3,
+                                     min_position=written(made[-1]), **window)
+             for event in page]
+    instances = []
+    for answer in made:
+        listed = http.get(f"/api/event/{answer.json()['event']['id']}/instances",
+                          params=window, headers=owner.headers)
+        assert listed.status_code == 200, listed.text
+        instances += listed.json()["events"]
+    instances.sort(key=lambda event: (event["starting_time"], event["id"]))
+    assert len(found) > 20
+    assert [(e["id"], e["starting_time"]) for e in found] == [
+        (e["id"], e["starting_time"]) for e in instances]
+
+
 def test_single_events_is_true_or_false_and_cursors_keep_to_their_flag(
         http: httpx.Client, owner: Person) -> None:
     error = assert_error(http.get("/api/events/", params={"single_events": "yes"},
