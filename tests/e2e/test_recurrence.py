@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body
+from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body, sign_up
 from tests.e2e.test_lists import caught_up, snapshot
 from tests.e2e.test_websockets import ws_url
 from tests.mail_clients import expanded_by_icaljs
@@ -431,6 +431,15 @@ def vevents_of(text: str, uid: str) -> list[str]:
     return [block.split("END:VEVENT")[0] for block in blocks if f"\r\nUID:{uid}\r\n" in block]
 
 
+def list_export(http: httpx.Client, who: Person, word: str, written: httpx.Response) -> str:
+    """GET /api/events.ics of the events whose location has `word`, once the view has taken
+    `written`'s write, unfolded."""
+    answer = http.get("/api/events.ics", headers=who.headers,
+                      params={"location": word, "min_position": written.headers["X-Position"]})
+    assert answer.status_code == 200, answer.text
+    return answer.text.replace("\r\n ", "")
+
+
 def test_the_list_export_holds_each_series_as_its_own_export_does(
         http: httpx.Client, owner: Person) -> None:
     """GET /api/events.ics carries a series' cancelled occurrences (EXDATE) and its moved one
@@ -445,10 +454,7 @@ def test_the_list_export_holds_each_series_as_its_own_export_does(
     assert single.status_code == 201, single.text
     one = single.json()["event"]
 
-    answer = http.get("/api/events.ics", headers=owner.headers,
-                      params={"location": word, "min_position": single.headers["X-Position"]})
-    assert answer.status_code == 200, answer.text
-    text = answer.text.replace("\r\n ", "")
+    text = list_export(http, owner, word, single)
 
     assert_expands_as_listed(http, owner, created["id"], text, first)
     assert vevents_of(text, created["id"]) == vevents_of(ical(http, owner, created["id"]),
@@ -457,6 +463,27 @@ def test_the_list_export_holds_each_series_as_its_own_export_does(
     [once] = vevents_of(text, one["id"])
     assert "RRULE" not in once and "EXDATE" not in once and "RECURRENCE-ID" not in once
     assert "\r\nSUMMARY:Once\r\n" in once and "SEQUENCE" not in once
+
+
+def test_the_list_export_shows_an_occurrence_answered_for_itself_as_its_own_export_does(
+        http: httpx.Client, owner: Person) -> None:
+    """An occurrence a participant answered for itself is a VEVENT with RECURRENCE-ID and its
+    own PARTSTAT in the list export, the series' answer staying on the series."""
+    guest = sign_up(http, "guest")
+    word = f"Listics{uuid4().hex[:8]}"
+    created = series(http, owner, FIRST, f"{WEEKLY};COUNT=4", participants=[guest.username],
+                     location=f"Room {word}")
+    second = f"{created['id']}_{key(FIRST + timedelta(weeks=1))}"
+    answer = http.post(f"/api/event/{second}/response", json={"response": "accepted"},
+                       headers=guest.headers)
+    assert answer.status_code == 200, answer.text
+
+    exported = vevents_of(list_export(http, guest, word, answer), created["id"])
+
+    assert exported == vevents_of(ical(http, guest, created["id"]), created["id"])
+    whole, own = exported
+    assert "PARTSTAT=NEEDS-ACTION" in whole and "RECURRENCE-ID" not in whole
+    assert "PARTSTAT=ACCEPTED" in own and "RECURRENCE-ID" in own
 
 
 def test_a_batch_creates_and_changes_series_and_refuses_a_bad_rule_by_index(
