@@ -333,7 +333,7 @@ def worker(settings: Settings) -> Worker:
             BatchServices(app, commands, people, people_reader),
             FeedsServices(CalendarFeeds(db), FeedReader(reads, db.dialect), app,
                           settings.public_url, FeedTexts()),
-            ListsServices(reader, rendered, people_reader, runner),
+            ListsServices(reader, rendered, people_reader, runner, app),
             SocketServices(tokens, people_reader, app, hub, log, load_event, people),
             ChangesServices(log, load_event, people, settings.sync_read_limit),
             RsvpServices(RsvpLinks(secret, settings.link_base), people, app, commands),

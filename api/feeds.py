@@ -17,7 +17,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from sanic import Blueprint, Request, empty, json, raw
@@ -27,12 +26,13 @@ from api.conditional import unchanged
 from api.context import CurrentUser, now, off_loop, served, signed_in
 from api.docs import CALENDAR, VERSIONED, Answer, RequestHeader, documented
 from api.events import ICS
-from api.present import fields_of_row
+from api.present import calendar_events
 from api.schemas import CalendarFeed
 from consumers.calendar import calendar
 from domain.application import EventsApplication
 from domain.errors import NotFoundError
 from domain.presentation import calendar_fields, instant
+from projections.database import Row
 from projections.feeds import CalendarFeeds, FeedReader
 
 bp = Blueprint("feeds")
@@ -126,8 +126,7 @@ async def calendar_feed(request: Request, services: FeedsServices, secret: str) 
         # ETag is then that of what is sent.
         rows = await services.reader.rows(keys.user_id)
         tag = feed_tag([(row["id"], row["version"]) for row in rows], keys.cancelled)
-        live = [fields_of_row(row) for row in rows]
-        text = await off_loop(render, services.app, live, keys.cancelled)
+        text = await off_loop(render, services.app, rows, keys.cancelled)
         services.texts.keep(tag, text)
     return raw(text, content_type=ICS, headers={"ETag": tag})
 
@@ -138,18 +137,14 @@ def feed_tag(live: Sequence[tuple[str, int]], cancelled: Sequence[tuple[str, int
     return '"' + hashlib.sha256("\n".join(listed).encode()).hexdigest()[:32] + '"'
 
 
-def render(app: EventsApplication, live: list[dict[str, Any]],
+def render(app: EventsApplication, live: Sequence[Row],
            cancelled: Sequence[tuple[str, int, str]]) -> bytes:
     """The feed's text, its events in order of start (then id), so one set of events always
-    gives the same text. A series comes as the store holds it at the row's version (its RRULE,
-    its cancelled occurrences as EXDATE, each changed occurrence as a VEVENT with
-    RECURRENCE-ID), so a calendar app expands it as the API does. A cancelled event is shown
-    as it was before its deletion (read from the store at that version: the view keeps no
-    row of it), stamped with the deletion's time."""
-    events: list[dict[str, Any]] = []
-    for row in live:
-        events += (calendar_fields(app.get_event(UUID(row["id"]), row["version"]))
-                   if row["recurrence"] else [row])
+    gives the same text. A series comes as the store holds it at the row's version
+    (api.present.calendar_events), so a calendar app expands it as the API does. A cancelled
+    event is shown as it was before its deletion (read from the store at that version: the
+    view keeps no row of it), stamped with the deletion's time."""
+    events = calendar_events(app, live)
     for event_id, version, at in cancelled:
         when = datetime.fromisoformat(at)
         events += [{**shown, "updated_at": when, "stamp": when, "status": "CANCELLED"}

@@ -23,10 +23,11 @@ from api.context import (
 from api.docs import CALENDAR, Answer, Query, documented
 from api.errors import ApiError
 from api.events import ICS, parse_time
-from api.present import fields_of_row, with_people
+from api.present import calendar_events, with_people
 from api.rendered import JSON, RenderedEvents, page_body
 from api.schemas import EventList, is_username
 from consumers.calendar import calendar
+from domain.application import EventsApplication
 from domain.errors import InvalidFieldsError
 from domain.events import time_problem
 from domain.presentation import instant
@@ -42,12 +43,14 @@ bp = Blueprint("lists", url_prefix="/api")
 @dataclass(frozen=True)
 class ListsServices:
     """What lists read: pages from the events view, rendered with names; the follower to
-    bring the view up to a client's ?min_position."""
+    bring the view up to a client's ?min_position; the store, for an exported series'
+    occurrences' own changes and cancellations."""
 
     reader: EventsReader
     rendered: RenderedEvents
     people_reader: PeopleReader
     follower: Follower
+    app: EventsApplication
 
 
 DEFAULT_LIMIT = 100
@@ -104,8 +107,9 @@ async def events_ics(request: Request, services: ListsServices, user: CurrentUse
     page = await services.reader.page(found,
                                       request.args.get("cursor"), limit(request, default=MAX_LIMIT),
                                       whole=True)
-    shown = await with_people([fields_of_row(row) for row in page.rows], services.people_reader,
-                              user.id, user.names_count)
+    # each series whole, as GET /api/event/{id}.ics and the feed show it
+    events = await off_loop(calendar_events, services.app, page.rows)
+    shown = await with_people(events, services.people_reader, user.id, user.names_count)
     return raw(calendar(shown), content_type=ICS)
 
 

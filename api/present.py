@@ -4,13 +4,16 @@ shown to the owner only, times as UTC instants."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from consumers.calendar import people_lines
+from domain.application import EventsApplication
 from domain.events import Event, fact_by, fact_changes, fact_people, instance_of
 from domain.presentation import (
+    calendar_fields,
     changes_json,
     event_json,
     fields_of,
@@ -34,6 +37,21 @@ def fields_of_row(row: Row) -> dict[str, Any]:
     for name in ("participants", "responses", "recurrence"):
         fields[name] = json.loads(fields[name])
     return fields
+
+
+def calendar_events(app: EventsApplication, rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """View rows as a calendar file holds them (the feed's and the list export's one way): a
+    single event as its row; a series as the store holds it at its row's version
+    (calendar_fields: its RRULE, its cancelled occurrences as EXDATE, each changed or
+    separately answered occurrence as a VEVENT with RECURRENCE-ID), since its row holds only
+    the series' own fields, so a calendar app expands it as the API does. Reads the store:
+    call it off the event loop."""
+    events: list[dict[str, Any]] = []
+    for row in rows:
+        fields = fields_of_row(row)
+        events += (calendar_fields(app.get_event(UUID(fields["id"]), fields["version"]))
+                   if fields["recurrence"] else [fields])
+    return events
 
 
 async def with_people(events: Sequence[dict[str, Any]], people: PeopleReader, viewer_id: str,

@@ -184,13 +184,7 @@ class Event(Aggregate):
             return {}
         if self.starting_time <= now and not self.recurs_after(now):
             raise ConflictError("the event has already started; it can no longer be changed")
-        problems = field_problems({**self.state(), **changes})
-        if "starting_time" in changes and "starting_time" not in problems \
-                and changes["starting_time"] < now:
-            problems["starting_time"] = "must not be in the past"
-        if problems:
-            raise InvalidFieldsError(problems)
-        changes = in_utc(changes)
+        changes = checked_changes(self.state(), changes, now)
         self._record_update(changes=changes, by=by)
         return changes
 
@@ -240,13 +234,7 @@ class Event(Aggregate):
         if found.start <= now:
             raise ConflictError("this occurrence has already started; it can no longer be "
                                 "changed")
-        problems = field_problems({**current, **changes})
-        if "starting_time" in changes and "starting_time" not in problems \
-                and changes["starting_time"] < now:
-            problems["starting_time"] = "must not be in the past"
-        if problems:
-            raise InvalidFieldsError(problems)
-        changes = in_utc(changes)
+        changes = checked_changes(current, changes, now)
         self._record_occurrence_change(original_start=original_start, changes=changes, by=by)
         return changes
 
@@ -426,6 +414,19 @@ def occurrence_responses_after(answers: dict[str, str], changes: dict[str, Any],
 def attendee_responses(participants: list[str], responses: dict[str, str]) -> list[str]:
     """Each participant's response, in the participants' order."""
     return [responses.get(person, NEEDS_ACTION) for person in participants]
+
+
+def checked_changes(current: dict[str, Any], changes: dict[str, Any],
+                    now: datetime) -> dict[str, Any]:
+    """Changes of an event or an occurrence, every rule checked against the fields they leave
+    (a new start also not in the past), in UTC; or every broken rule at once."""
+    problems = field_problems({**current, **changes})
+    if "starting_time" in changes and "starting_time" not in problems \
+            and changes["starting_time"] < now:
+        problems["starting_time"] = "must not be in the past"
+    if problems:
+        raise InvalidFieldsError(problems)
+    return in_utc(changes)
 
 
 def check_fields(fields: dict[str, Any]) -> None:

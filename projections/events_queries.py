@@ -116,15 +116,9 @@ def page_query(
     else:
         source = "events_view v"
         start, ident = "v.starting_time", "v.id"
-    if filters.starts_after:
-        where.append(f"{start} >= ?")
-        params.append(filters.starts_after)
-    if filters.starts_before:
-        where.append(f"{start} < ?")
-        params.append(filters.starts_before)
-    if after:
-        where.append(f"({start}, {ident}) > (?, ?)")
-        params.extend(after)
+    bounds, values = single_events.window(filters, after, start, ident)
+    where += bounds
+    params += values
     if where:
         source += " WHERE " + " AND ".join(where)
     order = f" ORDER BY {start}, {ident}"

@@ -92,6 +92,8 @@ def page_query(filters: Any, match: str | None, after: tuple[str, str] | None, l
 
 def window(filters: Any, after: tuple[str, str] | None, start: str,
            ident: str) -> tuple[list[str], list[Any]]:
+    """A page's bounds on (start, id) columns: the filters' window and the cursor's position,
+    the same for plain lists, occurrences and single events."""
     where: list[str] = []
     params: list[Any] = []
     if filters.starts_after:

@@ -167,9 +167,11 @@ def by_icaljs(texts: Sequence[str]) -> list[list[CalendarEvent]]:
     ) for event in calendar["events"]] for calendar in json.loads(done.stdout)]
 
 
-def expanded_by_icaljs(text: str, after: datetime, before: datetime) -> list[dict[str, str]]:
+def expanded_by_icaljs(text: str, after: datetime, before: datetime,
+                       uid: str | None = None) -> list[dict[str, str]]:
     """A recurring event's occurrences with an original start in [after, before), expanded
-    from an iCalendar text by tests/js/expand-calendar.mjs (ical.js)."""
+    from an iCalendar text by tests/js/expand-calendar.mjs (ical.js); `uid` picks the series
+    in a file of many events."""
     missing = _icaljs_ready()
     if missing:
         if os.environ.get("CI"):
@@ -178,6 +180,7 @@ def expanded_by_icaljs(text: str, after: datetime, before: datetime) -> list[dic
     done = subprocess.run(
         ["node", str(JS / "expand-calendar.mjs")], capture_output=True, text=True, check=True,
         timeout=300, input=json.dumps({"text": text, "after": after.isoformat(),
-                                       "before": before.isoformat()}))
+                                       "before": before.isoformat(),
+                                       **({"uid": uid} if uid else {})}))
     found: list[dict[str, str]] = json.loads(done.stdout)
     return found

@@ -9,13 +9,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body
+from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body, sign_up
 from tests.e2e.test_lists import caught_up, snapshot
 from tests.e2e.test_websockets import ws_url
 from tests.mail_clients import expanded_by_icaljs
@@ -377,14 +378,14 @@ def test_a_nine_o_clock_meeting_stays_at_nine_local_across_a_dst_change(
                == timedelta(hours=1) for e in page["events"])
 
 
-def test_ical_js_expands_the_exported_series_exactly_as_the_api_lists_it(
-        http: httpx.Client, owner: Person) -> None:
+def berlin_weekly_moved_and_cancelled(http: httpx.Client, owner: Person,
+                                      **fields: Any) -> tuple[dict[str, Any], datetime]:
     """A weekly Berlin meeting across the spring change, one occurrence moved and renamed and
-    one cancelled: Mozilla's ical.js reads the .ics into the same occurrences as /instances."""
+    one cancelled; the series and its first start."""
     changed = change_day("Europe/Berlin", NEXT_YEAR, 3)
     first = (changed - timedelta(days=13)).replace(hour=9)
     created = series(http, owner, first, f"{WEEKLY};COUNT=5", time_zone="Europe/Berlin",
-                     name="Weekly", location="Room 1")
+                     **{"name": "Weekly", "location": "Room 1", **fields})
     page = instances(http, owner, created["id"], starts_after=first.isoformat())
     moved, cancelled = page["events"][1], page["events"][3]
     start = datetime.fromisoformat(moved["starting_time"]) + timedelta(hours=2)
@@ -392,11 +393,17 @@ def test_ical_js_expands_the_exported_series_exactly_as_the_api_lists_it(
         "name": "Moved once", "location": "Room 2", "starting_time": start.isoformat(),
         "end_time": (start + timedelta(minutes=30)).isoformat()}).status_code == 200
     assert http.delete(f"/api/event/{cancelled['id']}", headers=owner.headers).status_code == 200
-    after, before = first - timedelta(days=1), first + timedelta(days=60)
+    return created, first
 
-    listed = instances(http, owner, created["id"], starts_after=after.isoformat(),
+
+def assert_expands_as_listed(http: httpx.Client, owner: Person, event_id: str, text: str,
+                             first: datetime) -> None:
+    """ical.js reads the series `event_id` in `text` into the same occurrences as
+    /instances."""
+    after, before = first - timedelta(days=1), first + timedelta(days=60)
+    listed = instances(http, owner, event_id, starts_after=after.isoformat(),
                        starts_before=before.isoformat())["events"]
-    expanded = expanded_by_icaljs(ical(http, owner, created["id"]), after, before)
+    expanded = expanded_by_icaljs(text, after, before, event_id)
 
     def moment(text: str) -> datetime:
         return datetime.fromisoformat(text).astimezone(UTC)
@@ -408,6 +415,75 @@ def test_ical_js_expands_the_exported_series_exactly_as_the_api_lists_it(
     assert len(listed) == 4 and [e["name"] for e in listed].count("Moved once") == 1
     assert {datetime.fromisoformat(e["local_start"]).utcoffset() for e in listed} == {
         timedelta(hours=1), timedelta(hours=2)}
+
+
+def test_ical_js_expands_the_exported_series_exactly_as_the_api_lists_it(
+        http: httpx.Client, owner: Person) -> None:
+    """Mozilla's ical.js reads the event's .ics into the same occurrences as /instances."""
+    created, first = berlin_weekly_moved_and_cancelled(http, owner)
+
+    assert_expands_as_listed(http, owner, created["id"], ical(http, owner, created["id"]), first)
+
+
+def vevents_of(text: str, uid: str) -> list[str]:
+    """The VEVENT blocks of an unfolded iCalendar text with this UID, as text."""
+    blocks = text.split("BEGIN:VEVENT")[1:]
+    return [block.split("END:VEVENT")[0] for block in blocks if f"\r\nUID:{uid}\r\n" in block]
+
+
+def list_export(http: httpx.Client, who: Person, word: str, written: httpx.Response) -> str:
+    """GET /api/events.ics of the events whose location has `word`, once the view has taken
+    `written`'s write, unfolded."""
+    answer = http.get("/api/events.ics", headers=who.headers,
+                      params={"location": word, "min_position": written.headers["X-Position"]})
+    assert answer.status_code == 200, answer.text
+    return answer.text.replace("\r\n ", "")
+
+
+def test_the_list_export_holds_each_series_as_its_own_export_does(
+        http: httpx.Client, owner: Person) -> None:
+    """GET /api/events.ics carries a series' cancelled occurrences (EXDATE) and its moved one
+    (RECURRENCE-ID), as GET /api/event/{id}.ics does, so ical.js expands the list's file into
+    /instances; a single event beside it is exported as before, alone."""
+    word = f"Listics{uuid4().hex[:8]}"
+    created, first = berlin_weekly_moved_and_cancelled(http, owner, location=f"Room {word}")
+    start = first + timedelta(days=2)
+    single = http.post("/api/events/", headers=owner.headers, json=event_body(
+        name="Once", location=f"Hall {word}", starting_time=start.isoformat(),
+        end_time=(start + timedelta(hours=1)).isoformat()))
+    assert single.status_code == 201, single.text
+    one = single.json()["event"]
+
+    text = list_export(http, owner, word, single)
+
+    assert_expands_as_listed(http, owner, created["id"], text, first)
+    assert vevents_of(text, created["id"]) == vevents_of(ical(http, owner, created["id"]),
+                                                          created["id"])
+    assert text.count("RECURRENCE-ID") == 1 and text.count("EXDATE") == 1
+    [once] = vevents_of(text, one["id"])
+    assert "RRULE" not in once and "EXDATE" not in once and "RECURRENCE-ID" not in once
+    assert "\r\nSUMMARY:Once\r\n" in once and "SEQUENCE" not in once
+
+
+def test_the_list_export_shows_an_occurrence_answered_for_itself_as_its_own_export_does(
+        http: httpx.Client, owner: Person) -> None:
+    """An occurrence a participant answered for itself is a VEVENT with RECURRENCE-ID and its
+    own PARTSTAT in the list export, the series' answer staying on the series."""
+    guest = sign_up(http, "guest")
+    word = f"Listics{uuid4().hex[:8]}"
+    created = series(http, owner, FIRST, f"{WEEKLY};COUNT=4", participants=[guest.username],
+                     location=f"Room {word}")
+    second = f"{created['id']}_{key(FIRST + timedelta(weeks=1))}"
+    answer = http.post(f"/api/event/{second}/response", json={"response": "accepted"},
+                       headers=guest.headers)
+    assert answer.status_code == 200, answer.text
+
+    exported = vevents_of(list_export(http, guest, word, answer), created["id"])
+
+    assert exported == vevents_of(ical(http, guest, created["id"]), created["id"])
+    whole, own = exported
+    assert "PARTSTAT=NEEDS-ACTION" in whole and "RECURRENCE-ID" not in whole
+    assert "PARTSTAT=ACCEPTED" in own and "RECURRENCE-ID" in own
 
 
 def test_a_batch_creates_and_changes_series_and_refuses_a_bad_rule_by_index(
