@@ -40,7 +40,7 @@ def poison(server: Server) -> tuple[str, int]:
         start = datetime.fromisoformat(f"{POISON_YEAR}T00:00:00+00:00")
         event = Event(owner_id=str(app.register_user().aggregate.id), name="Poisoned",
                       starting_time=start, end_time=start.replace(hour=1),
-                      location="Nowhere", participants=[])
+                      location="Nowhere", participants=[], time_zone="UTC", recurrence=[])
         [recording] = app.save(event)
         position = recording.notification.id
     finally:
