@@ -113,6 +113,11 @@ def pending_query(filters: Any, match: str | None, until: str | None,
     """Statement 2: the series with occurrences not materialised before `until` (the page's
     end, None for no end)."""
     where, params = conditions(filters, dialect, match)
+    if match and dialect.name == "sqlite":
+        # the series drive (their `pending` index) and each is tested against the search's
+        # rows: `+` keeps SQLite from walking those rows as v's index for every series (10,000
+        # series and 400 matches took 0.3 s a page, most of a year-ahead word search)
+        where[where.index(dialect.search.condition)] = "+" + dialect.search.condition
     where.insert(0, "s.pending IS NOT NULL" if until is None else "s.pending <= ?")
     if until is not None:
         params.insert(0, until)
