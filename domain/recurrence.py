@@ -9,7 +9,8 @@ The API other modules use:
   their original start, overrides applied and cancellations left out; `starts(...)` the bare
   original starts (lazily: an unbounded rule is only ever read up to a bound).
 * `occurs(series, original_start)`, `key(start)` / `parse_key(text)` (occurrence ids),
-  `ended_before(lines, start, zone, split_at)` (the lines of a series ended by a split).
+  `split(lines, start, zone, at)` (the lines of the two series a split makes),
+  `wall_time(start, zone, at)` (the rule's wall time of its occurrence at an instant).
 
 Choices (written down in the README): an occurrence is keyed, filtered and ordered by its
 original start; a rule must have its first occurrence at the series' start (RFC 5545 leaves
@@ -299,15 +300,24 @@ def resumed(series: Series, found: Parsed, since: datetime) -> Parsed:
     if (_part(series.recurrence, "COUNT") is not None
             or since in {moment.astimezone(UTC) for moment in found.rdates}):
         return found
-    first = series.start.astimezone(time_zone(series.zone))
-    # the occurrence's wall time: the rule's time of day (fold 0, as dateutil makes each) on
-    # the day whose instant is `since` (a time in a DST gap is not its own UTC round trip)
-    day = since.astimezone(first.tzinfo).date()
+    local = wall_time(series.start, series.zone, since)
+    if local is None:
+        return found
+    return Parsed(found.rule.replace(dtstart=local), found.exdates, found.rdates)
+
+
+def wall_time(start: datetime, zone: str, at: datetime) -> datetime | None:
+    """The rule's own wall time of its occurrence at `at` (UTC), or None when `at` is not at
+    the rule's time of day: that time of day (fold 0, as dateutil makes each) on the day whose
+    instant is `at`. A time in a DST gap is not its own UTC round trip, so `at` read back in
+    the zone would give another time of day."""
+    first = start.astimezone(time_zone(zone))
+    day = at.astimezone(first.tzinfo).date()
     for near in (day, day - timedelta(days=1), day + timedelta(days=1)):
         local = datetime.combine(near, first.time().replace(fold=0), tzinfo=first.tzinfo)
-        if local.astimezone(UTC) == since:
-            return Parsed(found.rule.replace(dtstart=local), found.exdates, found.rdates)
-    return found
+        if local.astimezone(UTC) == at:
+            return local
+    return None
 
 
 def occurrences(series: Series, after: datetime | None = None, before: datetime | None = None,
@@ -358,8 +368,16 @@ def split(lines: Sequence[str], start: datetime, zone: str,
     """The lines of the two series a split at the occurrence `at` makes: the first ends just
     before it (its RRULE's UNTIL; COUNT dropped), the second recurs from it by the same rule
     (a COUNT reduced by the occurrences before `at`); each keeps its own side's EXDATE and
-    RDATE values, written as UTC times."""
+    RDATE values, written as UTC times. Refused when `at` is the rule's time of day in a DST
+    gap (02:30 on a spring-forward day in Europe/Berlin, at 03:30 CEST): the second series
+    starts at that instant, which its zone reads as 03:30, so its rule would go on at 03:30
+    rather than 02:30; a series stores no wall time apart from its starting_time."""
     found = parsed(lines, start, zone)
+    local = wall_time(start, zone, at)
+    if local is not None and at.astimezone(local.tzinfo).time() != local.time():
+        raise RecurrenceError(
+            f"this occurrence's time of day ({local:%H:%M}) does not exist on {local:%Y-%m-%d} "
+            f"in {zone} (a daylight saving change); split the series at another occurrence")
     # COUNT counts the rule's occurrences, EXDATEs or not (RFC 5545 §3.8.5.1)
     before = len(found.rule.between(start, at - timedelta(seconds=1), inc=True))
     until = (at - timedelta(seconds=1)).astimezone(UTC).strftime(KEY_FORMAT)

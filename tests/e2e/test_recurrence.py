@@ -378,6 +378,32 @@ def test_a_nine_o_clock_meeting_stays_at_nine_local_across_a_dst_change(
                == timedelta(hours=1) for e in page["events"])
 
 
+def test_a_split_at_an_occurrence_in_a_dst_gap_is_refused_and_the_next_day_keeps_the_time(
+        http: httpx.Client, owner: Person) -> None:
+    """A daily 02:30 Berlin series: on the spring-forward day its occurrence is at 01:30 UTC
+    (03:30 CEST). A new series starting there would be read as a 03:30 one, so that split is
+    refused; split a day later, the new series stays at 02:30 local."""
+    gap = change_day("Europe/Berlin", NEXT_YEAR, 3).replace(hour=2, minute=30)
+    first = gap - timedelta(days=8)
+    created = series(http, owner, first, "RRULE:FREQ=DAILY", time_zone="Europe/Berlin")
+
+    refused = assert_error(http.post(f"/api/event/{created['id']}_{key(gap)}/split", json={},
+                                     headers=owner.headers), 422)
+    assert "02:30" in refused["fields"]["recurrence"], refused
+
+    after = gap + timedelta(days=1)
+    answer = http.post(f"/api/event/{created['id']}_{key(after)}/split", json={},
+                       headers=owner.headers)
+    assert answer.status_code == 201, answer.text
+    new = answer.json()["event"]
+    page = instances(http, owner, new["id"], starts_after=after.isoformat(),
+                     starts_before=(after + timedelta(days=3)).isoformat())
+    local = [datetime.fromisoformat(e["local_start"]) for e in page["events"]]
+    assert [(m.hour, m.minute, m.utcoffset()) for m in local] == [(2, 30, timedelta(hours=2))] * 3
+    old = instances(http, owner, created["id"], starts_after=first.isoformat())
+    assert len(old["events"]) == 9
+
+
 def berlin_weekly_moved_and_cancelled(http: httpx.Client, owner: Person,
                                       **fields: Any) -> tuple[dict[str, Any], datetime]:
     """A weekly Berlin meeting across the spring change, one occurrence moved and renamed and

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from domain.recurrence import (
+    RecurrenceError,
     Series,
     check,
     key,
@@ -245,6 +246,28 @@ def test_an_expansion_resumed_at_a_known_start_equals_the_full_one(
 
     assert list(starts(rule, after, end, since=since)) == [
         one for one in full if after <= one < end]
+
+
+def test_a_split_at_an_occurrence_in_a_dst_gap_is_refused() -> None:
+    """Its second series would start at 01:30 UTC, which Berlin reads as 03:30: it would
+    recur at 03:30 rather than at the rule's 02:30."""
+    first = datetime(2027, 3, 20, 2, 30, tzinfo=BERLIN)
+    at = datetime(2027, 3, 28, 1, 30, tzinfo=UTC)  # 02:30 read before the gap
+    assert at in list(starts(series(first, "RRULE:FREQ=DAILY;COUNT=20", zone="Europe/Berlin")))
+
+    with pytest.raises(RecurrenceError, match=r"02:30.*2027-03-28"):
+        split(["RRULE:FREQ=DAILY"], first, "Europe/Berlin", at)
+
+
+def test_a_split_at_an_occurrence_in_a_dst_fold_keeps_the_rules_wall_time() -> None:
+    first = datetime(2027, 10, 28, 2, 30, tzinfo=BERLIN)
+    at = datetime(2027, 10, 31, 0, 30, tzinfo=UTC)  # the first 02:30, CEST
+
+    _, after = split(["RRULE:FREQ=DAILY"], first, "Europe/Berlin", at)
+
+    new = series(at, *after, zone="Europe/Berlin")
+    later = starts(new, before=at + timedelta(days=4))
+    assert [f"{one.astimezone(BERLIN):%H:%M}" for one in later] == ["02:30"] * 4
 
 
 @pytest.mark.parametrize(("zone", "first", "rebased_on"), [
