@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from domain.events import Event, responses_after
@@ -164,6 +165,11 @@ class EventsView:
             case _:
                 pass
         self.occurrences.apply(conn, fact)
+
+    def maintain(self, conn: Connection, now: datetime) -> bool:
+        """Extend series' occurrences as time passes (projections.occurrences); True while
+        some were (a series far behind takes several turns, MATERIALISED rows a turn)."""
+        return self.occurrences.extend(conn, now) > 0
 
     def add_columns(self, conn: Connection) -> None:
         """The ADDED_COLUMNS a table made before them lacks (in one transaction with the

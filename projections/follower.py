@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
@@ -32,6 +34,15 @@ class View(Handler, Protocol):
     def schema(self) -> list[str]: ...
 
     def indexes(self) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class Maintained(Protocol):
+    """A view with work that time brings rather than a fact (the events view extends series'
+    materialised occurrences as time passes): `maintain(conn, now)` does one transaction's
+    share of what is due at `now` and says whether more is."""
+
+    def maintain(self, conn: Connection, now: datetime) -> bool: ...
 
 
 class Leases(Protocol):
@@ -135,13 +146,18 @@ def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int) -> int:
     return len(facts)
 
 
+# How often the follower does a Maintained view's clock-driven work (and once at its start).
+MAINTAIN_SECONDS = 3600.0
+
+
 class Follower:
     """Keeps views current: catches up in large batches, then waits for the next fact. Whatever
     saves a fact wakes it (`wake`: a writer in this process; on SQLite the data dir's
     doorbell, on PostgreSQL LISTEN), and it looks unasked only every `poll_seconds`, a safety
     net. When instances share the state database, it follows only the views whose lease it
     holds. Each view is supervised on its own: one that cannot apply a fact is retried with
-    backoff and its fault recorded, while the others go on."""
+    backoff and its fault recorded, while the others go on. A Maintained view's work is done
+    once caught up, at the start and then every `maintain_seconds`."""
 
     def __init__(
         self,
@@ -154,6 +170,8 @@ class Follower:
         leases: Leases | None = None,
         faults: Faults | None = None,
         advanced: Callable[[], None] = lambda: None,
+        maintain_seconds: float = MAINTAIN_SECONDS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
         self.log = log_
@@ -163,6 +181,9 @@ class Follower:
         self.leases = leases or Alone()
         self.faults = faults
         self.advanced = advanced  # told after facts were applied (the mailer waits on it)
+        self.maintain_seconds = maintain_seconds
+        self.clock = clock
+        self._maintained: dict[str, float] = {}  # a view's last maintenance (monotonic)
         self._woken = threading.Event()
         self._stopped = threading.Event()
 
@@ -200,6 +221,7 @@ class Follower:
                     continue
                 try:
                     applied += self.run_once([view])
+                    self.maintain(view)
                 except Exception as exc:  # this view waits its backoff; the others go on
                     backoff.failed(exc)
                 else:
@@ -208,3 +230,17 @@ class Follower:
                 self.advanced()
             self._woken.wait(min([self.poll_seconds, *(b.due_in() for b in backoffs.values()
                                                        if b.attempts)]))
+
+    def maintain(self, view: View) -> None:
+        """A Maintained view's work, if due: each share in a transaction that holds the view's
+        tracking row, as a batch of facts does, so it never interleaves with them."""
+        last = self._maintained.get(view.name)
+        if not isinstance(view, Maintained) or (
+                last is not None and time.monotonic() - last < self.maintain_seconds):
+            return
+        more = True
+        while more:
+            with self.db.write() as conn:
+                claim(conn, tracked(view))
+                more = view.maintain(conn, self.clock())
+        self._maintained[view.name] = time.monotonic()

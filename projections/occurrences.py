@@ -6,8 +6,12 @@ Two tables, kept by the events view from the same facts (so a replay rebuilds th
 * `event_occurrences`: each series' occurrences, materialised for a horizon — original starts
   before `HORIZON` past the later of the series' start and its latest fact's time, at most
   `MATERIALISED` of them — with their own changes applied; indexed by (starting_time, id), the
-  order of a page. The horizon is a function of the facts, never of the clock, so replay
-  equals live.
+  order of a page. A fact's rows depend on the facts alone, never on the clock, so replay
+  equals live; as time passes, `Occurrences.extend` (run by the view's follower, see
+  projections.follower.Maintained) materialises more of each series whose rows end within
+  `LOOKAHEAD` of the present, up to `HORIZON` past it. Rows a series has are the same
+  whenever they were made, so an extended view and a replayed one answer alike, though the
+  replayed one may end earlier until its own extension runs.
 * `event_series`: per series, its occurrences' own changes and cancellations (what a rule
   change must prune, as the aggregate does), its first start, its last (NULL while unknown:
   an unbounded rule, or one longer than was materialised) and `pending`, the first original
@@ -18,7 +22,7 @@ Two tables, kept by the events view from the same facts (so a replay rebuilds th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -34,6 +38,11 @@ from projections.database import Row
 # and how many at most: a daily series has a year of rows, a weekly one eight.
 HORIZON = timedelta(days=400)
 MATERIALISED = 400
+# A series is extended once its rows end (its `pending` start) within this of the present, so
+# a page up to half a year ahead finds every row made; and at most this many series a
+# transaction, so the view's follower never holds its lock for long.
+LOOKAHEAD = HORIZON / 2
+EXTEND_BATCH = 100
 TIMES = ("starting_time", "end_time")
 # An occurrence's own answers (SPEC §6.3), kept among its own changes, by person id: a page
 # shows them over the series' (projections.single_events.shown_row), free/busy reads them
@@ -184,6 +193,10 @@ class OccurrencesSql:
         self.drop_series = f"DELETE FROM {series} WHERE id = ?"
         self.insert_series = (f"INSERT INTO {series} (id, first_start, last_start, pending, "
                               "overrides, cancelled) VALUES (?, ?, ?, ?, ?, ?)")
+        self.moved_on = f"UPDATE {series} SET pending = ?, last_start = ? WHERE id = ?"
+        self.due = (f"SELECT s.id, s.pending, s.overrides, s.cancelled, v.starting_time, "
+                    f"v.end_time, v.time_zone, v.recurrence FROM {series} s JOIN {view} v "
+                    "ON v.id = s.id WHERE s.pending < ? ORDER BY s.pending LIMIT ?")
         self.insert_row = (f"INSERT INTO {rows} (id, series_id, original_start, starting_time, "
                            "end_time, changes) VALUES (?, ?, ?, ?, ?, ?)")
 
@@ -213,21 +226,49 @@ class Occurrences:
         conn.execute(self.sql.drop_series, (event_id,))
 
     def write(self, conn: Connection, event_id: str, row: Mapping[str, Any],
-              exceptions: Exceptions, base: datetime) -> None:
-        """The series' rows afresh, materialised to the horizon from `base` (a fact's time)."""
-        self.drop(conn, event_id)
+              exceptions: Exceptions, base: datetime, *, new: bool = False) -> None:
+        """The series' rows afresh, materialised to the horizon from `base` (a fact's time).
+        `new`: it has none yet (a rebuild's loader knows, and its tables have no index to
+        find a series' rows by until the end: each drop would read every row)."""
+        if not new:
+            self.drop(conn, event_id)
         series = series_of(row, exceptions)
         if series is None:
             return
-        horizon = max(series.start, base) + HORIZON
-        found = list(islice(starts(series), MATERIALISED + 1))
-        kept = [start for start in found[:MATERIALISED] if start < horizon]
-        pending = found[len(kept)] if len(kept) < len(found) else None
-        last = kept[-1] if pending is None and kept else None
         conn.execute(self.sql.insert_series, (
-            event_id, instant(series.start), instant(last) if last else None,
-            instant(pending) if pending else None, json.dumps(exceptions.overrides),
+            event_id, instant(series.start), None, None, json.dumps(exceptions.overrides),
             json.dumps(exceptions.cancelled)))
+        self.materialise(conn, event_id, series, exceptions, starts(series),
+                         max(series.start, base) + HORIZON)
+
+    def extend(self, conn: Connection, now: datetime) -> int:
+        """Materialise more rows of the series whose rows end within LOOKAHEAD of `now`, the
+        earliest first, at most EXTEND_BATCH of them: up to HORIZON past `now` (at most
+        MATERIALISED rows each). Returns how many series it extended."""
+        due = conn.execute(self.sql.due, (instant(now + LOOKAHEAD), EXTEND_BATCH)).fetchall()
+        for row in due:
+            exceptions = Exceptions.read(row)
+            series = series_of(row, exceptions)
+            if series is None:  # a series has lines; the check only narrows the type
+                continue
+            pending = datetime.fromisoformat(row["pending"])
+            self.materialise(conn, row["id"], series, exceptions,
+                             starts(series, pending, since=pending), now + HORIZON)
+        return len(due)
+
+    def materialise(self, conn: Connection, event_id: str, series: Series,
+                    exceptions: Exceptions, found: Iterator[datetime],
+                    horizon: datetime) -> None:
+        """Rows for the original starts `found` yields before `horizon` (at most
+        MATERIALISED; at least one, so an extension always moves on), and where the series'
+        rows now end: `pending`, the first start left out, or NULL with its last start when
+        none is left."""
+        ahead = list(islice(found, MATERIALISED + 1))
+        kept = [start for start in ahead[:MATERIALISED] if start < horizon]
+        pending = ahead[len(kept)] if len(kept) < len(ahead) else None
+        last = kept[-1] if pending is None and kept else None
+        conn.execute(self.sql.moved_on, (instant(pending) if pending else None,
+                                         instant(last) if last else None, event_id))
         conn.executemany(self.sql.insert_row, [
             occurrence_row(event_id, occurrence(series, start), exceptions)
             for start in kept if start not in series.cancelled])
@@ -243,7 +284,7 @@ def occurrence_row(event_id: str, found: Occurrence,
 class SeriesFolder:
     """The loader's side (projections.events_view.EventsLoader): a batch's new events'
     exceptions folded in memory, fact by fact as `Occurrences.apply` would, then written once
-    from their final rows, each from its latest fact's time."""
+    from their final rows, each from its latest fact's time (new events: no rows to drop)."""
 
     def __init__(self, occurrences: Occurrences) -> None:
         self.occurrences = occurrences
@@ -258,5 +299,5 @@ class SeriesFolder:
         for event_id, row in rows.items():
             if event_id in self.folded and json.loads(row["recurrence"]):
                 exceptions, base = self.folded[event_id]
-                self.occurrences.write(conn, event_id, row, exceptions, base)
+                self.occurrences.write(conn, event_id, row, exceptions, base, new=True)
         self.folded.clear()
