@@ -157,9 +157,10 @@ class EventsApplication(Application[UUID]):
                      expected_version: int | None, changes: dict[str, Any]) -> Written:
         """"This and following": the series ends before the occurrence, and a new series
         (answered first) starts there with `changes` over the occurrence's fields; both, and
-        the new series in its owner's Ownership, in one atomic save. Occurrences' own changes
-        after the split stay with the old series' facts (they no longer occur); its
-        cancellations there go on as EXDATE lines of the new series."""
+        the new series in its owner's Ownership, in one atomic save. The occurrence's own
+        changes are in the new series' fields; those of the occurrences after it become the
+        new series' own facts where it still has them (Event.carry_occurrences), and the
+        old series' cancellations there go on as EXDATE lines of the new series."""
 
         def get(aggregates: Aggregates) -> list[Any]:
             series = self.event_for_write(aggregates, event_id, by, expected_version)
@@ -188,6 +189,7 @@ class EventsApplication(Application[UUID]):
             ended, _ = recurrence.split(series.recurrence, series.starting_time, series.time_zone,
                                         original_start)
             owned.add([new.id])
+            new.carry_occurrences(series, original_start, by=by)
             return [new.state(), series.change(by=by, now=now, recurrence=ended)]
 
         return self.execute(Command(get, act, pinned=expected_version is not None))

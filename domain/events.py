@@ -238,6 +238,27 @@ class Event(Aggregate):
         self._record_occurrence_change(original_start=original_start, changes=changes, by=by)
         return changes
 
+    def carry_occurrences(self, origin: Event, at: datetime, *, by: str) -> None:
+        """Record, as this series' own facts, the occurrences' own changes of the series it
+        was split off at `at` ("this and following", SPEC §6.2) for each occurrence after `at`
+        that this series still has: the split's changes may retime it, and then, as when a
+        series' rule or start changes, the changes of occurrences that no longer occur go.
+        Each occurrence keeps its own changes over this series' fields, as it kept them over
+        the old series' (the split's changes of the same field give way). A moved occurrence
+        stays where it was, both times the instants it had: this series may last another
+        length, and a start alone moved would then end elsewhere, even before it begins.
+        (Its own answers are not carried: a new series starts with none; the one at `at` is
+        this series' first start, its changes already in this series' fields.)"""
+        ours, theirs = self.series(), origin.series()
+        for start in sorted(origin.overrides):
+            if start <= at or not recurrence.occurs(ours, start):
+                continue
+            changes = dict(origin.overrides[start])
+            if not changes.keys().isdisjoint(TIMES):
+                found = recurrence.occurrence(theirs, start)
+                changes.update(starting_time=found.start, end_time=found.end)
+            self._record_occurrence_change(original_start=start, changes=changes, by=by)
+
     def cancel_occurrence(self, original_start: datetime, *, by: str) -> None:
         self.check_writable(by)
         self.occurrence(original_start)

@@ -6,18 +6,24 @@ replay name the occurrence."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from websockets.sync.client import connect
 
-from tests.conftest import ROOT, Person, Server, Spawn, assert_error, sign_up
+from tests.conftest import Person, Server, Spawn, assert_error, sign_up
 from tests.e2e.test_freebusy import busy_becomes, text
 from tests.e2e.test_lists import caught_up, snapshot
-from tests.e2e.test_recurrence import FIRST, WEEKLY, instances, key, series
+from tests.e2e.test_recurrence import (
+    FIRST,
+    WEEKLY,
+    instances,
+    key,
+    occurrence_rows,
+    replay,
+    series,
+)
 from tests.e2e.test_responses import attendees, listed, respond
 from tests.e2e.test_websockets import ws_url
 
@@ -155,19 +161,12 @@ def test_a_replay_of_occurrence_answers_equals_the_live_views(
     assert before == ["declined", "tentative", "declined"]
     assert listed_answers(http, owner, created["id"], guest.username, changed) == before
 
-    def occurrence_rows() -> list[Any]:
-        return [server.rows(f"SELECT * FROM {table} ORDER BY id")
-                for table in ("event_series", "event_occurrences")]
-
     caught_up(http)
-    live, rows = snapshot(server), occurrence_rows()
-    replaying = spawn([sys.executable, "-m", "alphabet.cli", "replay"], cwd=ROOT,
-                      env=server.command_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, err = replaying.communicate(timeout=300)
-    assert replaying.returncode == 0, err.decode()
+    live, rows = snapshot(server), occurrence_rows(server)
+    replay(server, spawn)
 
     assert snapshot(server) == live
-    assert occurrence_rows() == rows
+    assert occurrence_rows(server) == rows
     assert answers_of(http, owner, created["id"], guest.username) == before
     assert listed_answers(http, owner, created["id"], guest.username, changed) == before
 

@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body, sign_up
 from tests.e2e.test_lists import caught_up, snapshot
+from tests.e2e.test_single_events import pages
 from tests.e2e.test_websockets import ws_url
 from tests.mail_clients import expanded_by_icaljs
 
@@ -228,6 +229,81 @@ def test_a_split_ends_the_series_and_starts_a_new_one_with_the_changes(
                            headers=owner.headers), 422)
 
 
+def with_a_moved_occurrence(http: httpx.Client, owner: Person,
+                            word: str) -> tuple[dict[str, Any], datetime]:
+    """A weekly series of five named "Old <word>", its fourth occurrence renamed "Own <word>"
+    and moved an hour later; the series and that occurrence's new start."""
+    created = series(http, owner, FIRST, f"{WEEKLY};COUNT=5", name=f"Old {word}")
+    moved = FIRST + timedelta(days=21, hours=1)
+    changed = http.patch(f"/api/event/{created['id']}_{key(FIRST + timedelta(days=21))}",
+                         json={"name": f"Own {word}", "starting_time": moved.isoformat(),
+                               "end_time": (moved + timedelta(hours=1)).isoformat()},
+                         headers=owner.headers)
+    assert changed.status_code == 200, changed.text
+    return created, moved
+
+
+def test_a_split_carries_the_own_changes_of_the_occurrences_after_it_to_the_new_series(
+        http: httpx.Client, owner: Person) -> None:
+    word = uuid4().hex[:8]
+    created, moved = with_a_moved_occurrence(http, owner, word)
+    third, fourth = FIRST + timedelta(days=14), FIRST + timedelta(days=21)
+    assert http.patch(f"/api/event/{created['id']}_{key(third)}", json={"location": "Annex"},
+                      headers=owner.headers).status_code == 200
+
+    answer = http.post(f"/api/event/{created['id']}_{key(third)}/split",
+                       json={"name": f"New {word}"}, headers=owner.headers)
+    assert answer.status_code == 201, answer.text
+    new = answer.json()["event"]
+
+    # the split occurrence's own change is the new series' own; the next one's is its own
+    assert (new["name"], new["location"]) == (f"New {word}", "Annex")
+    following = instances(http, owner, new["id"], starts_after=FIRST.isoformat())["events"]
+    assert [(e["name"], e["starting_time"]) for e in following] == [
+        (f"New {word}", key_time(third)), (f"Own {word}", key_time(moved)),
+        (f"New {word}", key_time(FIRST + timedelta(days=28)))]
+    assert (following[1]["id"], following[1]["original_start"]) == (
+        f"{new['id']}_{key(fourth)}", key_time(fourth))
+    old = instances(http, owner, created["id"], starts_after=FIRST.isoformat())["events"]
+    assert [e["original_start"] for e in old] == [key_time(FIRST),
+                                                  key_time(FIRST + timedelta(days=7))]
+    assert_error(http.get(f"/api/event/{created['id']}_{key(fourth)}",
+                          headers=owner.headers), 404)
+    trail = http.get(f"/api/event/{new['id']}/history", headers=owner.headers).json()
+    assert [(h["type"], h.get("instance_id")) for h in trail["history"]][1:] == [
+        ("OccurrenceChanged", following[1]["id"])]
+    listed = [event for page in pages(http, owner, q=word, single_events="true",
+                                      starts_after=FIRST.isoformat(), limit=10,
+                                      min_position=answer.headers["X-Position"])
+              for event in page]
+    assert [(e["id"], e["name"], e["starting_time"]) for e in listed] == [
+        (e["id"], e["name"], e["starting_time"]) for e in [*old, *following]]
+    exported = vevents_of(ical(http, owner, new["id"]), new["id"])
+    assert [block for block in exported if f"RECURRENCE-ID:{key(fourth)}" in block
+            and f"SUMMARY:Own {word}" in block and f"DTSTART:{key(moved)}" in block]
+
+
+def test_a_split_that_retimes_the_series_drops_the_own_changes_of_the_occurrences_after_it(
+        http: httpx.Client, owner: Person) -> None:
+    word = uuid4().hex[:8]
+    created, _ = with_a_moved_occurrence(http, owner, word)
+    third, fourth = FIRST + timedelta(days=14), FIRST + timedelta(days=21)
+    later = third + timedelta(hours=2)
+
+    answer = http.post(f"/api/event/{created['id']}_{key(third)}/split", headers=owner.headers,
+                       json={"starting_time": later.isoformat(),
+                             "end_time": (later + timedelta(hours=1)).isoformat()})
+    assert answer.status_code == 201, answer.text
+    new = answer.json()["event"]
+
+    following = instances(http, owner, new["id"], starts_after=FIRST.isoformat())["events"]
+    assert [(e["name"], e["starting_time"]) for e in following] == [
+        (f"Old {word}", key_time(later + timedelta(days=days))) for days in (0, 7, 14)]
+    assert_error(http.get(f"/api/event/{new['id']}_{key(fourth)}", headers=owner.headers), 404)
+    assert len(instances(http, owner, created["id"], starts_after=FIRST.isoformat())["events"]) \
+        == 2
+
+
 def test_unknown_occurrences_are_not_found(http: httpx.Client, owner: Person) -> None:
     created = series(http, owner, FIRST, f"{WEEKLY};COUNT=3")
 
@@ -295,6 +371,8 @@ def test_a_replay_of_series_overrides_splits_and_cancellations_equals_the_live_v
                       headers=owner.headers).status_code == 200
     assert http.delete(f"/api/event/{weekly['id']}_{key(FIRST + timedelta(days=14))}",
                        headers=owner.headers).status_code == 200
+    assert http.patch(f"/api/event/{weekly['id']}_{key(FIRST + timedelta(days=35))}",
+                      json={"name": "Carried"}, headers=owner.headers).status_code == 200
     split = http.post(f"/api/event/{weekly['id']}_{key(FIRST + timedelta(days=28))}/split",
                       json={"location": "Split"}, headers=owner.headers)
     assert split.status_code == 201, split.text
@@ -310,20 +388,33 @@ def test_a_replay_of_series_overrides_splits_and_cancellations_equals_the_live_v
                 for event_id in ids]
 
     caught_up(http)
-    live, before = snapshot(server), shown()
+    live, rows, before = snapshot(server), occurrence_rows(server), shown()
     reminders = server.rows("SELECT * FROM reminders ORDER BY event_id")
-    replaying = spawn([sys.executable, "-m", "alphabet.cli", "replay"], cwd=ROOT,
-                      env=server.command_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, err = replaying.communicate(timeout=300)
-    assert replaying.returncode == 0, err.decode()
+    replay(server, spawn)
 
     assert snapshot(server) == live
+    assert occurrence_rows(server) == rows
     assert server.rows("SELECT * FROM reminders ORDER BY event_id") == reminders
     assert shown() == before
     assert [e["name"] for e in before[0]["events"]] == ["Renamed", "Once", "Renamed"]
     assert {e["location"] for e in before[1]["events"]} == {"Split"}
+    assert [e["name"] for e in before[1]["events"]] == ["Standup", "Carried"]
     first = http.get(f"/api/event/{weekly['id']}", params={"as_of": 1}, headers=owner.headers)
     assert first.json()["event"]["recurrence"] == [f"{WEEKLY};COUNT=6"]
+
+
+def occurrence_rows(server: Server) -> list[Any]:
+    """Every row of the events view's occurrence tables (projections.occurrences)."""
+    return [server.rows(f"SELECT * FROM {table} ORDER BY id")
+            for table in ("event_series", "event_occurrences")]
+
+
+def replay(server: Server, spawn: Spawn) -> None:
+    """Rebuild every view from the log with `alphabet replay`, as an operator would."""
+    replaying = spawn([sys.executable, "-m", "alphabet.cli", "replay"], cwd=ROOT,
+                      env=server.command_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = replaying.communicate(timeout=300)
+    assert replaying.returncode == 0, err.decode()
 
 
 def test_socket_messages_about_one_occurrence_carry_its_instance_id(

@@ -86,6 +86,52 @@ def test_a_series_may_change_while_an_occurrence_is_yet_to_start() -> None:
         event.change(by=OWNER, now=START + 5 * DAY, name="After the last")
 
 
+def following(at: timedelta, **changes: Any) -> Event:
+    """The new series a split at START + `at` starts: the rest of `series()`'s five days."""
+    return Event.create(owner_id=OWNER, **fields(**{
+        "starting_time": START + at, "end_time": START + at + timedelta(hours=1),
+        "recurrence": [f"RRULE:FREQ=DAILY;COUNT={5 - at // DAY}"], **changes}))
+
+
+def test_a_split_carries_the_own_changes_of_the_occurrences_after_it_as_facts() -> None:
+    event = series()
+    moved = START + 3 * DAY + timedelta(minutes=30)
+    event.change_occurrence(START + DAY, by=OWNER, now=NOW, name="Before the split")
+    event.change_occurrence(START + 3 * DAY, by=OWNER, now=NOW, name="Own", starting_time=moved)
+    event.change_occurrence(START + 4 * DAY, by=OWNER, now=NOW, location="Far")
+    event.respond(participant="p-1", response="accepted", by="p-1",
+                  original_start=START + 4 * DAY)
+    new = following(2 * DAY, name="New", end_time=START + 2 * DAY + timedelta(minutes=15))
+
+    new.carry_occurrences(event, START + 2 * DAY, by=OWNER)
+
+    assert new.overrides == {
+        START + 3 * DAY: {"name": "Own", "starting_time": moved,
+                          "end_time": START + 3 * DAY + timedelta(hours=1)},
+        START + 4 * DAY: {"location": "Far"}}
+    shown = [new.occurrence_state(o) for o in occurrences(new.series())]
+    assert [(o["name"], o["location"]) for o in shown] == [
+        ("New", "Tel Aviv Port"), ("Own", "Tel Aviv Port"), ("New", "Far")]
+    assert (shown[1]["starting_time"], shown[2]["end_time"]) == (
+        moved, START + 4 * DAY + timedelta(minutes=15))
+    assert new.response_of("p-1", START + 4 * DAY) == "needs_action"
+    facts = new.collect_events()
+    assert [type(fact) for fact in facts] == [Event.Created, Event.OccurrenceChanged,
+                                              Event.OccurrenceChanged]
+    assert {fact.by for fact in facts[1:]} == {OWNER}
+
+
+def test_a_split_that_retimes_the_series_drops_the_changes_of_occurrences_gone() -> None:
+    event = series()
+    event.change_occurrence(START + 3 * DAY, by=OWNER, now=NOW, name="Own")
+    new = following(2 * DAY + timedelta(hours=2))
+
+    new.carry_occurrences(event, START + 2 * DAY, by=OWNER)
+
+    assert new.overrides == {}
+    assert len(new.collect_events()) == 1
+
+
 def test_folding_the_facts_again_gives_the_same_series() -> None:
     event = series()
     event.change_occurrence(START + DAY, by=OWNER, now=NOW, name="Own",
