@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import ROOT, Person, Server, Spawn, assert_error, event_body, sign_up
 from tests.e2e.test_lists import caught_up, snapshot
-from tests.e2e.test_single_events import pages
+from tests.e2e.test_single_events import moved_an_hour, pages
 from tests.e2e.test_websockets import ws_url
 from tests.mail_clients import expanded_by_icaljs
 
@@ -234,12 +234,8 @@ def with_a_moved_occurrence(http: httpx.Client, owner: Person,
     """A weekly series of five named "Old <word>", its fourth occurrence renamed "Own <word>"
     and moved an hour later; the series and that occurrence's new start."""
     created = series(http, owner, FIRST, f"{WEEKLY};COUNT=5", name=f"Old {word}")
-    moved = FIRST + timedelta(days=21, hours=1)
-    changed = http.patch(f"/api/event/{created['id']}_{key(FIRST + timedelta(days=21))}",
-                         json={"name": f"Own {word}", "starting_time": moved.isoformat(),
-                               "end_time": (moved + timedelta(hours=1)).isoformat()},
-                         headers=owner.headers)
-    assert changed.status_code == 200, changed.text
+    moved, _ = moved_an_hour(http, owner, created["id"], FIRST + timedelta(days=21),
+                             f"Own {word}")
     return created, moved
 
 

@@ -44,6 +44,19 @@ def pages(http: httpx.Client, who: Person, path: str = "/api/events/",
             return found
 
 
+def moved_an_hour(http: httpx.Client, owner: Person, series_id: str, original: datetime,
+                  name: str) -> tuple[datetime, httpx.Response]:
+    """Rename a series' occurrence and move it an hour later (an hour long); its new start
+    and the answer."""
+    moved = original + timedelta(hours=1)
+    changed = http.patch(f"/api/event/{series_id}_{key(original)}",
+                         json={"name": name, "starting_time": moved.isoformat(),
+                               "end_time": (moved + timedelta(hours=1)).isoformat()},
+                         headers=owner.headers)
+    assert changed.status_code == 200, changed.text
+    return moved, changed
+
+
 def written(answer: httpx.Response) -> str:
     return answer.headers["X-Position"]
 
@@ -60,12 +73,8 @@ def test_an_unbounded_series_pages_with_single_events_by_start(http: httpx.Clien
     cancelled = http.delete(f"/api/event/{series['id']}_{key(first + timedelta(days=1))}",
                             headers=owner.headers)
     assert cancelled.status_code == 200, cancelled.text
-    moved = first + timedelta(days=2, hours=1)
-    changed = http.patch(f"/api/event/{series['id']}_{key(first + timedelta(days=2))}",
-                         json={"name": f"{name} moved", "starting_time": moved.isoformat(),
-                               "end_time": (moved + timedelta(hours=1)).isoformat()},
-                         headers=owner.headers)
-    assert changed.status_code == 200, changed.text
+    moved, changed = moved_an_hour(http, owner, series["id"], first + timedelta(days=2),
+                                   f"{name} moved")
 
     window = {"starts_after": first.isoformat(),
               "starts_before": (first + timedelta(days=5)).isoformat(), "q": name,
