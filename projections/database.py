@@ -96,14 +96,19 @@ class Numbering(Protocol):
 
 class Dialect(Protocol):
     """The SQL that differs: how a table numbers its rows, whether a table may drop its rowid,
-    how to join in the order written, how words are searched, how a JSON list of participants
-    becomes rows, and how a rebuilt view's tables take the live names (`renames_indexes`:
-    whether their indexes go along, or must be made again after the swap)."""
+    how to join in the order written, how to look a subquery's rows up one by one, how words
+    are searched, how a JSON list of participants becomes rows, and how a rebuilt view's
+    tables take the live names (`renames_indexes`: whether their indexes go along, or must be
+    made again after the swap)."""
 
     name: str
     serial_key: str
     without_rowid: str
     ordered_join: str
+    # An indexed column's test against the rows of a one-column subquery `{rows}`, answered
+    # by running the subquery and looking each of its rows up in the column's index, however
+    # large the table is: for a few rows of a large table, never a read of the whole table.
+    among: str
     search: Search
     # The FROM item listing a view row `v`'s participants as rows `j` of one column, `value`.
     participants: str
@@ -169,6 +174,8 @@ class SqliteDialect:
     without_rowid = " WITHOUT ROWID"
     # SQLite's planner never reorders the tables of a CROSS JOIN
     ordered_join = "CROSS JOIN"
+    # SQLite drives an IN by the indexed column's index, once per row of the subquery
+    among = "IN ({rows})"
     search: Search = Fts5Search()
     participants = "json_each(v.participants) j"
     has_table = "SELECT COUNT(*) AS found FROM sqlite_master WHERE type = 'table' AND name = ?"

@@ -64,7 +64,9 @@ class FeedReader:
     """A feed's events from the event loop: the secret's account by its digest's unique index
     (a lookup: on PostgreSQL the polls waiting at once share one statement), then one
     statement whose every part goes by an index: the account's events (events_view_owner),
-    those it takes part in (event_people's key) and its cancellations (events_cancelled's
+    those it takes part in (event_people's key, each then looked up by the view's id index:
+    Dialect.among, since PostgreSQL hashed the whole view to join a feed's events, in
+    proportion to the view rather than to the feed) and its cancellations (events_cancelled's
     key, from a given time). The account comes as a value rather than a subquery so that
     PostgreSQL plans with it: for an unknown value it must guess, and where a few accounts
     own most events (as in bench/'s load) it guessed a scan of the view."""
@@ -74,8 +76,8 @@ class FeedReader:
         self.owner_sql = ("SELECT secret_hash, user_id FROM calendar_feeds "
                           "WHERE secret_hash IN ({keys})")
         owned = "FROM events_view v WHERE v.owner_id = ?"
-        taking_part = (f"FROM event_people p {dialect.ordered_join} events_view v "
-                       "ON v.id = p.event_id WHERE p.person_id = ?")
+        taking_part = "FROM events_view v WHERE v.id " + dialect.among.format(
+            rows="SELECT p.event_id FROM event_people p WHERE p.person_id = ?")
         # cancelled_at is NULL for a live event
         self.keys_sql = (
             f"SELECT v.id, v.version, NULL AS cancelled_at {owned} "
