@@ -8,12 +8,13 @@ other people's addresses must not travel with it (nor their usernames: a subscri
 events, not who else comes).
 
 Polled by every subscribed app, so a poll costs the secret's lookup, one indexed statement
-(the events' ids and versions) and a dictionary lookup: the text is rendered once per worker
-for each set of events at their versions, which is also what its ETag digests."""
+(the events' ids and versions; none while the events view is where it was at this worker's
+last read of them: projections.feeds.FeedReader) and a dictionary lookup: the text is
+rendered once per worker for each set of events at their versions, which is also what its
+ETag digests."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from domain.application import EventsApplication
 from domain.errors import NotFoundError
 from domain.presentation import calendar_fields, instant
 from projections.database import Row
-from projections.feeds import CalendarFeeds, FeedReader
+from projections.feeds import CalendarFeeds, FeedReader, feed_tag
 
 bp = Blueprint("feeds")
 
@@ -117,7 +118,7 @@ async def calendar_feed(request: Request, services: FeedsServices, secret: str) 
     keys = await services.reader.keys(secret, since)
     if keys is None:
         raise NotFoundError("no calendar feed at this address")
-    tag = feed_tag(keys.live, keys.cancelled)
+    tag = keys.tag
     if answer := unchanged(request, tag):
         return answer
     text = services.texts.get(tag)
@@ -129,12 +130,6 @@ async def calendar_feed(request: Request, services: FeedsServices, secret: str) 
         text = await off_loop(render, services.app, rows, keys.cancelled)
         services.texts.keep(tag, text)
     return raw(text, content_type=ICS, headers={"ETag": tag})
-
-
-def feed_tag(live: Sequence[tuple[str, int]], cancelled: Sequence[tuple[str, int, str]]) -> str:
-    listed = sorted([f"{event_id} {version}" for event_id, version in live]
-                    + [f"{event_id} {version} cancelled" for event_id, version, _ in cancelled])
-    return '"' + hashlib.sha256("\n".join(listed).encode()).hexdigest()[:32] + '"'
 
 
 def render(app: EventsApplication, live: Sequence[Row],

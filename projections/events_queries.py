@@ -31,8 +31,8 @@ KEY_COLUMNS = "v.id, v.owner_id, v.version, v.starting_time"
 # names count the rows are shown under, and how far the view has got (a list's X-Position).
 # On PostgreSQL each statement is a round trip costing more than the query itself (~100 µs
 # of a worker's CPU), and a list read three.
-COUNTERS = (f"{NAMES_COUNT} AS names_count, COALESCE((SELECT position FROM tracking "
-            f"WHERE view = '{EventsView.name}'), 0) AS reached")
+REACHED = f"COALESCE((SELECT position FROM tracking WHERE view = '{EventsView.name}'), 0)"
+COUNTERS = f"{NAMES_COUNT} AS names_count, {REACHED} AS reached"
 
 
 @dataclass(frozen=True)

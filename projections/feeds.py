@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from projections.database import AsyncReads, Dialect, Row, StateDatabase
-from projections.events_queries import VIEW_COLUMNS
+from projections.events_queries import REACHED, VIEW_COLUMNS
 
 
 def new_secret() -> str:
@@ -50,31 +51,66 @@ class CalendarFeeds:
             conn.execute("DELETE FROM calendar_feeds WHERE user_id = ?", (user_id,))
 
 
+# Feeds whose keys a worker keeps (FeedReader), each a few hundred bytes and its recent
+# cancellations: more than the worker's feed texts (api.feeds.KEPT_BYTES) are likely to hold.
+KEPT_FEEDS = 100_000
+
+
+def feed_tag(live: Sequence[tuple[str, int]], cancelled: Sequence[tuple[str, int, str]]) -> str:
+    """A feed's ETag: a digest of its events' ids and versions and whether each is cancelled,
+    which decide its text (a feed names nobody)."""
+    listed = sorted([f"{event_id} {version}" for event_id, version in live]
+                    + [f"{event_id} {version} cancelled" for event_id, version, _ in cancelled])
+    return '"' + hashlib.sha256("\n".join(listed).encode()).hexdigest()[:32] + '"'
+
+
 @dataclass(frozen=True)
 class FeedKeys:
-    """What decides a feed's text: its live events' (id, version) and its recent
-    cancellations' (id, version of the deletion, when)."""
+    """What decides a feed's text: its ETag (feed_tag of its live events' (id, version) and
+    its recent cancellations'), and those cancellations (id, version of the deletion, when)."""
 
     user_id: str
-    live: list[tuple[str, int]]
+    tag: str
     cancelled: list[tuple[str, int, str]]
+
+
+@dataclass(frozen=True)
+class Known:
+    """A feed's keys as read when the events view had applied the log up to `reached`; they
+    stand while it still has (each fact the view applies moves its tracking row in the same
+    transaction as the rows it changes) and no cancellation of theirs has aged out of the
+    feed (`oldest`, its time, or None without any)."""
+
+    reached: int
+    oldest: str | None
+    keys: FeedKeys
 
 
 class FeedReader:
     """A feed's events from the event loop: the secret's account by its digest's unique index
-    (a lookup: on PostgreSQL the polls waiting at once share one statement), then one
-    statement whose every part goes by an index: the account's events (events_view_owner),
-    those it takes part in (event_people's key, each then looked up by the view's id index:
-    Dialect.among, since PostgreSQL hashed the whole view to join a feed's events, in
-    proportion to the view rather than to the feed) and its cancellations (events_cancelled's
-    key, from a given time). The account comes as a value rather than a subquery so that
-    PostgreSQL plans with it: for an unknown value it must guess, and where a few accounts
-    own most events (as in bench/'s load) it guessed a scan of the view."""
+    (a lookup: on PostgreSQL the polls waiting at once share one statement), with how far
+    the events view has got; then, unless the view is where it was when this worker last
+    read this account's keys, one statement whose every part goes by an index: the account's
+    events (events_view_owner), those it takes part in (event_people's key, each then looked
+    up by the view's id index: Dialect.among, since PostgreSQL hashed the whole view to join
+    a feed's events, in proportion to the view rather than to the feed) and its cancellations
+    (events_cancelled's key, from a given time). The account comes as a value rather than a
+    subquery so that PostgreSQL plans with it: for an unknown value it must guess, and where
+    a few accounts own most events (as in bench/'s load) it guessed a scan of the view.
 
-    def __init__(self, reads: AsyncReads, dialect: Dialect) -> None:
+    Calendar apps poll a feed over and over, and the keys statement costs PostgreSQL ~4 µs
+    of CPU an event (a feed of 250, ~1 ms), the lookup tens: a poll that finds the view
+    unmoved answers from the keys kept (the lookup's snapshot holds the position; keys read
+    after it are at least as new, and the next poll that finds it unmoved proves them
+    current). Any fact applied moves the view, so under a steady stream of writes most polls
+    read their keys again, as every poll did before."""
+
+    def __init__(self, reads: AsyncReads, dialect: Dialect, kept: int = KEPT_FEEDS) -> None:
         self.reads = reads
-        self.owner_sql = ("SELECT secret_hash, user_id FROM calendar_feeds "
-                          "WHERE secret_hash IN ({keys})")
+        self.kept = kept
+        self._known: dict[str, Known] = {}  # by account, the least recently read first
+        self.owner_sql = (f"SELECT secret_hash, user_id, {REACHED} AS reached "
+                          "FROM calendar_feeds WHERE secret_hash IN ({keys})")
         owned = "FROM events_view v WHERE v.owner_id = ?"
         taking_part = "FROM events_view v WHERE v.id " + dialect.among.format(
             rows="SELECT p.event_id FROM event_people p WHERE p.person_id = ?")
@@ -91,14 +127,24 @@ class FeedReader:
         found = await self.reads.lookup(self.owner_sql, "secret_hash", digest(secret))
         if found is None:
             return None
-        user_id = str(found["user_id"])
+        user_id, reached = str(found["user_id"]), int(found["reached"])
+        known = self._known.get(user_id)
+        if known is not None and known.reached == reached and (
+                known.oldest is None or known.oldest >= cancelled_since):
+            return known.keys
         rows = await self.reads.fetchall(self.keys_sql,
                                          (user_id, user_id, user_id, cancelled_since))
-        return FeedKeys(
-            user_id,
-            [(row["id"], int(row["version"])) for row in rows if row["cancelled_at"] is None],
-            [(row["id"], int(row["version"]), row["cancelled_at"]) for row in rows
-             if row["cancelled_at"] is not None])
+        cancelled = [(row["id"], int(row["version"]), row["cancelled_at"]) for row in rows
+                     if row["cancelled_at"] is not None]
+        keys = FeedKeys(user_id, feed_tag([(row["id"], int(row["version"])) for row in rows
+                                           if row["cancelled_at"] is None], cancelled),
+                        cancelled)
+        self._known.pop(user_id, None)
+        while self._known and len(self._known) >= self.kept:
+            del self._known[next(iter(self._known))]
+        self._known[user_id] = Known(reached, min((at for _, _, at in cancelled), default=None),
+                                     keys)
+        return keys
 
     async def rows(self, user_id: str) -> list[Row]:
         """The account's live events' whole rows, as they are now."""

@@ -5,6 +5,7 @@ row for row, and no page shape scans the whole view."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -14,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,12 +29,21 @@ from consumers.mail.outbox import MailQueue
 from consumers.remind import RemindersView
 from domain.application import EventsApplication
 from domain.events import ANSWERS, Event
+from domain.presentation import instant
 from domain.storage import REBUILD
 from projections import single_events
-from projections.database import SQLITE, Dialect, InlineReads, SqliteDatabase, StateDatabase
+from projections.database import (
+    SQLITE,
+    AsyncReads,
+    Dialect,
+    InlineReads,
+    Row,
+    SqliteDatabase,
+    StateDatabase,
+)
 from projections.events_queries import Filters, busy_query, matched, page_query
 from projections.events_view import EventsView
-from projections.feeds import FeedReader
+from projections.feeds import CalendarFeeds, FeedKeys, FeedReader
 from projections.follower import (
     Follower,
     Log,
@@ -618,6 +628,105 @@ def test_a_feed_reads_its_owners_events_through_indexes_alone(planned: StateData
         for index in ("events_view_owner", "SEARCH p USING PRIMARY KEY (person_id=?)"):
             assert any(index in line for line in plan), (index, plan)
     assert "SEARCH c USING PRIMARY KEY (person_id=? AND cancelled_at>?)" in keys, keys
+
+
+class CountedReads:
+    """Reads that count the statements they are asked for (a lookup is one)."""
+
+    def __init__(self, reads: AsyncReads) -> None:
+        self.reads = reads
+        self.statements = 0
+
+    async def open(self) -> None:
+        await self.reads.open()
+
+    async def close(self) -> None:
+        await self.reads.close()
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any]) -> list[Row]:
+        self.statements += 1
+        return await self.reads.fetchall(sql, parameters)
+
+    async def lookup(self, sql: str, column: str, key: str) -> Row | None:
+        self.statements += 1
+        return await self.reads.lookup(sql, column, key)
+
+
+def polls_read_keys_while_the_view_moves(tmp_path_factory: pytest.TempPathFactory,
+                                         db: StateDatabase,
+                                         reads_for: Callable[[Path], AsyncReads]) -> None:
+    """A feed polled again and again, its events changed and deleted between polls: each
+    poll looks the secret up, and reads the feed's keys only when the events view has applied
+    a fact since this reader last read them, or one of its cancellations has aged out of the
+    feed; the keys are always as a first read would find them."""
+    path, app, owner, people, base = new_store(tmp_path_factory, "feed-polls", 2)
+    reads = reads_for(path)
+    person = people[0]
+    ids = [event.id for event in app.create_events(owner_id=owner, items=[{
+        "name": f"Polled {i}", "starting_time": base + timedelta(hours=i),
+        "end_time": base + timedelta(hours=i, minutes=30), "location": LOCATIONS[0],
+        "participants": [person]} for i in range(3)]).aggregates]
+    app.create_event(owner_id=owner, name="Not theirs", starting_time=base,
+                     end_time=base + timedelta(hours=1), location=LOCATIONS[1],
+                     participants=[people[1]])
+    follower = Follower(db, Log(app.recorder, app.mapper), [EventsView(db.dialect)])
+    follower.run_once()
+    with db.write() as conn:
+        conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (person, "polled", "polled", "p@example.com", "p@example.com", "-", T1, T1))
+    secret = CalendarFeeds(db).issue(person)
+    counted = CountedReads(reads)
+    reader = FeedReader(counted, db.dialect)
+    long_ago = "2000-01-01T00:00:00.000000Z"
+
+    async def poll(since: str = long_ago) -> tuple[FeedKeys, int]:
+        before = counted.statements
+        keys = await reader.keys(secret, since)
+        assert keys is not None and keys == await FeedReader(reads, db.dialect).keys(secret,
+                                                                                     since)
+        return keys, counted.statements - before
+
+    async def polls() -> None:
+        await counted.open()
+        try:
+            assert await reader.keys("made up", long_ago) is None
+            first, statements = await poll()
+            assert statements == 2 and not first.cancelled
+            assert await poll() == (first, 1)  # the view has not moved: the keys kept
+            app.update_event(ids[0], by=owner, now=datetime.now(UTC), expected_version=None,
+                             changes={"name": "Renamed"})
+            follower.run_once()
+            renamed, statements = await poll()
+            assert statements == 2 and renamed.tag != first.tag
+            app.delete_event(ids[1], by=owner, expected_version=None)
+            follower.run_once()
+            deleted, statements = await poll()
+            assert statements == 2 and [event_id for event_id, _, _ in deleted.cancelled] == [
+                str(ids[1])]
+            assert await poll() == (deleted, 1)
+            # the cancellation ages out: the keys are read again, without it
+            since = instant(datetime.fromisoformat(deleted.cancelled[0][2]) + timedelta(seconds=1))
+            aged, statements = await poll(since)
+            assert statements == 2 and not aged.cancelled and aged.tag != deleted.tag
+        finally:
+            await counted.close()
+
+    try:
+        asyncio.run(polls())
+    finally:
+        app.close()
+
+
+def test_a_feed_polled_again_reads_its_keys_only_once_the_view_has_moved(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    data_dir = tmp_path_factory.mktemp("feed-polls-state")
+    db = state(data_dir)
+    try:
+        polls_read_keys_while_the_view_moves(
+            tmp_path_factory, db,
+            lambda store: InlineReads(Settings(data_dir=data_dir).state_path, store))
+    finally:
+        db.close()
 
 
 def test_free_busy_reads_each_persons_events_through_the_owner_and_end_index(

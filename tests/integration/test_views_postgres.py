@@ -47,6 +47,7 @@ from tests.integration.test_views import (
     Store,
     churn,
     new_store,
+    polls_read_keys_while_the_view_moves,
     race_two_followers,
     rebuild_alone,
     reference,
@@ -338,6 +339,18 @@ def test_a_feed_reads_its_owners_events_through_indexes_alone(
     # an empty table may be read whole; a used one is searched by the digest's index
     assert "calendar_feeds_secret_hash_key" in owner or "Seq Scan on calendar_feeds" in owner
 
+
+
+def test_a_feed_polled_again_reads_its_keys_only_once_the_view_has_moved(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    with fresh("postgres") as made:
+        settings = settings_for(made, tmp_path_factory.mktemp("pg-feed-polls"))
+        db = wiring.state_database(settings)
+        try:
+            polls_read_keys_while_the_view_moves(
+                tmp_path_factory, db, lambda _: PostgresReads(settings.postgres.conninfo))
+        finally:
+            db.close()
 
 FEED_PEOPLE = 40  # each takes part in one event in 20, as a user of bench/'s load does
 
