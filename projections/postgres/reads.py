@@ -76,9 +76,13 @@ class PostgresReads:
 
     async def lookup(self, sql: str, column: str, key: str) -> Row | None:
         """Lookups of one statement asked for in the same turn of the event loop go out as one
-        statement, `IN` all their keys, when the loop turns: under load many requests reach
+        statement for all their keys when the loop turns: under load many requests reach
         their lookup together (each HTTP request a task woken in the same turn), and one
-        round trip for all of them costs the worker and PostgreSQL a fraction of one each."""
+        round trip for all of them costs the worker and PostgreSQL a fraction of one each.
+        The keys go as one array, `= ANY(...)`, so the statement's text is the same however
+        many there are and psycopg prepares it once a connection: as `IN ($1, ..., $n)` each
+        count of keys was a statement of its own, planned afresh on every connection until
+        it had been seen five times (the long tail of GET one event's latency at first)."""
         waiting = self._lookups.get((sql, column))
         if waiting is None:
             waiting = self._lookups[(sql, column)] = {}
@@ -97,7 +101,7 @@ class PostgresReads:
                       waiting: dict[str, list[asyncio.Future[Row | None]]]) -> None:
         keys = list(waiting)
         try:
-            rows = await self.fetchall(sql.replace("{keys}", ",".join("?" * len(keys))), keys)
+            rows = await self.fetchall(sql.replace("IN ({keys})", "= ANY(?)"), [keys])
         except Exception as exc:
             for futures in waiting.values():
                 for future in futures:

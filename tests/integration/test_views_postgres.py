@@ -6,6 +6,7 @@ over by another process with nothing lost or applied twice."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -393,6 +394,35 @@ def test_a_feed_looks_its_events_up_one_by_one_however_large_the_view(
             database, "EXPLAIN " + placeholders(sql), params))
         assert "Seq Scan on events_view" not in plan and "Hash Join" not in plan, plan
         assert "Index Cond: (id = ANY" in plan and "event_people_pkey" in plan, plan
+
+
+def test_lookups_of_any_number_of_keys_are_one_prepared_statement(
+        built: StateDatabase, database: Backend) -> None:
+    """Lookups gathered per turn of the event loop (GET one event's, a feed's secret) go out
+    as one statement whatever the number of keys: psycopg prepares it once a connection,
+    rather than one statement per count of keys, each planned afresh until seen five times."""
+    sql = "SELECT id, name FROM events_view WHERE id IN ({keys})"
+    ids = [row[0] for row in rows(database, "SELECT id FROM events_view ORDER BY seq LIMIT 4")]
+
+    async def look_up() -> tuple[list[list[str | None]], list[str]]:
+        reads = PostgresReads(database.url or "", max_size=1)  # one connection: its statements
+        await reads.open()
+        try:
+            found = []
+            for _ in range(6):
+                for count in range(1, 5):
+                    answers = await asyncio.gather(*(reads.lookup(sql, "id", key)
+                                                     for key in [*ids[:count], "missing"]))
+                    found.append([answer["id"] if answer else None for answer in answers])
+            prepared = await reads.fetchall("SELECT statement FROM pg_prepared_statements", [])
+            return found, [row["statement"] for row in prepared]
+        finally:
+            await reads.close()
+
+    found, prepared = asyncio.run(look_up())
+    assert found == [[*ids[:count], None] for _ in range(6) for count in range(1, 5)]
+    assert [text for text in prepared if "events_view" in text] == [
+        "SELECT id, name FROM events_view WHERE id = ANY($1)"]
 
 
 # ---------------------------------------------------------------------------------------------
