@@ -47,7 +47,7 @@ class Plan:
     users: int
     events: int
     wrk_seconds: float
-    warmup_seconds: float  # 0: no warm-up runs (the quick run trades them for time)
+    warmup_seconds: float  # 0: no warm-up runs
     append_seconds: float  # each in-process append and raw one-row-per-transaction figure
     ws_updates: int
     lag_samples: int
@@ -60,7 +60,7 @@ class Plan:
 FULL = Plan(users=1000, events=10_000, wrk_seconds=10, warmup_seconds=2, append_seconds=10,
             ws_updates=500, lag_samples=200, crowd=1000, visibility_workers=(1, 2),
             replay_facts=100_000, settle_seconds=120)
-QUICK = Plan(users=200, events=2000, wrk_seconds=3, warmup_seconds=0, append_seconds=3,
+QUICK = Plan(users=200, events=2000, wrk_seconds=3, warmup_seconds=1, append_seconds=3,
              ws_updates=200, lag_samples=50, crowd=1000, visibility_workers=(1,),
              replay_facts=20_000, settle_seconds=60)
 
