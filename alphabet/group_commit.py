@@ -4,7 +4,11 @@ manages a few thousand single-row transactions a second; batches reach tens of t
 
 It is the application's executor (domain.writing.Executor) in the server's workers, chosen
 when alphabet.wiring builds the application: `EventsApplication(env, writer=GroupCommit)`.
-Its thread starts with it and stops when the application is closed."""
+Its thread starts with it and stops when the application is closed.
+
+Workers of one store decide and save their batches in turns (`turns`: on PostgreSQL
+projections.postgres.WriterTurns; SQLite's workers go on without), or they race: the loser's
+batch is decided and saved again, whole, on fresh state."""
 
 from __future__ import annotations
 
@@ -14,27 +18,47 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.writing import Aggregates, Command, Save, WriteNow, Written
+from domain.errors import ConflictError
+from domain.writing import MAX_ATTEMPTS, Aggregates, Command, Save, Written
 
 log = logging.getLogger(__name__)
 
 Item = tuple[Command, "Future[Written]"]
 
 
+class Turns(Protocol):
+    """Held around each batch's deciding and saving: one writer at a time across processes."""
+
+    def __call__(self) -> AbstractContextManager[object]: ...
+
+    def close(self) -> None: ...
+
+
+class Anytime:
+    """No turns: the writer is alone (or races, and redoes what it lost)."""
+
+    def __call__(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def close(self) -> None:
+        """Nothing is held."""
+
+
 class GroupCommit:
     def __init__(self, aggregates: Aggregates, save: Save, max_batch: int = 256,
-                 on_batch: Callable[[int], None] = lambda size: None) -> None:
+                 on_batch: Callable[[int], None] = lambda size: None,
+                 turns: Turns | None = None) -> None:
         self.aggregates = aggregates
         self.save = save
-        # A command of a batch that lost a race to another process is settled on its own.
-        self.alone = WriteNow(aggregates, save)
         self.max_batch = max_batch
         self.on_batch = on_batch  # told each saved batch's size (for /metrics)
+        self.turns = turns or Anytime()  # used by the thread alone
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.thread.start()
@@ -53,17 +77,9 @@ class GroupCommit:
         while True:
             first = self.queue.get()
             if first is None:
+                self.turns.close()
                 return
             items = [first]
-            while len(items) < self.max_batch:
-                try:
-                    more = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self.queue.put(None)
-                    break
-                items.append(more)
             try:
                 self._commit(items)
             except Exception as exc:  # never leave a request waiting forever
@@ -73,38 +89,61 @@ class GroupCommit:
                         done.set_exception(exc)
 
     def _commit(self, items: list[Item]) -> None:
-        batch = Batch(self.aggregates)
-        decided: list[tuple[Command, Future[Written], list[Any], list[dict[str, Any]],
-                            set[Fact]]] = []
-        for command, done in items:
-            try:
-                aggregates = command.get(batch)
-                changes = command.act(aggregates) or []
-            except Exception as exc:  # a refused command (a domain error) answers only itself
-                done.set_exception(exc)
-                continue
-            decided.append((command, done, aggregates, changes, batch.keep(aggregates)))
-        if not decided:
+        """Take the commands queued (once this writer's turn has come: those queued while it
+        waited join the batch), decide and save them. When another process saved first to one
+        of the batch's aggregates (two workers' creations by one owner both add to the owner's
+        Ownership), decide the whole batch again on fresh state and save it again, in one
+        transaction. Settling each command on its own instead made a lost race cost one
+        transaction per command, each racing the other process's next batch in turn: with two
+        workers on PostgreSQL, creations by one owner cost twice the CPU they cost with one."""
+        pending = items
+        for attempt in range(MAX_ATTEMPTS):
+            with self.turns():
+                if not attempt:
+                    self._take_queued(items)
+                batch = Batch(self.aggregates)
+                decided = [(command, done, *taken) for command, done in pending
+                           if (taken := self._decide(batch, command, done)) is not None]
+                if not decided:
+                    return
+                try:
+                    recordings = self.save(*batch.changed.values())
+                except IntegrityError:
+                    pending = [(command, done) for command, done, *_ in decided]
+                    continue
+            self.on_batch(len(decided))
+            positions = {(r.domain_event.originator_id, r.domain_event.originator_version):
+                         r.notification.id for r in recordings}
+            for _, done, aggregates, changes, own in decided:
+                position = max((positions[fact] for fact in own), default=None)
+                done.set_result(Written(aggregates, changes, position))
             return
-        try:
-            recordings = self.save(*batch.changed.values())
-        except IntegrityError:
-            # Another process won a race on some aggregate: settle each command on its own.
-            for command, done, *_ in decided:
-                self._settle_alone(command, done)
-            return
-        self.on_batch(len(decided))
-        positions = {(r.domain_event.originator_id, r.domain_event.originator_version):
-                     r.notification.id for r in recordings}
-        for _, done, aggregates, changes, own in decided:
-            position = max((positions[fact] for fact in own), default=None)
-            done.set_result(Written(aggregates, changes, position))
+        for _, done in pending:
+            done.set_exception(ConflictError("too many concurrent changes; try again"))
 
-    def _settle_alone(self, command: Command, done: Future[Written]) -> None:
+    def _take_queued(self, items: list[Item]) -> None:
+        while len(items) < self.max_batch:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if more is None:  # closing: the batch is saved first
+                self.queue.put(None)
+                return
+            items.append(more)
+
+    @staticmethod
+    def _decide(batch: Batch, command: Command, done: Future[Written],
+                ) -> tuple[list[Any], list[dict[str, Any]], set[Fact]] | None:
+        """A command's get and act on the batch; a refused command (a domain error) is
+        answered at once, alone, and leaves the batch as it was."""
         try:
-            done.set_result(self.alone(command))
+            aggregates = command.get(batch)
+            changes = command.act(aggregates) or []
         except Exception as exc:
             done.set_exception(exc)
+            return None
+        return aggregates, changes, batch.keep(aggregates)
 
 
 # A fact by its aggregate's id and the version it brings the aggregate to.

@@ -20,7 +20,7 @@ import redis
 import redis.asyncio
 from eventsourcing.application import AggregateNotFoundError
 
-from alphabet.group_commit import GroupCommit
+from alphabet.group_commit import GroupCommit, Turns
 from alphabet.settings import Settings
 from api import metrics
 from api.auth import AuthServices, SigninPolicy
@@ -208,6 +208,16 @@ def leases(settings: Settings) -> Leases:
     return Alone()
 
 
+def writer_turns(settings: Settings) -> Turns | None:
+    """On PostgreSQL the workers of every instance take turns to write (alphabet.group_commit);
+    SQLite's, a few on one machine, race and redo what they lose."""
+    if settings.postgres:
+        from projections.postgres import WriterTurns
+
+        return WriterTurns(settings.postgres.conninfo, settings.postgres.schema)
+    return None
+
+
 def poll_seconds(settings: Settings) -> float:
     return POSTGRES_POLL_SECONDS if settings.postgres else SQLITE_POLL_SECONDS
 
@@ -295,8 +305,8 @@ class Worker:
 def worker(settings: Settings) -> Worker:
     """A worker's services. Its writes queue for one writer thread that saves many in one
     transaction (alphabet.group_commit); closing the application stops that thread."""
-    app = event_application(
-        settings, writer=partial(GroupCommit, on_batch=metrics.BATCHES.observe))
+    app = event_application(settings, writer=partial(
+        GroupCommit, on_batch=metrics.BATCHES.observe, turns=writer_turns(settings)))
     db = state_database(settings)
     secret = settings.secret()
     reads = async_reads(settings)

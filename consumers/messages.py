@@ -112,6 +112,10 @@ class MessageMaker:
             message["instance_id"] = instance_id(event.id, key(start))
         return message
 
+    def forget(self) -> None:
+        """Drop what is kept: facts were passed over without being made into messages."""
+        self.events.clear()
+
     def _event_after(self, fact: Any) -> Event | None:
         if isinstance(fact, Reminder.Due):
             key = str(fact.event_id)

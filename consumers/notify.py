@@ -35,13 +35,21 @@ class LogReader(Protocol):
     def read(self, after: int, limit: int) -> list[tuple[int, Any]]: ...
 
 
-def next_messages(log_: LogReader, maker: MessageMaker, after: int) -> tuple[list[Message], int]:
+def next_messages(log_: LogReader, maker: MessageMaker, after: int,
+                  heard: Callable[[], bool] = lambda: True) -> tuple[list[Message], int]:
     """The messages of the next batch of facts after `after` (with the notices about accounts
-    that the hubs act on), and the position reached."""
+    that the hubs act on), and the position reached. None are made while nobody would hear
+    them (`heard`: a worker's hub has sockets): the maker's names lookup and rendering of each
+    fact were a worker's largest cost of a write that no socket heard, paid by every worker.
+    A socket that subscribes later starts live from the log's head, past these facts."""
     facts = log_.read(after, BATCH)
+    reached = facts[-1][0] if facts else after
+    if not heard():
+        maker.forget()  # what it keeps of events would miss these facts
+        return [], reached
     messages = [m for pos, fact in facts
                 if (m := maker.make(pos, fact) or account_notice(pos, fact)) is not None]
-    return messages, facts[-1][0] if facts else after
+    return messages, reached
 
 
 def replay(
@@ -95,7 +103,8 @@ class LocalTail:
             self.woken.clear()
             try:
                 messages, reached = await asyncio.to_thread(
-                    next_messages, self.log, self.maker, position
+                    next_messages, self.log, self.maker, position,
+                    lambda: bool(self.hub.subscribers),
                 )
             except Exception as exc:
                 await asyncio.sleep(await asyncio.to_thread(self.backoff.failed, exc))

@@ -1,7 +1,8 @@
 """PostgreSQL for the state database, shared by every instance: the dialect (`dialect`), the
 state database through psycopg 3 pools (`state`), async reads for Sanic (`reads`),
 advisory-lock leases so that one process per role follows the log across all instances
-(`leases`), and LISTEN for the NOTIFY eventsourcing sends with every save (`listener`).
+(`leases`), the workers' turns to write (`turns`), and LISTEN for the NOTIFY eventsourcing
+sends with every save (`listener`).
 
 Imported only when ALPHABET_EVENT_STORE names a PostgreSQL database, so the embedded default
 needs neither psycopg nor libpq. The names the composition root builds from are here too, so it
@@ -12,8 +13,9 @@ from projections.postgres.leases import AdvisoryLeases, lock_key
 from projections.postgres.listener import Listener
 from projections.postgres.reads import PostgresReads
 from projections.postgres.state import PostgresDatabase
+from projections.postgres.turns import WriterTurns
 
 __all__ = [
     "POSTGRES", "AdvisoryLeases", "Listener", "PostgresDatabase", "PostgresDialect",
-    "PostgresReads", "lock_key", "placeholders",
+    "PostgresReads", "WriterTurns", "lock_key", "placeholders",
 ]

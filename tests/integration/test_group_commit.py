@@ -3,18 +3,25 @@ command still gets exactly its own answer (its changes, its position, or its ref
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from alphabet.group_commit import GroupCommit
-from domain.application import EventsApplication
+from alphabet.settings import Postgres
+from domain.application import EventsApplication, ownership
 from domain.errors import ForbiddenError, InvalidItemsError, VersionMismatchError
-from domain.writing import Aggregates, Command, WriteNow, Writer, Written
+from domain.events import Event
+from domain.writing import Aggregates, Command, Save, WriteNow, Writer, Written
+from projections.postgres import WriterTurns
+from tests.conftest import eventually, fresh
 
 NOW = datetime.now(UTC)
 
@@ -132,6 +139,110 @@ def test_a_batch_that_loses_a_race_to_another_process_settles_each_command_anew(
     event = grouped.get_event(event_id)
     assert (event.name, event.location, event.version) == ("Retro", "Eilat", 3)
     assert written.position is not None and written.aggregate.version == 3
+
+
+def test_a_batch_of_creations_that_loses_a_race_is_saved_again_in_one_transaction(
+    tmp_path: Path, grouped: EventsApplication,
+) -> None:
+    """Two workers creating events for one owner both add to the owner's Ownership, so one
+    of their batches loses the race. It is decided again on fresh state and saved again as
+    one: two transactions for the batch, not one per command (each of which raced the other
+    worker's next batch in turn, and cost creations on two workers twice their CPU)."""
+    new_event(grouped)  # the owner's Ownership is opened
+    other_worker = store(tmp_path)
+    holding, released = threading.Event(), threading.Event()
+    raced: list[Written] = []
+
+    def hold(aggregates: Aggregates) -> list[Any]:  # keeps the writer busy while we queue
+        holding.set()
+        released.wait()
+        return []
+
+    def race(aggregates: Aggregates) -> list[Any]:
+        """Last in the batch: the creations before it have read the Ownership."""
+        if not raced:
+            raced.append(new_event(other_worker, "Elsewhere"))
+        return []
+
+    queued = grouped.execute.queue  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(12) as pool:
+        held = pool.submit(grouped.execute, Command(hold, lambda _: None))
+        eventually(holding.is_set, "the writer took the holding command")
+        creations = [pool.submit(new_event, grouped, f"event {i}") for i in range(10)]
+        eventually(lambda: queued.qsize() == 10, "ten creations queued")
+        racing = pool.submit(grouped.execute, Command(race, lambda _: None))
+        eventually(lambda: queued.qsize() == 11, "the racing command queued")
+        saves = CountingApplication.saves
+        released.set()
+        held.result()
+        created = [creation.result() for creation in creations]
+        racing.result()
+    assert raced, "the other worker saved between the batch's reads and its save"
+    # the holding command's batch, the batch that lost, and the same batch saved again
+    assert CountingApplication.saves - saves == 3
+    owned = grouped.owned_event_ids(ownership(grouped.repository, "owner"))
+    assert set(created) <= set(owned) and len(owned) == 12
+
+
+@pytest.mark.postgres
+def test_workers_on_postgresql_take_turns_so_creations_by_one_owner_never_race() -> None:
+    """While one worker decides its batch (it has read the owner's Ownership), the other
+    worker's writer waits for its turn and then reads the Ownership as the first one left it:
+    no save is lost to a unique violation and redone."""
+    with fresh("postgres") as made:
+        assert made.url is not None
+        postgres = Postgres.from_url(made.url)
+        lost: list[int] = []
+
+        def writer(aggregates: Aggregates, save: Save) -> GroupCommit:
+            def counted(*objs: Any, **kwargs: Any) -> Any:
+                try:
+                    return save(*objs, **kwargs)
+                except IntegrityError:
+                    lost.append(1)
+                    raise
+
+            return GroupCommit(aggregates, counted,
+                               turns=WriterTurns(postgres.conninfo, postgres.schema))
+
+        env = {**postgres.eventsourcing_env(), "CREATE_TABLE": "y"}
+        first, second = (EventsApplication(writer=writer, env=env) for _ in range(2))
+        try:
+            new_event(first)  # the owner's Ownership is opened
+            deciding, released = threading.Event(), threading.Event()
+
+            def get(aggregates: Aggregates) -> list[Any]:
+                owned = ownership(aggregates, "owner")
+                deciding.set()
+                released.wait()
+                return [owned, Event.create(owner_id="owner", name="First", location="Haifa",
+                                            starting_time=NOW + timedelta(days=1),
+                                            end_time=NOW + timedelta(days=2), participants=[])]
+
+            def act(aggregates: list[Any]) -> None:
+                aggregates[0].add([aggregates[1].id])
+
+            with (ThreadPoolExecutor(2) as pool,
+                  psycopg.connect(made.url, autocommit=True) as watcher):
+                held = pool.submit(first.execute, Command(get, act))
+                try:
+                    eventually(deciding.is_set, "the first worker read the Ownership")
+                    waiting = pool.submit(new_event, second, "Second")
+                    eventually(lambda: watcher.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
+                        "granted AND database = (SELECT oid FROM pg_database WHERE datname = "
+                        "current_database())").fetchone() == (1,),
+                        "the second worker waits for its turn")
+                finally:
+                    released.set()
+                created = [held.result().aggregates[1].id, waiting.result()]
+        finally:
+            first.close()
+            second.close()
+        assert not lost, "a save lost a race and was redone"
+        reread = EventsApplication(env=env)
+        assert set(created) <= set(reread.owned_event_ids(ownership(reread.repository, "owner")))
+        reread.close()
 
 
 def test_a_command_refused_halfway_through_a_batch_leaves_no_trace_in_it(
