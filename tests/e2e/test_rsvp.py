@@ -17,26 +17,14 @@ import httpx
 import pytest
 
 from consumers.rsvp import RsvpLinks
-from tests.conftest import Backend, Person, Server, at, event_body, eventually, serving, sign_up
+from tests.conftest import Person, Server, at, event_body, eventually, sign_up
+from tests.e2e.test_mail_e2e import mail_server, smtp
 from tests.integration.test_mail import Received, SmtpServer
+
+__all__ = ["mail_server", "smtp"]  # fixtures: a server that delivers to aiosmtpd
 
 LINK = re.compile(r"^[ \t]+(Yes|Maybe|No): (\S+)", re.MULTILINE)
 ANSWER_OF = {"Yes": "accepted", "Maybe": "tentative", "No": "declined"}
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def mail_server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer,
-                backend: Backend) -> Iterator[Server]:
-    with serving(tmp_path_factory.mktemp("rsvp") / "data", backend.kind,
-                 env={"ALPHABET_SMTP_URL": smtp.url}) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
