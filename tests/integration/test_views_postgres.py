@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,22 @@ class Ledgered(EventsView):
 def settings_for(backend: Backend, data_dir: Path) -> Settings:
     assert backend.url is not None
     return Settings(data_dir=data_dir, postgres=Postgres.from_url(backend.url))
+
+
+@contextmanager
+def analysed_view(app: Any, data_dir: Path) -> Iterator[Backend]:
+    """A fresh PostgreSQL database holding the events view of `app`'s store (closed here),
+    analysed, so plans are the ones real statistics give."""
+    with fresh("postgres") as made:
+        db = wiring.state_database(settings_for(made, data_dir))
+        Follower(db, Log(app.recorder, app.mapper), [EventsView(POSTGRES)], batch=1000).run_once()
+        app.close()
+        with psycopg.connect(made.url or "", autocommit=True) as conn:
+            conn.execute("ANALYZE")
+        try:
+            yield made
+        finally:
+            db.close()
 
 
 def rows(backend: Backend, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -273,14 +290,8 @@ def with_series(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
             "participants": people[i % 3:], "time_zone": "UTC",
             "recurrence": ["RRULE:FREQ=WEEKLY" + ("" if i % 12 == 0 else ";COUNT=20")]
             if i % 4 == 0 else []} for i in range(chunk, chunk + 250)])
-    with fresh("postgres") as made:
-        db = wiring.state_database(settings_for(made, tmp_path_factory.mktemp("pg-series")))
-        Follower(db, Log(app.recorder, app.mapper), [EventsView(POSTGRES)], batch=1000).run_once()
-        app.close()
-        with psycopg.connect(made.url or "", autocommit=True) as conn:
-            conn.execute("ANALYZE")
+    with analysed_view(app, tmp_path_factory.mktemp("pg-series")) as made:
         yield made
-        db.close()
 
 
 @pytest.mark.parametrize("shape", SINGLE_SHAPES)
@@ -368,14 +379,8 @@ def many_feeds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Backe
             "end_time": base + timedelta(minutes=i + 30), "location": LOCATIONS[i % 4],
             "participants": [people[i % FEED_PEOPLE], people[(i // FEED_PEOPLE) % FEED_PEOPLE]],
         } for i in range(chunk, chunk + 500)])
-    with fresh("postgres") as made:
-        db = wiring.state_database(settings_for(made, tmp_path_factory.mktemp("pg-feeds")))
-        Follower(db, Log(app.recorder, app.mapper), [EventsView(POSTGRES)], batch=1000).run_once()
-        app.close()
-        with psycopg.connect(made.url or "", autocommit=True) as conn:
-            conn.execute("ANALYZE")
+    with analysed_view(app, tmp_path_factory.mktemp("pg-feeds")) as made:
         yield made, people[0]
-        db.close()
 
 
 def test_a_feed_looks_its_events_up_one_by_one_however_large_the_view(
