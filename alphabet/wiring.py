@@ -393,7 +393,7 @@ def prime_notifier(settings: Settings) -> None:
 def mailer(settings: Settings, app: EventsApplication, db: StateDatabase) -> Mailer:
     people = People(db)
     transport: Transport = (SmtpTransport(settings.smtp_url) if settings.smtp_url
-                            else OutboxTransport(settings.outbox_dir, people.address))
-    return Mailer(db, transport, event_loader(app), people.names, people.address,
+                            else OutboxTransport(settings.outbox_dir, people.addresses))
+    return Mailer(db, transport, event_loader(app), people.names, people.addresses,
                   settings.mail_from, settings.message_domain,
                   links=RsvpLinks(settings.secret(), settings.link_base))

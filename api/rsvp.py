@@ -87,7 +87,7 @@ async def rsvp(request: Request, services: RsvpServices, token: str) -> HTTPResp
     except ExpiredLinkError:
         return page(410, "This event has ended",
                     "It can no longer be answered. Nothing was recorded.")
-    if await off_loop(services.people.address, answering.invitee_id) is None:
+    if not await off_loop(services.people.addresses, [answering.invitee_id]):
         return page(410, "This invitation no longer exists",
                     "Your address has been removed. Nothing was recorded.")
     try:

@@ -159,7 +159,7 @@ def mail_counts(data_dir: Path, event_store: str | None = None) -> tuple[int | N
     no endpoint tells them. The queue is read from the state file (read-only), or from the
     PostgreSQL database `event_store`, and is None if the product's outbox table has changed
     shape."""
-    delivered = sum(1 for _ in (data_dir / "outbox").glob("*/*.eml"))
+    delivered = sum(1 for _ in (data_dir / "outbox").glob("*/*/*.eml"))
     if event_store:
         from bench.postgres import outbox_size
 

@@ -34,17 +34,20 @@ CACHED_NAMES = 100_000
 NAMES_SQL = ("SELECT id, username AS name, 'user' AS kind FROM users WHERE id IN ({marks}) "
              "UNION ALL SELECT id, email AS name, 'invitee' AS kind FROM invitees "
              "WHERE id IN ({marks})")
+ADDRESSES_SQL = ("SELECT id, email FROM users WHERE id IN ({marks}) "
+                 "UNION ALL SELECT id, email FROM invitees WHERE id IN ({marks})")
 
 
-def names_queries(person_ids: Iterable[str]) -> Iterator[tuple[str, list[str]]]:
+def names_queries(person_ids: Iterable[str],
+                  sql: str = NAMES_SQL) -> Iterator[tuple[str, list[str]]]:
     """How person ids map back to what a client sees, for sync and async readers alike:
     (sql, parameters) in chunks that stay under SQLite's parameter limit; each row has the
-    id, the name and its kind ("user" or "invitee")."""
+    id, the name and its kind ("user" or "invitee"), or with ADDRESSES_SQL the address."""
     ids = list(dict.fromkeys(person_ids))
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
-        yield NAMES_SQL.format(marks=marks), chunk + chunk
+        yield sql.format(marks=marks), chunk + chunk
 
 
 @dataclass(frozen=True)
@@ -106,14 +109,13 @@ class People:
             if changes.keys() & {"username", "password_hash"}:
                 names_changed(conn)
 
-    def address(self, person_id: str) -> str | None:
-        """Where to email a person (a user or an invitee); None once erased."""
-        row = self.db.connection().execute(
-            "SELECT email FROM users WHERE id = ? "
-            "UNION ALL SELECT email FROM invitees WHERE id = ?",
-            (person_id, person_id),
-        ).fetchone()
-        return str(row["email"]) if row else None
+    def addresses(self, person_ids: Iterable[str]) -> dict[str, str]:
+        """Where to email each person (a user or an invitee), in one statement for a whole
+        delivery pass (one per recipient was a third of the statements a write cost on
+        PostgreSQL); the erased are absent."""
+        conn = self.db.connection()
+        return {r["id"]: r["email"] for sql, parameters in names_queries(person_ids, ADDRESSES_SQL)
+                for r in conn.execute(sql, parameters)}
 
     def erase(self, user_id: str) -> None:
         with self.db.write() as conn:

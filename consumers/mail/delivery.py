@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import formataddr, parseaddr
 from uuid import UUID
@@ -52,7 +52,7 @@ class Mailer:
         transport: Transport,
         load: LoadEvent,
         names: LookUpNames,
-        address: Callable[[str], str | None],
+        addresses: Callable[[Iterable[str]], dict[str, str]],
         sender: str,
         domain: str,
         clock: Callable[[], float] = time.time,
@@ -63,7 +63,7 @@ class Mailer:
         self.transport = transport
         self.load = load
         self.names = names
-        self.address = address
+        self.addresses = addresses
         # Parsed and put back together once: a non-ASCII display name is encoded (RFC 2047)
         # and the address left as it is.
         self.sender = formataddr(parseaddr(sender), "utf-8")
@@ -137,13 +137,15 @@ class Mailer:
         events: dict[tuple[str, int], tuple[Event, Names] | None] = {}
         letters: dict[tuple[str, int, str], Letter] = {}
         try:
-            for item in self.due():
+            due = self.due()
+            addresses = self.addresses({item.person_id for item in due}) if due else {}
+            for item in due:
                 key = (item.event_id, item.version)
                 if key not in events:
                     event = self.load(UUID(item.event_id), item.version)
                     events[key] = ((event, self.names(people_of([fields_of(event)])))
                                    if event else None)
-                address = self.address(item.person_id)
+                address = addresses.get(item.person_id)
                 loaded = events[key]
                 if address is None or loaded is None:
                     outcomes.append(self._finished(item, "dropped: recipient or event erased"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -19,36 +19,46 @@ class OutboxTransport:
     <data dir>/outbox/<recipient id>/<organiser id>/, so erasing a person can remove every file
     addressed to them and every file about their events (which names them as the organiser).
     Writing and erasing take one lock, and the people a message names are looked up again under
-    it, so no file outlives an erasure. The lock file stays open for a pass rather than being
-    opened per message."""
+    it, so no file outlives an erasure. A pass takes the lock at its first message and holds it
+    to its end, so each person is looked up once a pass (an erasure waiting for the lock
+    removes what the pass wrote after looking them up)."""
 
-    def __init__(self, directory: Path, address: Callable[[str], str | None]) -> None:
+    def __init__(self, directory: Path,
+                 addresses: Callable[[Iterable[str]], dict[str, str]]) -> None:
         self.directory = directory
-        self.address = address
+        self.addresses = addresses
         self.lock: IO[str] | None = None
+        self.present: dict[str, bool] = {}  # this pass's lookups, made under the lock
 
     async def deliver(self, message: Mail, envelope: Envelope) -> None:
         if self.lock is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.lock = lock_path(self.directory).open("a")
-        data = message.as_bytes()
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+        if not self._present(envelope.recipient):
+            raise RecipientErasedError(envelope.recipient)
+        if envelope.names_organiser and not self._present(envelope.organiser):
+            raise OrganiserErasedError(envelope.organiser)
         path = self.directory / envelope.recipient / envelope.organiser / (
             str(message["Message-ID"]).strip("<>").replace("@", "_") + ".eml")
-        with holding(self.lock):
-            if self.address(envelope.recipient) is None:
-                raise RecipientErasedError(envelope.recipient)
-            if envelope.names_organiser and self.address(envelope.organiser) is None:
-                raise OrganiserErasedError(envelope.organiser)
-            try:
-                path.write_bytes(data)
-            except FileNotFoundError:  # the first message to this person about these events
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+        data = message.as_bytes()
+        try:
+            path.write_bytes(data)
+        except FileNotFoundError:  # the first message to this person about these events
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
     async def end_pass(self) -> None:
+        self.present.clear()
         if self.lock is not None:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
             self.lock.close()
             self.lock = None
+
+    def _present(self, person_id: str) -> bool:
+        if person_id not in self.present:
+            self.present[person_id] = bool(self.addresses([person_id]))
+        return self.present[person_id]
 
 
 def lock_path(directory: Path) -> Path:

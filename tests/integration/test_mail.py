@@ -229,7 +229,7 @@ class System:
                 looked_up.set()
             return found
 
-        return Mailer(self.db, built.transport, built.load, names, built.address,
+        return Mailer(self.db, built.transport, built.load, names, built.addresses,
                       sender or self.settings.mail_from, self.settings.message_domain,
                       clock=self.clock)
 
