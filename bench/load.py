@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import sqlite3
 import time
 from contextlib import closing
@@ -171,6 +172,27 @@ def mail_counts(data_dir: Path, event_store: str | None = None) -> tuple[int | N
     except sqlite3.OperationalError:
         return None, delivered
     return int(queued), delivered
+
+
+def emails(url: str) -> dict[str, int]:
+    """The server's email counters from /metrics (which loopback may read): sent, pending."""
+    text = httpx.get(url + "/metrics", timeout=30).text
+    return {name: int(float(value)) for name, value in re.findall(
+        r"^alphabet_emails_(sent|pending)(?:_total)?(?:\{[^}]*\})? (\S+)$", text, re.MULTILINE)}
+
+
+def drain(url: str, limit_seconds: float) -> tuple[float, int, int]:
+    """Wait until the server has done what earlier answers left it (facts its views have yet
+    to apply, emails queued), so a measurement is not charged with the one before it: the
+    seconds waited, the emails sent meanwhile, and what was still owed if the limit ran out."""
+    started = time.monotonic()
+    sent = emails(url).get("sent", 0)
+    while True:
+        counts = emails(url)
+        left = views_lag(url) + counts.get("pending", 0)
+        if not left or time.monotonic() - started >= limit_seconds:
+            return time.monotonic() - started, counts.get("sent", 0) - sent, left
+        time.sleep(0.5)
 
 
 def settle(url: str, limit_seconds: float) -> tuple[float, int]:
