@@ -263,7 +263,7 @@ def follower(settings: Settings, app: EventsApplication, db: StateDatabase,
              shared: Leases | None = None, bell: Doorbell | None = None) -> Follower:
     """The views' follower (supervised, its faults recorded, ringing `bell` when it has moved
     on) or, without `shared`, a worker's means to catch a view up for ?min_position."""
-    return Follower(db, Log(app.recorder, app.mapper), served_views(settings),
+    return Follower(db, Log(app.recorder, app.mapper, keep_last=True), served_views(settings),
                     poll_seconds=poll_seconds(settings), leases=shared,
                     faults=Faults(db) if shared is not None else None,
                     advanced=bell.ring if bell is not None else lambda: None)

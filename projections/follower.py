@@ -82,16 +82,34 @@ def tracked(view: View) -> str:
 
 
 class Log:
-    """The store's notification log, read in bulk (the library's own log pages hold only 10)."""
+    """The store's notification log, read in bulk (the library's own log pages hold only 10).
+    A follower's log keeps its last read (`keep_last`): the views it brings up after a
+    wake-up each read the same new facts, and decoding them once saves every view after the
+    first its read (on PostgreSQL a round trip each) and its decoding. Only for readers that
+    go on to the log's head, as a follower does: a read served from it holds no fact saved
+    since."""
 
-    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[Any]) -> None:
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[Any],
+                 keep_last: bool = False) -> None:
         self.recorder = recorder
         self.mapper = mapper
+        self.keep_last = keep_last
+        # (after, limit, facts): the last read, replaced whole, so threads sharing the log
+        # never see half of one
+        self._last: tuple[int, int, list[tuple[int, Fact]]] = (0, 0, [])
 
     def head(self) -> int:
         return self.recorder.max_notification_id() or 0
 
     def read(self, after: int, limit: int) -> list[tuple[int, Fact]]:
+        """Up to `limit` facts past `after`, from the last read where it holds them: where
+        that read was short it held every fact then visible, and the follower reads the rest
+        from the store on its next turn."""
+        start, asked, kept = self._last
+        if kept and start <= after < kept[-1][0]:
+            found = [item for item in kept if item[0] > after][:limit]
+            if len(found) == limit or len(kept) < asked:
+                return found
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )
@@ -101,12 +119,23 @@ class Log:
                 facts.append((n.id, self.mapper.to_domain_event(n)))
             except Exception as exc:  # a stored fact this code cannot decode
                 raise FactFailed(n.id, exc) from exc
+        if self.keep_last:
+            self._last = (after, limit, facts)
         return facts
 
 
 def position(conn: Connection, view: str) -> int:
     row = conn.execute("SELECT position FROM tracking WHERE view = ?", (view,)).fetchone()
     return int(row["position"]) if row else 0
+
+
+def positions(conn: Connection, views: Sequence[View]) -> dict[str, int]:
+    """Each view's position by its name, in one read (0 for a view that has none yet)."""
+    names = [tracked(view) for view in views]
+    found = {r["view"]: int(r["position"]) for r in conn.execute(
+        f"SELECT view, position FROM tracking WHERE view IN ({','.join('?' * len(names))})",
+        names)} if names else {}
+    return {view.name: found.get(tracked(view), 0) for view in views}
 
 
 def claim(conn: Connection, view: str) -> int:
@@ -128,10 +157,10 @@ def set_position(conn: Connection, view: str, at: int) -> None:
     )
 
 
-def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int) -> int:
-    """Apply the next batch of facts to one view; returns how many were applied. The position is
-    claimed inside the write transaction, so two followers of one view never apply a fact
-    twice."""
+def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int) -> tuple[int, int]:
+    """Apply the next batch of facts to one view: how many were applied, and the view's
+    position after them. The position is claimed inside the write transaction, so two
+    followers of one view never apply a fact twice."""
     tracking = tracked(view)
     with db.write() as conn:
         at = claim(conn, tracking)
@@ -142,8 +171,9 @@ def catch_up_batch(db: StateDatabase, log_: Log, view: View, batch: int) -> int:
             except Exception as exc:  # the whole batch rolls back; it is tried again whole
                 raise FactFailed(pos, exc) from exc
         if facts:
-            set_position(conn, tracking, facts[-1][0])
-    return len(facts)
+            at = facts[-1][0]
+            set_position(conn, tracking, at)
+    return len(facts), at
 
 
 # How often the follower does a Maintained view's clock-driven work (and once at its start).
@@ -200,13 +230,20 @@ class Follower:
         return [view for view in self.views if view.name == name]
 
     def run_once(self, views: Sequence[View] | None = None) -> int:
-        """Bring the views (all by default) up to the log's head; a cheap read first, so an
+        """Bring the views (all by default) up to the log's head; cheap reads first, so an
         idle look never takes the write lock."""
+        views = self.views if views is None else views
         head = self.log.head()
+        at = positions(self.db.connection(), views)
+        return sum(self._catch_up(view, at[view.name], head) for view in views)
+
+    def _catch_up(self, view: View, at: int, head: int) -> int:
+        """Batches until the view's position reaches `head` (another follower may have
+        applied some meanwhile, which a batch's claim finds)."""
         applied = 0
-        for view in self.views if views is None else views:
-            while position(self.db.connection(), tracked(view)) < head:
-                applied += catch_up_batch(self.db, self.log, view, self.batch)
+        while at < head:
+            count, at = catch_up_batch(self.db, self.log, view, self.batch)
+            applied += count
         return applied
 
     def run(self) -> None:
@@ -214,13 +251,20 @@ class Follower:
         while not self._stopped.is_set():
             # Cleared before reading, so a wake during the catch-up is not lost.
             self._woken.clear()
+            due = [view for view in self.views
+                   if backoffs[view.name].due_in() <= 0 and self.leases.holds(view.name)]
             applied = 0
-            for view in self.views:
+            try:  # where the log and the views stand, read once for all of them
+                head = self.log.head()
+                at = positions(self.db.connection(), due)
+            except Exception as exc:  # the store is out of reach: every view waits
+                for view in due:
+                    backoffs[view.name].failed(exc)
+                due = []
+            for view in due:
                 backoff = backoffs[view.name]
-                if backoff.due_in() > 0 or not self.leases.holds(view.name):
-                    continue
                 try:
-                    applied += self.run_once([view])
+                    applied += self._catch_up(view, at[view.name], head)
                     self.maintain(view)
                 except Exception as exc:  # this view waits its backoff; the others go on
                     backoff.failed(exc)

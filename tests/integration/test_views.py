@@ -170,7 +170,7 @@ def race_two_followers(store: Store, db: StateDatabase, view: EventsView, batch:
         log = Log(app.recorder, app.mapper)
         try:
             start.wait()
-            while count := catch_up_batch(db, log, view, batch):
+            while count := catch_up_batch(db, log, view, batch)[0]:
                 applied[slot] += count
                 time.sleep(0.001)  # out of the lock for a moment, so the other gets a turn
         except BaseException as exc:  # reported by the caller, with the thread's traceback
@@ -350,7 +350,7 @@ def rebuild_alone(db: StateDatabase, store: Store, view: View) -> dict[str, int]
     app = store.application()
     try:
         log = Log(app.recorder, app.mapper)
-        while catch_up_batch(db, log, rebuilt, 7):
+        while catch_up_batch(db, log, rebuilt, 7)[0]:
             pass
     finally:
         app.close()
@@ -474,6 +474,52 @@ def test_replaying_a_caught_up_view_beside_the_live_one_changes_no_row(
         "SELECT name FROM sqlite_master WHERE name LIKE '%rebuild%'"
     ).fetchall()
     assert leftovers == []
+
+
+def test_a_followers_views_share_each_read_of_new_facts_and_build_what_they_build_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.sqlite"
+    with sqlite3.connect(store.path) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    app = Store(path, store.head).application()
+    reads: list[int] = []
+    select = app.recorder.select_notifications
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = select(*args, **kwargs)
+        reads.append(len(found))
+        return found
+
+    app.recorder.select_notifications = counted  # type: ignore[method-assign]
+    views = [EventsView(), MailQueue(), RemindersView(30)]
+    kept = Follower(state(tmp_path / "kept"), Log(app.recorder, app.mapper, keep_last=True),
+                    views, batch=1000)
+    alone = Follower(state(tmp_path / "alone"), Log(app.recorder, app.mapper), views,
+                     batch=1000)
+    kept.run_once()
+    alone.run_once()
+    (_, first), = [item for item in Log(app.recorder, app.mapper).read(0, 10)
+                   if isinstance(item[1], Event.Created)][:1]
+    now = datetime.now(UTC)
+    app.update_event(first.originator_id, by=first.owner_id, now=now, expected_version=None,
+                     changes={"location": "Acre"})
+    app.create_event(owner_id=first.owner_id, name="Late", starting_time=now + timedelta(days=9),
+                     end_time=now + timedelta(days=10), location="Haifa Bay",
+                     participants=[first.owner_id])
+
+    reads.clear()
+    kept.run_once()
+    assert reads == [3]  # the update, the creation and its owner's Ownership, read once
+    reads.clear()
+    alone.run_once()
+    assert reads == [3, 3, 3]  # each view reads them for itself
+    app.close()
+    assert snapshot(tmp_path / "kept" / "state.sqlite") == snapshot(
+        tmp_path / "alone" / "state.sqlite")
+    for follower in (kept, alone):
+        assert {position(follower.db.connection(), view.name)
+                for view in views} == {store.head + 3}
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3, 5, 1000])
