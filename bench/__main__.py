@@ -160,7 +160,8 @@ class Run:
             if waited >= server.QUIET_SECONDS:
                 self.notes.append(f"{name} at {connections} connections began on a server "
                                   f"still busy after {waited:.0f} s")
-            self.drain(target, f"{name} at {connections} connections")
+            if target.deferred:
+                self.drain(target, f"{name} at {connections} connections")
         meter = CpuMeter([target.pid for target in targets], self.event_store)
         before = meter.read()
         result = wrk.spread([target.url for target in targets], name, requests, token,

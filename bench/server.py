@@ -131,11 +131,14 @@ atexit.register(stop_all)
 
 
 class Server(Child):
-    """An HTTP server on a free loopback port, ready once `ready_path` answers 200."""
+    """An HTTP server on a free loopback port, ready once `ready_path` answers 200. `deferred`:
+    it does work after its answers (views, mail) that /readyz and /metrics tell of."""
 
     def __init__(self, command: list[str], port: int, log_path: Path,
-                 env: dict[str, str] | None = None, ready_path: str = "/healthz") -> None:
+                 env: dict[str, str] | None = None, ready_path: str = "/healthz",
+                 deferred: bool = False) -> None:
         super().__init__(command, log_path, env)
+        self.deferred = deferred
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.ready_path = ready_path
@@ -186,6 +189,7 @@ def product(data_dir: Path, workers: int, log_dir: Path, event_store: str | None
         [sys.executable, "-m", "alphabet.cli", "serve", "--port", str(port),
          "--workers", str(workers)],
         port, log_dir / f"alphabet-w{workers}-{port}.log", env, ready_path="/readyz",
+        deferred=True,
     )
 
 

@@ -36,20 +36,23 @@ class LogReader(Protocol):
 
 
 def next_messages(log_: LogReader, maker: MessageMaker, after: int,
-                  heard: Callable[[], bool] = lambda: True) -> tuple[list[Message], int]:
+                  heard: Callable[[], bool] = lambda: True) -> tuple[list[Message], int, bool]:
     """The messages of the next batch of facts after `after` (with the notices about accounts
-    that the hubs act on), and the position reached. None are made while nobody would hear
-    them (`heard`: a worker's hub has sockets): the maker's names lookup and rendering of each
-    fact were a worker's largest cost of a write that no socket heard, paid by every worker.
-    A socket that subscribes later starts live from the log's head, past these facts."""
-    facts = log_.read(after, BATCH)
-    reached = facts[-1][0] if facts else after
+    that the hubs act on), the position reached, and whether more may follow at once (a
+    full batch: a short one held every fact then saved). None are made while nobody would
+    hear them (`heard`: a worker's hub has sockets), and nothing is read but the log's head:
+    the maker's names lookup and rendering of each fact were a worker's largest cost of a
+    write that no socket heard, paid by every worker, and reading and decoding the facts
+    the next. A socket that subscribes later starts live from the log's head, past these
+    facts."""
     if not heard():
         maker.forget()  # what it keeps of events would miss these facts
-        return [], reached
+        return [], max(after, log_.head()), False
+    facts = log_.read(after, BATCH)
+    reached = facts[-1][0] if facts else after
     messages = [m for pos, fact in facts
                 if (m := maker.make(pos, fact) or account_notice(pos, fact)) is not None]
-    return messages, reached
+    return messages, reached, len(facts) == BATCH
 
 
 def replay(
@@ -102,7 +105,7 @@ class LocalTail:
             # Cleared before reading, so a wake during the read is not lost.
             self.woken.clear()
             try:
-                messages, reached = await asyncio.to_thread(
+                messages, reached, more = await asyncio.to_thread(
                     next_messages, self.log, self.maker, position,
                     lambda: bool(self.hub.subscribers),
                 )
@@ -113,10 +116,10 @@ class LocalTail:
             for message in messages:
                 self.hub.publish(message)
             self.hub.advance(reached)
-            if reached == position:
+            position = reached
+            if not more:  # until the next save (a save since the read has woken it already)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.woken.wait(), self.poll)
-            position = reached
 
 
 def prime(redis: Any, namespace: str, head: int) -> None:
@@ -170,7 +173,7 @@ class RedisNotifier:
         if position is None:
             stored = self.redis.get(self.position_key)
             position = int(stored) if stored is not None else self.log.head()
-        messages, reached = next_messages(self.log, self.maker, position)
+        messages, reached, more = next_messages(self.log, self.maker, position)
         if reached != position:
             with self.redis.pipeline(transaction=True) as pipe:
                 for message in messages:
@@ -178,10 +181,9 @@ class RedisNotifier:
                 pipe.set(self.position_key, reached)
                 pipe.execute()
         self.backoff.succeeded()  # a standby (above) leaves the holder's fault alone
-        if reached != position:
-            return reached
-        self._wait()
-        return position
+        if not more:
+            self._wait()
+        return reached
 
     def _wait(self) -> None:
         self.woken.wait(self.poll)

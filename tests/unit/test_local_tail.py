@@ -50,12 +50,12 @@ def test_facts_nobody_hears_are_passed_over_and_later_messages_show_the_event_as
     log.append(*event.collect_events())
     looked_up.clear()
 
-    assert next_messages(log, maker, 1, heard=lambda: False) == ([], 2)
+    assert next_messages(log, maker, 1, heard=lambda: False) == ([], 2, False)
     assert not looked_up and not loaded, "nothing was made of a fact nobody hears"
 
     log.append(*Reminder(event_id=str(event.id), starting_time=START,
                           original_start=None).collect_events())
-    messages, reached = next_messages(log, maker, 2)
-    assert reached == 3 and [m["type"] for m in messages] == ["event.reminder"]
+    messages, reached, more = next_messages(log, maker, 2)
+    assert reached == 3 and not more and [m["type"] for m in messages] == ["event.reminder"]
     assert messages[0]["event"]["name"] == "Renamed", "not the name kept from before"
     assert loaded == [(event.id, None)]
