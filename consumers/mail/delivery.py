@@ -25,6 +25,7 @@ from domain import recurrence
 from domain.events import Event
 from domain.presentation import Names, fields_of, people_of
 from domain.storage import Connection, Database
+from projections.database import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ DELIVERY_SCHEMA = """CREATE TABLE IF NOT EXISTS mail_delivery (
     done_at DOUBLE PRECISION,
     outcome TEXT
 )"""
+
+# What mail_delivery holds of an outbox row `o`, as a scalar subquery: never turned into a
+# join, so the outbox is walked in log order from the mark, each row's delivery looked up by
+# its key, and the walk stops at the LIMIT. As a join PostgreSQL hashed every undelivered row
+# against every delivery each pass (46 ms for a backlog of 45,000, half the mailer's time).
+DELIVERY = "SELECT {} FROM mail_delivery d WHERE d.message_id = o.message_id"
 
 # message id, attempts, next attempt, done at, outcome: one row of mail_delivery
 Outcome = tuple[str, int, float, float | None, str]
@@ -84,9 +91,10 @@ class Mailer:
         mark = self._mark(conn)
         rows = conn.execute(
             "SELECT o.message_id, o.event_id, o.version, o.person_id, o.kind, o.changes, "
-            "COALESCE(d.attempts, 0) AS attempts FROM mail_outbox o LEFT JOIN mail_delivery d "
-            "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL "
-            "AND COALESCE(d.next_attempt, 0) <= ? ORDER BY o.position LIMIT ?",
+            f"COALESCE(({DELIVERY.format('attempts')}), 0) AS attempts FROM mail_outbox o "
+            "WHERE o.position > ? "
+            f"AND COALESCE(({DELIVERY.format('done_at IS NULL AND next_attempt <= ?')}), TRUE) "
+            "ORDER BY o.position LIMIT ?",
             (mark, self.clock(), limit),
         ).fetchall()
         return [Outgoing(r["message_id"], r["event_id"], r["version"], r["person_id"], r["kind"],
@@ -118,11 +126,13 @@ class Mailer:
     @staticmethod
     def _settled(conn: Connection, mark: int) -> int:
         """Where the settled prefix of the outbox ends now: before its first pending row."""
-        pending = conn.execute(
-            "SELECT MIN(o.position) AS first FROM mail_outbox o LEFT JOIN mail_delivery d "
-            "ON d.message_id = o.message_id WHERE o.position > ? AND d.done_at IS NULL",
+        row = conn.execute(
+            "SELECT o.position FROM mail_outbox o WHERE o.position > ? "
+            f"AND COALESCE(({DELIVERY.format('done_at IS NULL')}), TRUE) "
+            "ORDER BY o.position LIMIT 1",
             (mark,),
-        ).fetchone()["first"]
+        ).fetchone()
+        pending = row["position"] if row else None
         return int(pending - 1 if pending is not None else conn.execute(
             "SELECT COALESCE(MAX(position), 0) AS last FROM mail_outbox").fetchone()["last"])
 
@@ -235,8 +245,9 @@ class Mailer:
         if not outcomes:
             return
         with self.db.write() as conn:
-            conn.executemany(
-                "INSERT INTO mail_delivery VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO "
+            insert_rows(
+                conn,
+                "INSERT INTO mail_delivery VALUES {rows} ON CONFLICT(message_id) DO "
                 "UPDATE SET attempts = excluded.attempts, next_attempt = excluded.next_attempt, "
                 "done_at = excluded.done_at, outcome = excluded.outcome",
                 outcomes,

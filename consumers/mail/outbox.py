@@ -13,6 +13,7 @@ from domain.events import Event, instance_of
 from domain.recurrence import key
 from domain.reminders import Reminder
 from domain.storage import LIVE, Connection, Place
+from projections.database import insert_rows
 
 # The domain of an outbox row's key; each message's Message-ID header is at the configured domain
 # instead (header_message_id).
@@ -55,7 +56,7 @@ class MailSql:
         self.event = f"SELECT version, participants FROM {events} WHERE event_id = ?"
         self.forget = f"DELETE FROM {events} WHERE event_id = ?"
         self.queue = (f"INSERT INTO {outbox} (message_id, event_id, version, person_id, kind, "
-                      "changes, position) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+                      "changes, position) VALUES {rows} ON CONFLICT DO NOTHING")
         # Through Kafka a fact can be handled after later ones (each partition goes at its own
         # pace), queuing rows behind the mailer's settled mark: the mark is pulled back so they
         # are seen. The update always matches the mark's row, so it waits for a mailer moving
@@ -134,11 +135,9 @@ class MailQueue:
     def _queue(self, conn: Connection, position: int, event_id: Any, version: int,
                people: list[str], kind: str, changes: dict[str, Any]) -> None:
         detail = json.dumps(sorted(changes))
-        conn.executemany(
-            self.sql.queue,
-            [(message_id(str(event_id), version, person, kind), str(event_id), version, person,
-              kind, detail, position) for person in dict.fromkeys(people)],
-        )
+        insert_rows(conn, self.sql.queue, [
+            (message_id(str(event_id), version, person, kind), str(event_id), version, person,
+             kind, detail, position) for person in dict.fromkeys(people)])
         if people and self.sql.pull_mark:
             conn.execute(self.sql.pull_mark, (position, position - 1, MARK))
 
