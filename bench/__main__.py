@@ -244,6 +244,7 @@ class Run:
         token = data.owner.access
         latency: dict[str, Any] = {}
         product.quiet()
+        self.drain(product, "PUT → WebSocket")
         self.progress(f"PUT → WebSocket, {self.plan.ws_updates} updates, no other sockets")
         latency["ws_idle"] = asyncio.run(sockets.websocket_latency(
             product.url, token, data.owned_ids, self.plan.ws_updates))

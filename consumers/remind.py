@@ -76,7 +76,8 @@ class RemindersView:
         match fact:
             case Event.Created():
                 self._schedule(conn, str(fact.originator_id), fact.starting_time)
-                self._recurs(conn, fact, fact.recurrence)
+                if fact.recurrence:  # a new single event has no series' row to remove
+                    self._recurs(conn, fact, fact.recurrence)
             case Event.Updated():
                 if "starting_time" in fact.changes:
                     self._schedule(conn, str(fact.originator_id), fact.changes["starting_time"])

@@ -213,11 +213,13 @@ class Occurrences:
         if isinstance(fact, Event.Deleted):
             self.drop(conn, event_id)
             return
-        if not shapes_occurrences(fact):
-            return
+        if not shapes_occurrences(fact) or (
+                isinstance(fact, Event.Created) and not fact.recurrence):
+            return  # a new single event: no series, and none before it
         row = conn.execute(self.sql.view_row, (event_id,)).fetchone()
-        if row is None:
-            return
+        if row is None or (not json.loads(row["recurrence"])
+                           and "recurrence" not in getattr(fact, "changes", {})):
+            return  # a single event that was one before the fact too: it has no rows
         before = Exceptions.read(conn.execute(self.sql.exceptions, (event_id,)).fetchone())
         self.write(conn, event_id, row, advance(row, before, fact), fact.timestamp)
 
