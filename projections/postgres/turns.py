@@ -1,5 +1,6 @@
 """Writers' turns: the server's workers (of every instance on one database) take turns to
-decide and save a batch of commands, rather than race and redo.
+decide and save a batch of commands, rather than race and redo, once they have raced
+(alphabet.group_commit takes turns for a while after a lost race).
 
 Two workers' creations by one owner both add to the owner's Ownership; deciding at once, one of
 them loses the race at its save (a unique violation on the Ownership's next version) and

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,25 @@ def new_event(app: EventsApplication, name: str = "Standup") -> UUID:
     return event_id
 
 
+class CountedTurns:
+    """Turns that are always free, counted: which batches took one."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def __call__(self) -> AbstractContextManager[object]:
+        self.taken += 1
+        return nullcontext()
+
+    def close(self) -> None:
+        """Nothing is held."""
+
+
 @pytest.fixture
 def grouped(tmp_path: Path) -> Any:
     CountingApplication.saves = 0
-    app = store(tmp_path, CountingApplication, GroupCommit)
+    app = store(tmp_path, CountingApplication,
+                lambda aggregates, save: GroupCommit(aggregates, save, turns=CountedTurns()))
     assert isinstance(app.execute, GroupCommit)
     yield app
     app.close()
@@ -149,6 +165,8 @@ def test_a_batch_of_creations_that_loses_a_race_is_saved_again_in_one_transactio
     one: two transactions for the batch, not one per command (each of which raced the other
     worker's next batch in turn, and cost creations on two workers twice their CPU)."""
     new_event(grouped)  # the owner's Ownership is opened
+    turns = grouped.execute.turns  # type: ignore[attr-defined]
+    assert turns.taken == 0, "a writer that never raced takes no turn"
     other_worker = store(tmp_path)
     holding, released = threading.Event(), threading.Event()
     raced: list[Written] = []
@@ -180,8 +198,12 @@ def test_a_batch_of_creations_that_loses_a_race_is_saved_again_in_one_transactio
     assert raced, "the other worker saved between the batch's reads and its save"
     # the holding command's batch, the batch that lost, and the same batch saved again
     assert CountingApplication.saves - saves == 3
+    # the batch saved again took a turn
+    assert turns.taken == 1
     owned = grouped.owned_event_ids(ownership(grouped.repository, "owner"))
     assert set(created) <= set(owned) and len(owned) == 12
+    new_event(grouped, "After")
+    assert turns.taken == 2, "the next batch takes its turn too, for a while"
 
 
 @pytest.mark.postgres
@@ -202,7 +224,7 @@ def test_workers_on_postgresql_take_turns_so_creations_by_one_owner_never_race()
                     lost.append(1)
                     raise
 
-            return GroupCommit(aggregates, counted,
+            return GroupCommit(aggregates, counted, contended_seconds=None,
                                turns=WriterTurns(postgres.conninfo, postgres.schema))
 
         env = {**postgres.eventsourcing_env(), "CREATE_TABLE": "y"}

@@ -103,6 +103,14 @@ class Store:
         return EventsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                                       "SQLITE_DBNAME": str(self.path)})
 
+    def copied(self, directory: Path) -> Store:
+        """The same history in a file of its own under `directory`, for a test that saves
+        more facts (the store itself is shared by the module's tests)."""
+        path = directory / "events.sqlite"
+        with sqlite3.connect(self.path) as source, sqlite3.connect(path) as copy:
+            source.backup(copy)
+        return Store(path, self.head)
+
 
 def state(data_dir: Path) -> StateDatabase:
     return wiring.state_database(Settings(data_dir=data_dir))
@@ -479,10 +487,7 @@ def test_replaying_a_caught_up_view_beside_the_live_one_changes_no_row(
 def test_a_followers_views_share_each_read_of_new_facts_and_build_what_they_build_alone(
     store: Store, tmp_path: Path
 ) -> None:
-    path = tmp_path / "events.sqlite"
-    with sqlite3.connect(store.path) as source, sqlite3.connect(path) as copy:
-        source.backup(copy)
-    app = Store(path, store.head).application()
+    app = store.copied(tmp_path).application()
     reads: list[int] = []
     select = app.recorder.select_notifications
 
@@ -542,10 +547,7 @@ def test_a_replay_in_any_batches_numbers_and_fills_the_rows_as_the_follower_did(
 def test_facts_saved_while_a_replay_runs_are_in_the_view_it_swaps_in(
     store: Store, tmp_path: Path
 ) -> None:
-    path = tmp_path / "events.sqlite"
-    with sqlite3.connect(store.path) as source, sqlite3.connect(path) as copy:
-        source.backup(copy)
-    app = Store(path, store.head).application()
+    app = store.copied(tmp_path).application()
     log = Log(app.recorder, app.mapper)
     # The history's first two events (each creation also records its owner's Ownership facts).
     first, second = [fact for _, fact in log.read(0, 10) if isinstance(fact, Event.Created)][:2]
