@@ -61,8 +61,11 @@ class Postgres:
         return " ".join(f"{key}='{quote(value)}'" for key, value in fields.items() if value)
 
     def eventsourcing_env(self) -> dict[str, str]:
+        """Each save one statement (projections.postgres.recorder says why)."""
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "projections.postgres.recorder:LockingRecorder",
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),

@@ -43,6 +43,7 @@ from projections.database import (
 )
 from projections.events_queries import Filters, busy_query, matched, page_query
 from projections.events_view import EventsView
+from projections.faults import FactFailed
 from projections.feeds import CalendarFeeds, FeedKeys, FeedReader
 from projections.follower import (
     Follower,
@@ -487,6 +488,9 @@ def test_replaying_a_caught_up_view_beside_the_live_one_changes_no_row(
 def test_a_followers_views_share_each_read_of_new_facts_and_build_what_they_build_alone(
     store: Store, tmp_path: Path
 ) -> None:
+    """Views behind together catch up in one transaction on one read of the new facts; the
+    same views followed one by one (each its own follower) read them once each and build the
+    same rows."""
     app = store.copied(tmp_path).application()
     reads: list[int] = []
     select = app.recorder.select_notifications
@@ -498,12 +502,14 @@ def test_a_followers_views_share_each_read_of_new_facts_and_build_what_they_buil
 
     app.recorder.select_notifications = counted  # type: ignore[method-assign]
     views = [EventsView(), MailQueue(), RemindersView(30)]
-    kept = Follower(state(tmp_path / "kept"), Log(app.recorder, app.mapper, keep_last=True),
-                    views, batch=1000)
-    alone = Follower(state(tmp_path / "alone"), Log(app.recorder, app.mapper), views,
-                     batch=1000)
-    kept.run_once()
-    alone.run_once()
+    together = Follower(state(tmp_path / "together"), Log(app.recorder, app.mapper), views,
+                        batch=1000)
+    alone_db = state(tmp_path / "alone")
+    alone = [Follower(alone_db, Log(app.recorder, app.mapper), [view], batch=1000)
+             for view in views]
+    together.run_once()
+    for follower in alone:
+        follower.run_once()
     (_, first), = [item for item in Log(app.recorder, app.mapper).read(0, 10)
                    if isinstance(item[1], Event.Created)][:1]
     now = datetime.now(UTC)
@@ -514,17 +520,50 @@ def test_a_followers_views_share_each_read_of_new_facts_and_build_what_they_buil
                      participants=[first.owner_id])
 
     reads.clear()
-    kept.run_once()
+    assert together.run_once() == 3 * 3
     assert reads == [3]  # the update, the creation and its owner's Ownership, read once
     reads.clear()
-    alone.run_once()
+    for follower in alone:
+        follower.run_once()
     assert reads == [3, 3, 3]  # each view reads them for itself
     app.close()
-    assert snapshot(tmp_path / "kept" / "state.sqlite") == snapshot(
+    assert snapshot(tmp_path / "together" / "state.sqlite") == snapshot(
         tmp_path / "alone" / "state.sqlite")
-    for follower in (kept, alone):
-        assert {position(follower.db.connection(), view.name)
-                for view in views} == {store.head + 3}
+    for db in (together.db, alone_db):
+        assert {position(db.connection(), view.name) for view in views} == {store.head + 3}
+
+
+class Refusing(RemindersView):
+    """The reminders view, unable to apply one fact."""
+
+    def __init__(self, refused: int) -> None:
+        super().__init__(30)
+        self.refused = refused
+
+    def apply(self, conn: Any, position: int, fact: Any) -> None:
+        if position == self.refused:
+            raise ValueError("this view cannot apply this fact")
+        super().apply(conn, position, fact)
+
+
+def test_views_caught_up_together_go_on_alone_past_one_that_cannot_apply_a_fact(
+    store: Store, tmp_path: Path
+) -> None:
+    """A batch of views together is one transaction: one view's failure rolls all of them
+    back, and then each goes on alone, so only the failing view is held back."""
+    app = store.copied(tmp_path).application()
+    refused = store.head - 10
+    views = [EventsView(), MailQueue(), Refusing(refused)]
+    follower = Follower(state(tmp_path), Log(app.recorder, app.mapper, keep_last=True), views,
+                        batch=1000)
+    with pytest.raises(FactFailed) as failed:
+        follower.run_once()
+    assert failed.value.position == refused
+    conn = follower.db.connection()
+    assert position(conn, "events") == position(conn, "mail") == store.head
+    # the refusing view stands where its last whole batch before the refused fact ended
+    assert position(conn, "reminders") == (refused - 1) // 1000 * 1000
+    app.close()
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3, 5, 1000])

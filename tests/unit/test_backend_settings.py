@@ -22,7 +22,9 @@ def test_a_postgresql_url_configures_eventsourcing_and_the_state_database() -> N
     assert settings.postgres == Postgres("db.example", 6543, "alphabet", "s@cret", "events",
                                          "tenant_a")
     assert settings.postgres.eventsourcing_env() == {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": "events",
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "projections.postgres.recorder:LockingRecorder",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "y", "POSTGRES_DBNAME": "events",
         "POSTGRES_HOST": "db.example", "POSTGRES_PORT": "6543", "POSTGRES_USER": "alphabet",
         "POSTGRES_PASSWORD": "s@cret", "POSTGRES_SCHEMA": "tenant_a"}
     conninfo = settings.postgres.conninfo
