@@ -162,10 +162,14 @@ def claim_all(conn: Connection, views: Sequence[View]) -> dict[str, int]:
 
 
 def set_position(conn: Connection, view: str, at: int) -> None:
-    conn.execute(
-        "INSERT INTO tracking VALUES (?, ?) ON CONFLICT(view) DO UPDATE SET position = ?",
-        (view, at, at),
-    )
+    set_positions(conn, [(view, at)])
+
+
+def set_positions(conn: Connection, moved: Sequence[tuple[str, int]]) -> None:
+    """Each tracking row's new position, all in one statement."""
+    conn.execute(f"INSERT INTO tracking VALUES {', '.join(['(?, ?)'] * len(moved))} "
+                 "ON CONFLICT(view) DO UPDATE SET position = excluded.position",
+                 [value for row in moved for value in row])
 
 
 def apply(conn: Connection, view: View, facts: Sequence[tuple[int, Fact]]) -> None:
@@ -208,9 +212,7 @@ def catch_up_together(db: StateDatabase, log_: Log, views: Sequence[View], batch
         moved = [(tracked(view), facts[-1][0]) for view in views
                  if facts and facts[-1][0] > at[view.name]]
         if moved:
-            conn.execute(f"INSERT INTO tracking VALUES {', '.join(['(?, ?)'] * len(moved))} "
-                         "ON CONFLICT(view) DO UPDATE SET position = excluded.position",
-                         [value for row in moved for value in row])
+            set_positions(conn, moved)
     return applied, {name: max(at[name], facts[-1][0]) if facts else at[name]
                      for name in at}
 
