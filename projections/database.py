@@ -167,6 +167,11 @@ class AsyncReads(Protocol):
         keys of every lookup waiting at once in one statement."""
         ...
 
+    async def shared(self, sql: str) -> list[Row]:
+        """The rows of `sql` (no parameters) as of no earlier than the call: a reader that pays
+        a round trip per statement reads once for every caller waiting at once."""
+        ...
+
 
 def insert_rows(conn: Connection, statement: str, rows: Sequence[Sequence[Any]],
                 chunk: int = 100) -> None:
@@ -327,6 +332,9 @@ class InlineReads:
         """One key at a time: an inline read costs no round trip to share."""
         rows = await self.fetchall(sql.replace("{keys}", "?"), (key,))
         return rows[0] if rows else None
+
+    async def shared(self, sql: str) -> list[Row]:
+        return await self.fetchall(sql, ())
 
 
 def read_only(path: Path) -> sqlite3.Connection:

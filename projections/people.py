@@ -206,7 +206,7 @@ class PeopleReader:
         Anything cached from names() is valid while this count holds. `seen` is the count as
         the caller's own statement read it beside its rows (NAMES_COUNT), saving a read."""
         if seen is None:
-            rows = await self.reads.fetchall(f"SELECT {NAMES_COUNT} AS seen", ())
+            rows = await self.reads.shared(f"SELECT {NAMES_COUNT} AS seen")
             seen = int(rows[0]["seen"])
         if seen != self._names_seen or len(self._names) + len(self._accounts) > CACHED_NAMES:
             self._names = {}

@@ -7,7 +7,7 @@ import asyncio
 import os
 import socket
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -34,8 +34,9 @@ class PostgresReads:
         self._idle: list[psycopg.AsyncConnection[DictRow]] = []
         self._waiting: deque[asyncio.Future[psycopg.AsyncConnection[DictRow] | None]] = deque()
         self._counted = 0  # connections open, being opened or in use
-        # (statement, key column) → key → the lookups waiting for the loop to turn
-        self._lookups: dict[tuple[str, str], dict[str, list[asyncio.Future[Row | None]]]] = {}
+        # (statement, key column) → key → the reads waiting for the loop to turn
+        self._waiting_turn: dict[tuple[str, str],
+                                 dict[str, list[asyncio.Future[dict[str, Any]]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
@@ -83,36 +84,59 @@ class PostgresReads:
         many there are and psycopg prepares it once a connection: as `IN ($1, ..., $n)` each
         count of keys was a statement of its own, planned afresh on every connection until
         it had been seen five times (the long tail of GET one event's latency at first)."""
-        waiting = self._lookups.get((sql, column))
+        keyed = sql.replace("IN ({keys})", "= ANY(?)")
+
+        async def rows_of(keys: list[str]) -> dict[str, Row]:
+            return {row[column]: row for row in await self.fetchall(keyed, [keys])}
+
+        return (await self._next_turn((sql, column), key, rows_of)).get(key)
+
+    async def shared(self, sql: str) -> list[Row]:
+        """The rows of a statement without parameters (the names count every signed-in write
+        reads), read once for all who ask in the same turn of the loop: the statement goes
+        out after each of them asked, so each gets what a read of its own would have seen.
+        Group commit answers a batch's requests together, and their clients' next requests
+        then arrive together too."""
+        async def rows_of(_: list[str]) -> dict[str, list[Row]]:
+            return {"": await self.fetchall(sql, ())}
+
+        return (await self._next_turn((sql, ""), "", rows_of))[""]
+
+    async def _next_turn(self, slot: tuple[str, str], key: str,
+                         read: Callable[[list[str]], Awaitable[dict[str, Any]]],
+                         ) -> dict[str, Any]:
+        """What `read` finds for the keys of every caller of `slot` in this turn of the loop,
+        read once when the loop turns."""
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting_turn.get(slot)
         if waiting is None:
-            waiting = self._lookups[(sql, column)] = {}
-            asyncio.get_running_loop().call_soon(self._look_up, sql, column)
-        found: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
+            waiting = self._waiting_turn[slot] = {}
+            loop.call_soon(self._turned, slot, read)
+        found: asyncio.Future[dict[str, Any]] = loop.create_future()
         waiting.setdefault(key, []).append(found)
         return await found
 
-    def _look_up(self, sql: str, column: str) -> None:
-        waiting = self._lookups.pop((sql, column))
-        task = asyncio.get_running_loop().create_task(self._answer(sql, column, waiting))
+    def _turned(self, slot: tuple[str, str],
+                read: Callable[[list[str]], Awaitable[dict[str, Any]]]) -> None:
+        waiting = self._waiting_turn.pop(slot)
+        task = asyncio.get_running_loop().create_task(self._answer(waiting, read))
         self._tasks.add(task)  # the loop keeps only a weak reference
         task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, sql: str, column: str,
-                      waiting: dict[str, list[asyncio.Future[Row | None]]]) -> None:
-        keys = list(waiting)
+    @staticmethod
+    async def _answer(waiting: dict[str, list[asyncio.Future[dict[str, Any]]]],
+                      read: Callable[[list[str]], Awaitable[dict[str, Any]]]) -> None:
+        futures = [future for each in waiting.values() for future in each]
         try:
-            rows = await self.fetchall(sql.replace("IN ({keys})", "= ANY(?)"), [keys])
+            found = await read(list(waiting))
         except Exception as exc:
-            for futures in waiting.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            return
-        by_key = {row[column]: row for row in rows}
-        for key, futures in waiting.items():
             for future in futures:
-                if not future.done():  # its request may have been cancelled meanwhile
-                    future.set_result(by_key.get(key))
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future in futures:
+            if not future.done():  # its request may have been cancelled meanwhile
+                future.set_result(found)
 
     async def _connect(self) -> psycopg.AsyncConnection[DictRow]:
         return await psycopg.AsyncConnection.connect(

@@ -738,6 +738,10 @@ class CountedReads:
         self.statements += 1
         return await self.reads.lookup(sql, column, key)
 
+    async def shared(self, sql: str) -> list[Row]:
+        self.statements += 1
+        return await self.reads.shared(sql)
+
 
 def polls_read_keys_while_the_view_moves(tmp_path_factory: pytest.TempPathFactory,
                                          db: StateDatabase,

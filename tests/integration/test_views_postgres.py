@@ -430,6 +430,34 @@ def test_lookups_of_any_number_of_keys_are_one_prepared_statement(
         "SELECT id, name FROM events_view WHERE id = ANY($1)"]
 
 
+def test_a_shared_read_is_one_statement_for_all_who_ask_in_one_turn_and_none_before(
+        database: Backend) -> None:
+    """The names count that signed-in writes read goes out once for every caller waiting in a
+    turn of the event loop; a caller that asks once it has gone out gets a statement of its
+    own (it must see no less than what a read of its own would). A sequence tells the
+    statements apart: each nextval is one statement the server ran."""
+    with psycopg.connect(database.url or "", autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE IF NOT EXISTS shared_reads")
+    sql = "SELECT nextval('shared_reads') AS n"
+
+    async def read() -> tuple[list[int], list[int], int]:
+        reads = PostgresReads(database.url or "")
+        await reads.open()
+        try:
+            together = await asyncio.gather(*(reads.shared(sql) for _ in range(16)))
+            first = asyncio.ensure_future(reads.shared(sql))
+            await asyncio.sleep(0)  # the loop turns: the first read goes out alone
+            later = await asyncio.gather(reads.shared(sql), reads.shared(sql))
+            alone = (await first)[0]["n"]
+            return [r[0]["n"] for r in together], [r[0]["n"] for r in later], alone
+        finally:
+            await reads.close()
+
+    together, later, alone = asyncio.run(read())
+    assert len(set(together)) == 1, together
+    assert len(set(later)) == 1 and later[0] > alone > together[0], (together, alone, later)
+
+
 # ---------------------------------------------------------------------------------------------
 # followers: exactly once, replay, takeover
 
