@@ -8,7 +8,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -16,6 +16,8 @@ from psycopg.rows import DictRow, dict_row
 
 from projections.database import Row
 from projections.postgres.dialect import placeholders
+
+Found = TypeVar("Found")
 
 
 class PostgresReads:
@@ -35,8 +37,7 @@ class PostgresReads:
         self._waiting: deque[asyncio.Future[psycopg.AsyncConnection[DictRow] | None]] = deque()
         self._counted = 0  # connections open, being opened or in use
         # (statement, key column) → key → the reads waiting for the loop to turn
-        self._waiting_turn: dict[tuple[str, str],
-                                 dict[str, list[asyncio.Future[dict[str, Any]]]]] = {}
+        self._waiting_turn: dict[tuple[str, str], dict[str, list[asyncio.Future[Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
@@ -103,8 +104,8 @@ class PostgresReads:
         return (await self._next_turn((sql, ""), "", rows_of))[""]
 
     async def _next_turn(self, slot: tuple[str, str], key: str,
-                         read: Callable[[list[str]], Awaitable[dict[str, Any]]],
-                         ) -> dict[str, Any]:
+                         read: Callable[[list[str]], Awaitable[dict[str, Found]]],
+                         ) -> dict[str, Found]:
         """What `read` finds for the keys of every caller of `slot` in this turn of the loop,
         read once when the loop turns."""
         loop = asyncio.get_running_loop()
@@ -112,7 +113,7 @@ class PostgresReads:
         if waiting is None:
             waiting = self._waiting_turn[slot] = {}
             loop.call_soon(self._turned, slot, read)
-        found: asyncio.Future[dict[str, Any]] = loop.create_future()
+        found: asyncio.Future[dict[str, Found]] = loop.create_future()
         waiting.setdefault(key, []).append(found)
         return await found
 
