@@ -148,7 +148,9 @@ class Mailer:
         letters: dict[tuple[str, int, str], Letter] = {}
         try:
             due = self.due()
-            addresses = self.addresses({item.person_id for item in due}) if due else {}
+            recipients = {item.person_id for item in due}
+            addresses = self.addresses(recipients) if recipients else {}
+            await self.transport.begin_pass(recipients)
             for item in due:
                 key = (item.event_id, item.version)
                 if key not in events:

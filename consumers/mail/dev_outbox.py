@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -29,6 +29,12 @@ class OutboxTransport:
         self.addresses = addresses
         self.lock: IO[str] | None = None
         self.present: dict[str, bool] = {}  # this pass's lookups, made under the lock
+        self.expected: set[str] = set()  # this pass's recipients
+
+    async def begin_pass(self, recipients: Collection[str]) -> None:
+        """Looked up together, under the lock, with the first person a message names (a
+        statement each was most of the mailer's statements on PostgreSQL)."""
+        self.expected = set(recipients)
 
     async def deliver(self, message: Mail, envelope: Envelope) -> None:
         if self.lock is None:
@@ -50,6 +56,7 @@ class OutboxTransport:
 
     async def end_pass(self) -> None:
         self.present.clear()
+        self.expected.clear()
         if self.lock is not None:
             fcntl.flock(self.lock, fcntl.LOCK_UN)
             self.lock.close()
@@ -57,7 +64,9 @@ class OutboxTransport:
 
     def _present(self, person_id: str) -> bool:
         if person_id not in self.present:
-            self.present[person_id] = bool(self.addresses([person_id]))
+            wanted = {person_id, *self.expected} - self.present.keys()
+            found = self.addresses(wanted)
+            self.present.update((person, person in found) for person in wanted)
         return self.present[person_id]
 
 

@@ -4,6 +4,7 @@ consumers.mail.dev_outbox)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -16,6 +17,11 @@ class Transport(Protocol):
     """Where messages go. A delivery pass ends with end_pass(), so what a pass keeps open (an
     SMTP connection, the outbox lock file) is shared by its messages and never outlives it.
     A transport that can see erasures (the dev outbox) answers with the errors below."""
+
+    async def begin_pass(self, recipients: Collection[str]) -> None:
+        """Told whom a pass's messages are for before the first: a transport that looks
+        people up (the dev outbox) does so once for all of them."""
+        ...
 
     async def deliver(self, message: Mail, envelope: Envelope) -> None: ...
 
@@ -73,6 +79,9 @@ class SmtpTransport:
         except BaseException:
             self._drop()
             raise
+
+    async def begin_pass(self, recipients: Collection[str]) -> None:
+        """The connection is opened by the first message."""
 
     async def end_pass(self) -> None:
         if self.client is None:

@@ -34,7 +34,7 @@ from alphabet.settings import Postgres, Settings
 from consumers.mail.delivery import Mailer
 from consumers.mail.dev_outbox import OutboxTransport, erase_outbox, outbox_lock
 from consumers.mail.outbox import MailQueue
-from consumers.mail.transports import SmtpTransport
+from consumers.mail.transports import SmtpTransport, Transport
 from domain.application import EventsApplication
 from domain.events import Event
 from domain.presentation import Names
@@ -217,10 +217,10 @@ class System:
         return cls(settings, app, db, People(db), wiring.follower(settings, app, db),
                    clock or Clock())
 
-    def mailer(self, sender: str | None = None,
-               looked_up: threading.Event | None = None) -> Mailer:
-        """wiring.mailer's transport, loader and address book, on this system's clock;
-        `looked_up` is set once the mailer has looked up people's names."""
+    def mailer(self, sender: str | None = None, looked_up: threading.Event | None = None,
+               transport: Transport | None = None) -> Mailer:
+        """wiring.mailer's transport (or `transport`), loader and address book, on this
+        system's clock; `looked_up` is set once the mailer has looked up people's names."""
         built = wiring.mailer(self.settings, self.app, self.db)
 
         def names(ids: Iterable[str]) -> Names:
@@ -229,7 +229,7 @@ class System:
                 looked_up.set()
             return found
 
-        return Mailer(self.db, built.transport, built.load, names, built.addresses,
+        return Mailer(self.db, transport or built.transport, built.load, names, built.addresses,
                       sender or self.settings.mail_from, self.settings.message_domain,
                       clock=self.clock)
 
@@ -1023,6 +1023,30 @@ async def test_the_dev_outbox_writes_one_eml_file_per_message_under_the_recipien
         for message in parsed:
             assert isinstance(message, EmailMessage)
             assert message.get_body(("plain",)) is not None
+
+
+async def test_the_dev_outbox_looks_a_passs_recipients_up_in_one_statement(
+    system_factory: Any
+) -> None:
+    """Under its lock the dev outbox looks up whether each person a message names still
+    exists: a pass's recipients together, with its first message (one statement each was
+    most of the mailer's statements on PostgreSQL), and an organiser when first named."""
+    system: System = system_factory(None)
+    owner, _ = system.add_user("owner")
+    guests = [system.add_user(f"guest{n}")[0] for n in range(5)]
+    system.create_event(owner, [system.username(guest) for guest in guests])
+    system.follower.run_once()
+    asked: list[set[str]] = []
+
+    def addresses(person_ids: Iterable[str]) -> dict[str, str]:
+        asked.append(set(person_ids))
+        return system.people.addresses(asked[-1])
+
+    transport = OutboxTransport(system.settings.outbox_dir, addresses)
+    assert await system.mailer(transport=transport).send_due() == 5
+    assert asked[0] == set(guests), asked
+    assert asked[1:] in ([], [{owner}]), asked
+    assert len(list(system.settings.outbox_dir.glob("*/*/*.eml"))) == 5
 
 
 async def test_a_delivery_waits_for_an_erasure_holding_the_outbox_lock_and_then_writes_nothing(
