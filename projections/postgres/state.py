@@ -5,6 +5,7 @@ the erasure's scrub of the data files."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -35,6 +36,8 @@ SCRUB_HELD_BACK = (
     "OR (datname = current_database() AND pid <> pg_backend_pid() "
     "AND backend_type = 'client backend' AND age(backend_xmin) > age(?::xid8::xid))) "
     "AS sessions")
+# The name an index statement makes, as follower.index_statements and SCHEMA write them.
+INDEX_NAME = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (?P<name>\w+) ")
 
 
 class Buffered:
@@ -163,12 +166,20 @@ class PostgresDatabase:
 
     def create_schema(self, statements: Sequence[str] = ()) -> None:
         """Idempotent, and safe when several processes start at once: the advisory lock
-        queues them (concurrent CREATE ... IF NOT EXISTS can otherwise collide)."""
+        queues them (concurrent CREATE ... IF NOT EXISTS can otherwise collide). An index
+        that exists is not asked for again: CREATE INDEX IF NOT EXISTS takes its table's
+        SHARE lock before it looks, and holds it to the end of this transaction, so a worker
+        starting while another already writes deadlocked with a writer that holds one of the
+        tables and waits for another (seen in CI: the occurrence horizon's transaction)."""
         with self.write() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(?, ?)", lock_key(self.schema, "schema"))
             if self.schema != "public":
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            existing = {row["name"] for row in conn.execute(
+                "SELECT indexname AS name FROM pg_indexes WHERE schemaname = ?", (self.schema,))}
             for statement in [*SCHEMA, *statements]:
+                if (index := INDEX_NAME.match(statement)) and index["name"] in existing:
+                    continue
                 conn.execute(statement)
 
     @contextmanager

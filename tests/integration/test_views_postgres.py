@@ -619,3 +619,33 @@ def test_writes_refused_for_a_unique_violation_leave_later_writes_working() -> N
             assert rows == 8 + 10
         finally:
             db.close()
+
+
+def test_a_process_starting_beside_a_writer_waits_for_none_of_the_writers_tables(
+        tmp_path: Path) -> None:
+    """CREATE INDEX IF NOT EXISTS takes its table's SHARE lock before it looks for the index,
+    and keeps it to the end of the transaction: a worker starting while another already wrote
+    deadlocked (CI) with a writer holding one table and waiting for another. Here a writer
+    holds every table; the process starting gives up on a lock after a second rather than
+    waiting, so a lock asked for fails the test. An index that is missing is still made."""
+    with fresh("postgres") as backend:
+        settings = settings_for(backend, tmp_path)
+        made = [*wiring.tables(settings), *wiring.indexes(settings)]
+        wiring.state_database(settings).close()
+        impatient = psycopg.conninfo.make_conninfo(
+            settings.postgres.conninfo if settings.postgres else "",
+            options="-c lock_timeout=1000")
+        starting = PostgresDatabase(impatient)
+        try:
+            with psycopg.connect(backend.url or "") as writer:
+                for (table,) in rows(backend, "SELECT tablename FROM pg_tables "
+                                              "WHERE schemaname = 'public'"):
+                    writer.execute(f'LOCK TABLE "{table}" IN ROW EXCLUSIVE MODE')
+                starting.create_schema(made)
+            with psycopg.connect(backend.url or "", autocommit=True) as admin:
+                admin.execute("DROP INDEX event_series_pending")
+            starting.create_schema(made)
+            assert rows(backend, "SELECT indexname FROM pg_indexes "
+                                 "WHERE indexname = 'event_series_pending'")
+        finally:
+            starting.close()
