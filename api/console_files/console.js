@@ -201,7 +201,9 @@ async function username(id) {
 async function openEvent(id, focus = true) {
   $("event-pane").hidden = false;
   $("event-error").textContent = "";
-  $("event-note").textContent = "";
+  // A refresh of the event on show (its change came over the feed) keeps the note a deletion
+  // left: the feed's message may come after the answer that set it.
+  if (!shownEvent || shownEvent.id !== id) $("event-note").textContent = "";
   const [{ history }, current] = await Promise.all([
     api(`/api/event/${id}/history`),
     api(`/api/event/${id}`).catch((error) => ({ error })),
