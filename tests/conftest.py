@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -141,10 +142,34 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield made
 
 
+def ephemeral_floor() -> int:
+    """The lowest port the kernel hands outgoing connections (Linux's ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for the servers tests start, each handed out once a session, all below the kernel's
+# ephemeral range: a port bind(0) picked lies inside it, and on a busy machine an outgoing
+# connection (a Kafka client's, a pool's) took one before the server bound it (busy tox: a
+# worker's health endpoint, "address already in use").
+LISTEN_PORTS = range(max(1024, ephemeral_floor() - 12_000), ephemeral_floor())
+HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        port = random.choice(LISTEN_PORTS)
+        if port in HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        HANDED_OUT.add(port)
+        return port
 
 
 @dataclass
