@@ -154,7 +154,8 @@ def ephemeral_floor() -> int:
 # ephemeral range: a port bind(0) picked lies inside it, and on a busy machine an outgoing
 # connection (a Kafka client's, a pool's) took one before the server bound it (busy tox: a
 # worker's health endpoint, "address already in use").
-LISTEN_PORTS = range(max(1024, ephemeral_floor() - 12_000), ephemeral_floor())
+EPHEMERAL_FLOOR = ephemeral_floor()
+LISTEN_PORTS = range(max(1024, EPHEMERAL_FLOOR - 12_000), EPHEMERAL_FLOOR)
 HANDED_OUT: set[int] = set()
 
 

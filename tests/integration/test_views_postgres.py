@@ -632,9 +632,9 @@ def test_a_process_starting_beside_a_writer_waits_for_none_of_the_writers_tables
         settings = settings_for(backend, tmp_path)
         made = [*wiring.tables(settings), *wiring.indexes(settings)]
         wiring.state_database(settings).close()
-        impatient = psycopg.conninfo.make_conninfo(
-            settings.postgres.conninfo if settings.postgres else "",
-            options="-c lock_timeout=1000")
+        assert settings.postgres is not None
+        impatient = psycopg.conninfo.make_conninfo(settings.postgres.conninfo,
+                                                   options="-c lock_timeout=1000")
         starting = PostgresDatabase(impatient)
         try:
             with psycopg.connect(backend.url or "") as writer:
