@@ -117,10 +117,10 @@ class MailQueue:
                             f"{news}.{instance_of(fact)}", getattr(fact, "changes", {}))
             case Reminder.Due():
                 row = conn.execute(self.sql.event, (fact.event_id,)).fetchone()
-                if row is not None:
+                if row is not None:  # None: the event was deleted after the reminder fell due
                     of = "" if fact.original_start is None else f".{key(fact.original_start)}"
-                self._queue(conn, position, fact.event_id, row["version"],
-                            json.loads(row["participants"]), f"reminder{of}", {})
+                    self._queue(conn, position, fact.event_id, row["version"],
+                                json.loads(row["participants"]), f"reminder{of}", {})
             case _:
                 pass
 

@@ -38,6 +38,7 @@ from consumers.mail.transports import SmtpTransport, Transport
 from domain.application import EventsApplication
 from domain.events import Event
 from domain.presentation import Names
+from domain.reminders import Reminder
 from projections.database import SqliteDatabase, StateDatabase
 from projections.follower import Follower, Log, catch_up_batch
 from projections.people import People
@@ -556,6 +557,25 @@ async def test_deleting_an_event_sends_a_cancellation_to_its_current_participant
         message_id(event_id, version, system.invitee_id(invitee_address), "deleted"),
     }
     assert all(r.subject.startswith("Cancelled:") for r in cancellations)
+
+
+async def test_a_reminder_recorded_as_its_event_is_deleted_sends_nothing_and_stops_no_mail(
+    smtp: SmtpServer, system_factory: Any
+) -> None:
+    """The clock checks the event before recording its reminder, but a deletion can be saved
+    in between: the log then holds the reminder after the deletion."""
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guest, _ = system.add_user("guest")
+    deleted = system.create_event(owner, [system.username(guest)])
+    system.delete_event(owner, deleted)
+    system.app.save(Reminder(event_id=deleted, starting_time=START, original_start=None))
+    after = system.create_event(owner, [system.username(guest)])
+    system.follower.run_once()
+    await system.mailer().send_due()
+
+    assert sorted((r.id_parts()[0], r.kind) for r in smtp.received()) == sorted(
+        [(deleted, "created"), (deleted, "deleted"), (after, "created")])
 
 
 async def test_message_ids_are_made_of_ids_only_and_are_the_same_when_the_queue_is_rebuilt(
