@@ -30,6 +30,7 @@ from consumers.kafka.agents import add_agents
 from consumers.kafka.app import TOPIC, KafkaOptions, create_faust_app
 from consumers.kafka.broker import GroupLag, ensure_topic
 from consumers.kafka.health import HealthServer
+from consumers.kafka.ledger import LEDGER_SCHEMA, Ledger
 from consumers.kafka.relay import Relay, backoff
 from consumers.mail.delivery import Mailer
 from consumers.messages import event_id_of
@@ -184,7 +185,9 @@ def run_worker(settings: Settings) -> None:
     shared = leases(settings)
     leads = {role: Lead(shared, role) for role in ROLES}
     faust_app = create_faust_app(options)
-    add_agents(faust_app, db, app.mapper, consumer_views(settings))
+    db.create_schema([LEDGER_SCHEMA])
+    ledger = Ledger(db, app.mapper, consumer_views(settings), options)
+    add_agents(faust_app, ledger)
     positions = TrackedPosition(db)
     relay = Relay(options, app.recorder, app.mapper, fact_key, positions, leads[RELAY],
                   poll=max(poll_seconds(settings), 0.05))
@@ -193,13 +196,19 @@ def run_worker(settings: Settings) -> None:
     group_lag = GroupLag(options)
     worker: Consuming | None = None
 
+    def assigned() -> list[int]:
+        """The facts topic's partitions faust has given this worker (none before it consumes)."""
+        if worker is None or not worker.consuming:
+            return []
+        return sorted(tp.partition for tp in faust_app.app.consumer.assignment()
+                      if tp.topic == TOPIC)
+
     async def report() -> tuple[bool, dict[str, Any]]:
         consuming = worker is not None and worker.consuming
         head, at = await asyncio.to_thread(lambda: (head_of(app), positions.load()))
         body: dict[str, Any] = {
             "broker": options.url, "group": options.group, "topic": TOPIC,
-            "assigned": sorted(tp.partition for tp in faust_app.app.consumer.assignment()
-                               if tp.topic == TOPIC) if consuming else [],
+            "assigned": assigned(),
             "relay": {"position": at, "head": head, "lag": max(head - at, 0),
                       "error": relay.error},
             "roles": {role: lead.held for role, lead in leads.items()},
@@ -220,7 +229,8 @@ def run_worker(settings: Settings) -> None:
                   Scheduler(db, app.record_reminder, lambda: datetime.now(UTC),
                             series=series_reminders(settings, app)), leads,
                   HealthServer(host, port, report),
-                  [listener.run_async()], group_lag)
+                  [listener.run_async(), ledger.sweeps(assigned, GroupLag(options))],
+                  group_lag)
     worker = Consuming(faust_app.app, roles, gate, loglevel=settings.log_level.lower(),
                        logging_config=logging_config(settings.log_level, settings.log_format))
     try:

@@ -1,44 +1,32 @@
-"""The mail and remind agents. They only decode a record and hand the fact to the same handler
-the embedded follower uses (MailQueue, RemindersView)."""
+"""The mail and remind agents. They only hand each record, with its place in its partition, to
+the ledger, which applies it through the same handler the embedded follower uses (MailQueue,
+RemindersView)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-from eventsourcing.persistence import Mapper
-
 from consumers.kafka.app import KafkaWorker
-from consumers.kafka.records import FactRecord, decode
-from domain.storage import Database, Handler
-
-log = logging.getLogger(__name__)
+from consumers.kafka.ledger import Ledger
 
 
-def handle(db: Database, handler: Handler, mapper: Mapper[Any], record: FactRecord) -> None:
-    """Apply one fact. Kafka redelivers after a crash, so this must be idempotent: the handlers'
-    writes are upserts and inserts ON CONFLICT DO NOTHING keyed by deterministic ids."""
-    with db.write() as conn:
-        handler.apply(conn, record.position, decode(mapper, record))
-
-
-def add_agents(worker: KafkaWorker, db: Database, mapper: Mapper[Any],
-               handlers: Sequence[Handler]) -> dict[str, Any]:
-    """One agent per handler. Both read every record of the partitions this worker is given,
-    and faust commits a record's offset once both have handled it."""
+def add_agents(worker: KafkaWorker, ledger: Ledger) -> dict[str, Any]:
+    """One agent per handler. Both read every record of the partitions this worker is given;
+    faust commits a record's offset once both have returned from it, and the ledger holds what
+    each has applied (faust may commit past a record that was not)."""
     agents = {}
-    for handler in handlers:
+    for name in ledger.handlers:
 
-        def make(handler: Handler) -> Any:
-            async def agent(stream: AsyncIterator[FactRecord]) -> AsyncIterator[int]:
-                async for record in stream:
-                    await asyncio.to_thread(handle, db, handler, mapper, record)
-                    yield record.position
+        def make(name: str) -> Any:
+            async def agent(stream: Any) -> AsyncIterator[int]:
+                async for event in stream.events():
+                    message = event.message
+                    await ledger.handle(name, message.partition, message.offset, event.value)
+                    yield event.value.position
 
-            agent.__name__ = handler.name
+            agent.__name__ = name
             return agent
 
-        agents[handler.name] = worker.app.agent(worker.facts, name=handler.name)(make(handler))
+        agents[name] = worker.app.agent(worker.facts, name=name)(make(name))
     return agents

@@ -1,6 +1,7 @@
 """What the worker asks the broker itself, beside faust: that the facts topic exists with the
-chosen partition count (before anything produces to it), and how far the consumer group is
-behind the topic's end (its lag, for the worker's health)."""
+chosen partition count (before anything produces to it), and the consumer group's committed
+offsets: how far it is behind the topic's end (its lag, for the worker's health), and how far
+the ledger's sweep may read (consumers.kafka.ledger)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ class GroupLag:
         """Partition → records not yet committed by the group (all of them before its first
         commit; never below 0: Tansu can report a stale end). Raises the client's error when
         the broker does not answer."""
+        ends, committed = await self._offsets()
+        return {p: max(end - max(committed.get(p, 0), 0), 0) for p, end in ends.items()}
+
+    async def committed(self) -> dict[int, int]:
+        """Partition → the group's committed offset (-1 or missing before its first commit)."""
+        return (await self._offsets())[1]
+
+    async def _offsets(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Each partition's end and the group's committed offset."""
         try:
             if self.admin is None or self.ends is None:
                 self.admin = AIOKafkaAdminClient(bootstrap_servers=self.options.bootstrap,
@@ -75,8 +85,8 @@ class GroupLag:
         except Exception:
             await self.close()
             raise
-        done = {tp: max(committed[tp].offset, 0) for tp in partitions if tp in committed}
-        return {tp.partition: max(ends[tp] - done.get(tp, 0), 0) for tp in partitions}
+        return ({tp.partition: ends[tp] for tp in partitions},
+                {tp.partition: committed[tp].offset for tp in partitions if tp in committed})
 
     async def close(self) -> None:
         if self.admin is not None:

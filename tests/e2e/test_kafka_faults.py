@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import psycopg
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -220,6 +221,48 @@ def test_the_broker_restarting_while_writes_go_on_loses_nothing(stack: Stack) ->
     print(f"\nbroker restart: {len(writes.expected.ids)} emails, {repeats} repeats, "
           f"{twice} records published twice; first email {back:.1f} s after the "
           "broker went down")
+
+
+def test_records_the_group_committed_unapplied_are_read_again_from_the_topic(
+    stack: Stack,
+) -> None:
+    """faust commits past a record whose handling raised or was cancelled, or one it fetched
+    in an earlier generation of the group. Here the mail view's ledger is set back over one
+    event's two records, its outbox rows and deliveries gone, after the group committed past
+    them, as if faust had done so: no later record of that partition comes, and the worker's
+    sweep reads them again from the topic, so their emails go (again)."""
+    worker = stack.worker()
+    with running(worker):
+        worker.wait_consuming()
+        writes = Writes(stack)
+        writes.many(3)
+        all_arrive(stack.smtp, writes.expected, "the emails of three events")
+        wait_for(lambda: (worker.consuming() or {}).get("lag", {}).get("total") == 0,
+                 "the group commits past every record")
+        event_id = writes.ids[-1]
+        positions = {row[0] for row in stack.server.rows(
+            "SELECT position FROM mail_outbox WHERE event_id = ?", (event_id,))}
+        offsets = [offset for partition, offset, position in read_topic(stack.broker)
+                   if position in positions and partition == partition_of(event_id)]
+        assert len(offsets) >= 2, offsets
+        ids = {m for m in writes.expected.ids if event_id in m}
+        sent = Counter(r.message_id for r in stack.smtp.received() if r.message_id in ids)
+        assert set(sent) == ids and len(ids) == 4
+        url = stack.server.backend.url
+        assert url is not None
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            conn.execute("DELETE FROM mail_delivery WHERE message_id IN (SELECT message_id "
+                         "FROM mail_outbox WHERE event_id = %s)", (event_id,))
+            conn.execute("DELETE FROM mail_outbox WHERE event_id = %s", (event_id,))
+            conn.execute("UPDATE kafka_applied SET next_offset = %s WHERE handler = 'mail' "
+                         "AND part = %s", (min(offsets), partition_of(event_id)))
+
+        def again() -> bool:
+            now = Counter(r.message_id for r in stack.smtp.received() if r.message_id in ids)
+            return all(now[m] > sent[m] for m in ids)
+
+        wait_for(again, "the passed-over event's emails, sent again")
+        assert "passed over unapplied" in worker.log()
 
 
 def test_an_smtp_outage_loses_nothing(stack: Stack) -> None:
