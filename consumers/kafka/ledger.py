@@ -121,9 +121,10 @@ class Ledger:
             end = done.get(partition, -1)
             for name in self.handlers:
                 if expected.get((name, partition), 0) < end:
-                    async with self.locks[(name, partition)]:
+                    async with self.locks[(name, partition)]:  # the agent may be on it
                         start = (await asyncio.to_thread(self.expected)).get((name, partition), 0)
-                        await self._fill(name, partition, start, end)
+                        if start < end:
+                            await self._fill(name, partition, start, end)
 
     async def _fill(self, name: str, partition: int, start: int, end: int) -> None:
         """Applies the records from `start` up to `end` (exclusive), read from the topic with a
@@ -137,7 +138,7 @@ class Ledger:
                             partition, start, offset - 1, offset)
                 await self._retrying(self.move, name, partition, offset)
             start = await self._retrying(self.apply, name, partition, offset, record)
-            if start > end:
+            if start >= end:  # another worker may have gone further meanwhile
                 return
 
     async def _read(self, partition: int, start: int, end: int
