@@ -128,6 +128,7 @@ def test_a_killed_worker_is_replaced_by_the_other_and_no_email_is_lost(stack: St
     with running(*workers):
         for worker in workers:
             worker.wait_consuming()
+        head = last_position(stack)
         writes = Writes(stack)
         writer = writes.in_background(40, 0.1)
         wait_for(lambda: len(writes.ids) >= 10, "ten events written")
@@ -139,6 +140,10 @@ def test_a_killed_worker_is_replaced_by_the_other_and_no_email_is_lost(stack: St
                  "the survivor has every partition")
         takeover = time.monotonic() - killed
         writer.join()
+        # the relay's part first (the killed worker held its lease): every fact on the topic
+        wanted = set(range(head + 1, last_position(stack) + 1))
+        wait_for(lambda: wanted <= set(published(stack.broker)),
+                 lambda: f"facts not on the topic: {sorted(wanted - set(published(stack.broker)))}")
         repeats = all_arrive(stack.smtp, writes.expected, "every email across the kill")
         resumed = min(t for t, _ in stack.arrivals() if t > killed) - killed
         assert survivor.consuming() is not None
@@ -186,6 +191,10 @@ def test_the_first_email_arrives_soon_after_a_cold_start(stack: Stack) -> None:
     print(f"\ncold start: first email {first - started:.1f} s after the worker started")
 
 
+def last_position(stack: Stack) -> int:
+    return int(stack.server.rows("SELECT max(notification_id) FROM alphabet_events")[0][0])
+
+
 def published(broker: Broker) -> Counter[int]:
     """How many times each log position is on the facts topic."""
     return Counter(position for _, _, position in read_topic(broker))
@@ -196,7 +205,7 @@ def test_the_broker_restarting_while_writes_go_on_loses_nothing(stack: Stack) ->
     with running(*workers):
         for worker in workers:
             worker.wait_consuming()
-        head = int(stack.server.rows("SELECT max(notification_id) FROM alphabet_events")[0][0])
+        head = last_position(stack)
         before = published(stack.broker)
         writes = Writes(stack)
         writer = writes.in_background(30, 0.2)
@@ -211,7 +220,7 @@ def test_the_broker_restarting_while_writes_go_on_loses_nothing(stack: Stack) ->
         # the relay went on from its committed position: no fact skipped, at most a batch
         # published twice, and nothing of the log before re-sent
         after = published(stack.broker)
-        last = int(stack.server.rows("SELECT max(notification_id) FROM alphabet_events")[0][0])
+        last = last_position(stack)
         assert all(after[position] for position in range(head + 1, last + 1))
         twice = sum(after[position] - 1 for position in range(head + 1, last + 1))
         assert twice <= 500
