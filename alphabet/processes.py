@@ -141,8 +141,10 @@ def run_mailer(settings: Settings, **_: Any) -> None:
     and to the views' follower (how soon a write is visible), and no longer shares the
     follower's GIL. On PostgreSQL one such process across all instances holds the mailer's
     lease. Killing it is safe at any instant: mail is sent at least once, with a Message-ID
-    that shows a duplicate. On SQLite the views' follower rings when it has moved on (new
-    mail may be queued); on PostgreSQL the mailer looks every MAILER_POLL_SECONDS."""
+    that shows a duplicate. The views' follower says when it has moved on (new mail may be
+    queued): on SQLite it rings the data dir's doorbell, on PostgreSQL it NOTIFYs. (On
+    PostgreSQL the mailer had only its look every MAILER_POLL_SECONDS: one event's email came a
+    second after its write, against a few milliseconds for the view.)"""
     os.nice(MAILER_NICENESS)  # first, so every thread started below inherits it
     supervised("mailer", mail, settings)
 
@@ -159,9 +161,7 @@ def mail(settings: Settings, lifetime: Lifetime, opened: ExitStack) -> None:
         stopped.set()
         woken.set()
 
-    bell = wiring.doorbell(settings, woken.set)
-    if bell is not None:
-        opened.callback(bell.start().stop)
+    opened.callback(wiring.views_moved(settings, woken.set).start().stop)
     leading = partial(wiring.leases(settings).holds, "mailer")
     lifetime.running(stop)
     asyncio.run(deliver(wiring.mailer(settings, app, db), Backoff("mailer", Faults(db)),

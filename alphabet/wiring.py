@@ -261,12 +261,28 @@ def listen(settings: Settings, app: EventsApplication, wake: Callable[[], None],
 
 def follower(settings: Settings, app: EventsApplication, db: StateDatabase,
              shared: Leases | None = None, bell: Doorbell | None = None) -> Follower:
-    """The views' follower (supervised, its faults recorded, ringing `bell` when it has moved
-    on) or, without `shared`, a worker's means to catch a view up for ?min_position."""
+    """The views' follower (supervised, its faults recorded, saying when it has moved on: it
+    rings `bell` on SQLite, NOTIFYs on PostgreSQL) or, without `shared`, a worker's means to
+    catch a view up for ?min_position."""
+    advanced: Callable[[], None] = bell.ring if bell is not None else (lambda: None)
+    if settings.postgres and shared is not None:
+        from projections.postgres import Notify, views_channel
+
+        advanced = Notify(settings.postgres.conninfo, views_channel(settings.postgres.schema))
     return Follower(db, Log(app.recorder, app.mapper, keep_last=True), served_views(settings),
                     poll_seconds=poll_seconds(settings), leases=shared,
-                    faults=Faults(db) if shared is not None else None,
-                    advanced=bell.ring if bell is not None else lambda: None)
+                    faults=Faults(db) if shared is not None else None, advanced=advanced)
+
+
+def views_moved(settings: Settings, wake: Callable[[], None]) -> Listener | Doorbell:
+    """Something that calls `wake` (from a thread of its own, once started) whenever the
+    views' follower has moved on: the data dir's doorbell on SQLite (which every save rings
+    too), LISTEN on the follower's channel on PostgreSQL."""
+    if not settings.postgres:
+        return Doorbell(settings.data_dir / "wake", wake)
+    from projections.postgres import Listener, views_channel
+
+    return Listener(settings.postgres.conninfo, views_channel(settings.postgres.schema), wake)
 
 
 def event_loader(app: EventsApplication) -> LoadEvent:

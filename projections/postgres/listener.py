@@ -1,5 +1,6 @@
 """LISTEN for the NOTIFY that eventsourcing's PostgreSQL recorder sends with every save, to
-wake the followers."""
+wake the followers, and for the one the views' follower sends when it has moved on, to wake
+the mailer (new mail may be queued)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -16,6 +18,35 @@ log = logging.getLogger(__name__)
 # How long a listening thread may take to notice it was stopped (it is a daemon: a process
 # that ends does not wait for it).
 STOP_SECONDS = 5.0
+
+
+def views_channel(schema: str) -> str:
+    """Where the views' follower says it has moved on: one channel per schema, so deployments
+    sharing a database wake only their own mailer."""
+    return f"alphabet_views_{schema}"
+
+
+class Notify:
+    """A NOTIFY on `channel` when called, over a connection of its own kept open between calls
+    (the views' follower calls it after each pass that applied facts). A NOTIFY that fails is
+    logged and its connection opened again next time: the listener's safety look remains."""
+
+    def __init__(self, conninfo: str, channel: str) -> None:
+        self.conninfo = conninfo
+        self.channel = channel
+        self.statement = sql.SQL("NOTIFY {}").format(sql.Identifier(channel))
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def __call__(self) -> None:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = psycopg.connect(self.conninfo, autocommit=True)
+            self.conn.execute(self.statement)
+        except psycopg.Error as exc:
+            log.warning("NOTIFY %s failed (%s)", self.channel, exc)
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
 
 
 class Listener:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -29,7 +30,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from icalendar import Calendar
 
-from alphabet import wiring
+from alphabet import processes, wiring
+from alphabet.processes import Lifetime
 from alphabet.settings import Postgres, Settings
 from consumers.mail.delivery import Mailer
 from consumers.mail.dev_outbox import OutboxTransport, erase_outbox, outbox_lock
@@ -40,7 +42,7 @@ from domain.events import Event
 from domain.presentation import Names
 from domain.reminders import Reminder
 from projections.database import SqliteDatabase, StateDatabase
-from projections.follower import Follower, Log, catch_up_batch
+from projections.follower import Alone, Follower, Log, catch_up_batch
 from projections.people import People
 from projections.replay import replay
 from tests.conftest import BACKENDS, Backend, free_port, fresh
@@ -576,6 +578,44 @@ async def test_a_reminder_recorded_as_its_event_is_deleted_sends_nothing_and_sto
 
     assert sorted((r.id_parts()[0], r.kind) for r in smtp.received()) == sorted(
         [(deleted, "created"), (deleted, "deleted"), (after, "created")])
+
+
+def test_the_mailer_is_woken_when_the_views_move_on_not_by_its_safety_look(
+    smtp: SmtpServer, system_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mail process's look every MAILER_POLL_SECONDS is a safety net: made ten minutes
+    here, an email still goes once the views' follower has queued it (it rings the data
+    dir's doorbell on SQLite, NOTIFYs on PostgreSQL). On PostgreSQL it used to wait for the
+    look: one event's email a second after its write."""
+    monkeypatch.setattr(processes, "MAILER_POLL_SECONDS", 600.0)
+    system: System = system_factory(smtp.url)
+    owner, _ = system.add_user("owner")
+    guest, _ = system.add_user("guest")
+    follower = wiring.follower(system.settings, system.app, system.db, Alone(),
+                               wiring.doorbell(system.settings))
+    lifetime, mailing = Lifetime(), ExitStack()  # what the mail process opens goes last
+    mailer = threading.Thread(target=processes.mail, args=(system.settings, lifetime, mailing))
+    following = threading.Thread(target=follower.run)
+
+    def arrives(event_id: str) -> None:
+        follower.wake()  # as the server's writers do
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not any(r.id_parts()[0] == event_id for r in smtp.received()):
+            assert time.monotonic() < deadline, f"no email about {event_id}"
+            time.sleep(0.05)
+
+    following.start()
+    mailer.start()
+    try:
+        arrives(system.create_event(owner, [system.username(guest)]))
+        time.sleep(1)  # the mailer's pass after that delivery finds nothing: it sleeps
+        arrives(system.create_event(owner, [system.username(guest)]))
+    finally:
+        lifetime.end()
+        follower.stop()
+        mailer.join(WAIT_SECONDS)
+        following.join(WAIT_SECONDS)
+        mailing.close()
 
 
 async def test_message_ids_are_made_of_ids_only_and_are_the_same_when_the_queue_is_rebuilt(
