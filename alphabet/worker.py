@@ -124,8 +124,9 @@ class Roles(Service):
 
     def __init__(self, relay: Relay, delivery: Mailer, scheduler: Scheduler,
                  leads: dict[str, Lead], health: HealthServer, extra: list[Any],
-                 group_lag: GroupLag, **kwargs: Any) -> None:
+                 group_lag: GroupLag, mail_woken: asyncio.Event, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.mail_woken = mail_woken
         self.relay = relay
         self.delivery = delivery
         self.scheduler = scheduler
@@ -142,7 +143,8 @@ class Roles(Service):
         self.running = [
             asyncio.create_task(self.relay.run(self.stopped)),
             asyncio.create_task(self.delivery.run(self.delivery_stopped,
-                                                  leading=self.leads["mailer"])),
+                                                  leading=self.leads["mailer"],
+                                                  woken=self.mail_woken)),
             asyncio.create_task(self.clock()),
             *(asyncio.create_task(job) for job in self.extra),
         ]
@@ -186,7 +188,18 @@ def run_worker(settings: Settings) -> None:
     leads = {role: Lead(shared, role) for role in ROLES}
     faust_app = create_faust_app(options)
     db.create_schema([LEDGER_SCHEMA])
-    ledger = Ledger(db, app.mapper, consumer_views(settings), options)
+    # Set when any worker's agents have applied records (new mail may be queued): on
+    # PostgreSQL each record's transaction NOTIFYs the views' channel, which every worker
+    # LISTENs to for its mailer. On SQLite the mailer looks every half second.
+    mail_woken = asyncio.Event()
+    announce, listening = None, []
+    if settings.postgres:
+        from projections.postgres import Listener, views_channel
+
+        channel = views_channel(settings.postgres.schema)
+        announce = f'NOTIFY "{channel}"'
+        listening = [Listener(settings.postgres.conninfo, channel, mail_woken.set).run_async()]
+    ledger = Ledger(db, app.mapper, consumer_views(settings), options, announce)
     add_agents(faust_app, ledger)
     positions = TrackedPosition(db)
     relay = Relay(options, app.recorder, app.mapper, fact_key, positions, leads[RELAY],
@@ -229,8 +242,8 @@ def run_worker(settings: Settings) -> None:
                   Scheduler(db, app.record_reminder, lambda: datetime.now(UTC),
                             series=series_reminders(settings, app)), leads,
                   HealthServer(host, port, report),
-                  [listener.run_async(), ledger.sweeps(assigned, GroupLag(options))],
-                  group_lag)
+                  [listener.run_async(), ledger.sweeps(assigned, GroupLag(options)), *listening],
+                  group_lag, mail_woken)
     worker = Consuming(faust_app.app, roles, gate, loglevel=settings.log_level.lower(),
                        logging_config=logging_config(settings.log_level, settings.log_format))
     try:

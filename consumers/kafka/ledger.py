@@ -61,8 +61,11 @@ class Ledger:
     pass unapplied."""
 
     def __init__(self, db: Database, mapper: Mapper[Any], handlers: Sequence[Handler],
-                 options: KafkaOptions) -> None:
+                 options: KafkaOptions, announce: str | None = None) -> None:
+        """`announce`: a statement sent in each record's transaction (on PostgreSQL a NOTIFY,
+        delivered at commit, that wakes the mailer of whichever worker holds its lease)."""
         self.db = db
+        self.announce = announce
         self.mapper = mapper
         self.handlers = {handler.name: handler for handler in handlers}
         self.options = options
@@ -78,6 +81,8 @@ class Ledger:
                 return expected
             self.handlers[name].apply(conn, record.position, decode(self.mapper, record))
             conn.execute(MOVE, (offset + 1, name, partition, offset + 1))
+            if self.announce:
+                conn.execute(self.announce)
         return offset + 1
 
     def move(self, name: str, partition: int, offset: int) -> None:

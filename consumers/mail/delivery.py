@@ -4,6 +4,7 @@ and records each outcome beside the outbox (never in it, which a replay rebuilds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -199,10 +200,14 @@ class Mailer:
         return delivered
 
     async def run(self, stopped: threading.Event, interval: float = 0.5,
-                  leading: Callable[[], bool] = lambda: True) -> None:
+                  leading: Callable[[], bool] = lambda: True,
+                  woken: asyncio.Event | None = None) -> None:
         """Deliver until stopped, while `leading` (one mailer across instances sharing the
-        state database)."""
+        state database). After a pass that sent nothing it waits `interval`, or less when
+        `woken` is set (new mail may be queued)."""
+        woken = woken or asyncio.Event()
         while not stopped.is_set():
+            woken.clear()  # before the pass, so a wake-up during it is not lost
             delivered = 0
             try:
                 if await asyncio.to_thread(leading):
@@ -210,7 +215,8 @@ class Mailer:
             except Exception:  # the loop is the mail service itself: log, wait, carry on
                 log.exception("mail delivery pass failed; retrying")
             if not delivered:
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), interval)
 
     def _answers(self, item: Outgoing, event: Event, kind: str, names: Names,
                  start: datetime | None) -> dict[str, str] | None:
