@@ -36,17 +36,23 @@ LEDGER_SCHEMA = """CREATE TABLE IF NOT EXISTS kafka_applied (
     handler TEXT NOT NULL,
     part INTEGER NOT NULL,
     next_offset BIGINT NOT NULL,
+    last_position BIGINT NOT NULL,
     PRIMARY KEY (handler, part)
 )"""
 
 # Takes the ledger row's lock (made where missing: a partition is read from offset 0) and
-# answers the offset it expects, so that two workers briefly given one partition never apply
-# its records twice or out of order.
-EXPECTED = ("INSERT INTO kafka_applied VALUES (?, ?, 0) ON CONFLICT (handler, part) DO UPDATE "
-            "SET next_offset = kafka_applied.next_offset RETURNING next_offset")
+# answers the offset it expects and the latest log position it has applied, so that two
+# workers briefly given one partition never apply its records twice or out of order.
+EXPECTED = ("INSERT INTO kafka_applied VALUES (?, ?, 0, 0) ON CONFLICT (handler, part) DO "
+            "UPDATE SET next_offset = kafka_applied.next_offset "
+            "RETURNING next_offset, last_position")
 # Only ever forward: another worker may have gone further meanwhile.
 MOVE = ("UPDATE kafka_applied SET next_offset = ? WHERE handler = ? AND part = ? "
         "AND next_offset < ?")
+APPLIED = ("UPDATE kafka_applied SET next_offset = ?, last_position = CASE WHEN "
+           "last_position > ? THEN last_position ELSE ? END WHERE handler = ? AND part = ?")
+RESTART = ("UPDATE kafka_applied SET next_offset = ?, last_position = 0 "
+           "WHERE handler = ? AND part = ?")
 
 # How long a read of the topic waits for records before it gives up until the next sweep.
 READ_MS = 5000
@@ -76,11 +82,22 @@ class Ledger:
         """Applies the record when it is the one expected; returns the offset expected next
         (past `offset` when it is applied, now or before)."""
         with self.db.write() as conn:
-            expected = int(conn.execute(EXPECTED, (name, partition)).fetchone()["next_offset"])
+            row = conn.execute(EXPECTED, (name, partition)).fetchone()
+            expected, seen = int(row["next_offset"]), int(row["last_position"])
+            if offset < expected and record.position > seen:
+                # Not a redelivery: a fact newer than any applied here, at an offset passed
+                # already. The topic was made again (or truncated), and the relay goes on
+                # from its own position, so the partition starts over.
+                log.warning("%s: partition %d starts over at offset %d (expected %d) with a "
+                            "newer fact (%d); the topic was made again", name, partition,
+                            offset, expected, record.position)
+                conn.execute(RESTART, (offset, name, partition))
+                expected = offset
             if expected != offset:
                 return expected
             self.handlers[name].apply(conn, record.position, decode(self.mapper, record))
-            conn.execute(MOVE, (offset + 1, name, partition, offset + 1))
+            conn.execute(APPLIED, (offset + 1, record.position, record.position, name,
+                                   partition))
             if self.announce:
                 conn.execute(self.announce)
         return offset + 1

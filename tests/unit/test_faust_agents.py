@@ -141,6 +141,31 @@ def test_a_record_delivered_again_after_later_ones_changes_nothing(settings: Set
     app.close()
 
 
+def test_a_topic_made_again_starts_its_partitions_over(settings: Settings) -> None:
+    """A new topic (another cluster, or the old one deleted) numbers its records from 0 again,
+    and the relay goes on from its own position: a record at an offset the ledger has passed
+    that holds a newer fact than any applied is no redelivery, and is applied."""
+    app = wiring.event_application(settings)
+    history(app)
+    first, then, deleted = app.recorder.select_notifications(start=created(app).id, limit=3)
+    db = wiring.state_database(settings)
+    agents = agents_on(db, app, settings)
+
+    async def feed() -> None:
+        async with agents["mail"].test_context() as agent:
+            for notification in (first, then):
+                await agent.put(encode(notification), key=str(first.originator_id))
+            agent.sent_offset = 0  # the new topic's first record
+            await agent.put(encode(deleted), key=str(first.originator_id))
+
+    asyncio.run(feed())
+    rows = db.connection().execute("SELECT kind FROM mail_outbox").fetchall()
+    assert "deleted" in {r["kind"] for r in rows}
+    assert participants(db) == []
+    db.close()
+    app.close()
+
+
 class FailingOnce:
     """The mail queue, failing its first record as a lost database connection would."""
 
