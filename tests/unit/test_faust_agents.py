@@ -114,56 +114,50 @@ def participants(db: StateDatabase) -> list[list[str]]:
             for r in db.connection().execute("SELECT participants FROM mail_events")]
 
 
-def test_a_record_delivered_again_after_later_ones_changes_nothing(settings: Settings) -> None:
-    """Kafka delivers again what was not committed (a crash, a rebalance). Applied a second
-    time after the event's next change, its creation would bring back the participant the
-    change removed: the ledger knows the partition is past it."""
+def at_offset_zero_again(settings: Settings, again: int) -> StateDatabase:
+    """The event's creation and change at offsets 0 and 1 of one partition, then its fact
+    number `again` (0: the creation, 2: the deletion) at offset 0 once more, through the mail
+    agent; returns the state database."""
     app = wiring.event_application(settings)
     history(app)
-    first, then = app.recorder.select_notifications(start=created(app).id, limit=2)
+    facts = app.recorder.select_notifications(start=created(app).id, limit=3)
     db = wiring.state_database(settings)
     agents = agents_on(db, app, settings)
 
     async def feed() -> None:
         async with agents["mail"].test_context() as agent:
-            for notification in (first, then):
-                await agent.put(encode(notification), key=str(first.originator_id))
-            agent.sent_offset = 0  # the creation's offset, delivered again
-            await agent.put(encode(first), key=str(first.originator_id))
+            for notification in facts[:2]:
+                await agent.put(encode(notification), key=str(facts[0].originator_id))
+            agent.sent_offset = 0
+            await agent.put(encode(facts[again]), key=str(facts[0].originator_id))
 
     asyncio.run(feed())
+    app.close()
+    return db
+
+
+def test_a_record_delivered_again_after_later_ones_changes_nothing(settings: Settings) -> None:
+    """Kafka delivers again what was not committed (a crash, a rebalance). Applied a second
+    time after the event's next change, its creation would bring back the participant the
+    change removed: the ledger knows the partition is past it."""
+    db = at_offset_zero_again(settings, 0)
     assert participants(db) == [["p2", "p3"]]
     rows = db.connection().execute("SELECT person_id, kind FROM mail_outbox").fetchall()
     assert sorted((r["person_id"], r["kind"]) for r in rows) == [
         ("p1", "created"), ("p1", "updated"), ("p2", "created"), ("p2", "updated"),
         ("p3", "updated")]
     db.close()
-    app.close()
 
 
 def test_a_topic_made_again_starts_its_partitions_over(settings: Settings) -> None:
     """A new topic (another cluster, or the old one deleted) numbers its records from 0 again,
     and the relay goes on from its own position: a record at an offset the ledger has passed
     that holds a newer fact than any applied is no redelivery, and is applied."""
-    app = wiring.event_application(settings)
-    history(app)
-    first, then, deleted = app.recorder.select_notifications(start=created(app).id, limit=3)
-    db = wiring.state_database(settings)
-    agents = agents_on(db, app, settings)
-
-    async def feed() -> None:
-        async with agents["mail"].test_context() as agent:
-            for notification in (first, then):
-                await agent.put(encode(notification), key=str(first.originator_id))
-            agent.sent_offset = 0  # the new topic's first record
-            await agent.put(encode(deleted), key=str(first.originator_id))
-
-    asyncio.run(feed())
+    db = at_offset_zero_again(settings, 2)
     rows = db.connection().execute("SELECT kind FROM mail_outbox").fetchall()
     assert "deleted" in {r["kind"] for r in rows}
     assert participants(db) == []
     db.close()
-    app.close()
 
 
 class FailingOnce:
