@@ -9,7 +9,7 @@ places that choose the backend."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -142,10 +142,11 @@ def served_views(settings: Settings) -> list[View]:
     return [EventsView(dialect(settings))] if settings.kafka_url else views(settings)
 
 
-def state_database(settings: Settings) -> StateDatabase:
-    """The state database with its tables (and every view's) created where missing."""
+def state_database(settings: Settings, also: Sequence[str] = ()) -> StateDatabase:
+    """The state database with its tables (and every view's, and `also`: a process's own)
+    created where missing."""
     db = opened_state(settings)
-    db.create_schema([*tables(settings), *indexes(settings)])
+    db.create_schema([*tables(settings), *indexes(settings), *also])
     return db
 
 
@@ -266,9 +267,9 @@ def follower(settings: Settings, app: EventsApplication, db: StateDatabase,
     catch a view up for ?min_position."""
     advanced: Callable[[], None] = bell.ring if bell is not None else (lambda: None)
     if settings.postgres and shared is not None:
-        from projections.postgres import Notify, views_channel
+        from projections.postgres import Notify
 
-        advanced = Notify(settings.postgres.conninfo, views_channel(settings.postgres.schema))
+        advanced = Notify(settings.postgres.conninfo, settings.postgres.schema)
     return Follower(db, Log(app.recorder, app.mapper, keep_last=True), served_views(settings),
                     poll_seconds=poll_seconds(settings), leases=shared,
                     faults=Faults(db) if shared is not None else None, advanced=advanced)

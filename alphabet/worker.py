@@ -25,6 +25,7 @@ from alphabet.wiring import (
     poll_seconds,
     series_reminders,
     state_database,
+    views_moved,
 )
 from consumers.kafka.agents import add_agents
 from consumers.kafka.app import TOPIC, KafkaOptions, create_faust_app
@@ -183,22 +184,19 @@ def run_worker(settings: Settings) -> None:
     options = KafkaOptions(settings.kafka_url or "", settings.kafka_group,
                            settings.kafka_partitions, settings.kafka_session_seconds)
     app = event_application(settings)
-    db = state_database(settings)
+    db = state_database(settings, also=[LEDGER_SCHEMA])
     shared = leases(settings)
     leads = {role: Lead(shared, role) for role in ROLES}
     faust_app = create_faust_app(options)
-    db.create_schema([LEDGER_SCHEMA])
-    # Set when any worker's agents have applied records (new mail may be queued): on
-    # PostgreSQL each record's transaction NOTIFYs the views' channel, which every worker
-    # LISTENs to for its mailer. On SQLite the mailer looks every half second.
+    # Set when the views have moved on (new mail may be queued): on PostgreSQL each record an
+    # agent applies NOTIFYs the views' channel in its transaction, and every worker's mailer
+    # LISTENs (views_moved); on SQLite the data dir's doorbell, rung by every save, wakes it.
     mail_woken = asyncio.Event()
-    announce, listening = None, []
+    announce = None
     if settings.postgres:
-        from projections.postgres import Listener, views_channel
+        from projections.postgres import views_notify
 
-        channel = views_channel(settings.postgres.schema)
-        announce = f'NOTIFY "{channel}"'
-        listening = [Listener(settings.postgres.conninfo, channel, mail_woken.set).run_async()]
+        announce = views_notify(settings.postgres.schema)
     ledger = Ledger(db, app.mapper, consumer_views(settings), options, announce)
     add_agents(faust_app, ledger)
     positions = TrackedPosition(db)
@@ -242,7 +240,8 @@ def run_worker(settings: Settings) -> None:
                   Scheduler(db, app.record_reminder, lambda: datetime.now(UTC),
                             series=series_reminders(settings, app)), leads,
                   HealthServer(host, port, report),
-                  [listener.run_async(), ledger.sweeps(assigned, GroupLag(options)), *listening],
+                  [listener.run_async(), ledger.sweeps(assigned, GroupLag(options)),
+                   views_moved(settings, mail_woken.set).run_async()],
                   group_lag, mail_woken)
     worker = Consuming(faust_app.app, roles, gate, loglevel=settings.log_level.lower(),
                        logging_config=logging_config(settings.log_level, settings.log_format))

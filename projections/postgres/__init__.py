@@ -10,7 +10,7 @@ imports one package."""
 
 from projections.postgres.dialect import POSTGRES, PostgresDialect, placeholders
 from projections.postgres.leases import AdvisoryLeases, lock_key
-from projections.postgres.listener import Listener, Notify, views_channel
+from projections.postgres.listener import Listener, Notify, views_channel, views_notify
 from projections.postgres.reads import PostgresReads
 from projections.postgres.state import PostgresDatabase
 from projections.postgres.turns import WriterTurns
@@ -18,4 +18,5 @@ from projections.postgres.turns import WriterTurns
 __all__ = [
     "POSTGRES", "AdvisoryLeases", "Listener", "Notify", "PostgresDatabase", "PostgresDialect",
     "PostgresReads", "WriterTurns", "lock_key", "placeholders", "views_channel",
+    "views_notify",
 ]

@@ -26,15 +26,20 @@ def views_channel(schema: str) -> str:
     return f"alphabet_views_{schema}"
 
 
+def views_notify(schema: str) -> str:
+    """The statement that says so: in a transaction, it is delivered at commit."""
+    return f'NOTIFY "{views_channel(schema)}"'
+
+
 class Notify:
-    """A NOTIFY on `channel` when called, over a connection of its own kept open between calls
-    (the views' follower calls it after each pass that applied facts). A NOTIFY that fails is
+    """`views_notify` when called, over a connection of its own kept open between calls (the
+    views' follower calls it after each pass that applied facts). A NOTIFY that fails is
     logged and its connection opened again next time: the listener's safety look remains."""
 
-    def __init__(self, conninfo: str, channel: str) -> None:
+    def __init__(self, conninfo: str, schema: str) -> None:
         self.conninfo = conninfo
-        self.channel = channel
-        self.statement = sql.SQL("NOTIFY {}").format(sql.Identifier(channel))
+        self.channel = views_channel(schema)
+        self.statement = views_notify(schema)
         self.conn: psycopg.Connection[Any] | None = None
 
     def __call__(self) -> None:
