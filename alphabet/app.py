@@ -15,7 +15,7 @@ from sanic import Sanic
 from sanic.config import Config
 from sanic_ext.extensions.http.extension import HTTPExtension
 
-from alphabet import processes, wiring
+from alphabet import heap, processes, wiring
 from alphabet.logs import logging_config
 from alphabet.settings import Settings
 from api import (
@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None) -> App:
         app.ctx.worker = wiring.worker(settings)
         app.ctx.services = app.ctx.worker.blueprints
         await app.ctx.worker.reads.open()
+        heap.freeze()
         for number, task in enumerate(wiring.notifications(settings, app.ctx.worker)):
             app.add_task(until_cancelled(task), name=f"notifications-{number}")
 

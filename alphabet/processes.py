@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from alphabet import wiring
+from alphabet import heap, wiring
 from alphabet.settings import Settings
 from consumers.mail.delivery import Mailer
 from consumers.messages import MessageMaker
@@ -65,6 +65,7 @@ def supervised(name: str, main: Callable[[Settings, Lifetime, ExitStack], None],
     opened closed. Sanic's manager does not restart a managed process that ends."""
     lifetime = Lifetime()
     stop_on_signals(lifetime.end)
+    heap.freeze()
     backoff = Backoff(f"{name} process", None)
     while not lifetime.ended.is_set():
         try:
