@@ -13,10 +13,12 @@ import random
 import resource
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,14 +57,15 @@ class Plan:
     visibility_workers: tuple[int, ...]  # where WebSocket and list lag are measured
     replay_facts: int
     settle_seconds: float  # the longest wait for the views to apply the load
+    rounds: int  # wrk runs per figure, its median reported (see `measure`)
 
 
 FULL = Plan(users=1000, events=10_000, wrk_seconds=10, warmup_seconds=2, append_seconds=10,
             ws_updates=500, lag_samples=200, crowd=1000, visibility_workers=(1, 2),
-            replay_facts=100_000, settle_seconds=120)
+            replay_facts=100_000, settle_seconds=120, rounds=3)
 QUICK = Plan(users=200, events=2000, wrk_seconds=3, warmup_seconds=1, append_seconds=3,
              ws_updates=200, lag_samples=50, crowd=1000, visibility_workers=(1,),
-             replay_facts=20_000, settle_seconds=60)
+             replay_facts=20_000, settle_seconds=60, rounds=3)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,90 @@ def scenarios(data: Dataset, seed: int = 3, feed: str | None = None,
     }
 
 
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+@dataclass(frozen=True)
+class Entrant:
+    """What one figure is measured on: a run's server(s), driven with that run's rotation
+    (each backend loaded its own data, so the same scenario's requests differ by run)."""
+
+    run: Run
+    targets: list[server.Server]
+    requests: list[wrk.Request]
+    token: str | None
+
+
+def typical(rounds: list[dict[str, Any]], rate: str = "rps") -> dict[str, Any]:
+    """A figure's rounds as one: the round with the median rate, its p50 and p99 replaced by
+    the rounds' medians, and every round's rate and p99 kept beside them."""
+    middle = sorted(rounds, key=lambda r: r[rate])[len(rounds) // 2]
+    return {
+        **middle,
+        "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": sum(r["socket_errors"] for r in rounds),
+        "rounds": [{rate: round(r[rate], 1), "p99_ms": r["p99_ms"]} for r in rounds],
+    }
+
+
+def measure(entrants: list[Entrant], name: str, connections: tuple[int, ...],
+            warm_up: bool = True) -> list[dict[str, Any]]:
+    """Each entrant's figure at each connection count, from `rounds` wrk runs each, the
+    entrants taking turns within a round and the order reversed every other round (ABBA).
+    Figures that are compared (one backend with the other, one instance with two) are then
+    taken minutes apart no more: on a shared machine whose speed drifts by a third between
+    one phase and the next, a ratio of two single runs minutes apart measured the drift as
+    much as the product. A short discarded run first for each (a fresh worker's caches,
+    SQLite's page cache)."""
+    plan = entrants[0].run.plan
+    found: list[dict[str, Any]] = [{} for _ in entrants]
+    if warm_up and plan.warmup_seconds:
+        for entrant in entrants:
+            entrant.run.drive(entrant, entrants, name, connections[0], plan.warmup_seconds)
+    for c in connections:
+        rounds: list[list[dict[str, Any]]] = [[] for _ in entrants]
+        for turn in range(plan.rounds):
+            order = list(enumerate(entrants))
+            for index, entrant in order if turn % 2 == 0 else reversed(order):
+                rounds[index].append(entrant.run.drive(entrant, entrants, name, c,
+                                                       plan.wrk_seconds))
+        for index in range(len(entrants)):
+            found[index][str(c)] = typical(rounds[index], "ok_rps" if name == "append"
+                                           else "rps")
+    return found
+
+
+def together(served: dict[Run, tuple[server.Server, Dataset]], workers: int) -> None:
+    """Every scenario on every run's server, measured by `measure` in turns: one run alone,
+    or both backends of a --both-backends invocation side by side."""
+    rotations = {}
+    for run, (product, data) in served.items():
+        feed = load.calendar_feed(product.url, load.sign_in(product.url, data.subscriber))
+        # the feed grows between phases (the earlier phase's POSTs invite the subscriber too)
+        run.results.setdefault("feed_events", {})[f"w{workers}"] = httpx.get(
+            product.url + feed, timeout=30).text.count("BEGIN:VEVENT")
+        rotations[run] = scenarios(data, feed=feed)
+
+    def entrants(scenario: str) -> list[Entrant]:
+        return [Entrant(run, [product], rotations[run][scenario][0],
+                        data.owner.access if rotations[run][scenario][1] else None)
+                for run, (product, data) in served.items()]
+
+    for name in next(iter(rotations.values())):
+        progress(f"wrk {name} (workers {workers})")
+        for run, figures in zip(served, measure(entrants(name), name, CONNECTIONS),
+                                strict=True):
+            run.results["http"].setdefault(f"w{workers}", {})[name] = figures
+    progress(f"HTTP appends with {' and '.join(map(str, APPEND_WRITERS))} clients "
+             f"(workers {workers})")
+    for run, figures in zip(served, measure(entrants("post"), "append", APPEND_WRITERS,
+                                            warm_up=False), strict=True):
+        run.results["append"][f"http_w{workers}"] = figures
+
+
 class Run:
     """One benchmark run: its plan, scratch directory and everything measured so far."""
 
@@ -148,32 +235,37 @@ class Run:
         self.failures: list[str] = []  # answers that were not 2xx, sockets dropped
         self.notes: list[str] = []  # what makes a figure meaningless without being an error
 
-    def progress(self, text: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-    def drive(self, targets: list[server.Server], name: str, requests: list[wrk.Request],
-              token: str | None, connections: int, seconds: float) -> dict[str, Any]:
-        """One wrk run against one server, or several at once (instances sharing a database),
-        with the CPU each part of the machine spent per request meanwhile."""
-        for target in targets:
-            waited = target.quiet()
-            if waited >= server.QUIET_SECONDS:
-                self.notes.append(f"{name} at {connections} connections began on a server "
-                                  f"still busy after {waited:.0f} s")
-            if target.deferred:
-                self.drain(target, f"{name} at {connections} connections")
+    def drive(self, entrant: Entrant, alongside: list[Entrant], name: str, connections: int,
+              seconds: float) -> dict[str, Any]:
+        """One wrk run against the entrant's server, or several at once (instances sharing
+        a database), with the CPU each part of the machine spent per request meanwhile.
+        Every server of `alongside` (the figures taken in turns with this one) must first be
+        done with what earlier runs left, or this run would pay for their work."""
+        targets = entrant.targets
+        label = f"{name} at {connections} connections"
+        owners = {id(t): (other.run, t) for other in alongside for t in other.targets}
+        for run, target in owners.values():
+            run.settle(target, label)
         meter = CpuMeter([target.pid for target in targets], self.event_store)
         before = meter.read()
-        result = wrk.spread([target.url for target in targets], name, requests, token,
-                            connections, seconds, self.workdir)
+        result = wrk.spread([target.url for target in targets], name, entrant.requests,
+                            entrant.token, connections, seconds, self.workdir)
         spent = per_request(before, meter.read(), result.requests)
         if result.non_2xx or result.socket_errors:
-            self.failures.append(f"{name} at {connections} connections: {result.non_2xx} "
-                                 f"non-2xx answers, {result.socket_errors} socket errors")
+            self.failures.append(f"{label}: {result.non_2xx} non-2xx answers, "
+                                 f"{result.socket_errors} socket errors")
         if not result.requests:
-            self.notes.append(f"{name} at {connections} connections: no answer came back "
-                              f"within the {seconds:.0f} s run (answers take longer than that)")
+            self.notes.append(f"{label}: no answer came back within the {seconds:.0f} s run "
+                              "(answers take longer than that)")
         return {**result.as_dict(), "cpu_us": spent}
+
+    def settle(self, target: server.Server, label: str) -> None:
+        """Wait until one of this run's servers is idle and owes nothing."""
+        waited = target.quiet()
+        if waited >= server.QUIET_SECONDS:
+            self.notes.append(f"{label} began on a server still busy after {waited:.0f} s")
+        if target.deferred:
+            self.drain(target, label)
 
     def drain(self, target: server.Server, label: str) -> None:
         """Wait for the views and the mailer to finish what earlier runs left (a POST run
@@ -191,23 +283,20 @@ class Run:
     def measure(self, targets: list[server.Server], name: str, requests: list[wrk.Request],
                 token: str | None, connections: tuple[int, ...],
                 warm_up: bool = True) -> dict[str, Any]:
-        """A short discarded run first (a fresh worker's caches, SQLite's page cache), then
-        one measured run per connection count."""
-        if warm_up and self.plan.warmup_seconds:
-            self.drive(targets, name, requests, token, connections[0], self.plan.warmup_seconds)
-        return {str(c): self.drive(targets, name, requests, token, c, self.plan.wrk_seconds)
-                for c in connections}
+        """One figure per connection count on these servers alone."""
+        return measure([Entrant(self, targets, requests, token)], name, connections,
+                       warm_up)[0]
 
     def load(self, product: server.Server) -> Dataset:
         self.results["rss_mib"]["w1_empty"] = product.rss_mib()
-        self.progress(f"loading {self.plan.users} users and {self.plan.events} events")
+        progress(f"loading {self.plan.users} users and {self.plan.events} events")
         started = time.monotonic()
         data = load.load(product.url, self.plan.users, self.plan.events)
         loaded = time.monotonic() - started
         waited, lag = load.settle(product.url, self.plan.settle_seconds)
         self.results["load"] = {"seconds": round(loaded, 1), "settle_seconds": round(waited, 1),
                                 "views_lag_left": lag}
-        self.progress(f"loaded in {loaded:.0f} s; views caught up {waited:.1f} s later")
+        progress(f"loaded in {loaded:.0f} s; views caught up {waited:.1f} s later")
         self.results["rss_mib"]["w1_loaded"] = product.rss_mib()
         self.keep_bodies(product.url, data)
         return data
@@ -222,40 +311,22 @@ class Run:
         self.event_body.write_text(json.dumps(middle), encoding="utf-8")
         self.list_body.write_text(json.dumps(page), encoding="utf-8")
 
-    def http(self, product: server.Server, data: Dataset, workers: int) -> None:
-        token = data.owner.access
-        measured: dict[str, Any] = {}
-        feed = load.calendar_feed(product.url, load.sign_in(product.url, data.subscriber))
-        # the feed grows between phases (the earlier phase's POSTs invite the subscriber too)
-        self.results.setdefault("feed_events", {})[f"w{workers}"] = httpx.get(
-            product.url + feed, timeout=30).text.count("BEGIN:VEVENT")
-        rotations = scenarios(data, feed=feed)
-        for name, (requests, authorised) in rotations.items():
-            self.progress(f"wrk {name} (workers {workers})")
-            measured[name] = self.measure([product], name, requests,
-                                          token if authorised else None, CONNECTIONS)
-        self.results["http"][f"w{workers}"] = measured
-        self.progress(f"HTTP appends with {' and '.join(map(str, APPEND_WRITERS))} clients "
-                      f"(workers {workers})")
-        self.results["append"][f"http_w{workers}"] = self.measure(
-            [product], "append", rotations["post"][0], token, APPEND_WRITERS, warm_up=False)
-
     def visibility(self, product: server.Server, data: Dataset, workers: int) -> None:
         token = data.owner.access
         latency: dict[str, Any] = {}
         product.quiet()
         self.drain(product, "PUT → WebSocket")
-        self.progress(f"PUT → WebSocket, {self.plan.ws_updates} updates, no other sockets")
+        progress(f"PUT → WebSocket, {self.plan.ws_updates} updates, no other sockets")
         latency["ws_idle"] = asyncio.run(sockets.websocket_latency(
             product.url, token, data.owned_ids, self.plan.ws_updates))
-        self.progress(f"write → listed, {self.plan.lag_samples} samples")
+        progress(f"write → listed, {self.plan.lag_samples} samples")
         latency["visible"] = sockets.visible_lag(product.url, token, self.plan.lag_samples)
-        self.progress(f"connecting {self.plan.crowd} feed sockets")
+        progress(f"connecting {self.plan.crowd} feed sockets")
         crowd = sockets.Crowd(product.url, token, self.plan.crowd,
                               self.workdir / f"crowd-w{workers}.log")
         try:
             self.results["rss_mib"][f"w{workers}_sockets"] = product.rss_mib()
-            self.progress(f"PUT → WebSocket with {crowd.count} other sockets")
+            progress(f"PUT → WebSocket with {crowd.count} other sockets")
             latency["ws_crowd"] = asyncio.run(sockets.websocket_latency(
                 product.url, token, data.owned_ids, self.plan.ws_updates))
         finally:
@@ -267,10 +338,13 @@ class Run:
                                  f"{expected:,} feed messages (sockets closed as too slow?)")
         self.results["latency"][f"w{workers}"] = latency
 
-    def phase(self, data: Dataset | None, workers: int) -> Dataset:
-        """Everything measured against one `alphabet serve --workers N` (the data dir is kept
-        between phases, so the second starts on the first's data)."""
-        self.progress(f"starting alphabet serve --workers {workers}")
+    @contextmanager
+    def serving(self, data: Dataset | None, workers: int
+                ) -> Iterator[tuple[server.Server, Dataset]]:
+        """One `alphabet serve --workers N` up, loaded on the first call (the data dir is
+        kept between calls, so the second starts on the first's data), for what is measured
+        against it; the mail it sent meanwhile recorded when it is stopped."""
+        progress(f"starting alphabet serve --workers {workers}")
         product = server.product(self.data_dir, workers, self.workdir, self.event_store)
         try:
             if data is None:
@@ -280,9 +354,7 @@ class Run:
             load.sign_in(product.url, data.owner)  # access tokens last 15 minutes
             queued, sent = load.mail_counts(self.data_dir, self.event_store)
             started = time.monotonic()
-            self.http(product, data, workers)
-            if workers in self.plan.visibility_workers:
-                self.visibility(product, data, workers)
+            yield product, data
             self.results["rss_mib"][f"w{workers}_end"] = product.rss_mib()
             queued_end, sent_end = load.mail_counts(self.data_dir, self.event_store)
             seconds = time.monotonic() - started
@@ -294,10 +366,9 @@ class Run:
             }
         finally:
             product.stop()
-        return data
 
     def baseline(self, workers: int) -> None:
-        self.progress(f"bare Sanic baseline (workers {workers})")
+        progress(f"bare Sanic baseline (workers {workers})")
         bare = server.baseline(self.event_body, self.list_body, workers, self.workdir)
         try:
             one = [wrk.Request("GET", "/api/event/00000000-0000-0000-0000-000000000000")]
@@ -314,7 +385,7 @@ class Run:
     def storage(self) -> None:
         """Run with no server up, so nothing else competes for the disk."""
         plan = self.plan
-        self.progress(f"replay: building a store of {plan.replay_facts} facts, then replaying")
+        progress(f"replay: building a store of {plan.replay_facts} facts, then replaying")
         replayed = storage.replay_rate(self.workdir / "replay", plan.replay_facts)
         self.results["replay"] = {
             **asdict(replayed), "facts_per_second": replayed.facts_per_second,
@@ -324,7 +395,7 @@ class Run:
         append = self.results["append"]
         append["in_process"], append["raw_one_row"] = {}, {}
         for writers in APPEND_WRITERS:
-            self.progress(f"in-process appends and raw inserts, {writers} writer(s)")
+            progress(f"in-process appends and raw inserts, {writers} writer(s)")
             append["in_process"][str(writers)] = storage.append_in_process(
                 self.workdir / f"append-{writers}", writers, plan.append_seconds)
             append["raw_one_row"][str(writers)] = storage.raw_single(
@@ -334,10 +405,10 @@ class Run:
     def scale_out(self, data: Dataset) -> None:
         """Several instances (`alphabet serve --workers 1` each, a data dir and port of their
         own, one signing key) on this run's PostgreSQL database, driven at once, beside the
-        first of them alone: measured route by route, one after the other, so both figures
-        see the same machine."""
+        first of them alone: measured route by route, the two in turns (`measure`), so both
+        figures see the same machine."""
         secret = (self.data_dir / "secret_key").read_text(encoding="utf-8").strip()
-        self.progress(f"scale-out: {SCALE_OUT_INSTANCES} instances on one database")
+        progress(f"scale-out: {SCALE_OUT_INSTANCES} instances on one database")
         fleet: list[server.Server] = []
         try:
             for number in range(SCALE_OUT_INSTANCES):
@@ -348,12 +419,11 @@ class Run:
             measured: dict[str, Any] = {}
             for name in SCALE_OUT_SCENARIOS:
                 requests, _ = rotations[name]
-                self.progress(f"wrk {name}: one instance, then {len(fleet)}")
-                measured[name] = {
-                    str(len(targets)): self.measure(targets, f"{name}-x{len(targets)}", requests,
-                                                    data.owner.access, CONNECTIONS)
-                    for targets in (fleet[:1], fleet)
-                }
+                progress(f"wrk {name}: one instance and {len(fleet)}, in turns")
+                alone, every = measure([Entrant(self, fleet[:1], requests, data.owner.access),
+                                        Entrant(self, fleet, requests, data.owner.access)],
+                                       f"{name}-scale-out", CONNECTIONS)
+                measured[name] = {"1": alone, str(len(fleet)): every}
         finally:
             for instance in fleet:
                 instance.stop()
@@ -362,7 +432,10 @@ class Run:
     def execute(self, scale_out: bool = False) -> None:
         data = None
         for workers in WORKERS:
-            data = self.phase(data, workers)
+            with self.serving(data, workers) as (product, data):
+                together({self: (product, data)}, workers)
+                if workers in self.plan.visibility_workers:
+                    self.visibility(product, data, workers)
             self.baseline(workers)
         if scale_out and data is not None:
             self.scale_out(data)
@@ -384,16 +457,25 @@ class Run:
 
 
 def both_backends(runs: dict[str, Run], scale_out: bool) -> None:
-    """SQLite and PostgreSQL in one invocation: at each workers count one backend's phase
-    right after the other's (each on data it loaded itself, the same users and events), the
-    bare baseline once for both, and the in-process storage figures (SQLite's) once."""
-    data: dict[str, Dataset] = {}
+    """SQLite and PostgreSQL in one invocation: at each workers count both servers up at
+    once (each on data it loaded itself, the same users and events) and every route's
+    figures taken in turns (`measure`), then each one's visibility latencies while the other
+    idles; the bare baseline once for both, and the in-process storage figures (SQLite's)
+    once."""
+    data: dict[str, Dataset | None] = dict.fromkeys(runs)
     for workers in WORKERS:
-        for name, run in runs.items():
-            run.progress(f"--- {name}")
-            data[name] = run.phase(data.get(name), workers)
+        with ExitStack() as stack:
+            served = {run: stack.enter_context(run.serving(data[name], workers))
+                      for name, run in runs.items()}
+            together(served, workers)
+            for run, (product, loaded) in served.items():
+                if workers in run.plan.visibility_workers:
+                    for other, (theirs, _) in served.items():
+                        other.settle(theirs, "PUT → WebSocket")
+                    run.visibility(product, loaded, workers)
+            data = {name: served[run][1] for name, run in runs.items()}
         runs["sqlite"].baseline(workers)
-    if scale_out:
+    if scale_out and data["postgresql"] is not None:
         runs["postgresql"].scale_out(data["postgresql"])
     runs["sqlite"].storage()
     runs["postgresql"].share(runs["sqlite"])
