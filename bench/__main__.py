@@ -163,14 +163,14 @@ def typical(rounds: list[dict[str, Any]], rate: str = "rps") -> dict[str, Any]:
 
 
 def measure(entrants: list[Entrant], name: str, connections: tuple[int, ...],
-            warm_up: bool = True) -> list[dict[str, Any]]:
+            warm_up: bool = True, rate: str = "rps") -> list[dict[str, Any]]:
     """Each entrant's figure at each connection count, from `rounds` wrk runs each, the
     entrants taking turns within a round and the order reversed every other round (ABBA).
     Figures that are compared (one backend with the other, one instance with two) are then
     taken minutes apart no more: on a shared machine whose speed drifts by a third between
     one phase and the next, a ratio of two single runs minutes apart measured the drift as
     much as the product. A short discarded run first for each (a fresh worker's caches,
-    SQLite's page cache)."""
+    SQLite's page cache). `rate`: the figure the median round is chosen by."""
     plan = entrants[0].run.plan
     found: list[dict[str, Any]] = [{} for _ in entrants]
     if warm_up and plan.warmup_seconds:
@@ -184,8 +184,7 @@ def measure(entrants: list[Entrant], name: str, connections: tuple[int, ...],
                 rounds[index].append(entrant.run.drive(entrant, entrants, name, c,
                                                        plan.wrk_seconds))
         for index in range(len(entrants)):
-            found[index][str(c)] = typical(rounds[index], "ok_rps" if name == "append"
-                                           else "rps")
+            found[index][str(c)] = typical(rounds[index], rate)
     return found
 
 
@@ -212,8 +211,8 @@ def together(served: dict[Run, tuple[server.Server, Dataset]], workers: int) -> 
             run.results["http"].setdefault(f"w{workers}", {})[name] = figures
     progress(f"HTTP appends with {' and '.join(map(str, APPEND_WRITERS))} clients "
              f"(workers {workers})")
-    for run, figures in zip(served, measure(entrants("post"), "append", APPEND_WRITERS,
-                                            warm_up=False), strict=True):
+    appends = measure(entrants("post"), "append", APPEND_WRITERS, warm_up=False, rate="ok_rps")
+    for run, figures in zip(served, appends, strict=True):
         run.results["append"][f"http_w{workers}"] = figures
 
 
@@ -471,7 +470,8 @@ def both_backends(runs: dict[str, Run], scale_out: bool) -> None:
             for run, (product, loaded) in served.items():
                 if workers in run.plan.visibility_workers:
                     for other, (theirs, _) in served.items():
-                        other.settle(theirs, "PUT → WebSocket")
+                        if other is not run:  # visibility settles its own server
+                            other.settle(theirs, "PUT → WebSocket")
                     run.visibility(product, loaded, workers)
             data = {name: served[run][1] for name, run in runs.items()}
         runs["sqlite"].baseline(workers)
